@@ -1,0 +1,24 @@
+//! The small interface through which server functions reach the video engine.
+//!
+//! The `server` crate implements it (OpenCV, later CLIP) and provides it as Leptos context, so
+//! this crate compiles for the browser without any of those dependencies.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::types::{FrameJpeg, VideoInfo};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+pub trait VideoBackend: Send + Sync + 'static {
+    /// Metadata of the open video; cheap, never decodes.
+    fn info(&self) -> Result<VideoInfo, String>;
+
+    /// JPEG of exactly `frame`, decoded with `viewer`'s own decoder. Runs off the async workers.
+    fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>>;
+}
+
+/// Handle stored in Leptos context.
+#[derive(Clone)]
+pub struct Backend(pub Arc<dyn VideoBackend>);

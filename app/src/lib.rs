@@ -1,0 +1,87 @@
+//! CLIP Video Investigator: the Leptos app shared by the server (SSR) and the browser (hydrate).
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod backend;
+#[cfg(feature = "hydrate")]
+mod browser;
+pub mod player;
+pub mod types;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::use_query_map;
+use leptos_router::StaticSegment;
+
+use crate::api::get_video_info;
+use crate::player::Player;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/clip-investigator.css"/>
+        <Title text="CLIP Video Investigator"/>
+        <Router>
+            <header class="app-header"><h1>"CLIP Video Investigator"</h1></header>
+            <main>
+                <Routes fallback=|| view! { <p class="error" role="alert">"Page not found."</p> }>
+                    <Route path=StaticSegment("") view=PlayerPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The page for the configured video; `?frame=N` opens it at frame N.
+#[component]
+fn PlayerPage() -> impl IntoView {
+    let query = use_query_map();
+    let frame_param = query.with_untracked(|q| q.get("frame"));
+    let info = Resource::new_blocking(|| (), |_| get_video_info());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Opening the video…"</p> }>
+            {move || {
+                let frame_param = frame_param.clone();
+                Suspend::new(async move {
+                    match info.await {
+                        Ok(info) => view! { <Player info frame_param/> }.into_any(),
+                        Err(error) => view! {
+                            <section id="player" class="player" data-hydrated="true">
+                                <p id="error" class="error" role="alert">
+                                    {format!("The video cannot be shown: {}", server_error_text(&error))}
+                                </p>
+                            </section>
+                        }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+fn server_error_text(error: &ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}

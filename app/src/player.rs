@@ -1,0 +1,487 @@
+//! The player: a frame view fed with JPEGs from server functions, paced by the client.
+//!
+//! Playback is driven by a clock, not by the arrival of frames: at time `t` after Play the
+//! playhead is `start + floor(t * fps)`. Frames are requested one at a time per tab, a few
+//! ahead of the playhead, so that this tab's decoder on the server reads forward without
+//! seeking; a frame that arrives after its time is skipped rather than slowing the clock.
+
+use leptos::prelude::*;
+
+use crate::types::{format_time, parse_frame_param, seconds_at, VideoInfo};
+
+/// Requests at most this many frames ahead of the playhead while playing.
+#[cfg(feature = "hydrate")]
+const LOOKAHEAD_FRAMES: u64 = 3;
+
+/// Reactive state of one tab's player; cheap to copy into event handlers.
+#[derive(Clone, Copy)]
+pub struct PlayerState {
+    pub info: RwSignal<VideoInfo>,
+    /// The frame the clock (or the last seek) says should be on screen.
+    pub playhead: RwSignal<u64>,
+    pub playing: RwSignal<bool>,
+    /// The frame and object URL given to the `<img>`.
+    pub source: RwSignal<Option<(u64, String)>>,
+    /// The frame whose image has finished loading in the `<img>`.
+    pub shown: RwSignal<Option<u64>>,
+    pub error: RwSignal<Option<String>>,
+    /// Frames shown and skipped since the last Play.
+    pub displayed: RwSignal<u64>,
+    pub dropped: RwSignal<u64>,
+    #[cfg(feature = "hydrate")]
+    client: StoredValue<client::Loader, LocalStorage>,
+}
+
+impl PlayerState {
+    fn new(info: VideoInfo, start: u64) -> Self {
+        Self {
+            info: RwSignal::new(info),
+            playhead: RwSignal::new(start),
+            playing: RwSignal::new(false),
+            source: RwSignal::new(None),
+            shown: RwSignal::new(None),
+            error: RwSignal::new(None),
+            displayed: RwSignal::new(0),
+            dropped: RwSignal::new(0),
+            #[cfg(feature = "hydrate")]
+            client: StoredValue::new_local(client::Loader::new()),
+        }
+    }
+
+    fn last_frame(&self) -> u64 {
+        self.info.with_untracked(VideoInfo::last_frame)
+    }
+}
+
+#[component]
+pub fn Player(info: VideoInfo, frame_param: Option<String>) -> impl IntoView {
+    let (start, start_error) = match frame_param
+        .as_deref()
+        .map(|raw| parse_frame_param(raw, info.frames))
+    {
+        None => (0, None),
+        Some(Ok(frame)) => (frame, None),
+        Some(Err(error)) => (0, Some(error.to_string())),
+    };
+    let state = PlayerState::new(info, start);
+    state.error.set(start_error);
+    let hydrated = RwSignal::new(false);
+
+    // Effects run only in the browser: load the first frame once hydrated.
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            client::start(state);
+        }
+        hydrated.set(true);
+    });
+
+    let on_play = move |_| {
+        state.error.set(None);
+        play(state)
+    };
+    let on_pause = move |_| pause(state);
+    let on_reset = move |_| {
+        state.error.set(None);
+        pause(state);
+        seek(state, 0);
+    };
+    let on_slider = move |ev: leptos::ev::Event| {
+        if let Ok(frame) = event_target_value(&ev).parse::<u64>() {
+            state.error.set(None);
+            seek(state, frame);
+        }
+    };
+
+    let info = state.info;
+    let counter = move || {
+        format!(
+            "Frame {} / {}",
+            state.playhead.get(),
+            info.with(VideoInfo::last_frame)
+        )
+    };
+    let time = move || {
+        let fps = info.with(|i| i.fps);
+        format!(
+            "{} / {}",
+            format_time(seconds_at(state.playhead.get(), fps)),
+            format_time(info.with(VideoInfo::duration_s))
+        )
+    };
+    let size = move || {
+        info.with(|i| {
+            let estimate = if i.exact_count {
+                ""
+            } else {
+                " (estimated, counting…)"
+            };
+            format!(
+                "{}×{} · {:.2} fps · {} frames{estimate}",
+                i.width, i.height, i.fps, i.frames
+            )
+        })
+    };
+
+    view! {
+        <section id="player" class="player" data-hydrated=move || hydrated.get().to_string()>
+            <header class="video-header" id="video-meta"
+                data-fps=move || info.with(|i| i.fps.to_string())
+                data-frames=move || info.with(|i| i.frames.to_string())
+                data-exact-count=move || info.with(|i| i.exact_count.to_string())>
+                <h2 id="video-name">{move || info.with(|i| i.name.clone())}</h2>
+                <span id="video-size">{size}</span>
+            </header>
+            {move || state.error.get().map(|message| view! {
+                <p id="error" class="error" role="alert">{message}</p>
+            })}
+            <div class="frame-box">
+                <img id="frame-view" alt="video frame"
+                    width=move || info.with(|i| i.width)
+                    height=move || info.with(|i| i.height)
+                    src=move || state.source.get().map(|(_, url)| url)
+                    data-frame=move || state.shown.get().map(|f| f.to_string())
+                    on:load=move |_| state.shown.set(state.source.get_untracked().map(|(f, _)| f))
+                />
+            </div>
+            <div class="controls">
+                <button id="btn-play" on:click=on_play disabled=move || state.playing.get()>"Play"</button>
+                <button id="btn-pause" on:click=on_pause disabled=move || !state.playing.get()>"Pause"</button>
+                <button id="btn-reset" on:click=on_reset>"Reset"</button>
+                <span id="frame-counter" class="counter" data-frame=move || state.playhead.get().to_string()>{counter}</span>
+                <span id="frame-time" class="time">{time}</span>
+            </div>
+            <input id="frame-slider" class="slider" type="range" min="0"
+                max=move || info.with(VideoInfo::last_frame).to_string()
+                prop:value=move || state.playhead.get().to_string()
+                on:input=on_slider
+                aria-label="frame"
+            />
+            <p id="playback-stats" class="stats"
+                data-displayed=move || state.displayed.get().to_string()
+                data-dropped=move || state.dropped.get().to_string()>
+                {move || format!("shown {} · skipped {}", state.displayed.get(), state.dropped.get())}
+            </p>
+        </section>
+    }
+}
+
+fn play(state: PlayerState) {
+    #[cfg(feature = "hydrate")]
+    client::play(state);
+    #[cfg(not(feature = "hydrate"))]
+    state.playing.set(true);
+}
+
+fn pause(state: PlayerState) {
+    #[cfg(feature = "hydrate")]
+    client::pause(state);
+    #[cfg(not(feature = "hydrate"))]
+    state.playing.set(false);
+}
+
+fn seek(state: PlayerState, frame: u64) {
+    let frame = frame.min(state.last_frame());
+    #[cfg(feature = "hydrate")]
+    {
+        client::seek(state, frame);
+        crate::browser::replace_query_param("frame", &frame.to_string());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    state.playhead.set(frame);
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use leptos::prelude::*;
+    use leptos::task::spawn_local;
+
+    use super::{PlayerState, LOOKAHEAD_FRAMES};
+    use crate::api::{get_frame, get_video_info};
+    use crate::browser;
+
+    /// Browser-side bookkeeping that never leaves the tab.
+    pub struct Loader {
+        viewer: String,
+        /// Bumped by every seek, play and pause; answers to older requests are dropped.
+        generation: u64,
+        request_in_flight: bool,
+        /// A seek made while a request was in flight; sent when it returns.
+        pending_seek: Option<u64>,
+        next_fetch: u64,
+        /// Frames that arrived ahead of their time while playing.
+        buffered: BTreeMap<u64, String>,
+        /// The frame last handed to the `<img>`.
+        on_screen: Option<u64>,
+        /// Playback clock: page time (ms) and frame at the last Play or seek.
+        clock: Option<(f64, u64)>,
+        ticker: Option<IntervalHandle>,
+    }
+
+    impl Loader {
+        pub fn new() -> Self {
+            Self {
+                viewer: browser::random_viewer_id(),
+                generation: 0,
+                request_in_flight: false,
+                pending_seek: None,
+                next_fetch: 0,
+                buffered: BTreeMap::new(),
+                on_screen: None,
+                clock: None,
+                ticker: None,
+            }
+        }
+
+        fn drop_buffered(&mut self) {
+            for url in std::mem::take(&mut self.buffered).into_values() {
+                browser::revoke(&url);
+            }
+        }
+    }
+
+    /// Runs `f` on this tab's loader; the loader lives as long as the page.
+    fn with_loader<U: Default>(state: PlayerState, f: impl FnOnce(&mut Loader) -> U) -> U {
+        state.client.try_update_value(f).unwrap_or_default()
+    }
+
+    pub fn start(state: PlayerState) {
+        let frame = state.playhead.get_untracked();
+        seek(state, frame);
+        if !state.info.with_untracked(|i| i.exact_count) {
+            poll_exact_count(state);
+        }
+    }
+
+    /// While the server is still counting frames, refresh the video's metadata.
+    fn poll_exact_count(state: PlayerState) {
+        let handle = StoredValue::new_local(None::<IntervalHandle>);
+        let interval = set_interval_with_handle(
+            move || {
+                spawn_local(async move {
+                    if let Ok(info) = get_video_info().await {
+                        let exact = info.exact_count;
+                        state.info.set(info);
+                        if exact {
+                            if let Some(h) = handle.get_value() {
+                                h.clear();
+                            }
+                        }
+                    }
+                });
+            },
+            Duration::from_secs(2),
+        );
+        handle.set_value(interval.ok());
+    }
+
+    pub fn seek(state: PlayerState, frame: u64) {
+        state.playhead.set(frame);
+        let playing = state.playing.get_untracked();
+        let request_now = with_loader(state, |loader| {
+            loader.generation += 1;
+            loader.drop_buffered();
+            if playing {
+                loader.clock = Some((browser::now_ms(), frame));
+                loader.next_fetch = frame;
+                None
+            } else if loader.request_in_flight {
+                loader.pending_seek = Some(frame);
+                None
+            } else {
+                Some(loader.generation)
+            }
+        });
+        match request_now {
+            Some(generation) => request(state, frame, generation),
+            None if playing => tick(state),
+            None => {}
+        }
+    }
+
+    pub fn play(state: PlayerState) {
+        if state.playing.get_untracked() {
+            return;
+        }
+        let last = state.last_frame();
+        let mut frame = state.playhead.get_untracked();
+        if frame >= last {
+            frame = 0; // Play at the end starts over, as video players do.
+            state.playhead.set(0);
+        }
+        state.playing.set(true);
+        state.displayed.set(0);
+        state.dropped.set(0);
+        let ticker = set_interval_with_handle(move || tick(state), Duration::from_millis(5)).ok();
+        with_loader(state, |loader| {
+            loader.generation += 1;
+            loader.pending_seek = None;
+            loader.drop_buffered();
+            loader.clock = Some((browser::now_ms(), frame));
+            loader.next_fetch = frame;
+            if let Some(old) = std::mem::replace(&mut loader.ticker, ticker) {
+                old.clear();
+            }
+        });
+        tick(state);
+    }
+
+    pub fn pause(state: PlayerState) {
+        state.playing.set(false);
+        let frame = state.playhead.get_untracked();
+        let needs_request = with_loader(state, |loader| {
+            if let Some(ticker) = loader.ticker.take() {
+                ticker.clear();
+            }
+            loader.generation += 1;
+            loader.clock = None;
+            loader.drop_buffered();
+            // Show exactly the playhead frame, even if it had not arrived yet.
+            (loader.on_screen != Some(frame)).then_some(loader.generation)
+        });
+        if let Some(generation) = needs_request {
+            if state.client.with_value(|l| l.request_in_flight) {
+                with_loader(state, |l| l.pending_seek = Some(frame));
+            } else {
+                request(state, frame, generation);
+            }
+        }
+        browser::replace_query_param("frame", &frame.to_string());
+    }
+
+    /// One step of the playback clock: advance the playhead, show the newest frame that is due,
+    /// and keep the next frames coming.
+    fn tick(state: PlayerState) {
+        if !state.playing.get_untracked() {
+            return;
+        }
+        let last = state.last_frame();
+        let fps = state.info.with_untracked(|i| i.fps).max(0.001);
+        let Some((t0, f0)) = state.client.with_value(|l| l.clock) else {
+            return;
+        };
+        let due = (f0 + ((browser::now_ms() - t0) / 1000.0 * fps).floor() as u64).min(last);
+        if state.playhead.get_untracked() != due {
+            state.playhead.set(due);
+        }
+
+        let (show, fetch) = with_loader(state, |loader| {
+            let show = loader
+                .buffered
+                .range(..=due)
+                .next_back()
+                .map(|(&f, _)| f)
+                .filter(|&f| loader.on_screen.is_none_or(|shown| f > shown));
+            let show = show.map(|f| {
+                let skipped = loader
+                    .on_screen
+                    .map_or(0, |shown| f.saturating_sub(shown + 1));
+                let url = loader.buffered.remove(&f).unwrap_or_default();
+                let stale: Vec<u64> = loader.buffered.range(..f).map(|(&k, _)| k).collect();
+                for k in stale {
+                    if let Some(url) = loader.buffered.remove(&k) {
+                        browser::revoke(&url);
+                    }
+                }
+                loader.on_screen = Some(f);
+                (f, url, skipped)
+            });
+            // Fell behind: skip to what is due instead of fetching frames already late.
+            loader.next_fetch = loader.next_fetch.max(due);
+            let fetch = (!loader.request_in_flight
+                && loader.next_fetch <= (due + LOOKAHEAD_FRAMES).min(last))
+            .then(|| {
+                let frame = loader.next_fetch;
+                loader.next_fetch += 1;
+                (frame, loader.generation)
+            });
+            (show, fetch)
+        });
+
+        if let Some((frame, url, skipped)) = show {
+            state.displayed.update(|n| *n += 1);
+            state.dropped.update(|n| *n += skipped);
+            display(state, frame, url);
+        }
+        if let Some((frame, generation)) = fetch {
+            request(state, frame, generation);
+        }
+        if due == last && state.client.with_value(|l| l.on_screen) == Some(last) {
+            pause(state);
+        }
+    }
+
+    fn display(state: PlayerState, frame: u64, url: String) {
+        let previous = state.source.get_untracked();
+        state.source.set(Some((frame, url)));
+        // The <img> now points at the new URL, so the old one can go.
+        if let Some((_, old)) = previous {
+            browser::revoke(&old);
+        }
+    }
+
+    fn request(state: PlayerState, frame: u64, generation: u64) {
+        let viewer = with_loader(state, |loader| {
+            loader.request_in_flight = true;
+            loader.viewer.clone()
+        });
+        spawn_local(async move {
+            let answer = get_frame(viewer, frame).await;
+            on_answer(
+                state,
+                frame,
+                generation,
+                answer.map_err(|e| server_message(&e)),
+            );
+        });
+    }
+
+    fn on_answer(
+        state: PlayerState,
+        frame: u64,
+        generation: u64,
+        answer: Result<crate::types::FrameJpeg, String>,
+    ) {
+        let current = with_loader(state, |loader| {
+            loader.request_in_flight = false;
+            loader.generation == generation
+        });
+        if current {
+            match answer.and_then(|jpeg| browser::jpeg_object_url(&jpeg.jpeg)) {
+                Ok(url) if state.playing.get_untracked() => {
+                    with_loader(state, |l| {
+                        if let Some(old) = l.buffered.insert(frame, url) {
+                            browser::revoke(&old);
+                        }
+                    });
+                }
+                Ok(url) => {
+                    with_loader(state, |l| l.on_screen = Some(frame));
+                    display(state, frame, url);
+                }
+                Err(message) => {
+                    state.error.set(Some(message));
+                    if state.playing.get_untracked() {
+                        pause(state);
+                    }
+                }
+            }
+        }
+        let pending = with_loader(state, |l| l.pending_seek.take().map(|f| (f, l.generation)));
+        if let Some((frame, generation)) = pending {
+            request(state, frame, generation);
+        } else {
+            tick(state);
+        }
+    }
+
+    fn server_message(error: &ServerFnError) -> String {
+        match error {
+            ServerFnError::ServerError(message) => message.clone(),
+            other => format!("could not load the frame: {other}"),
+        }
+    }
+}

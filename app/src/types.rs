@@ -1,0 +1,147 @@
+//! Types and checks shared by the browser and the server.
+
+use serde::{Deserialize, Serialize};
+
+/// What the page needs to know about the open video.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoInfo {
+    /// File name only: the server never tells the browser where files live.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub frames: u64,
+    /// False while `frames` is the container's estimate and the exact count is still being
+    /// established by decoding in the background.
+    pub exact_count: bool,
+}
+
+impl VideoInfo {
+    pub fn last_frame(&self) -> u64 {
+        self.frames.saturating_sub(1)
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        seconds_at(self.frames, self.fps)
+    }
+}
+
+/// One encoded frame as it travels to the browser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameJpeg {
+    pub frame: u64,
+    #[serde(with = "serde_bytes")]
+    pub jpeg: Vec<u8>,
+}
+
+/// Seconds from the start of the video at which frame `frame` is shown (constant-rate view).
+pub fn seconds_at(frame: u64, fps: f64) -> f64 {
+    if fps > 0.0 {
+        frame as f64 / fps
+    } else {
+        0.0
+    }
+}
+
+/// `mm:ss.ss`, or `h:mm:ss.ss` past an hour.
+pub fn format_time(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    let whole = seconds.floor() as u64;
+    let (h, m) = (whole / 3600, (whole / 60) % 60);
+    let s = seconds - (h * 3600 + m * 60) as f64;
+    if h > 0 {
+        format!("{h}:{m:02}:{s:05.2}")
+    } else {
+        format!("{m:02}:{s:05.2}")
+    }
+}
+
+/// Why a requested frame cannot be shown; the message is meant for the page.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FrameParamError {
+    #[error("frame must be a whole number from 0 to {last}; got \"{given}\"")]
+    NotANumber { given: String, last: u64 },
+    #[error("frame {given} is out of range: this video has {frames} frames (0 to {last})")]
+    OutOfRange {
+        given: String,
+        frames: u64,
+        last: u64,
+    },
+}
+
+/// Parses the `frame` query parameter against the video's frame count.
+pub fn parse_frame_param(raw: &str, frames: u64) -> Result<u64, FrameParamError> {
+    let last = frames.saturating_sub(1);
+    let trimmed = raw.trim();
+    match trimmed.parse::<i128>() {
+        Ok(n) if n >= 0 && (n as u128) < frames as u128 => Ok(n as u64),
+        Ok(_) => Err(FrameParamError::OutOfRange {
+            given: trimmed.to_string(),
+            frames,
+            last,
+        }),
+        Err(_) => Err(FrameParamError::NotANumber {
+            given: trimmed.chars().take(40).collect(),
+            last,
+        }),
+    }
+}
+
+/// A viewer id names one tab's playhead on the server; keep it short and plain.
+pub fn is_valid_viewer_id(id: &str) -> bool {
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_param_accepts_only_frames_of_the_video() {
+        assert_eq!(parse_frame_param("0", 10), Ok(0));
+        assert_eq!(parse_frame_param(" 9 ", 10), Ok(9));
+        assert!(matches!(
+            parse_frame_param("10", 10),
+            Err(FrameParamError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_frame_param("-1", 10),
+            Err(FrameParamError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_frame_param("abc", 10),
+            Err(FrameParamError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_frame_param("1.5", 10),
+            Err(FrameParamError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_frame_param("", 10),
+            Err(FrameParamError::NotANumber { .. })
+        ));
+        let huge = "9".repeat(200);
+        let message = parse_frame_param(&huge, 10).unwrap_err().to_string();
+        assert!(
+            message.len() < 200,
+            "long input is cut in the message: {message}"
+        );
+    }
+
+    #[test]
+    fn times_are_formatted_as_minutes_and_seconds() {
+        assert_eq!(format_time(0.0), "00:00.00");
+        assert_eq!(format_time(4.1), "00:04.10");
+        assert_eq!(format_time(75.5), "01:15.50");
+        assert_eq!(format_time(3725.25), "1:02:05.25");
+        assert_eq!(seconds_at(123, 30.0), 4.1);
+    }
+
+    #[test]
+    fn viewer_ids_are_short_and_plain() {
+        assert!(is_valid_viewer_id("a1b2c3d4e5"));
+        assert!(!is_valid_viewer_id("short"));
+        assert!(!is_valid_viewer_id("../../etc/passwd"));
+        assert!(!is_valid_viewer_id(&"x".repeat(65)));
+    }
+}

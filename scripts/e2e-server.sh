@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Started by Playwright (end2end/playwright.config.ts): makes the 720p test video whose frames
+# carry their index, then serves it with the release build on 127.0.0.1:$E2E_PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bin="$CARGO_TARGET_DIR/release/clip-investigator"
+dir="$CARGO_TARGET_DIR/e2e"
+mkdir -p "$dir"
+video="$dir/pattern720.mp4"
+[ -f "$video" ] || "$bin" make-test-video "$video" --frames 600 --keyframe-interval 60
+cat > "$dir/config.yaml" <<YAML
+roboflow_api_key: ""
+video_path: "$video"
+CLIP:
+  - wall
+YAML
+exec "$bin" serve --config "$dir/config.yaml" --addr "127.0.0.1:${E2E_PORT:-3100}"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust workspace's tests, then the Playwright suite in headless Chromium
+# against a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+echo "== cargo test"
+cargo test -p app -p server
+echo "== release build (server + WASM)"
+cargo leptos build --release
+echo "== Playwright (headless Chromium)"
+cd end2end
+npx playwright test

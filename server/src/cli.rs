@@ -1,0 +1,170 @@
+//! The `clip-investigator` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::engine::{Engine, FrameSettings};
+use crate::{testvideo, video};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clip-investigator",
+    version,
+    about = "See how every frame of a video matches text prompts under CLIP."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for `serve`, which also runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web app (the default).
+    Serve(ServeArgs),
+    /// Print a video's metadata.
+    Probe {
+        video: PathBuf,
+        /// Print JSON: {"frames", "fps", "width", "height", "duration_s", "exact_count"}.
+        #[arg(long)]
+        json: bool,
+        /// Count frames by decoding the whole file, so the count is exact for every container.
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Write frame N of a video as a full-resolution JPEG.
+    Frame {
+        video: PathBuf,
+        n: u64,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// JPEG quality, 1-100.
+        #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+    },
+    /// Write a test video whose frames carry their own index (used by the test suites).
+    #[command(hide = true)]
+    MakeTestVideo {
+        output: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        frames: u32,
+        #[arg(long, default_value_t = 250)]
+        keyframe_interval: u32,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The config file (the old app's config.yaml works unchanged).
+    #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
+    /// Address to listen on; overrides `address` in the config and CLIP_INVESTIGATOR_ADDR.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+/// A failed command: the message for stderr.
+pub type CommandResult = Result<(), String>;
+
+pub fn run(cli: Cli) -> CommandResult {
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Probe { video, json, exact }) => probe(&video, json, exact),
+        Some(Command::Frame {
+            video,
+            n,
+            output,
+            quality,
+        }) => frame(&video, n, &output, quality),
+        Some(Command::MakeTestVideo {
+            output,
+            frames,
+            keyframe_interval,
+        }) => {
+            let spec = testvideo::Spec {
+                keyframe_interval,
+                ..testvideo::Spec::new(testvideo::Codec::H264, frames)
+            };
+            testvideo::write(&output, &spec)
+        }
+    }
+}
+
+/// Loads settings for `serve`: a bad config refuses to start (its intent is unknown), while a
+/// bad video starts the server and shows the problem in the page.
+pub fn load_settings(args: &ServeArgs) -> Result<Settings, String> {
+    let mut settings = Settings::load(&args.config).map_err(|e| e.to_string())?;
+    settings.apply_env()?;
+    if let Some(addr) = args.addr {
+        settings.address = addr;
+    }
+    Ok(settings)
+}
+
+fn serve(args: ServeArgs) -> CommandResult {
+    let settings = load_settings(&args)?;
+    let engine = Arc::new(Engine::new(
+        &settings.video_path,
+        FrameSettings::from(&settings),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(crate::web::serve(engine, settings.address))
+}
+
+fn probe(path: &Path, json: bool, exact: bool) -> CommandResult {
+    let mut meta = video::probe(path).map_err(|e| e.to_string())?;
+    if exact && !meta.exact_count {
+        meta.frames = video::count_frames(path).map_err(|e| e.to_string())?;
+        meta.exact_count = true;
+    }
+    if json {
+        let value = serde_json::json!({
+            "frames": meta.frames,
+            "fps": meta.fps,
+            "width": meta.width,
+            "height": meta.height,
+            "duration_s": meta.duration_s(),
+            "exact_count": meta.exact_count,
+        });
+        println!("{value}");
+    } else {
+        let count = if meta.exact_count {
+            "exact"
+        } else {
+            "estimated by the container; --exact counts them"
+        };
+        println!("{}", path.display());
+        println!("  frames:   {} ({count})", meta.frames);
+        println!("  fps:      {:.3}", meta.fps);
+        println!("  size:     {}x{}", meta.width, meta.height);
+        println!("  duration: {:.3} s", meta.duration_s());
+    }
+    Ok(())
+}
+
+fn frame(path: &Path, n: u64, output: &Path, quality: u8) -> CommandResult {
+    let meta = video::probe(path).map_err(|e| e.to_string())?;
+    if meta.exact_count && n >= meta.frames {
+        return Err(video::VideoError::OutOfRange {
+            frame: n,
+            frames: meta.frames,
+        }
+        .to_string());
+    }
+    let mut decoder = video::Decoder::open(path).map_err(|e| e.to_string())?;
+    let image = decoder.frame(n).map_err(|e| e.to_string())?;
+    let jpeg =
+        video::encode_jpeg(&image, 0, quality).map_err(|e| format!("JPEG encoding failed: {e}"))?;
+    std::fs::write(output, jpeg).map_err(|e| format!("cannot write {}: {e}", output.display()))
+}

@@ -1,0 +1,315 @@
+//! `config.yaml`: the old app's keys (`roboflow_api_key`, `video_path`, `CLIP`) plus optional
+//! new settings with defaults. Unknown keys are errors, so a typo is never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every top-level key the file may have.
+pub const KNOWN_KEYS: &[&str] = &[
+    "roboflow_api_key",
+    "video_path",
+    "CLIP",
+    "address",
+    "jpeg_quality",
+    "display_width",
+    "max_decoders",
+    "frame_cache",
+];
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Key for a Roboflow inference server. Never sent to the browser, never logged.
+    #[serde(default)]
+    pub roboflow_api_key: String,
+    /// The video to open; relative paths are relative to the config file's folder.
+    #[serde(default = "default_video_path")]
+    pub video_path: PathBuf,
+    /// Text prompts to compare every frame with.
+    #[serde(rename = "CLIP", default)]
+    pub prompts: Vec<String>,
+    /// Where the web server listens. Loopback by default: the app is for this machine.
+    #[serde(default = "default_address")]
+    pub address: SocketAddr,
+    /// JPEG quality (1-100) of the frames sent to the browser.
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+    /// Frames wider than this are scaled down before they are sent; 0 keeps the full width.
+    #[serde(default = "default_display_width")]
+    pub display_width: u32,
+    /// How many viewers (tabs) may hold a decoder at once; the least recently used is closed.
+    #[serde(default = "default_max_decoders")]
+    pub max_decoders: usize,
+    /// How many encoded frames are kept for repeated requests.
+    #[serde(default = "default_frame_cache")]
+    pub frame_cache: usize,
+}
+
+fn default_video_path() -> PathBuf {
+    PathBuf::from("data/sample.mp4")
+}
+fn default_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+fn default_jpeg_quality() -> u8 {
+    80
+}
+fn default_display_width() -> u32 {
+    1280
+}
+fn default_max_decoders() -> usize {
+    8
+}
+fn default_frame_cache() -> usize {
+    64
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            roboflow_api_key: String::new(),
+            video_path: default_video_path(),
+            prompts: Vec::new(),
+            address: default_address(),
+            jpeg_quality: default_jpeg_quality(),
+            display_width: default_display_width(),
+            max_decoders: default_max_decoders(),
+            frame_cache: default_frame_cache(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}\n  Pass another file with --config PATH, or create {path} (see README.md).")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: unknown key `{key}`{hint}\n  Valid keys: {valid}.")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+        valid: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Settings {
+    /// Reads and checks a config file; relative `video_path`s are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut settings = Self::parse(&text, path)?;
+        if settings.video_path.is_relative() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                settings.video_path = dir.join(&settings.video_path);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Parses config text; `path` only names the file in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        match &value {
+            // An empty file means "all defaults".
+            serde_yaml::Value::Null => return Ok(Self::default()),
+            serde_yaml::Value::Mapping(map) => {
+                for key in map.keys() {
+                    let key = match key {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    if !KNOWN_KEYS.contains(&key.as_str()) {
+                        let hint = nearest_key(&key)
+                            .map(|k| format!(" (did you mean `{k}`?)"))
+                            .unwrap_or_default();
+                        return Err(ConfigError::UnknownKey {
+                            path: path.to_path_buf(),
+                            key,
+                            hint,
+                            valid: KNOWN_KEYS.join(", "),
+                        });
+                    }
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "the config must be a mapping of `key: value` lines".into(),
+                ))
+            }
+        }
+        // Parse the text again (not the Value) so type errors keep their line and column.
+        let settings: Self = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        settings.check().map_err(invalid)?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return Err(format!(
+                "jpeg_quality must be from 1 to 100, not {}",
+                self.jpeg_quality
+            ));
+        }
+        if self.display_width != 0 && self.display_width < 16 {
+            return Err(format!(
+                "display_width must be 0 (full width) or at least 16, not {}",
+                self.display_width
+            ));
+        }
+        if self.max_decoders == 0 {
+            return Err("max_decoders must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Environment variables that users expect to win over the file.
+    pub fn apply_env(&mut self) -> Result<(), String> {
+        if let Ok(key) = std::env::var("ROBOFLOW_API_KEY") {
+            self.roboflow_api_key = key;
+        }
+        if let Ok(video) = std::env::var("CLIP_INVESTIGATOR_VIDEO") {
+            self.video_path = PathBuf::from(video);
+        }
+        if let Ok(addr) = std::env::var("CLIP_INVESTIGATOR_ADDR") {
+            self.address = addr.parse().map_err(|_| {
+                format!(
+                    "CLIP_INVESTIGATOR_ADDR must be IP:PORT such as 127.0.0.1:3000, not {addr:?}"
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The known key closest to a misspelt one, if any is close enough to be a likely typo.
+fn nearest_key(key: &str) -> Option<&'static str> {
+    let lower = key.to_lowercase();
+    KNOWN_KEYS
+        .iter()
+        .map(|known| (edit_distance(&lower, &known.to_lowercase()), *known))
+        .filter(|(distance, known)| *distance <= (known.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, Path::new("config.yaml"))
+    }
+
+    #[test]
+    fn the_old_apps_config_works_unchanged() {
+        let settings = parse(
+            "roboflow_api_key: \"\"\nvideo_path: \"data/sample.mp4\"\nCLIP:\n  - wall\n  - tile wall\n",
+        )
+        .unwrap();
+        assert_eq!(settings.video_path, PathBuf::from("data/sample.mp4"));
+        assert_eq!(
+            settings.prompts,
+            vec!["wall".to_string(), "tile wall".to_string()]
+        );
+        assert_eq!(settings.address, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(settings.jpeg_quality, 80);
+    }
+
+    #[test]
+    fn new_settings_are_optional_and_read() {
+        let settings = parse(
+            "video_path: a.mkv\naddress: 127.0.0.1:4000\njpeg_quality: 90\ndisplay_width: 0\n",
+        )
+        .unwrap();
+        assert_eq!(settings.address.port(), 4000);
+        assert_eq!(settings.jpeg_quality, 90);
+        assert_eq!(settings.display_width, 0);
+        assert_eq!(settings.max_decoders, 8);
+        assert_eq!(parse("").unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_nearest_valid_one() {
+        let message = parse("vidoe_path: a.mp4\n").unwrap_err().to_string();
+        assert!(message.contains("unknown key `vidoe_path`"), "{message}");
+        assert!(message.contains("did you mean `video_path`?"), "{message}");
+        let message = parse("clip:\n  - wall\n").unwrap_err().to_string();
+        assert!(message.contains("did you mean `CLIP`?"), "{message}");
+        let message = parse("something_else: 1\n").unwrap_err().to_string();
+        assert!(
+            message.contains("unknown key `something_else`") && !message.contains("did you mean"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_its_place() {
+        let message = parse("video_path: a.mp4\njpeg_quality: high\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("jpeg_quality") && message.contains("line 2"),
+            "{message}"
+        );
+        let message = parse("CLIP: wall\n").unwrap_err().to_string();
+        assert!(message.contains("CLIP"), "{message}");
+        let message = parse("- a\n- b\n").unwrap_err().to_string();
+        assert!(message.contains("mapping"), "{message}");
+        let message = parse("jpeg_quality: 0\n").unwrap_err().to_string();
+        assert!(message.contains("from 1 to 100"), "{message}");
+    }
+
+    #[test]
+    fn relative_video_paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "video_path: clips/a.mp4\n").unwrap();
+        assert_eq!(
+            Settings::load(&path).unwrap().video_path,
+            dir.path().join("clips/a.mp4")
+        );
+        let missing = Settings::load(&dir.path().join("nope.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("--config"), "{missing}");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+}

@@ -1,0 +1,310 @@
+//! The engine behind the server functions: one open video, a decoder per viewer (tab) so that
+//! playheads never disturb each other, and a small cache of encoded frames.
+//!
+//! Decoding and encoding run on tokio's blocking pool, never on the async workers.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use app::backend::{BoxFuture, VideoBackend};
+use app::types::{FrameJpeg, VideoInfo};
+
+use crate::config::Settings;
+use crate::video::{self, Decoder, FrameIndex, Metadata, VideoError};
+
+/// A viewer's decoder is closed after this long without a request.
+const IDLE_DECODER: Duration = Duration::from_secs(120);
+
+/// How frames are encoded for the browser.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameSettings {
+    pub jpeg_quality: u8,
+    pub display_width: u32,
+    pub max_decoders: usize,
+    pub frame_cache: usize,
+}
+
+impl From<&Settings> for FrameSettings {
+    fn from(s: &Settings) -> Self {
+        Self {
+            jpeg_quality: s.jpeg_quality,
+            display_width: s.display_width,
+            max_decoders: s.max_decoders,
+            frame_cache: s.frame_cache,
+        }
+    }
+}
+
+/// The open video: metadata, and its frame index once the background scan has built it.
+pub struct OpenVideo {
+    path: PathBuf,
+    name: String,
+    meta: Metadata,
+    /// Exact count and per-frame timestamps; lets every decoder verify its seeks.
+    index: OnceLock<Arc<FrameIndex>>,
+}
+
+impl OpenVideo {
+    /// Probes the file and starts indexing its frames on a background thread (one decoding
+    /// pass): that gives the exact count where the container only estimates it, and the
+    /// timestamps that make seeks in variable-frame-rate files exact.
+    pub fn open(path: &Path) -> Result<Arc<Self>, VideoError> {
+        let meta = video::probe(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let video = Arc::new(Self {
+            path: path.to_path_buf(),
+            name,
+            meta,
+            index: OnceLock::new(),
+        });
+        let indexing = Arc::clone(&video);
+        let spawned = std::thread::Builder::new().name("index-frames".into()).spawn(move || {
+            match FrameIndex::scan(&indexing.path) {
+                Ok(index) => {
+                    if index.frames() != indexing.meta.frames {
+                        tracing::info!(video = %indexing.name, reported = indexing.meta.frames, exact = index.frames(), "frame count established");
+                    }
+                    let _ = indexing.index.set(Arc::new(index));
+                }
+                Err(error) => tracing::warn!(video = %indexing.name, %error, "could not index frames"),
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "could not start indexing frames; the reported count stays");
+        }
+        Ok(video)
+    }
+
+    /// The frame index, once built.
+    pub fn index(&self) -> Option<Arc<FrameIndex>> {
+        self.index.get().cloned()
+    }
+
+    /// Current metadata: the counted frames replace the reported number as soon as known.
+    pub fn metadata(&self) -> Metadata {
+        match self.index.get() {
+            None => self.meta.clone(),
+            Some(index) => Metadata {
+                frames: index.frames(),
+                exact_count: true,
+                ..self.meta.clone()
+            },
+        }
+    }
+
+    pub fn info(&self) -> VideoInfo {
+        let m = self.metadata();
+        VideoInfo {
+            name: self.name.clone(),
+            width: m.width,
+            height: m.height,
+            fps: m.fps,
+            frames: m.frames,
+            exact_count: m.exact_count,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+struct ViewerSlot {
+    decoder: Arc<Mutex<Option<Decoder>>>,
+    last_used: Instant,
+}
+
+/// Recently encoded frames, most recent last.
+struct JpegCache {
+    capacity: usize,
+    entries: VecDeque<(u64, Arc<Vec<u8>>)>,
+}
+
+impl JpegCache {
+    fn get(&mut self, frame: u64) -> Option<Arc<Vec<u8>>> {
+        let at = self.entries.iter().position(|(f, _)| *f == frame)?;
+        let entry = self.entries.remove(at)?;
+        let jpeg = Arc::clone(&entry.1);
+        self.entries.push_back(entry);
+        Some(jpeg)
+    }
+
+    fn put(&mut self, frame: u64, jpeg: Arc<Vec<u8>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.entries.retain(|(f, _)| *f != frame);
+        if self.entries.len() >= self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((frame, jpeg));
+    }
+}
+
+/// Serves frames of one video to many viewers.
+pub struct Engine {
+    /// The video, or why it could not be opened (shown in the page; the server keeps running).
+    video: Result<Arc<OpenVideo>, String>,
+    settings: FrameSettings,
+    viewers: Mutex<HashMap<String, ViewerSlot>>,
+    cache: Mutex<JpegCache>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep serving.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engine {
+    pub fn new(video_path: &Path, settings: FrameSettings) -> Self {
+        let video = OpenVideo::open(video_path).map_err(|error| {
+            tracing::error!("{error}");
+            public_message(&error.to_string(), video_path)
+        });
+        Self::with_video(video, settings)
+    }
+
+    pub fn with_video(video: Result<Arc<OpenVideo>, String>, settings: FrameSettings) -> Self {
+        Self {
+            video,
+            settings,
+            viewers: Mutex::new(HashMap::new()),
+            cache: Mutex::new(JpegCache {
+                capacity: settings.frame_cache,
+                entries: VecDeque::new(),
+            }),
+        }
+    }
+
+    pub fn video(&self) -> Result<&Arc<OpenVideo>, String> {
+        self.video.as_ref().map_err(Clone::clone)
+    }
+
+    /// The decoder slot of `viewer`, created on first use; closes idle and excess decoders.
+    fn viewer_decoder(&self, viewer: &str) -> Arc<Mutex<Option<Decoder>>> {
+        let mut viewers = lock(&self.viewers);
+        let now = Instant::now();
+        viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
+        if !viewers.contains_key(viewer) && viewers.len() >= self.settings.max_decoders {
+            let oldest = viewers
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                viewers.remove(&oldest);
+            }
+        }
+        let slot = viewers
+            .entry(viewer.to_string())
+            .or_insert_with(|| ViewerSlot {
+                decoder: Arc::new(Mutex::new(None)),
+                last_used: now,
+            });
+        slot.last_used = now;
+        Arc::clone(&slot.decoder)
+    }
+
+    /// Number of viewers currently holding a decoder slot.
+    pub fn open_decoders(&self) -> usize {
+        lock(&self.viewers).len()
+    }
+
+    /// JPEG of exactly `frame` for `viewer`. Blocking: call from a blocking thread.
+    pub fn frame_jpeg_blocking(
+        &self,
+        viewer: &str,
+        frame: u64,
+    ) -> Result<Arc<Vec<u8>>, VideoError> {
+        let video = self
+            .video
+            .as_ref()
+            .map_err(|_| VideoError::NoFrames(PathBuf::new()))?;
+        let meta = video.metadata();
+        if meta.exact_count && frame >= meta.frames {
+            return Err(VideoError::OutOfRange {
+                frame,
+                frames: meta.frames,
+            });
+        }
+        if let Some(jpeg) = lock(&self.cache).get(frame) {
+            return Ok(jpeg);
+        }
+        let slot = self.viewer_decoder(viewer);
+        let mut decoder = lock(&slot);
+        if decoder.is_none() {
+            *decoder = Some(Decoder::open(video.path())?);
+        }
+        let Some(decoder) = decoder.as_mut() else {
+            return Err(VideoError::NoFrames(video.path().to_path_buf()));
+        };
+        if let Some(index) = video.index() {
+            decoder.set_index(index);
+        }
+        let image = decoder.frame(frame).map_err(|error| match error {
+            // Probably past the real end while the count is still an estimate: say so plainly.
+            VideoError::Decode { .. } if !meta.exact_count => VideoError::BeyondEstimate {
+                frame,
+                estimate: meta.frames,
+            },
+            other => other,
+        })?;
+        let jpeg = video::encode_jpeg(
+            &image,
+            self.settings.display_width,
+            self.settings.jpeg_quality,
+        )
+        .map_err(|source| VideoError::OpenCv {
+            path: video.path().to_path_buf(),
+            source,
+        })?;
+        let jpeg = Arc::new(jpeg);
+        lock(&self.cache).put(frame, Arc::clone(&jpeg));
+        Ok(jpeg)
+    }
+}
+
+/// An error message for the browser: names the file, not where it lives on this machine.
+fn public_message(message: &str, path: &Path) -> String {
+    match (path.to_str(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(full), Some(name)) if !full.is_empty() => message.replace(full, name),
+        _ => message.to_string(),
+    }
+}
+
+/// The engine as the app's server functions see it.
+pub struct SharedEngine(pub Arc<Engine>);
+
+impl VideoBackend for SharedEngine {
+    fn info(&self) -> Result<VideoInfo, String> {
+        self.0.video().map(|v| v.info())
+    }
+
+    fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>> {
+        let engine = Arc::clone(&self.0);
+        Box::pin(async move {
+            if let Err(message) = engine.video() {
+                return Err(message);
+            }
+            let decoding = Arc::clone(&engine);
+            let jpeg =
+                tokio::task::spawn_blocking(move || decoding.frame_jpeg_blocking(&viewer, frame))
+                    .await
+                    .map_err(|e| format!("decoding frame {frame} failed: {e}"))?
+                    .map_err(|e| match engine.video() {
+                        Ok(video) => public_message(&e.to_string(), video.path()),
+                        Err(_) => e.to_string(),
+                    })?;
+            Ok(FrameJpeg {
+                frame,
+                jpeg: jpeg.as_ref().clone(),
+            })
+        })
+    }
+}

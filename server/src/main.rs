@@ -1,0 +1,16 @@
+use clap::Parser;
+use server::cli::{run, Cli};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(message) = run(Cli::parse()) {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,246 @@
+//! Test videos whose every frame carries its own index, so a test can check that "frame n"
+//! really is frame n after any seek, scaling or JPEG round trip.
+//!
+//! The top band of each frame (a ninth of its height) is 16 equal blocks: block `i` (0 = left)
+//! is white when bit `15 - i` of the frame index is set, black otherwise. Large flat blocks
+//! survive lossy compression. Below the band: moving stripes whose colours change every
+//! [`SCENE_LENGTH`] frames (scene changes). Frames are piped raw into the `ffmpeg` command.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use opencv::core::{Mat, Rect, Scalar};
+use opencv::prelude::*;
+
+pub const PATTERN_BITS: u32 = 16;
+pub const SCENE_LENGTH: u32 = 75;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 in .mp4 (frame count stored in the container).
+    H264,
+    /// MPEG-2 video, for .mkv (frame count only estimated).
+    Mpeg2,
+    /// VP9, for .webm (frame count only estimated).
+    Vp9,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub frames: u32,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub codec: Codec,
+    pub keyframe_interval: u32,
+    /// Irregular frame durations (every 7th frame is shown 50% longer).
+    pub variable_frame_rate: bool,
+}
+
+impl Spec {
+    pub fn new(codec: Codec, frames: u32) -> Self {
+        Self {
+            frames,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            codec,
+            keyframe_interval: 250,
+            variable_frame_rate: false,
+        }
+    }
+}
+
+/// Scene colours (BGR), chosen to differ strongly from each other.
+const SCENES: [[u8; 3]; 6] = [
+    [40, 90, 200],
+    [200, 120, 30],
+    [60, 180, 60],
+    [180, 40, 160],
+    [30, 200, 220],
+    [120, 120, 120],
+];
+
+/// Raw BGR bytes of frame `index`.
+pub fn render_frame(spec: &Spec, index: u32) -> Vec<u8> {
+    let (w, h) = (spec.width as usize, spec.height as usize);
+    let mut pixels = vec![0u8; w * h * 3];
+    let band = h / 9;
+    let block = w / PATTERN_BITS as usize;
+    // Stripes below the band: a row template shifted each row and each frame (motion).
+    let scene = SCENES[(index / SCENE_LENGTH) as usize % SCENES.len()];
+    let period = 64usize;
+    let template: Vec<u8> = (0..(w + period))
+        .flat_map(|x| {
+            let shade = if (x / (period / 2)) % 2 == 0 {
+                1.0
+            } else {
+                0.45
+            };
+            scene.map(|c| (c as f32 * shade) as u8)
+        })
+        .collect();
+    for y in band..h {
+        let shift = (y + index as usize * 3) % period;
+        let row = &mut pixels[y * w * 3..(y + 1) * w * 3];
+        row.copy_from_slice(&template[shift * 3..(shift + w) * 3]);
+    }
+    for bit in 0..PATTERN_BITS as usize {
+        let on = (index >> (PATTERN_BITS as usize - 1 - bit)) & 1 == 1;
+        let value = if on { 255 } else { 0 };
+        let x_end = if bit + 1 == PATTERN_BITS as usize {
+            w
+        } else {
+            (bit + 1) * block
+        };
+        for y in 0..band {
+            pixels[(y * w + bit * block) * 3..(y * w + x_end) * 3].fill(value);
+        }
+    }
+    pixels
+}
+
+/// Decodes the index pattern from a BGR frame of any size.
+pub fn read_pattern(frame: &Mat) -> Result<u64, String> {
+    let (w, h) = (frame.cols(), frame.rows());
+    if w < PATTERN_BITS as i32 * 2 || h < 18 {
+        return Err(format!(
+            "frame of {w}x{h} is too small to carry the pattern"
+        ));
+    }
+    let band = h / 9;
+    let block = w / PATTERN_BITS as i32;
+    let mut index = 0u64;
+    for bit in 0..PATTERN_BITS as i32 {
+        // The central half of the block, away from edges blurred by compression and scaling.
+        let rect = Rect::new(
+            bit * block + block / 4,
+            band / 4,
+            (block / 2).max(1),
+            (band / 2).max(1),
+        );
+        let roi = Mat::roi(frame, rect).map_err(|e| e.to_string())?;
+        let mean: Scalar =
+            opencv::core::mean(&roi, &opencv::core::no_array()).map_err(|e| e.to_string())?;
+        let luminance = (mean[0] + mean[1] + mean[2]) / 3.0;
+        index = (index << 1) | u64::from(luminance > 128.0);
+    }
+    Ok(index)
+}
+
+/// Writes a test video with the `ffmpeg` command (Debian: `apt-get install ffmpeg`).
+/// The file appears atomically: it is written beside `out` and renamed.
+pub fn write(out: &Path, spec: &Spec) -> Result<(), String> {
+    let partial = out.with_extension(format!(
+        "partial.{}",
+        out.extension().and_then(|e| e.to_str()).unwrap_or("mp4")
+    ));
+    let size = format!("{}x{}", spec.width, spec.height);
+    let rate = spec.fps.to_string();
+    let gop = spec.keyframe_interval.to_string();
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([size, "-r".into(), rate.clone(), "-i".into(), "-".into()]);
+    if spec.variable_frame_rate {
+        // Every 7th frame lasts 1.5 frame periods: timestamps no longer equal n / fps.
+        args.extend([
+            "-vf".into(),
+            format!("setpts=(N+0.5*floor(N/7))/({rate}*TB)"),
+            "-fps_mode".into(),
+            "passthrough".into(),
+        ]);
+    }
+    let codec_args: Vec<&str> = match spec.codec {
+        // faststart puts the index first, so a truncated copy still opens (and must be caught).
+        Codec::H264 => vec![
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "2",
+            "-movflags",
+            "+faststart",
+        ],
+        Codec::Mpeg2 => vec!["-c:v", "mpeg2video", "-q:v", "4"],
+        Codec::Vp9 => vec![
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "2M",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    };
+    args.extend(codec_args.iter().map(|s| s.to_string()));
+    args.extend(["-g".into(), gop.clone(), "-keyint_min".into(), gop]);
+    args.push(partial.to_string_lossy().into_owned());
+
+    let mut child = Command::new("ffmpeg")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot run ffmpeg ({e}); install it with `apt-get install ffmpeg`")
+        })?;
+    let mut stdin = child.stdin.take().ok_or("ffmpeg has no stdin")?;
+    for index in 0..spec.frames {
+        stdin
+            .write_all(&render_frame(spec, index))
+            .map_err(|e| format!("writing to ffmpeg failed: {e}"))?;
+    }
+    drop(stdin);
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "ffmpeg failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::rename(&partial, out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_round_trips_through_a_raw_frame() {
+        let spec = Spec::new(Codec::H264, 1);
+        for index in [0u32, 1, 123, 4095, 65535] {
+            let pixels = render_frame(&spec, index);
+            let mat =
+                Mat::new_rows_cols_with_data(spec.height as i32, (spec.width * 3) as i32, &pixels)
+                    .unwrap();
+            let mat = mat.reshape(3, spec.height as i32).unwrap();
+            assert_eq!(
+                read_pattern(&mat.clone_pointee()).unwrap(),
+                u64::from(index)
+            );
+        }
+    }
+}

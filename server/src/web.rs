@@ -1,0 +1,69 @@
+//! The web server: Leptos pages and server functions over axum, with the engine in context.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use app::backend::Backend;
+use app::{shell, App};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+use crate::engine::{Engine, SharedEngine};
+
+/// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
+pub fn site_root() -> String {
+    std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".to_string())
+}
+
+pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("clip-investigator")
+        .site_root(site_root())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+pub fn router(engine: Arc<Engine>, options: LeptosOptions) -> Router {
+    let backend = Backend(Arc::new(SharedEngine(engine)));
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(backend.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(options)
+}
+
+/// Serves until Ctrl-C.
+pub async fn serve(engine: Arc<Engine>, addr: SocketAddr) -> Result<(), String> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!("listening on {addr}, which is not a loopback address: anyone who can reach it can watch the video");
+    }
+    let options = leptos_options(addr);
+    let pkg = std::path::Path::new(options.site_root.as_ref()).join("pkg");
+    if !pkg.is_dir() {
+        tracing::warn!(
+            "{} does not exist: the page will not hydrate. Build the site with `cargo leptos build --release` or set LEPTOS_SITE_ROOT.",
+            pkg.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;
+    println!("CLIP Video Investigator: open http://{addr}");
+    axum::serve(listener, router(engine, options).into_make_service())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}

@@ -1,0 +1,294 @@
+//! The binary as a user runs it: `probe`, `frame`, errors, and `serve` answering HTTP.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http, video, FRAMES};
+use server::testvideo::read_pattern;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn probe_prints_json_metadata() {
+    let path = video("h264_gop250.mp4");
+    let output = run(&["probe", path.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["frames"], FRAMES);
+    assert_eq!(json["fps"], 30.0);
+    assert_eq!(json["width"], 1280);
+    assert_eq!(json["height"], 720);
+    assert_eq!(json["duration_s"], 10.0);
+    assert_eq!(json["exact_count"], true);
+
+    let mkv = video("mpeg2.mkv");
+    let output = run(&["probe", mkv.to_str().unwrap(), "--json", "--exact"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (json["frames"].as_u64(), json["exact_count"].as_bool()),
+        (Some(FRAMES), Some(true))
+    );
+}
+
+#[test]
+fn frame_writes_the_exact_frame_at_full_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.jpg");
+    let output = run(&[
+        "frame",
+        video("vp9.webm").to_str().unwrap(),
+        "123",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let image = server::video::decode_image(&std::fs::read(&out).unwrap()).unwrap();
+    use opencv::prelude::MatTraitConst;
+    assert_eq!((image.cols(), image.rows()), (1280, 720));
+    assert_eq!(read_pattern(&image).unwrap(), 123);
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_clear_message() {
+    let empty = common::scratch_file("cli_empty.mp4", b"");
+    let text = common::scratch_file("cli_text.mp4", "hello\n".repeat(500).as_bytes());
+    let truncated = common::truncated_copy("h264_gop250.mp4", 0.4);
+    let h264 = video("h264_gop250.mp4");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["probe", "/nonexistent/a.mp4"], "not found"),
+        (vec!["probe", empty.to_str().unwrap()], "empty"),
+        (vec!["probe", text.to_str().unwrap()], "video"),
+        (vec!["probe", truncated.to_str().unwrap()], "truncated"),
+        (
+            vec![
+                "frame",
+                h264.to_str().unwrap(),
+                "300",
+                "-o",
+                "/tmp/never.jpg",
+            ],
+            "out of range",
+        ),
+        (
+            vec!["frame", "/nonexistent/a.mp4", "1", "-o", "/tmp/never.jpg"],
+            "not found",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = run(&args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let message = stderr(&output);
+        assert!(
+            message.contains(expected),
+            "{args:?}: expected {expected:?} in {message}"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("vidoe_path: a.mp4\n", "did you mean `video_path`?"),
+        ("video_path: a.mp4\njpeg_quality: [1, 2]\n", "line 2"),
+    ];
+    for (text, expected) in cases {
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, text).unwrap();
+        let output = run(&[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:9",
+        ]);
+        assert!(!output.status.success());
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{message}");
+    }
+    let output = run(&["serve", "--config", "/nonexistent/config.yaml"]);
+    assert!(!output.status.success() && stderr(&output).contains("--config"));
+}
+
+/// A `serve` process on a free loopback port, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(video_path: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "roboflow_api_key: \"test-secret-key\"\nvideo_path: {:?}\nCLIP:\n  - wall\n",
+                video_path
+            ),
+        )
+        .unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--addr",
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn frame(&self, viewer: &str, frame: &str) -> common::HttpResponse {
+        let body = format!("viewer={viewer}&frame={frame}");
+        http(
+            self.addr,
+            "POST",
+            "/api/frame",
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_renders_the_page_and_serves_exact_frames() {
+    let server = Server::start(&video("h264_gop250.mp4"));
+    let page = http(server.addr, "GET", "/?frame=12", "text/plain", b"");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains("h264_gop250.mp4") && html.contains("id=\"frame-view\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("test-secret-key"),
+        "the API key must never reach the browser"
+    );
+
+    let info = http(
+        server.addr,
+        "POST",
+        "/api/video_info",
+        "application/x-www-form-urlencoded",
+        b"",
+    );
+    assert_eq!(info.status, 200, "{}", info.text());
+    let json: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(json["frames"], FRAMES);
+    assert!(
+        !info.text().contains("test-secret-key") && !info.text().contains("/tmp"),
+        "no secrets, no paths"
+    );
+
+    for n in [0u64, 150, 151, 37, 299] {
+        let response = server.frame("viewer-test-1", &n.to_string());
+        assert_eq!(response.status, 200, "{}", response.text());
+        let (frame, jpeg) = common::decode_frame_payload(&response.body);
+        assert_eq!(frame, n);
+        assert_eq!(
+            read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap(),
+            n
+        );
+    }
+}
+
+#[test]
+fn bad_frame_requests_get_errors_and_the_server_keeps_serving() {
+    let server = Server::start(&video("h264_gop250.mp4"));
+    let out_of_range = server.frame("viewer-test-2", "300");
+    assert!(out_of_range.status >= 400, "status {}", out_of_range.status);
+    assert!(
+        out_of_range.text().contains("out of range"),
+        "{}",
+        out_of_range.text()
+    );
+    for (viewer, frame) in [
+        ("viewer-test-2", "-1"),
+        ("viewer-test-2", "abc"),
+        ("../../etc", "1"),
+        ("viewer-test-2", ""),
+    ] {
+        let response = server.frame(viewer, frame);
+        assert!(
+            response.status >= 400,
+            "{viewer} {frame}: status {}",
+            response.status
+        );
+    }
+    let garbage = http(
+        server.addr,
+        "POST",
+        "/api/frame",
+        "application/x-www-form-urlencoded",
+        &[0xff, 0x00, 0x13],
+    );
+    assert!(garbage.status >= 400);
+    let ok = server.frame("viewer-test-2", "12");
+    assert_eq!(ok.status, 200);
+    assert_eq!(common::decode_frame_payload(&ok.body).0, 12);
+}
+
+#[test]
+fn serve_with_a_broken_video_starts_and_shows_the_problem_in_the_page() {
+    let text = common::scratch_file("serve_text.mp4", "not a video\n".repeat(100).as_bytes());
+    for path in [Path::new("/nonexistent/missing.mp4"), text.as_path()] {
+        let server = Server::start(path);
+        let page = http(server.addr, "GET", "/", "text/plain", b"").text();
+        assert!(page.contains("The video cannot be shown"), "{page}");
+        assert!(
+            page.contains("not found") || page.contains("cannot be opened"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("/nonexistent") && !page.contains("/scratch/"),
+            "the page names files, not their folders: {page}"
+        );
+        assert!(server.frame("viewer-test-3", "0").status >= 400);
+    }
+}

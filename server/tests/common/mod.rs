@@ -1,0 +1,185 @@
+//! Shared helpers: test videos made on first use (and kept in cargo's test tmp dir), a seeded
+//! random sequence, and a minimal HTTP client for talking to a running server.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use server::testvideo::{self, Codec, Spec};
+
+pub const FRAMES: u64 = 300;
+
+/// The test videos: name and how it is written.
+pub fn specs() -> Vec<(&'static str, Spec)> {
+    vec![
+        // H.264 with one keyframe every 250 frames: seeks must decode far forward.
+        ("h264_gop250.mp4", Spec::new(Codec::H264, FRAMES as u32)),
+        (
+            "mpeg2.mkv",
+            Spec {
+                keyframe_interval: 30,
+                ..Spec::new(Codec::Mpeg2, FRAMES as u32)
+            },
+        ),
+        (
+            "vp9.webm",
+            Spec {
+                keyframe_interval: 120,
+                ..Spec::new(Codec::Vp9, FRAMES as u32)
+            },
+        ),
+        (
+            "vfr_h264.mp4",
+            Spec {
+                keyframe_interval: 60,
+                variable_frame_rate: true,
+                ..Spec::new(Codec::H264, FRAMES as u32)
+            },
+        ),
+    ]
+}
+
+static WRITING: Mutex<()> = Mutex::new(());
+
+fn video_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-videos-v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Path of the named test video, written on first use.
+pub fn video(name: &str) -> PathBuf {
+    let path = video_dir().join(name);
+    let _guard = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.exists() {
+        let spec = specs()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+            .expect("known test video");
+        testvideo::write(&path, &spec).unwrap();
+    }
+    path
+}
+
+/// A scratch file with the given bytes, for bad-input tests.
+pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = video_dir().join("scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The first `fraction` of a test video's bytes.
+pub fn truncated_copy(name: &str, fraction: f64) -> PathBuf {
+    let bytes = std::fs::read(video(name)).unwrap();
+    let keep = (bytes.len() as f64 * fraction) as usize;
+    scratch_file(&format!("truncated_{name}"), &bytes[..keep])
+}
+
+/// xorshift64*: reproducible "random" numbers without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; enough for tests against our own server.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: */*\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+/// Splits a postcard-encoded `FrameJpeg { frame: u64, jpeg: bytes }`.
+pub fn decode_frame_payload(body: &[u8]) -> (u64, Vec<u8>) {
+    fn varint(data: &[u8], at: &mut usize) -> u64 {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = data[*at];
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+    let mut at = 0;
+    let frame = varint(body, &mut at);
+    let len = varint(body, &mut at) as usize;
+    (frame, body[at..at + len].to_vec())
+}

@@ -1,0 +1,97 @@
+//! The engine that serves frames to viewers: independent playheads, bounded decoders, exact
+//! counts established in the background, and errors that leave it serving.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{video, FRAMES};
+use server::engine::{Engine, FrameSettings, OpenVideo};
+use server::testvideo::read_pattern;
+
+fn settings(max_decoders: usize) -> FrameSettings {
+    FrameSettings {
+        jpeg_quality: 80,
+        display_width: 640,
+        max_decoders,
+        frame_cache: 0,
+    }
+}
+
+fn shown(engine: &Engine, viewer: &str, frame: u64) -> u64 {
+    let jpeg = engine.frame_jpeg_blocking(viewer, frame).unwrap();
+    read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap()
+}
+
+#[test]
+fn viewers_have_independent_playheads() {
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(4));
+    for n in 10..20 {
+        assert_eq!(shown(&engine, "viewer-aaaa", n), n);
+        // Another tab far away in between must not move the first one's decoder.
+        assert_eq!(shown(&engine, "viewer-bbbb", 280 - n), 280 - n);
+    }
+    assert_eq!(engine.open_decoders(), 2);
+}
+
+#[test]
+fn decoders_are_bounded_and_evicted_least_recently_used() {
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2));
+    for (i, viewer) in ["viewer-1111", "viewer-2222", "viewer-3333", "viewer-4444"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(shown(&engine, viewer, i as u64 * 50), i as u64 * 50);
+        assert!(engine.open_decoders() <= 2);
+    }
+    // An evicted viewer simply gets a new decoder.
+    assert_eq!(shown(&engine, "viewer-1111", 77), 77);
+}
+
+#[test]
+fn out_of_range_is_an_error_and_the_engine_keeps_serving() {
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2));
+    let error = engine
+        .frame_jpeg_blocking("viewer-aaaa", FRAMES)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("out of range") && error.contains("0 to 299"),
+        "{error}"
+    );
+    assert_eq!(shown(&engine, "viewer-aaaa", 42), 42);
+}
+
+#[test]
+fn estimated_counts_become_exact_in_the_background() {
+    let video = OpenVideo::open(&video("mpeg2.mkv")).unwrap();
+    assert!(!video.info().exact_count, "mkv starts with an estimate");
+    let started = Instant::now();
+    while !video.info().exact_count {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the count never became exact"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(video.info().frames, FRAMES);
+    // Downstream, the range check now uses the exact count.
+    let engine = Engine::with_video(Ok(Arc::clone(&video)), settings(2));
+    let error = engine
+        .frame_jpeg_blocking("viewer-aaaa", FRAMES + 10)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("out of range"), "{error}");
+}
+
+#[test]
+fn a_missing_video_is_reported_not_fatal() {
+    let engine = Engine::new(std::path::Path::new("/nonexistent/clip.mp4"), settings(2));
+    let message = engine.video().err().unwrap();
+    assert!(
+        message.contains("not found") && message.contains("video_path"),
+        "{message}"
+    );
+    assert!(engine.frame_jpeg_blocking("viewer-aaaa", 0).is_err());
+}

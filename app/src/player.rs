@@ -11,7 +11,11 @@ use crate::types::{format_time, parse_frame_param, seconds_at, VideoInfo};
 
 /// Requests at most this many frames ahead of the playhead while playing.
 #[cfg(feature = "hydrate")]
-const LOOKAHEAD_FRAMES: u64 = 3;
+const LOOKAHEAD_FRAMES: u64 = 4;
+/// Requests in flight while playing: two hide one slow answer. (The server decodes a frame
+/// it skips over into its cache, so an answer overtaken by the next one costs no seek.)
+#[cfg(feature = "hydrate")]
+const PLAYING_IN_FLIGHT: usize = 2;
 
 /// Reactive state of one tab's player; cheap to copy into event handlers.
 #[derive(Clone, Copy)]
@@ -199,7 +203,7 @@ mod client {
     use leptos::prelude::*;
     use leptos::task::spawn_local;
 
-    use super::{PlayerState, LOOKAHEAD_FRAMES};
+    use super::{PlayerState, LOOKAHEAD_FRAMES, PLAYING_IN_FLIGHT};
     use crate::api::{get_frame, get_video_info};
     use crate::browser;
 
@@ -208,7 +212,8 @@ mod client {
         viewer: String,
         /// Bumped by every seek, play and pause; answers to older requests are dropped.
         generation: u64,
-        request_in_flight: bool,
+        /// Frame requests sent and not yet answered.
+        in_flight: usize,
         /// A seek made while a request was in flight; sent when it returns.
         pending_seek: Option<u64>,
         next_fetch: u64,
@@ -226,7 +231,7 @@ mod client {
             Self {
                 viewer: browser::random_viewer_id(),
                 generation: 0,
-                request_in_flight: false,
+                in_flight: 0,
                 pending_seek: None,
                 next_fetch: 0,
                 buffered: BTreeMap::new(),
@@ -288,7 +293,7 @@ mod client {
                 loader.clock = Some((browser::now_ms(), frame));
                 loader.next_fetch = frame;
                 None
-            } else if loader.request_in_flight {
+            } else if loader.in_flight > 0 {
                 loader.pending_seek = Some(frame);
                 None
             } else {
@@ -321,7 +326,12 @@ mod client {
             loader.pending_seek = None;
             loader.drop_buffered();
             loader.clock = Some((browser::now_ms(), frame));
-            loader.next_fetch = frame;
+            // The frame on screen needs no second request.
+            loader.next_fetch = if loader.on_screen == Some(frame) {
+                frame + 1
+            } else {
+                frame
+            };
             if let Some(old) = std::mem::replace(&mut loader.ticker, ticker) {
                 old.clear();
             }
@@ -343,7 +353,7 @@ mod client {
             (loader.on_screen != Some(frame)).then_some(loader.generation)
         });
         if let Some(generation) = needs_request {
-            if state.client.with_value(|l| l.request_in_flight) {
+            if state.client.with_value(|l| l.in_flight > 0) {
                 with_loader(state, |l| l.pending_seek = Some(frame));
             } else {
                 request(state, frame, generation);
@@ -391,7 +401,7 @@ mod client {
             });
             // Fell behind: skip to what is due instead of fetching frames already late.
             loader.next_fetch = loader.next_fetch.max(due);
-            let fetch = (!loader.request_in_flight
+            let fetch = (loader.in_flight < PLAYING_IN_FLIGHT
                 && loader.next_fetch <= (due + LOOKAHEAD_FRAMES).min(last))
             .then(|| {
                 let frame = loader.next_fetch;
@@ -425,7 +435,7 @@ mod client {
 
     fn request(state: PlayerState, frame: u64, generation: u64) {
         let viewer = with_loader(state, |loader| {
-            loader.request_in_flight = true;
+            loader.in_flight += 1;
             loader.viewer.clone()
         });
         spawn_local(async move {
@@ -446,7 +456,7 @@ mod client {
         answer: Result<crate::types::FrameJpeg, String>,
     ) {
         let current = with_loader(state, |loader| {
-            loader.request_in_flight = false;
+            loader.in_flight = loader.in_flight.saturating_sub(1);
             loader.generation == generation
         });
         if current {

@@ -83,6 +83,15 @@ test("play advances at the video's fps without dropping frames, pause stops", as
     `playback: clock ${rate.toFixed(2)} frames/s; shown ${displayed}, skipped ${dropped} ` +
       `(${((displayed / (displayed + dropped)) * 30).toFixed(2)} fps shown of 30)`,
   );
+  const latencies = await page.evaluate(() =>
+    performance
+      .getEntriesByType("resource")
+      .filter((e) => e.name.includes("/api/frame"))
+      .map((e) => e.duration)
+      .sort((x, y) => x - y),
+  );
+  const pct = (p: number) => latencies[Math.round((latencies.length - 1) * p)].toFixed(1);
+  console.log(`frame requests: ${latencies.length}, round trip p50 ${pct(0.5)} ms, p95 ${pct(0.95)} ms, max ${pct(1)} ms`);
   expect(rate).toBeGreaterThan(30 * 0.75);
   expect(rate).toBeLessThan(30 * 1.25);
   expect(dropped).toBeLessThan(0.2 * displayed);

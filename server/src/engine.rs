@@ -14,6 +14,9 @@ use app::types::{FrameJpeg, VideoInfo};
 use crate::config::Settings;
 use crate::video::{self, Decoder, FrameIndex, Metadata, VideoError};
 
+/// Frames a read may skip that are still encoded for the cache (see `frame_jpeg_blocking`).
+const OVERTAKEN_FRAMES: u64 = 2;
+
 /// A viewer's decoder is closed after this long without a request.
 const IDLE_DECODER: Duration = Duration::from_secs(120);
 
@@ -247,6 +250,18 @@ impl Engine {
         if let Some(index) = video.index() {
             decoder.set_index(index);
         }
+        // A player with two requests in flight can have frame n+1 overtaken by n+2. Encode the
+        // frames this read passes over, so the late request finds its frame in the cache
+        // instead of costing a backward seek.
+        let position = decoder.position();
+        if position < frame && frame - position <= OVERTAKEN_FRAMES {
+            for skipped in position..frame {
+                if lock(&self.cache).get(skipped).is_none() {
+                    let image = decoder.frame(skipped)?;
+                    self.encode_and_cache(video, skipped, &image)?;
+                }
+            }
+        }
         let image = decoder.frame(frame).map_err(|error| match error {
             // Probably past the real end while the count is still an estimate: say so plainly.
             VideoError::Decode { .. } if !meta.exact_count => VideoError::BeyondEstimate {
@@ -255,8 +270,18 @@ impl Engine {
             },
             other => other,
         })?;
+        let jpeg = self.encode_and_cache(video, frame, &image)?;
+        Ok(jpeg)
+    }
+
+    fn encode_and_cache(
+        &self,
+        video: &OpenVideo,
+        frame: u64,
+        image: &opencv::core::Mat,
+    ) -> Result<Arc<Vec<u8>>, VideoError> {
         let jpeg = video::encode_jpeg(
-            &image,
+            image,
             self.settings.display_width,
             self.settings.jpeg_quality,
         )

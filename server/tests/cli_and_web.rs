@@ -135,6 +135,10 @@ struct Server {
 
 impl Server {
     fn start(video_path: &Path) -> Self {
+        Self::start_with_env(video_path, &[])
+    }
+
+    fn start_with_env(video_path: &Path, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yaml");
         std::fs::write(
@@ -158,6 +162,7 @@ impl Server {
                 &addr.to_string(),
             ])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -291,4 +296,18 @@ fn serve_with_a_broken_video_starts_and_shows_the_problem_in_the_page() {
         );
         assert!(server.frame("viewer-test-3", "0").status >= 400);
     }
+}
+
+#[test]
+fn environment_variables_override_the_config_file() {
+    let video_path = video("vp9.webm");
+    let server = Server::start_with_env(
+        Path::new("/nonexistent/from-config.mp4"),
+        &[("CLIP_INVESTIGATOR_VIDEO", video_path.to_str().unwrap())],
+    );
+    let page = http(server.addr, "GET", "/", "text/plain", b"").text();
+    assert!(
+        page.contains("vp9.webm") && !page.contains("cannot be shown"),
+        "{page}"
+    );
 }

@@ -95,3 +95,18 @@ fn a_missing_video_is_reported_not_fatal() {
     );
     assert!(engine.frame_jpeg_blocking("viewer-aaaa", 0).is_err());
 }
+
+#[test]
+fn an_overtaken_request_gets_its_own_frame() {
+    // Two requests in flight can arrive out of order: 12 before 11.
+    let engine = Engine::new(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            frame_cache: 16,
+            ..settings(2)
+        },
+    );
+    for n in [10, 12, 11, 13, 15, 14, 16] {
+        assert_eq!(shown(&engine, "viewer-aaaa", n), n);
+    }
+}

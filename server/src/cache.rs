@@ -1,0 +1,429 @@
+//! The embedding cache file: one per (video content, model, sampling), in `embeddings/`.
+//!
+//! Layout: 8 magic bytes, a bincode 2 body (header, frame indices, vectors), and a 64-bit
+//! FNV-1a checksum of the body. Writes are atomic (temporary file in the same folder, fsync,
+//! rename, fsync of the folder), so a crash leaves either the old file or the new one. A file
+//! that fails any check is moved aside, never deleted, and the caller rebuilds it.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::ModelIdentity;
+
+/// Bumped whenever the layout or the meaning of a field changes.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"CLIPVIC\x01";
+/// Bytes hashed at the start, middle and end of a video for its fingerprint.
+const FINGERPRINT_CHUNK: u64 = 64 * 1024;
+
+/// Identifies a video by content, not by path: a renamed file still hits, an edited one misses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoFingerprint {
+    pub size: u64,
+    pub chunks_hash: u64,
+}
+
+impl VideoFingerprint {
+    pub fn of_file(path: &Path) -> std::io::Result<Self> {
+        let mut file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut hash = Fnv64::new();
+        let mut chunk = vec![0u8; FINGERPRINT_CHUNK as usize];
+        for start in [
+            0,
+            size.saturating_sub(FINGERPRINT_CHUNK) / 2,
+            size.saturating_sub(FINGERPRINT_CHUNK),
+        ] {
+            file.seek(SeekFrom::Start(start))?;
+            let n = read_up_to(&mut file, &mut chunk)?;
+            hash.update(&chunk[..n]);
+        }
+        hash.update(&size.to_le_bytes());
+        Ok(Self {
+            size,
+            chunks_hash: hash.finish(),
+        })
+    }
+
+    pub fn short(&self) -> String {
+        format!("{:016x}", self.chunks_hash)
+    }
+}
+
+fn read_up_to(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// The model as recorded in a cache file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelKey {
+    pub name: String,
+    pub revision: String,
+    pub dimension: u32,
+}
+
+impl From<&ModelIdentity> for ModelKey {
+    fn from(m: &ModelIdentity) -> Self {
+        Self {
+            name: m.name.clone(),
+            revision: m.revision.clone(),
+            dimension: m.dimension as u32,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheHeader {
+    pub format_version: u32,
+    pub model: ModelKey,
+    pub video: VideoFingerprint,
+    /// Frames per second sampled; `None` = every frame.
+    pub sample_fps_millis: Option<u32>,
+    /// Frames in the video (the exact count).
+    pub video_frames: u64,
+}
+
+/// Embeddings of the sampled frames indexed so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingFile {
+    pub header: CacheHeader,
+    /// Indices of the embedded frames, ascending.
+    pub frames: Vec<u64>,
+    /// `frames.len() * dimension` values, row-major, each row L2-normalised.
+    pub vectors: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot read or write the cache file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a cache file of this app, or is damaged or truncated ({reason}); moved aside to {moved_to}")]
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+        moved_to: PathBuf,
+    },
+    #[error("{path} was written by another cache format (version {found}, this build reads {FORMAT_VERSION}); moved aside to {moved_to}")]
+    OtherFormat {
+        path: PathBuf,
+        found: u32,
+        moved_to: PathBuf,
+    },
+    #[error("{path} holds another model's or video's embeddings; moved aside to {moved_to}")]
+    Mismatch { path: PathBuf, moved_to: PathBuf },
+}
+
+impl EmbeddingFile {
+    pub fn new(header: CacheHeader) -> Self {
+        Self {
+            header,
+            frames: Vec::new(),
+            vectors: Vec::new(),
+        }
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.header.model.dimension as usize
+    }
+
+    /// File name for this header inside the cache folder.
+    pub fn file_name(header: &CacheHeader) -> String {
+        let model: String = format!("{}-{}", header.model.name, header.model.revision)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        let sampling = header
+            .sample_fps_millis
+            .map_or("all".to_string(), |m| format!("{m}mfps"));
+        format!(
+            "{}-{}-{model}-{sampling}.clipemb",
+            header.video.short(),
+            header.video.size
+        )
+    }
+
+    /// Writes atomically: readers see the old file or the new one, never a mix.
+    pub fn save(&self, path: &Path) -> Result<(), CacheError> {
+        let io = |source| CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let mut checksum = Fnv64::new();
+        checksum.update(&body);
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let temporary = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
+            std::process::id()
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&temporary)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&body)?;
+            file.write_all(&checksum.finish().to_le_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, path)?;
+            // Make the rename itself durable.
+            File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            io(e)
+        })
+    }
+
+    /// Reads a cache file written for `expected`. `Ok(None)`: no file yet. A file that fails a
+    /// check is moved aside and reported as an error; the caller then starts a new one.
+    pub fn load(path: &Path, expected: &CacheHeader) -> Result<Option<Self>, CacheError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let corrupt = |reason: &str| -> CacheError {
+            match move_aside(path) {
+                Ok(moved_to) => CacheError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: reason.to_string(),
+                    moved_to,
+                },
+                Err(source) => CacheError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            }
+        };
+        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(corrupt("no cache header"));
+        }
+        let (body, tail) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 8);
+        let mut checksum = Fnv64::new();
+        checksum.update(body);
+        if tail != checksum.finish().to_le_bytes() {
+            return Err(corrupt("checksum mismatch"));
+        }
+        // The version is the first field: check it before trusting the rest of the layout.
+        let version: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map(|(v, _)| v)
+            .map_err(|_| corrupt("unreadable version"))?;
+        if version != FORMAT_VERSION {
+            return Err(match move_aside(path) {
+                Ok(moved_to) => CacheError::OtherFormat {
+                    path: path.to_path_buf(),
+                    found: version,
+                    moved_to,
+                },
+                Err(source) => CacheError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            });
+        }
+        let (file, _): (Self, usize) =
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map_err(|e| corrupt(&e.to_string()))?;
+        if file.vectors.len() != file.frames.len() * file.dimension()
+            || !file.frames.windows(2).all(|w| w[0] < w[1])
+        {
+            return Err(corrupt("frames and vectors disagree"));
+        }
+        if file.header != *expected {
+            return Err(match move_aside(path) {
+                Ok(moved_to) => CacheError::Mismatch {
+                    path: path.to_path_buf(),
+                    moved_to,
+                },
+                Err(source) => CacheError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            });
+        }
+        Ok(Some(file))
+    }
+}
+
+/// Renames a bad file to `NAME.bad-N` beside it, keeping it for inspection.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    for n in 1.. {
+        let target = PathBuf::from(format!("{}.bad-{n}", path.display()));
+        if !target.exists() {
+            std::fs::rename(path, &target)?;
+            tracing::warn!(
+                "moved the unreadable cache file {} aside to {}",
+                path.display(),
+                target.display()
+            );
+            return Ok(target);
+        }
+    }
+    unreachable!("an unused name exists")
+}
+
+/// 64-bit FNV-1a: a small, dependency-free checksum; this guards against torn and damaged
+/// files, not against tampering.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(model: &str) -> CacheHeader {
+        CacheHeader {
+            format_version: FORMAT_VERSION,
+            model: ModelKey {
+                name: model.into(),
+                revision: "r1".into(),
+                dimension: 4,
+            },
+            video: VideoFingerprint {
+                size: 1000,
+                chunks_hash: 42,
+            },
+            sample_fps_millis: None,
+            video_frames: 10,
+        }
+    }
+
+    fn sample() -> EmbeddingFile {
+        let mut file = EmbeddingFile::new(header("tiny"));
+        file.frames = vec![0, 1, 2];
+        file.vectors = (0..12).map(|i| i as f32 / 12.0).collect();
+        file
+    }
+
+    #[test]
+    fn a_saved_file_loads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EmbeddingFile::file_name(&header("tiny")));
+        assert!(EmbeddingFile::load(&path, &header("tiny"))
+            .unwrap()
+            .is_none());
+        sample().save(&path).unwrap();
+        assert_eq!(
+            EmbeddingFile::load(&path, &header("tiny")).unwrap(),
+            Some(sample())
+        );
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn damaged_files_are_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.clipemb");
+        sample().save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 0x40;
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated mid-write", good[..good.len() * 2 / 3].to_vec()),
+            ("bit flip", flipped),
+            ("garbage", b"hello, this is not a cache".repeat(10)),
+            ("empty", Vec::new()),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let error = EmbeddingFile::load(&path, &header("tiny")).unwrap_err();
+            let CacheError::Corrupt { moved_to, .. } = &error else {
+                panic!("{what}: {error}")
+            };
+            assert!(!path.exists(), "{what}");
+            assert_eq!(
+                std::fs::read(moved_to).unwrap(),
+                bytes,
+                "{what}: kept as it was"
+            );
+        }
+    }
+
+    #[test]
+    fn another_models_file_is_not_mixed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.clipemb");
+        sample().save(&path).unwrap();
+        let error = EmbeddingFile::load(&path, &header("other")).unwrap_err();
+        assert!(matches!(error, CacheError::Mismatch { .. }), "{error}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn another_format_version_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.clipemb");
+        let mut old = sample();
+        old.header.format_version = FORMAT_VERSION + 1;
+        old.save(&path).unwrap();
+        let error = EmbeddingFile::load(&path, &header("tiny")).unwrap_err();
+        assert!(
+            matches!(error, CacheError::OtherFormat { found, .. } if found == FORMAT_VERSION + 1),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn fingerprints_follow_content_not_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.mp4");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&a, &bytes).unwrap();
+        let renamed = dir.path().join("renamed.mp4");
+        std::fs::copy(&a, &renamed).unwrap();
+        assert_eq!(
+            VideoFingerprint::of_file(&a).unwrap(),
+            VideoFingerprint::of_file(&renamed).unwrap()
+        );
+        let mut edited = bytes.clone();
+        edited[10] ^= 1;
+        std::fs::write(&renamed, &edited).unwrap();
+        assert_ne!(
+            VideoFingerprint::of_file(&a).unwrap(),
+            VideoFingerprint::of_file(&renamed).unwrap()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! the old app). The in-process candle backend comes with the CLIP engine.
 //! Calls block: run them on indexing or `spawn_blocking` threads, never on async workers.
 
+pub mod local;
 pub mod preprocess;
 pub mod roboflow;
 

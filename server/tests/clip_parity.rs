@@ -1,0 +1,135 @@
+//! The candle backend against PyTorch + transformers on the same tiny random-weight CLIP
+//! (fixture and goldens: scripts/make_tiny_clip.py, see tests/fixtures/tiny-clip/README.md).
+
+use std::path::PathBuf;
+
+use server::embed::local::LocalClip;
+use server::embed::Embedder;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
+}
+
+fn goldens() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture().join("goldens.json")).unwrap()).unwrap()
+}
+
+fn floats(value: &serde_json::Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn token_ids_match_the_reference_tokenizer() {
+    let clip = LocalClip::load(&fixture()).unwrap();
+    let goldens = goldens();
+    let prompts = goldens["prompts"].as_array().unwrap();
+    assert_eq!(prompts.len(), 10);
+    for prompt in prompts {
+        let text = prompt["text"].as_str().unwrap();
+        let tokens = clip.tokenize(text).unwrap();
+        let expected: Vec<u32> = prompt["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        // Same tokens up to the end token; after it we pad with 0 (see LocalClip::tokenize).
+        let end = prompt["eos_position"].as_u64().unwrap() as usize;
+        assert_eq!(tokens.end, end, "{text}");
+        assert_eq!(&tokens.ids[..=end], &expected[..=end], "{text}");
+        assert_eq!(
+            tokens.truncated,
+            prompt["truncated"].as_bool().unwrap(),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn text_embeddings_match_pytorch() {
+    let clip = LocalClip::load(&fixture()).unwrap();
+    let goldens = goldens();
+    let prompts = goldens["prompts"].as_array().unwrap();
+    let texts: Vec<String> = prompts
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect();
+    let ours = clip.embed_texts(&texts).unwrap();
+    let mut worst = 0f32;
+    for (prompt, vector) in prompts.iter().zip(&ours) {
+        let diff = max_abs_diff(vector, &floats(&prompt["embedding_normalized"]));
+        worst = worst.max(diff);
+        assert!(diff <= 1e-4, "{:?}: max abs diff {diff}", prompt["text"]);
+    }
+    println!("worst text embedding difference: {worst:e}");
+}
+
+#[test]
+fn preprocessing_and_image_embeddings_match_pytorch() {
+    let clip = LocalClip::load(&fixture()).unwrap();
+    let goldens = goldens();
+    let mut worst_pixels = 0f32;
+    for frame in goldens["frames"].as_array().unwrap() {
+        let path = fixture()
+            .join("frames")
+            .join(frame["file"].as_str().unwrap().rsplit('/').next().unwrap());
+        let image =
+            opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR)
+                .unwrap();
+        let pixels = clip.preprocess_frame(&image).unwrap();
+        // Pillow-exact resampling: the same 8-bit values, so only float rounding remains.
+        let diff = max_abs_diff(&pixels, &floats(&frame["pixel_values"]));
+        worst_pixels = worst_pixels.max(diff);
+        assert!(diff <= 1e-5, "{path:?}: pixel values differ by {diff}");
+        let ours = clip.embed_images(std::slice::from_ref(&image)).unwrap();
+        let diff = max_abs_diff(&ours[0], &floats(&frame["embedding_normalized"]));
+        assert!(diff <= 1e-4, "{path:?}: embedding max abs diff {diff}");
+        println!("{path:?}: image embedding max abs diff {diff:e}");
+    }
+    println!("worst preprocessing difference: {worst_pixels:e}");
+}
+
+#[test]
+fn cosine_scores_match_pytorch() {
+    let clip = LocalClip::load(&fixture()).unwrap();
+    let goldens = goldens();
+    let texts: Vec<String> = goldens["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect();
+    let text_vectors = clip.embed_texts(&texts).unwrap();
+    let pixels: Vec<Vec<f32>> = goldens["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| floats(&f["pixel_values"]))
+        .collect();
+    let image_vectors = clip.embed_pixels(&pixels).unwrap();
+    let expected = goldens["similarity"].as_array().unwrap();
+    for (i, image) in image_vectors.iter().enumerate() {
+        let row = floats(&expected[i]);
+        for (j, text) in text_vectors.iter().enumerate() {
+            let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
+            assert!(
+                (score - row[j]).abs() <= 1e-5,
+                "frame {i} prompt {j}: {score} vs {}",
+                row[j]
+            );
+        }
+    }
+}

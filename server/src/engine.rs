@@ -228,7 +228,7 @@ impl Engine {
         let video = self
             .video
             .as_ref()
-            .map_err(|_| VideoError::NoFrames(PathBuf::new()))?;
+            .map_err(|message| VideoError::Unavailable(message.clone()))?;
         let meta = video.metadata();
         if meta.exact_count && frame >= meta.frames {
             return Err(VideoError::OutOfRange {

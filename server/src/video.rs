@@ -40,6 +40,9 @@ pub enum VideoError {
     BeyondEstimate { frame: u64, estimate: u64 },
     #[error("frame {frame} cannot be decoded from {path}: the file may be truncated or corrupt.")]
     Decode { path: PathBuf, frame: u64 },
+    /// The configured video could not be opened at start-up; the message says why.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("OpenCV failed on {path}: {source}")]
     OpenCv {
         path: PathBuf,
@@ -60,11 +63,7 @@ pub struct Metadata {
 
 impl Metadata {
     pub fn duration_s(&self) -> f64 {
-        if self.fps > 0.0 {
-            self.frames as f64 / self.fps
-        } else {
-            0.0
-        }
+        app::types::seconds_at(self.frames, self.fps)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Server functions: thin wrappers that check their arguments and call the backend.
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::Postcard;
+use leptos::server_fn::codec::{Json, Postcard};
 
-use crate::types::{FrameJpeg, VideoInfo};
+use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
 
 #[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::Backend, ServerFnError> {
@@ -28,6 +28,51 @@ pub async fn get_frame(viewer: String, frame: u64) -> Result<FrameJpeg, ServerFn
     backend()?
         .0
         .frame_jpeg(viewer, frame)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// How far embedding the video has come.
+#[server(prefix = "/api", endpoint = "index_status")]
+pub async fn get_index_status() -> Result<IndexStatus, ServerFnError> {
+    Ok(backend()?.0.index_status())
+}
+
+/// Most prompts one request may score.
+pub const MAX_PROMPTS: usize = 1000;
+/// Longest prompt accepted, in characters (CLIP reads 77 tokens; longer ones are cut).
+pub const MAX_PROMPT_CHARS: usize = 10_000;
+
+/// Checks a prompt list; the message says which prompt is wrong and why.
+pub fn check_prompts(prompts: &[String]) -> Result<(), String> {
+    if prompts.len() > MAX_PROMPTS {
+        return Err(format!(
+            "{} prompts; at most {MAX_PROMPTS} can be scored at once",
+            prompts.len()
+        ));
+    }
+    for (i, prompt) in prompts.iter().enumerate() {
+        if prompt.trim().is_empty() {
+            return Err(format!("prompt {} is empty", i + 1));
+        }
+        if prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(format!(
+                "prompt {} has {} characters; at most {MAX_PROMPT_CHARS}",
+                i + 1,
+                prompt.chars().count()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cosine scores of every indexed frame for each prompt.
+#[server(prefix = "/api", endpoint = "scores", input = Json, output = Postcard)]
+pub async fn get_scores(prompts: Vec<String>) -> Result<ScoreSeries, ServerFnError> {
+    check_prompts(&prompts).map_err(ServerFnError::new)?;
+    backend()?
+        .0
+        .scores(prompts)
         .await
         .map_err(ServerFnError::new)
 }

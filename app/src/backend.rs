@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::types::{FrameJpeg, VideoInfo};
+use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -17,6 +17,12 @@ pub trait VideoBackend: Send + Sync + 'static {
 
     /// JPEG of exactly `frame`, decoded with `viewer`'s own decoder. Runs off the async workers.
     fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>>;
+
+    /// Progress of embedding the open video (starting the job if it is not running).
+    fn index_status(&self) -> IndexStatus;
+
+    /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
+    fn scores(&self, prompts: Vec<String>) -> BoxFuture<Result<ScoreSeries, String>>;
 }
 
 /// Handle stored in Leptos context.

@@ -6,6 +6,8 @@ pub mod backend;
 #[cfg(feature = "hydrate")]
 mod browser;
 pub mod player;
+pub mod scores;
+pub mod status;
 pub mod types;
 
 use leptos::prelude::*;
@@ -64,7 +66,10 @@ fn PlayerPage() -> impl IntoView {
                 let frame_param = frame_param.clone();
                 Suspend::new(async move {
                     match info.await {
-                        Ok(info) => view! { <Player info frame_param/> }.into_any(),
+                        Ok(info) => view! {
+                            <Player info frame_param/>
+                            <status::IndexStatusLine/>
+                        }.into_any(),
                         Err(error) => view! {
                             <section id="player" class="player" data-hydrated="true">
                                 <p id="error" class="error" role="alert">

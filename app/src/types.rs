@@ -34,6 +34,52 @@ pub struct FrameJpeg {
     pub jpeg: Vec<u8>,
 }
 
+/// Where embedding the open video stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IndexStatus {
+    pub state: IndexState,
+    /// Sampled frames embedded so far, and planned in all.
+    pub done: u64,
+    pub total: u64,
+    /// Embedding speed of the running job (frames per second), and the time it still needs.
+    pub frames_per_s: f64,
+    pub eta_s: Option<f64>,
+    /// The model, e.g. `openai/clip-vit-base-patch32@refs/pr/15`, once it is loaded.
+    pub model: Option<String>,
+    /// Why the model or the job failed, for the page.
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexState {
+    /// The model is loading, or the job waits for its turn.
+    #[default]
+    Waiting,
+    Running,
+    Done,
+    /// No model (e.g. no weights offline) or the job failed; see the message.
+    Failed,
+}
+
+/// Cosine similarity of every indexed frame with each prompt.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreSeries {
+    /// Values cover frames `0..covered` (unsampled frames take their nearest sample's value);
+    /// later frames are not indexed yet.
+    pub covered: u64,
+    pub prompts: Vec<PromptScores>,
+    /// CLIP's temperature, for the softmax (probability) view.
+    pub logit_scale: f32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptScores {
+    pub prompt: String,
+    pub values: Vec<f32>,
+    /// The prompt was longer than the model's 77 tokens and was cut.
+    pub truncated: bool,
+}
+
 /// Seconds from the start of the video at which frame `frame` is shown (constant-rate view).
 pub fn seconds_at(frame: u64, fps: f64) -> f64 {
     if fps > 0.0 {

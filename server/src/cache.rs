@@ -164,99 +164,19 @@ impl EmbeddingFile {
 
     /// Writes atomically: readers see the old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), CacheError> {
-        let io = |source| CacheError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        let mut checksum = Fnv64::new();
-        checksum.update(&body);
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let temporary = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&temporary)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&body)?;
-            file.write_all(&checksum.finish().to_le_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, path)?;
-            // Make the rename itself durable.
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            io(e)
-        })
+        write_checked(path, self)
     }
 
     /// Reads a cache file written for `expected`. `Ok(None)`: no file yet. A file that fails a
     /// check is moved aside and reported as an error; the caller then starts a new one.
     pub fn load(path: &Path, expected: &CacheHeader) -> Result<Option<Self>, CacheError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CacheError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+        let Some(file) = read_checked::<Self>(path)? else {
+            return Ok(None);
         };
-        let corrupt = |reason: &str| -> CacheError {
-            match move_aside(path) {
-                Ok(moved_to) => CacheError::Corrupt {
-                    path: path.to_path_buf(),
-                    reason: reason.to_string(),
-                    moved_to,
-                },
-                Err(source) => CacheError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            }
-        };
-        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("no cache header"));
-        }
-        let (body, tail) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 8);
-        let mut checksum = Fnv64::new();
-        checksum.update(body);
-        if tail != checksum.finish().to_le_bytes() {
-            return Err(corrupt("checksum mismatch"));
-        }
-        // The version is the first field: check it before trusting the rest of the layout.
-        let version: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map(|(v, _)| v)
-            .map_err(|_| corrupt("unreadable version"))?;
-        if version != FORMAT_VERSION {
-            return Err(match move_aside(path) {
-                Ok(moved_to) => CacheError::OtherFormat {
-                    path: path.to_path_buf(),
-                    found: version,
-                    moved_to,
-                },
-                Err(source) => CacheError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            });
-        }
-        let (file, _): (Self, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| corrupt(&e.to_string()))?;
         if file.vectors.len() != file.frames.len() * file.dimension()
             || !file.frames.windows(2).all(|w| w[0] < w[1])
         {
-            return Err(corrupt("frames and vectors disagree"));
+            return Err(corrupt(path, "frames and vectors disagree"));
         }
         if file.header != *expected {
             return Err(match move_aside(path) {
@@ -271,6 +191,231 @@ impl EmbeddingFile {
             });
         }
         Ok(Some(file))
+    }
+
+    /// Reads any cache file without judging or moving it (for `cache list`).
+    pub fn peek(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let body = checked_body(&bytes)?;
+        match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
+            Ok((FORMAT_VERSION, _)) => {}
+            Ok((other, _)) => return Err(format!("cache format version {other}")),
+            Err(e) => return Err(e.to_string()),
+        }
+        bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map(|(file, _)| file)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The body between magic and checksum, if both are right.
+fn checked_body(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("no cache header".into());
+    }
+    let (body, tail) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 8);
+    let mut checksum = Fnv64::new();
+    checksum.update(body);
+    if tail != checksum.finish().to_le_bytes() {
+        return Err("checksum mismatch".into());
+    }
+    Ok(body)
+}
+
+fn corrupt(path: &Path, reason: &str) -> CacheError {
+    match move_aside(path) {
+        Ok(moved_to) => CacheError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+            moved_to,
+        },
+        Err(source) => CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Writes `value` (whose first field is its `u32` format version) atomically: a temporary
+/// file in the same folder, fsync, rename, fsync of the folder.
+fn write_checked<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let io = |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let mut checksum = Fnv64::new();
+    checksum.update(&body);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    // Unique per process and write, so concurrent writers never share a temporary file.
+    let temporary = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&temporary)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&body)?;
+        file.write_all(&checksum.finish().to_le_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        // Make the rename itself durable.
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        io(e)
+    })
+}
+
+/// Reads a file written by [`write_checked`]. `Ok(None)`: no file. Damaged files and files of
+/// another format version are moved aside and reported.
+fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, CacheError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CacheError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let body = checked_body(&bytes).map_err(|reason| corrupt(path, &reason))?;
+    // The version is the first field: check it before trusting the rest of the layout.
+    let version: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|_| corrupt(path, "unreadable version"))?;
+    if version != FORMAT_VERSION {
+        return Err(match move_aside(path) {
+            Ok(moved_to) => CacheError::OtherFormat {
+                path: path.to_path_buf(),
+                found: version,
+                moved_to,
+            },
+            Err(source) => CacheError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        });
+    }
+    bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map(|(value, _)| Some(value))
+        .map_err(|e| corrupt(path, &e.to_string()))
+}
+
+/// Text embeddings per (model, prompt), so a prompt costs one forward pass per model, ever.
+pub struct TextCache {
+    path: PathBuf,
+    model: ModelKey,
+    entries: std::collections::HashMap<String, Vec<f32>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TextCacheFile {
+    format_version: u32,
+    model: ModelKey,
+    entries: Vec<(String, Vec<f32>)>,
+}
+
+/// Entries kept; past this the cache starts over (prompts are cheap to embed again).
+const TEXT_CACHE_LIMIT: usize = 50_000;
+
+impl TextCache {
+    /// Opens the model's text cache in `dir`; a damaged file is moved aside (and logged) and
+    /// the cache starts empty.
+    pub fn open(dir: &Path, model: &ModelIdentity) -> Self {
+        let model = ModelKey::from(model);
+        let name: String = format!("texts-{}-{}", model.name, model.revision)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect();
+        let path = dir.join(format!("{name}.clipemb"));
+        let entries = match read_checked::<TextCacheFile>(&path) {
+            Ok(Some(file)) if file.model == model => file.entries.into_iter().collect(),
+            Ok(Some(_)) => {
+                tracing::warn!(
+                    "{} holds another model's texts; starting over",
+                    path.display()
+                );
+                Default::default()
+            }
+            Ok(None) => Default::default(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                Default::default()
+            }
+        };
+        Self {
+            path,
+            model,
+            entries,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, text: &str) -> Option<&Vec<f32>> {
+        self.entries.get(text)
+    }
+
+    /// Embeddings of `texts`, computing (in batches) and saving only the ones not cached.
+    pub fn embed(
+        &mut self,
+        embedder: &dyn crate::embed::Embedder,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+        let mut missing: Vec<String> = texts
+            .iter()
+            .filter(|t| !self.entries.contains_key(*t))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            if self.entries.len() + missing.len() > TEXT_CACHE_LIMIT {
+                self.entries.clear();
+            }
+            for chunk in missing.chunks(64) {
+                let vectors = embedder.embed_texts(chunk)?;
+                self.entries.extend(chunk.iter().cloned().zip(vectors));
+            }
+            let file = TextCacheFile {
+                format_version: FORMAT_VERSION,
+                model: self.model.clone(),
+                entries: self
+                    .entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            // A failed write costs only a recomputation later.
+            if let Err(e) = write_checked(&self.path, &file) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(texts.iter().map(|t| self.entries[t].clone()).collect())
     }
 }
 

@@ -49,6 +49,91 @@ pub enum Command {
         #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
         quality: u8,
     },
+    /// Embed every (sampled) frame of a video with CLIP into the cache; resumes where it stopped.
+    Index {
+        video: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Frames per second to embed (default: `sample_fps` from the config, else every frame).
+        #[arg(long)]
+        sample_fps: Option<f64>,
+        /// Frames per model call (default: `batch_size` from the config).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Print a JSON report instead of a progress bar.
+        #[arg(long)]
+        json: bool,
+        /// Seconds of work between saves of the cache file.
+        #[arg(long, default_value_t = 5.0, hide = true)]
+        checkpoint_secs: f64,
+    },
+    /// Per-frame similarity of an indexed video with text prompts.
+    Scores {
+        video: PathBuf,
+        /// A text prompt; repeat for several (default: the config's `CLIP:` list).
+        #[arg(long = "prompt")]
+        prompts: Vec<String>,
+        /// Moving-average window in frames (1 = none).
+        #[arg(long, default_value_t = 1)]
+        smooth: usize,
+        /// CLIP's zero-shot probabilities over the prompts instead of cosine similarity.
+        #[arg(long)]
+        softmax: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// The moments of an indexed video most like a text, an image, or both.
+    Search {
+        video: PathBuf,
+        #[arg(long, required_unless_present = "image")]
+        text: Option<String>,
+        /// An image file (JPEG, PNG, …).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Results are at least this many seconds apart (default: 1).
+        #[arg(long, default_value_t = 1.0)]
+        min_gap_s: f64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// Write per-frame scores (csv, json) or the raw embeddings (npy) of an indexed video.
+    Export {
+        video: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Prompts to score (default: the config's `CLIP:` list); not used for npy.
+        #[arg(long = "prompt")]
+        prompts: Vec<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// List or remove embedding cache files.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// The config file (for `embeddings_dir`).
+        #[arg(
+            long,
+            env = "CLIP_INVESTIGATOR_CONFIG",
+            default_value = "config.yaml",
+            global = true
+        )]
+        config: PathBuf,
+    },
     /// Write a test video whose frames carry their own index (used by the test suites).
     #[command(hide = true)]
     MakeTestVideo {
@@ -58,6 +143,34 @@ pub enum Command {
         #[arg(long, default_value_t = 250)]
         keyframe_interval: u32,
     },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum CacheAction {
+    /// Show each cache file: video, model, frames indexed, size.
+    List,
+    /// Remove all cache files, including ones moved aside as damaged.
+    Clear,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+    Npy,
+}
+
+/// Which model to use; flags win over the config file.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The config file (the old app's config.yaml works unchanged).
+    #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
+    /// A model folder in Hugging Face layout, or a Hub repo id `REPO[@REVISION]`.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::config::BackendKind>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -84,6 +197,58 @@ pub fn run(cli: Cli) -> CommandResult {
             output,
             quality,
         }) => frame(&video, n, &output, quality),
+        Some(Command::Index {
+            video,
+            model,
+            sample_fps,
+            batch_size,
+            json,
+            checkpoint_secs,
+        }) => crate::commands::index(
+            &video,
+            &model,
+            sample_fps,
+            batch_size,
+            json,
+            checkpoint_secs,
+        ),
+        Some(Command::Scores {
+            video,
+            prompts,
+            smooth,
+            softmax,
+            json,
+            model,
+            sample_fps,
+        }) => crate::commands::scores(&video, &model, sample_fps, prompts, smooth, softmax, json),
+        Some(Command::Search {
+            video,
+            text,
+            image,
+            top,
+            min_gap_s,
+            json,
+            model,
+            sample_fps,
+        }) => crate::commands::search(
+            &video,
+            &model,
+            sample_fps,
+            text.as_deref(),
+            image.as_deref(),
+            top,
+            min_gap_s,
+            json,
+        ),
+        Some(Command::Export {
+            video,
+            format,
+            output,
+            prompts,
+            model,
+            sample_fps,
+        }) => crate::commands::export(&video, &model, sample_fps, format, &output, prompts),
+        Some(Command::Cache { action, config }) => crate::commands::cache(action, &config),
         Some(Command::MakeTestVideo {
             output,
             frames,
@@ -115,11 +280,24 @@ fn serve(args: ServeArgs) -> CommandResult {
         &settings.video_path,
         FrameSettings::from(&settings),
     ));
+    let model_settings = settings.clone();
+    let indexer = crate::indexer::Indexer::start(
+        engine.video().cloned(),
+        crate::commands::index_options(&settings, None, None),
+        move || crate::embed::load(&model_settings),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(crate::web::serve(engine, settings.address))
+    let served = runtime.block_on(crate::web::serve(
+        engine,
+        Arc::clone(&indexer),
+        settings.address,
+    ));
+    // Save what is indexed before exiting; the job stops at its next batch.
+    indexer.stop(std::time::Duration::from_secs(10));
+    served
 }
 
 fn probe(path: &Path, json: bool, exact: bool) -> CommandResult {

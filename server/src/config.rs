@@ -16,6 +16,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "display_width",
     "max_decoders",
     "frame_cache",
+    "backend",
+    "model",
+    "roboflow_url",
+    "embeddings_dir",
+    "sample_fps",
+    "batch_size",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -45,7 +51,40 @@ pub struct Settings {
     /// How many encoded frames are kept for repeated requests.
     #[serde(default = "default_frame_cache")]
     pub frame_cache: usize,
+    /// Where CLIP runs: in this process (`local`) or on a Roboflow inference server.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Local backend: a folder in Hugging Face layout, or a Hub repo id (`REPO[@REVISION]`).
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Roboflow backend: the inference server's base URL.
+    #[serde(default = "default_roboflow_url")]
+    pub roboflow_url: String,
+    /// Folder of the embedding cache; relative paths are relative to the config file's folder.
+    #[serde(default = "default_embeddings_dir")]
+    pub embeddings_dir: PathBuf,
+    /// Frames per second to embed; absent = every frame.
+    #[serde(default)]
+    pub sample_fps: Option<f64>,
+    /// Frames embedded per model call.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
 }
+
+/// Which embedder computes CLIP vectors.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// candle, in this process: no Python, no server.
+    #[default]
+    Local,
+    /// A Roboflow inference server, as the old app used.
+    Roboflow,
+}
+
+/// The Hub model used when `model:` is not set (its safetensors live on a PR revision; see
+/// `embed::source`).
+pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
 
 fn default_video_path() -> PathBuf {
     PathBuf::from("data/sample.mp4")
@@ -65,6 +104,18 @@ fn default_max_decoders() -> usize {
 fn default_frame_cache() -> usize {
     64
 }
+fn default_model() -> String {
+    DEFAULT_MODEL.into()
+}
+fn default_roboflow_url() -> String {
+    "http://localhost:9001".into()
+}
+fn default_embeddings_dir() -> PathBuf {
+    PathBuf::from("embeddings")
+}
+fn default_batch_size() -> usize {
+    8
+}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -77,6 +128,12 @@ impl Default for Settings {
             display_width: default_display_width(),
             max_decoders: default_max_decoders(),
             frame_cache: default_frame_cache(),
+            backend: BackendKind::default(),
+            model: default_model(),
+            roboflow_url: default_roboflow_url(),
+            embeddings_dir: default_embeddings_dir(),
+            sample_fps: None,
+            batch_size: default_batch_size(),
         }
     }
 }
@@ -107,9 +164,18 @@ impl Settings {
             source,
         })?;
         let mut settings = Self::parse(&text, path)?;
-        if settings.video_path.is_relative() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if settings.video_path.is_relative() {
                 settings.video_path = dir.join(&settings.video_path);
+            }
+            if settings.embeddings_dir.is_relative() {
+                settings.embeddings_dir = dir.join(&settings.embeddings_dir);
+            }
+            // A relative model folder that exists beside the config is that folder; anything
+            // else stays as written (a Hub repo id, or a folder relative to the working dir).
+            let beside = dir.join(&settings.model);
+            if Path::new(&settings.model).is_relative() && beside.is_dir() {
+                settings.model = beside.to_string_lossy().into_owned();
             }
         }
         Ok(settings)
@@ -173,6 +239,22 @@ impl Settings {
         if self.max_decoders == 0 {
             return Err("max_decoders must be at least 1".into());
         }
+        if let Some(fps) = self.sample_fps {
+            if !(fps.is_finite() && fps > 0.0) {
+                return Err(format!(
+                    "sample_fps must be a positive number of frames per second, not {fps}"
+                ));
+            }
+        }
+        if !(1..=256).contains(&self.batch_size) {
+            return Err(format!(
+                "batch_size must be from 1 to 256, not {}",
+                self.batch_size
+            ));
+        }
+        if self.model.trim().is_empty() {
+            return Err("model must name a folder or a Hugging Face repo id".into());
+        }
         Ok(())
     }
 
@@ -183,6 +265,12 @@ impl Settings {
         }
         if let Ok(video) = std::env::var("CLIP_INVESTIGATOR_VIDEO") {
             self.video_path = PathBuf::from(video);
+        }
+        if let Ok(model) = std::env::var("CLIP_INVESTIGATOR_MODEL") {
+            self.model = model;
+        }
+        if let Ok(dir) = std::env::var("CLIP_INVESTIGATOR_EMBEDDINGS") {
+            self.embeddings_dir = PathBuf::from(dir);
         }
         if let Ok(addr) = std::env::var("CLIP_INVESTIGATOR_ADDR") {
             self.address = addr.parse().map_err(|_| {

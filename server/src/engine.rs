@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use app::backend::{BoxFuture, VideoBackend};
-use app::types::{FrameJpeg, VideoInfo};
+use app::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
 
 use crate::config::Settings;
+use crate::indexer::Indexer;
 use crate::video::{self, Decoder, FrameIndex, Metadata, VideoError};
 
 /// Frames a read may skip that are still encoded for the cache (see `frame_jpeg_blocking`).
@@ -47,6 +48,8 @@ pub struct OpenVideo {
     meta: Metadata,
     /// Exact count and per-frame timestamps; lets every decoder verify its seeks.
     index: OnceLock<Arc<FrameIndex>>,
+    /// The background frame scan gave up (the reported count stays).
+    index_failed: std::sync::atomic::AtomicBool,
 }
 
 impl OpenVideo {
@@ -64,6 +67,7 @@ impl OpenVideo {
             name,
             meta,
             index: OnceLock::new(),
+            index_failed: Default::default(),
         });
         let indexing = Arc::clone(&video);
         let spawned = std::thread::Builder::new().name("index-frames".into()).spawn(move || {
@@ -74,13 +78,21 @@ impl OpenVideo {
                     }
                     let _ = indexing.index.set(Arc::new(index));
                 }
-                Err(error) => tracing::warn!(video = %indexing.name, %error, "could not index frames"),
+                Err(error) => {
+                    tracing::warn!(video = %indexing.name, %error, "could not index frames");
+                    indexing.index_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         });
         if let Err(error) = spawned {
             tracing::warn!(%error, "could not start indexing frames; the reported count stays");
         }
         Ok(video)
+    }
+
+    /// Whether the background frame scan failed (so the count stays an estimate).
+    pub fn index_failed(&self) -> bool {
+        self.index_failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The frame index, once built.
@@ -296,23 +308,39 @@ impl Engine {
 }
 
 /// An error message for the browser: names the file, not where it lives on this machine.
-fn public_message(message: &str, path: &Path) -> String {
+pub fn public_message(message: &str, path: &Path) -> String {
     match (path.to_str(), path.file_name().and_then(|n| n.to_str())) {
         (Some(full), Some(name)) if !full.is_empty() => message.replace(full, name),
         _ => message.to_string(),
     }
 }
 
-/// The engine as the app's server functions see it.
-pub struct SharedEngine(pub Arc<Engine>);
+/// The engine and its indexing service as the app's server functions see them.
+pub struct SharedEngine {
+    pub engine: Arc<Engine>,
+    pub indexer: Arc<Indexer>,
+}
 
 impl VideoBackend for SharedEngine {
     fn info(&self) -> Result<VideoInfo, String> {
-        self.0.video().map(|v| v.info())
+        self.engine.video().map(|v| v.info())
+    }
+
+    fn index_status(&self) -> IndexStatus {
+        self.indexer.status()
+    }
+
+    fn scores(&self, prompts: Vec<String>) -> BoxFuture<Result<ScoreSeries, String>> {
+        let indexer = Arc::clone(&self.indexer);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || indexer.scores_blocking(&prompts))
+                .await
+                .map_err(|e| format!("scoring failed: {e}"))?
+        })
     }
 
     fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>> {
-        let engine = Arc::clone(&self.0);
+        let engine = Arc::clone(&self.engine);
         Box::pin(async move {
             if let Err(message) = engine.video() {
                 return Err(message);

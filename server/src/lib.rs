@@ -3,9 +3,13 @@
 
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod embed;
 pub mod engine;
+pub mod index;
+pub mod indexer;
+pub mod search;
 pub mod testvideo;
 pub mod video;
 pub mod web;

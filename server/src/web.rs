@@ -11,6 +11,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::engine::{Engine, SharedEngine};
+use crate::indexer::Indexer;
 
 /// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
 pub fn site_root() -> String {
@@ -26,8 +27,8 @@ pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(engine: Arc<Engine>, options: LeptosOptions) -> Router {
-    let backend = Backend(Arc::new(SharedEngine(engine)));
+pub fn router(engine: Arc<Engine>, indexer: Arc<Indexer>, options: LeptosOptions) -> Router {
+    let backend = Backend(Arc::new(SharedEngine { engine, indexer }));
     let routes = generate_route_list(App);
     Router::new()
         .leptos_routes_with_context(
@@ -44,7 +45,11 @@ pub fn router(engine: Arc<Engine>, options: LeptosOptions) -> Router {
 }
 
 /// Serves until Ctrl-C.
-pub async fn serve(engine: Arc<Engine>, addr: SocketAddr) -> Result<(), String> {
+pub async fn serve(
+    engine: Arc<Engine>,
+    indexer: Arc<Indexer>,
+    addr: SocketAddr,
+) -> Result<(), String> {
     if !addr.ip().is_loopback() {
         tracing::warn!("listening on {addr}, which is not a loopback address: anyone who can reach it can watch the video");
     }
@@ -60,10 +65,13 @@ pub async fn serve(engine: Arc<Engine>, addr: SocketAddr) -> Result<(), String> 
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;
     println!("CLIP Video Investigator: open http://{addr}");
-    axum::serve(listener, router(engine, options).into_make_service())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    axum::serve(
+        listener,
+        router(engine, indexer, options).into_make_service(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| format!("server error: {e}"))
 }

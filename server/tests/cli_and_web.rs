@@ -162,6 +162,8 @@ impl Server {
                 &addr.to_string(),
             ])
             .env("RUST_LOG", "warn")
+            // Never try to download the default model in tests.
+            .env("HF_HUB_OFFLINE", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -310,4 +312,134 @@ fn environment_variables_override_the_config_file() {
         page.contains("vp9.webm") && !page.contains("cannot be shown"),
         "{page}"
     );
+}
+
+fn index_status(server: &Server) -> serde_json::Value {
+    let response = http(
+        server.addr,
+        "POST",
+        "/api/index_status",
+        "application/x-www-form-urlencoded",
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, String> {
+    let body = serde_json::json!({ "prompts": prompts }).to_string();
+    let response = http(
+        server.addr,
+        "POST",
+        "/api/scores",
+        "application/json",
+        body.as_bytes(),
+    );
+    if response.status == 200 {
+        Ok(postcard::from_bytes(&response.body).unwrap())
+    } else {
+        Err(response.text())
+    }
+}
+
+#[test]
+fn serve_indexes_the_video_in_the_background_and_answers_scores() {
+    let embeddings = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
+    let env = [
+        ("CLIP_INVESTIGATOR_MODEL", model.to_str().unwrap()),
+        (
+            "CLIP_INVESTIGATOR_EMBEDDINGS",
+            embeddings.path().to_str().unwrap(),
+        ),
+    ];
+    let video_path = video("mpeg2.mkv");
+    let server = Server::start_with_env(&video_path, &env);
+    let started = Instant::now();
+    let mut seen_running = false;
+    let status = loop {
+        let status = index_status(&server);
+        // Frames keep being served while indexing runs.
+        assert_eq!(server.frame("viewer-index-1", "150").status, 200);
+        match status["state"].as_str().unwrap() {
+            "Done" => break status,
+            "Running" => {
+                seen_running = true;
+                // Partial scores cover the indexed prefix only.
+                let partial = scores(&server, &["grass"]).unwrap();
+                assert!(partial.covered <= FRAMES);
+                assert_eq!(partial.prompts[0].values.len() as u64, partial.covered);
+            }
+            "Failed" => panic!("{status}"),
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "indexing did not finish: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (status["done"].as_u64(), status["total"].as_u64()),
+        (Some(FRAMES), Some(FRAMES))
+    );
+    assert_eq!(status["model"], "tiny-clip");
+    eprintln!("saw the job running: {seen_running}");
+    let series = scores(&server, &["grass", "a brick wall"]).unwrap();
+    assert_eq!(series.covered, FRAMES);
+    assert_eq!(series.prompts.len(), 2);
+    assert!(series
+        .prompts
+        .iter()
+        .all(|p| p.values.len() as u64 == FRAMES && !p.truncated));
+    assert!(series.logit_scale > 1.0);
+    // Bad prompt lists are refused with a reason; the server keeps serving.
+    assert!(scores(&server, &[" "])
+        .unwrap_err()
+        .contains("prompt 1 is empty"));
+    let long = "a cat ".repeat(200);
+    assert!(scores(&server, &[&long]).unwrap().prompts[0].truncated);
+    drop(server);
+
+    // A second server on the same video and cache embeds nothing: it is Done at once.
+    let again = Server::start_with_env(&video_path, &env);
+    let started = Instant::now();
+    loop {
+        let status = index_status(&again);
+        if status["state"] == "Done" {
+            assert_eq!(status["done"], FRAMES);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_without_a_model_says_why_and_still_plays() {
+    let server = Server::start_with_env(
+        &video("mpeg2.mkv"),
+        &[
+            ("CLIP_INVESTIGATOR_MODEL", "openai/clip-vit-base-patch32"),
+            ("HF_HOME", "/nonexistent/hf"),
+        ],
+    );
+    let started = Instant::now();
+    let status = loop {
+        let status = index_status(&server);
+        if status["state"] == "Failed" {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("model.safetensors") && message.contains("--model"),
+        "{message}"
+    );
+    assert!(scores(&server, &["grass"])
+        .unwrap_err()
+        .contains("model.safetensors"));
+    assert_eq!(server.frame("viewer-nomodel", "10").status, 200);
 }

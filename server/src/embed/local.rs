@@ -15,7 +15,7 @@ use opencv::prelude::*;
 use serde::Deserialize;
 
 use super::preprocess::{preprocess, PreprocessConfig, RgbImage};
-use super::{EmbedError, Embedder, ModelIdentity};
+use super::{EmbedError, Embedder, ModelIdentity, PreparedImage};
 
 /// Files a model folder must hold.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
@@ -167,6 +167,28 @@ fn clip_config(path: &Path, text: &str) -> Result<clip::ClipConfig, ModelError> 
     })
 }
 
+/// The identity [`LocalClip::load_named`] would give, without loading the weights: the
+/// projection size from `config.json` and a fingerprint of `model.safetensors`.
+pub fn identity_of(folder: &Path, name: &str) -> Result<ModelIdentity, ModelError> {
+    let config_path = folder.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Config {
+        path: config_path.clone(),
+        message: e.to_string(),
+    })?;
+    let config = clip_config(&config_path, &text)?;
+    let weights = folder.join("model.safetensors");
+    let fingerprint =
+        crate::cache::VideoFingerprint::of_file(&weights).map_err(|e| ModelError::Weights {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(ModelIdentity {
+        name: name.to_string(),
+        revision: fingerprint.short(),
+        dimension: config.text_config.projection_dim,
+    })
+}
+
 /// Token ids of one prompt, padded to the context, and whether it had to be cut.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tokens {
@@ -185,11 +207,22 @@ pub struct LocalClip {
     start_token: u32,
     end_token: u32,
     device: Device,
+    /// `exp(logit_scale)`: the multiplier of cosine scores in CLIP's zero-shot softmax.
+    logit_scale: f32,
 }
 
 impl LocalClip {
-    /// Loads a model folder in Hugging Face layout.
+    /// Loads a model folder in Hugging Face layout, named after the folder.
     pub fn load(folder: &Path) -> Result<Self, ModelError> {
+        let name = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "clip".into());
+        Self::load_named(folder, &name)
+    }
+
+    /// Loads a model folder; `name` (e.g. `REPO@REVISION`) goes into the model's identity.
+    pub fn load_named(folder: &Path, name: &str) -> Result<Self, ModelError> {
         let missing: Vec<&str> = REQUIRED_FILES
             .iter()
             .copied()
@@ -255,22 +288,30 @@ impl LocalClip {
             path: weights.clone(),
             message: e.to_string(),
         })?;
-        let model = ClipModel::new(vb, &config).map_err(|e| ModelError::Weights {
+        let model = ClipModel::new(vb.clone(), &config).map_err(|e| ModelError::Weights {
             path: weights.clone(),
             message: e.to_string(),
         })?;
+        // ClipModel keeps its temperature private; read the same tensor it does.
+        let logit_scale = if vb.contains_tensor("logit_scale") {
+            vb.get(&[], "logit_scale")
+                .and_then(|t| t.to_scalar::<f32>())
+                .map_err(|e| ModelError::Weights {
+                    path: weights.clone(),
+                    message: format!("logit_scale: {e}"),
+                })?
+        } else {
+            config.logit_scale_init_value
+        }
+        .exp();
 
         let fingerprint =
             crate::cache::VideoFingerprint::of_file(&weights).map_err(|e| ModelError::Weights {
                 path: weights.clone(),
                 message: e.to_string(),
             })?;
-        let name = folder
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "clip".into());
         let identity = ModelIdentity {
-            name,
+            name: name.to_string(),
             revision: fingerprint.short(),
             dimension: config.text_config.projection_dim,
         };
@@ -283,6 +324,7 @@ impl LocalClip {
             start_token,
             end_token,
             device,
+            logit_scale,
         })
     }
 
@@ -296,7 +338,7 @@ impl LocalClip {
         let encoding = self
             .tokenizer
             .encode(text, false)
-            .map_err(|e| EmbedError::Encode(e.to_string()))?;
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
         let mut body: Vec<u32> = encoding
             .get_ids()
             .iter()
@@ -321,16 +363,16 @@ impl LocalClip {
     pub fn preprocess_frame(&self, frame: &Mat) -> Result<Vec<f32>, EmbedError> {
         let mut rgb = Mat::default();
         opencv::imgproc::cvt_color_def(frame, &mut rgb, opencv::imgproc::COLOR_BGR2RGB)
-            .map_err(|e| EmbedError::Encode(e.to_string()))?;
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
         let rgb = if rgb.is_continuous() {
             rgb
         } else {
             rgb.try_clone()
-                .map_err(|e| EmbedError::Encode(e.to_string()))?
+                .map_err(|e| EmbedError::Model(e.to_string()))?
         };
         let bytes = rgb
             .data_bytes()
-            .map_err(|e| EmbedError::Encode(e.to_string()))?;
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
         let image = RgbImage {
             width: rgb.cols() as usize,
             height: rgb.rows() as usize,
@@ -341,16 +383,27 @@ impl LocalClip {
 
     /// Image embeddings of already preprocessed images (`3 * size * size` floats each).
     pub fn embed_pixels(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let slices: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+        self.embed_pixel_slices(&slices)
+    }
+
+    fn embed_pixel_slices(&self, images: &[&[f32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let (h, w) = (
             self.preprocess.crop_height as usize,
             self.preprocess.crop_width as usize,
         );
-        let flat: Vec<f32> = images.iter().flatten().copied().collect();
+        if let Some(bad) = images.iter().find(|i| i.len() != 3 * h * w) {
+            return Err(EmbedError::Model(format!(
+                "a preprocessed image has {} values, the model takes 3 x {h} x {w}",
+                bad.len()
+            )));
+        }
+        let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let pixels = Tensor::from_vec(flat, (images.len(), 3, h, w), &self.device)?;
             clip::div_l2_norm(&self.model.get_image_features(&pixels)?)?.to_vec2::<f32>()
         };
-        run().map_err(|e| EmbedError::Encode(format!("CLIP image model: {e}")))
+        run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))
     }
 
     pub fn config(&self) -> &clip::ClipConfig {
@@ -363,15 +416,32 @@ impl Embedder for LocalClip {
         self.identity.clone()
     }
 
-    fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if frames.is_empty() {
+    fn logit_scale(&self) -> f32 {
+        self.logit_scale
+    }
+
+    fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
+        self.preprocess_frame(frame).map(PreparedImage::Pixels)
+    }
+
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if images.is_empty() {
             return Ok(Vec::new());
         }
-        let pixels = frames
+        let pixels = images
             .iter()
-            .map(|f| self.preprocess_frame(f))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.embed_pixels(&pixels)
+            .map(|image| match image {
+                PreparedImage::Pixels(p) => Ok(p.as_slice()),
+                PreparedImage::Base64Jpeg(_) => Err(EmbedError::Model(
+                    "the local model takes pixel tensors, not JPEG images".into(),
+                )),
+            })
+            .collect::<Result<Vec<&[f32]>, _>>()?;
+        self.embed_pixel_slices(&pixels)
+    }
+
+    fn is_truncated(&self, text: &str) -> bool {
+        self.tokenize(text).is_ok_and(|t| t.truncated)
     }
 
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -386,7 +456,7 @@ impl Embedder for LocalClip {
             let ids = Tensor::from_vec(ids, (texts.len(), CONTEXT_LENGTH), &self.device)?;
             clip::div_l2_norm(&self.model.get_text_features(&ids)?)?.to_vec2::<f32>()
         };
-        run().map_err(|e| EmbedError::Encode(format!("CLIP text model: {e}")))
+        run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))
     }
 }
 

@@ -1,12 +1,17 @@
 //! Embedders turn frames and prompts into L2-normalised CLIP vectors.
 //!
-//! Implementations: [`roboflow::RoboflowEmbedder`] (an inference server, wire-compatible with
-//! the old app). The in-process candle backend comes with the CLIP engine.
+//! Implementations: [`local::LocalClip`] (candle, in this process; the default) and
+//! [`roboflow::RoboflowEmbedder`] (an inference server, wire-compatible with the old app).
 //! Calls block: run them on indexing or `spawn_blocking` threads, never on async workers.
 
 pub mod local;
 pub mod preprocess;
 pub mod roboflow;
+pub mod source;
+
+use std::sync::Arc;
+
+use crate::config::{BackendKind, Settings};
 
 use opencv::core::Mat;
 
@@ -41,13 +46,137 @@ pub enum EmbedError {
     Malformed { url: String, reason: String },
     #[error("cannot encode a frame for the inference server: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Model(String),
+}
+
+/// A frame made ready for one embedder, so that this work can run on another thread than
+/// the model (the indexing pipeline prepares frames while the previous batch is embedded).
+pub enum PreparedImage {
+    /// CLIP's normalised `3 x H x W` input.
+    Pixels(Vec<f32>),
+    /// A base64 JPEG for an inference server.
+    Base64Jpeg(String),
 }
 
 /// Batch embedding of images (BGR frames) and texts.
 pub trait Embedder: Send + Sync {
     fn identity(&self) -> ModelIdentity;
-    fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// CLIP's learned temperature (`exp(logit_scale)`, 100 for OpenAI's models): softmax over
+    /// prompts of `scale * cosine` gives its zero-shot probabilities.
+    fn logit_scale(&self) -> f32 {
+        100.0
+    }
+    fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError>;
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError>;
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Whether `text` is too long for the model and would be cut.
+    fn is_truncated(&self, _text: &str) -> bool {
+        false
+    }
+
+    fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let prepared = frames
+            .iter()
+            .map(|f| self.prepare_image(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.embed_prepared(&prepared)
+    }
+}
+
+/// A local model that is loaded on first use: answering from the caches needs only its
+/// identity, which costs a few file reads instead of loading hundreds of MB of weights.
+pub struct LazyLocal {
+    folder: std::path::PathBuf,
+    identity: ModelIdentity,
+    model: std::sync::OnceLock<Result<local::LocalClip, String>>,
+}
+
+impl LazyLocal {
+    pub fn new(files: &source::ModelFiles) -> Result<Self, String> {
+        let missing: Vec<&str> = local::REQUIRED_FILES
+            .iter()
+            .copied()
+            .filter(|f| !files.folder.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(local::ModelError::MissingFiles {
+                folder: files.folder.clone(),
+                missing: missing.join(", "),
+            }
+            .to_string());
+        }
+        Ok(Self {
+            folder: files.folder.clone(),
+            identity: local::identity_of(&files.folder, &files.name).map_err(|e| e.to_string())?,
+            model: Default::default(),
+        })
+    }
+
+    fn model(&self) -> Result<&local::LocalClip, EmbedError> {
+        self.model
+            .get_or_init(|| {
+                local::LocalClip::load_named(&self.folder, &self.identity.name)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EmbedError::Model(e.clone()))
+    }
+}
+
+impl Embedder for LazyLocal {
+    fn identity(&self) -> ModelIdentity {
+        self.identity.clone()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.model().map_or(100.0, |m| m.logit_scale())
+    }
+    fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
+        self.model()?.prepare_image(frame)
+    }
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.model()?.embed_prepared(images)
+    }
+    fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.model()?.embed_texts(texts)
+    }
+    fn is_truncated(&self, text: &str) -> bool {
+        // Every BPE token covers at least one byte: short texts always fit.
+        text.len() > local::CONTEXT_LENGTH - 2 && self.model().is_ok_and(|m| m.is_truncated(text))
+    }
+}
+
+/// The embedder the settings ask for, with a local model loaded on first use.
+pub fn load_lazy(settings: &Settings) -> Result<Arc<dyn Embedder>, String> {
+    match settings.backend {
+        BackendKind::Local => {
+            let files = source::resolve(&settings.model).map_err(|e| e.to_string())?;
+            Ok(Arc::new(LazyLocal::new(&files)?))
+        }
+        BackendKind::Roboflow => load(settings),
+    }
+}
+
+/// The embedder the settings ask for. Loading a local model can take seconds (and download
+/// where online): call it off the async runtime.
+pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, String> {
+    match settings.backend {
+        BackendKind::Local => {
+            let files = source::resolve(&settings.model).map_err(|e| e.to_string())?;
+            let model = local::LocalClip::load_named(&files.folder, &files.name)
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(model))
+        }
+        BackendKind::Roboflow => {
+            let embedder = roboflow::RoboflowEmbedder::new(roboflow::RoboflowSettings {
+                url: settings.roboflow_url.clone(),
+                api_key: settings.roboflow_api_key.clone(),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(embedder))
+        }
+    }
 }
 
 /// Scales `v` to unit length (a zero vector stays zero).

@@ -15,7 +15,7 @@ use opencv::core::Mat;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{l2_normalize, EmbedError, Embedder, ModelIdentity};
+use super::{l2_normalize, EmbedError, Embedder, ModelIdentity, PreparedImage};
 
 #[derive(Clone, Debug)]
 pub struct RoboflowSettings {
@@ -237,23 +237,31 @@ impl Embedder for RoboflowEmbedder {
         }
     }
 
-    fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if frames.is_empty() {
+    fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
+        let jpeg = crate::video::encode_jpeg(frame, 0, self.settings.jpeg_quality)
+            .map_err(|e| EmbedError::Encode(e.to_string()))?;
+        Ok(PreparedImage::Base64Jpeg(
+            base64::engine::general_purpose::STANDARD.encode(jpeg),
+        ))
+    }
+
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if images.is_empty() {
             return Ok(Vec::new());
         }
-        let images = frames
+        let items = images
             .iter()
-            .map(|frame| {
-                let jpeg = crate::video::encode_jpeg(frame, 0, self.settings.jpeg_quality)
-                    .map_err(|e| EmbedError::Encode(e.to_string()))?;
-                let value = base64::engine::general_purpose::STANDARD.encode(jpeg);
-                Ok(json!({"type": "base64", "value": value}))
+            .map(|image| match image {
+                PreparedImage::Base64Jpeg(value) => Ok(json!({"type": "base64", "value": value})),
+                PreparedImage::Pixels(_) => Err(EmbedError::Encode(
+                    "the inference server takes JPEG images, not pixel tensors".into(),
+                )),
             })
             .collect::<Result<Vec<_>, EmbedError>>()?;
         self.post(
             "embed_image",
-            &json!({ "image": one_or_many(images) }),
-            frames.len(),
+            &json!({ "image": one_or_many(items) }),
+            images.len(),
         )
     }
 

@@ -1,0 +1,153 @@
+//! Similarity math shared by the server (CLI, server functions) and the browser (live view
+//! controls): which frames are sampled, filling unsampled frames, smoothing and CLIP's softmax.
+
+/// The frames embedded when sampling `sample_fps` frames per second of a `fps` video with
+/// `total` frames; every frame when `sample_fps` is absent or not below `fps`.
+pub fn sampled_frames(total: u64, fps: f64, sample_fps: Option<f64>) -> Vec<u64> {
+    match sample_fps {
+        Some(rate) if fps > 0.0 && rate > 0.0 && rate < fps => {
+            let step = fps / rate;
+            let mut frames: Vec<u64> = (0..)
+                .map(|k| (k as f64 * step).round() as u64)
+                .take_while(|&n| n < total)
+                .collect();
+            frames.dedup();
+            frames
+        }
+        _ => (0..total).collect(),
+    }
+}
+
+/// The largest distance from a frame to the sampled frame that stands in for it.
+pub fn fill_radius(fps: f64, sample_fps: Option<f64>) -> u64 {
+    match sample_fps {
+        Some(rate) if fps > 0.0 && rate > 0.0 && rate < fps => (fps / rate / 2.0).ceil() as u64,
+        _ => 0,
+    }
+}
+
+/// Per-frame values for frames `0..n`, where every frame takes the value of its nearest
+/// embedded frame (ties go to the earlier one). `n` stops at the first frame with no embedded
+/// frame within `radius`, so a partly indexed video yields the indexed prefix and never a
+/// made-up value.
+pub fn fill_frames(embedded: &[u64], values: &[f32], total: u64, radius: u64) -> Vec<f32> {
+    debug_assert_eq!(embedded.len(), values.len());
+    let mut out = Vec::new();
+    let mut next = 0; // index of the first embedded frame >= n
+    for n in 0..total {
+        while next < embedded.len() && embedded[next] < n {
+            next += 1;
+        }
+        let before = next.checked_sub(1).map(|i| (n - embedded[i], i));
+        let after = embedded.get(next).map(|&f| (f - n, next));
+        let nearest = match (before, after) {
+            (Some(b), Some(a)) => Some(if a.0 < b.0 { a } else { b }),
+            (b, a) => b.or(a),
+        };
+        match nearest {
+            Some((distance, i)) if distance <= radius => out.push(values[i]),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Centred moving average over `window` frames (1 or 0 = unchanged); the window shrinks at
+/// the ends instead of padding with made-up values.
+pub fn smooth(values: &[f32], window: usize) -> Vec<f32> {
+    if window <= 1 || values.is_empty() {
+        return values.to_vec();
+    }
+    let mut prefix = Vec::with_capacity(values.len() + 1);
+    prefix.push(0.0f64);
+    for &v in values {
+        prefix.push(prefix.last().unwrap() + f64::from(v));
+    }
+    let (left, right) = ((window - 1) / 2, window / 2);
+    (0..values.len())
+        .map(|i| {
+            let start = i.saturating_sub(left);
+            let end = (i + right + 1).min(values.len());
+            ((prefix[end] - prefix[start]) / (end - start) as f64) as f32
+        })
+        .collect()
+}
+
+/// CLIP's zero-shot probabilities: per frame, softmax over prompts of `logit_scale * cosine`.
+/// `series[p][n]` is prompt p's cosine at frame n; all series must have the same length.
+pub fn softmax_over_prompts(series: &[Vec<f32>], logit_scale: f32) -> Vec<Vec<f32>> {
+    let frames = series.iter().map(Vec::len).min().unwrap_or(0);
+    let mut out = vec![Vec::with_capacity(frames); series.len()];
+    let mut row = vec![0f32; series.len()];
+    for n in 0..frames {
+        let max = series
+            .iter()
+            .map(|s| s[n] * logit_scale)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for (p, s) in series.iter().enumerate() {
+            row[p] = (s[n] * logit_scale - max).exp();
+            sum += row[p];
+        }
+        for (p, o) in out.iter_mut().enumerate() {
+            o.push(row[p] / sum);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_picks_evenly_spaced_frames() {
+        assert_eq!(sampled_frames(5, 30.0, None), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sampled_frames(5, 30.0, Some(60.0)), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sampled_frames(61, 30.0, Some(1.0)), vec![0, 30, 60]);
+        assert_eq!(sampled_frames(10, 25.0, Some(10.0)), vec![0, 3, 5, 8]);
+        assert_eq!(fill_radius(30.0, Some(1.0)), 15);
+        assert_eq!(fill_radius(30.0, None), 0);
+    }
+
+    #[test]
+    fn unsampled_frames_take_the_nearest_sample() {
+        let filled = fill_frames(&[0, 4, 8], &[1.0, 2.0, 3.0], 10, 2);
+        assert_eq!(
+            filled,
+            vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0]
+        );
+        // Partly indexed: stops where no sample is near, instead of inventing values.
+        let partial = fill_frames(&[0, 4], &[1.0, 2.0], 10, 2);
+        assert_eq!(partial.len(), 7);
+        assert_eq!(fill_frames(&[], &[], 10, 2), Vec::<f32>::new());
+        assert_eq!(
+            fill_frames(&[0, 1, 2], &[5.0, 6.0, 7.0], 3, 0),
+            vec![5.0, 6.0, 7.0]
+        );
+    }
+
+    #[test]
+    fn smoothing_averages_a_centred_window() {
+        let v = [0.0, 0.0, 3.0, 0.0, 0.0];
+        assert_eq!(smooth(&v, 1), v.to_vec());
+        assert_eq!(smooth(&v, 3), vec![0.0, 1.0, 1.0, 1.0, 0.0]);
+        // Shrinking window at the ends: the first value averages frames 0 and 1 only.
+        assert_eq!(smooth(&[2.0, 4.0, 6.0], 3), vec![3.0, 4.0, 5.0]);
+        let even = smooth(&[0.0, 4.0, 0.0, 0.0], 2);
+        assert_eq!(even, vec![2.0, 2.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn softmax_gives_probabilities_per_frame() {
+        let series = vec![vec![0.30, 0.20], vec![0.20, 0.20]];
+        let p = softmax_over_prompts(&series, 100.0);
+        for n in 0..2 {
+            let total: f32 = p.iter().map(|s| s[n]).sum();
+            assert!((total - 1.0).abs() < 1e-6);
+        }
+        // exp(100 * 0.1) = e^10: the first prompt dominates frame 0; frame 1 is a tie.
+        assert!((p[0][0] - 1.0 / (1.0 + (-10f32).exp())).abs() < 1e-6);
+        assert!((p[0][1] - 0.5).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,108 @@
+//! The indexing status line: progress with speed and time left while the video is embedded,
+//! and why there are no curves when the model is unavailable.
+
+use leptos::prelude::*;
+
+use crate::types::{format_time, IndexState, IndexStatus};
+
+/// What the line says for a status.
+pub fn describe(status: &IndexStatus) -> String {
+    let model = status.model.as_deref().unwrap_or("CLIP");
+    match status.state {
+        IndexState::Waiting => status
+            .message
+            .clone()
+            .unwrap_or_else(|| "Waiting to index the video…".into()),
+        IndexState::Running => {
+            let percent = if status.total > 0 {
+                100.0 * status.done as f64 / status.total as f64
+            } else {
+                0.0
+            };
+            let eta = status
+                .eta_s
+                .map(|s| format!(", {} left", format_time(s)))
+                .unwrap_or_default();
+            format!(
+                "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}",
+                status.done, status.total, status.frames_per_s
+            )
+        }
+        IndexState::Done => format!("Indexed {} frames with {model}.", status.done),
+        IndexState::Failed => status
+            .message
+            .clone()
+            .unwrap_or_else(|| "Indexing failed.".into()),
+    }
+}
+
+#[component]
+pub fn IndexStatusLine() -> impl IntoView {
+    let status: RwSignal<Option<Result<IndexStatus, String>>> = RwSignal::new(None);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| poll(status));
+    let state = move || match status.get() {
+        Some(Ok(s)) => format!("{:?}", s.state).to_lowercase(),
+        Some(Err(_)) => "failed".into(),
+        None => "unknown".into(),
+    };
+    view! {
+        <div id="index-status" class="index-status" role="status" data-state=state>
+            {move || match status.get() {
+                Some(Ok(s)) if s.state == IndexState::Running => view! {
+                    <progress max=s.total as f64 value=s.done as f64></progress>
+                }.into_any(),
+                _ => ().into_any(),
+            }}
+            <span>{move || match status.get() {
+                None => "Checking the CLIP index…".to_string(),
+                Some(Ok(s)) => describe(&s),
+                Some(Err(e)) => format!("Cannot reach the server: {e}"),
+            }}</span>
+        </div>
+    }
+}
+
+/// Asks now, and again every second until indexing has finished or failed.
+#[cfg(feature = "hydrate")]
+fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>) {
+    leptos::task::spawn_local(async move {
+        let answer = crate::api::get_index_status()
+            .await
+            .map_err(|e| e.to_string());
+        let finished =
+            matches!(&answer, Ok(s) if matches!(s.state, IndexState::Done | IndexState::Failed));
+        status.set(Some(answer));
+        if !finished {
+            set_timeout(move || poll(status), std::time::Duration::from_secs(1));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_says_progress_speed_and_time_left() {
+        let status = IndexStatus {
+            state: IndexState::Running,
+            done: 150,
+            total: 600,
+            frames_per_s: 12.5,
+            eta_s: Some(36.0),
+            model: Some("tiny-clip".into()),
+            message: None,
+        };
+        assert_eq!(
+            describe(&status),
+            "Indexing with tiny-clip: 150 / 600 frames (25%), 12.5 frames/s, 00:36.00 left"
+        );
+        let done = IndexStatus {
+            state: IndexState::Done,
+            done: 600,
+            ..status
+        };
+        assert_eq!(describe(&done), "Indexed 600 frames with tiny-clip.");
+    }
+}

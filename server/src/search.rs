@@ -1,0 +1,184 @@
+//! Answers from an embedding file: per-frame cosine scores for prompts, and the top moments
+//! for a query, with non-maximum suppression so that one moment does not fill the list.
+
+use app::scores::fill_frames;
+
+use crate::cache::EmbeddingFile;
+
+/// Cosine of every embedded frame with each query (`[query][row]`); both sides are unit
+/// vectors, so this is a dot product. Rows are read once for all queries.
+pub fn cosine_rows(file: &EmbeddingFile, queries: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let dim = file.dimension();
+    let mut out = vec![Vec::with_capacity(file.frames.len()); queries.len()];
+    if dim == 0 {
+        return out;
+    }
+    for row in file.vectors.chunks_exact(dim) {
+        for (q, o) in queries.iter().zip(out.iter_mut()) {
+            o.push(dot(row, q));
+        }
+    }
+    out
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent sums let the compiler vectorise without reassociating floats itself.
+    let mut sums = [0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
+    let (b8, b_rest) = b.split_at(a8.len().min(b.len()));
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    sums.iter().sum::<f32>() + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// Per-frame scores for frames `0..covered` of the video (see [`fill_frames`]). Once the
+/// index is `complete`, the frames after the last sample take its value too.
+pub fn frame_scores(
+    file: &EmbeddingFile,
+    queries: &[Vec<f32>],
+    fill_radius: u64,
+    complete: bool,
+) -> (u64, Vec<Vec<f32>>) {
+    let fill_radius = if complete { u64::MAX } else { fill_radius };
+    let series: Vec<Vec<f32>> = cosine_rows(file, queries)
+        .iter()
+        .map(|rows| fill_frames(&file.frames, rows, file.header.video_frames, fill_radius))
+        .collect();
+    let covered = match series.first() {
+        Some(s) => s.len() as u64,
+        None => fill_frames(
+            &file.frames,
+            &vec![0.0; file.frames.len()],
+            file.header.video_frames,
+            fill_radius,
+        )
+        .len() as u64,
+    };
+    (covered, series)
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    pub frame: u64,
+    pub score: f32,
+}
+
+/// The `k` best frames for `query`, no two closer than `min_gap` frames: take the best, drop
+/// its neighbours, repeat.
+pub fn top_k(file: &EmbeddingFile, query: &[f32], k: usize, min_gap: u64) -> Vec<Hit> {
+    let scores = cosine_rows(file, std::slice::from_ref(&query.to_vec()))
+        .pop()
+        .unwrap_or_default();
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut hits: Vec<Hit> = Vec::with_capacity(k);
+    for i in order {
+        if hits.len() == k {
+            break;
+        }
+        let frame = file.frames[i];
+        if hits
+            .iter()
+            .all(|h| h.frame.abs_diff(frame) >= min_gap.max(1))
+        {
+            hits.push(Hit {
+                frame,
+                score: scores[i],
+            });
+        }
+    }
+    hits
+}
+
+/// Sum of unit vectors, normalised: a query meaning "like this text and like this image".
+pub fn combine(vectors: &[Vec<f32>]) -> Vec<f32> {
+    let dim = vectors.first().map_or(0, Vec::len);
+    let mut sum = vec![0f32; dim];
+    for v in vectors {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x;
+        }
+    }
+    crate::embed::l2_normalize(&mut sum);
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{CacheHeader, ModelKey, VideoFingerprint, FORMAT_VERSION};
+
+    fn file(frames: Vec<u64>, vectors: Vec<[f32; 2]>, total: u64) -> EmbeddingFile {
+        EmbeddingFile {
+            header: CacheHeader {
+                format_version: FORMAT_VERSION,
+                model: ModelKey {
+                    name: "t".into(),
+                    revision: "r".into(),
+                    dimension: 2,
+                },
+                video: VideoFingerprint {
+                    size: 1,
+                    chunks_hash: 1,
+                },
+                sample_fps_millis: None,
+                video_frames: total,
+            },
+            frames,
+            vectors: vectors.concat(),
+        }
+    }
+
+    #[test]
+    fn scores_are_dot_products_per_frame() {
+        let f = file(vec![0, 1, 2], vec![[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], 3);
+        let (covered, s) = frame_scores(&f, &[vec![1.0, 0.0], vec![0.6, 0.8]], 0, false);
+        assert_eq!(covered, 3);
+        assert_eq!(s[0], vec![1.0, 0.0, 0.6]);
+        assert!((s[1][2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn long_vectors_sum_every_element() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let expected: f32 = a.iter().map(|x| x * x).sum();
+        assert_eq!(dot(&a, &a), expected);
+    }
+
+    #[test]
+    fn search_suppresses_neighbours_of_a_hit() {
+        // Frames 10..=12 form one bright moment, frame 40 another, weaker one.
+        let mut frames = Vec::new();
+        let mut vectors = Vec::new();
+        for n in 0..50u64 {
+            frames.push(n);
+            let s = match n {
+                10 | 12 => 0.9,
+                11 => 0.95,
+                40 => 0.8,
+                _ => 0.1,
+            };
+            vectors.push([s, (1.0f32 - s * s).sqrt()]);
+        }
+        let f = file(frames, vectors, 50);
+        let hits = top_k(&f, &[1.0, 0.0], 3, 5);
+        let found: Vec<u64> = hits.iter().map(|h| h.frame).collect();
+        assert_eq!(found[..2], [11, 40]);
+        assert!(found[2].abs_diff(11) >= 5 && found[2].abs_diff(40) >= 5);
+        // Without suppression the neighbours win.
+        let plain: Vec<u64> = top_k(&f, &[1.0, 0.0], 3, 1)
+            .iter()
+            .map(|h| h.frame)
+            .collect();
+        assert_eq!(plain, vec![11, 10, 12]);
+    }
+
+    #[test]
+    fn combined_queries_are_unit_vectors() {
+        let q = combine(&[vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!((q[0] - q[1]).abs() < 1e-6 && (q[0] * q[0] + q[1] * q[1] - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Started by Playwright (end2end/playwright.config.ts): makes the 720p test video whose frames
-# carry their index, then serves it with the release build on 127.0.0.1:$E2E_PORT.
+# carry their index, then serves it with the release build on 127.0.0.1:$E2E_PORT, indexed with
+# the tiny CLIP fixture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -14,5 +15,8 @@ roboflow_api_key: ""
 video_path: "$video"
 CLIP:
   - wall
+# The tiny random-weight CLIP fixture: real code path, seconds to index.
+model: "$PWD/server/tests/fixtures/tiny-clip"
+embeddings_dir: "$dir/embeddings"
 YAML
 exec "$bin" serve --config "$dir/config.yaml" --addr "127.0.0.1:${E2E_PORT:-3100}"

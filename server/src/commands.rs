@@ -100,6 +100,7 @@ pub fn index(
             "seconds": report.seconds,
             "frames_per_s": fps,
             "model": embedder.identity().name,
+            "peak_rss_mb": peak_rss_mb(),
         });
         println!("{value}");
     } else {
@@ -113,6 +114,14 @@ pub fn index(
         );
     }
     Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn draw_progress(progress: &Progress, finished: &AtomicBool) {

@@ -288,6 +288,21 @@ impl LocalClip {
             path: weights.clone(),
             message: e.to_string(),
         })?;
+        // candle's CLIP substitutes random values for a missing class embedding: refuse instead.
+        for name in [
+            "vision_model.embeddings.class_embedding",
+            "visual_projection.weight",
+            "text_projection.weight",
+        ] {
+            if !vb.contains_tensor(name) {
+                return Err(ModelError::Weights {
+                    path: weights.clone(),
+                    message: format!(
+                        "it has no tensor {name}: is it a CLIP checkpoint in Hugging Face layout?"
+                    ),
+                });
+            }
+        }
         let model = ClipModel::new(vb.clone(), &config).map_err(|e| ModelError::Weights {
             path: weights.clone(),
             message: e.to_string(),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::embed::ModelIdentity;
 
 /// Bumped whenever the layout or the meaning of a field changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CLIPVIC\x01";
 /// Bytes hashed at the start, middle and end of a video for its fingerprint.
 const FINGERPRINT_CHUNK: u64 = 64 * 1024;
@@ -91,6 +91,9 @@ pub struct CacheHeader {
     pub sample_fps_millis: Option<u32>,
     /// Frames in the video (the exact count).
     pub video_frames: u64,
+    /// The video's frame rate in millionths of a frame per second, so that answers from the
+    /// cache need not open the video at all.
+    pub video_fps_micros: u64,
 }
 
 /// Embeddings of the sampled frames indexed so far.
@@ -472,6 +475,7 @@ mod tests {
             },
             sample_fps_millis: None,
             video_frames: 10,
+            video_fps_micros: 30_000_000,
         }
     }
 

@@ -16,13 +16,18 @@ use crate::config::Settings;
 use crate::embed::Embedder;
 use crate::index::{index_video, load_cache, IndexOptions, Progress, VideoToIndex};
 
+/// The config file, or the defaults when the default `config.yaml` is absent (a file named
+/// with --config must exist).
+fn load_config(path: &Path) -> Result<Settings, String> {
+    if !path.exists() && path == Path::new("config.yaml") {
+        return Ok(Settings::default());
+    }
+    Settings::load(path).map_err(|e| e.to_string())
+}
+
 /// Settings from the config file, the environment and the command's flags.
 fn settings(args: &ModelArgs) -> Result<Settings, String> {
-    let mut settings = if args.config.exists() {
-        Settings::load(&args.config).map_err(|e| e.to_string())?
-    } else {
-        Settings::default()
-    };
+    let mut settings = load_config(&args.config)?;
     settings.apply_env()?;
     if let Some(model) = &args.model {
         settings.model = model.clone();
@@ -160,8 +165,8 @@ fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Resul
     check_sampling(sample_fps, None)?;
     let settings = settings(args)?;
     let options = index_options(&settings, sample_fps, None);
-    let video = VideoToIndex::open(path)?;
     let embedder = crate::embed::load_lazy(&settings)?;
+    let video = VideoToIndex::open_indexed(path, embedder.as_ref(), &options)?;
     let (_, file, problem) = load_cache(&video, embedder.as_ref(), &options);
     if let Some(problem) = problem {
         eprintln!("note: {problem}");
@@ -457,11 +462,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> CommandResult {
 }
 
 pub fn cache(action: CacheAction, config: &Path) -> CommandResult {
-    let mut settings = if config.exists() {
-        Settings::load(config).map_err(|e| e.to_string())?
-    } else {
-        Settings::default()
-    };
+    let mut settings = load_config(config)?;
     settings.apply_env()?;
     let dir = &settings.embeddings_dir;
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -533,6 +534,7 @@ mod tests {
             },
             sample_fps_millis: None,
             video_frames: 2,
+            video_fps_micros: 30_000_000,
         });
         file.frames = vec![0, 1];
         file.vectors = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];

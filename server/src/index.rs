@@ -59,6 +59,44 @@ impl VideoToIndex {
         Self::with_metadata(path, meta)
     }
 
+    /// Like [`open`](Self::open), but answered from the video's cache file when there is one:
+    /// its name and header are keyed by the video's content and hold the exact frame count and
+    /// frame rate, so answering from the cache does not open or decode the video at all.
+    pub fn open_indexed(
+        path: &Path,
+        embedder: &dyn Embedder,
+        options: &IndexOptions,
+    ) -> Result<Self, String> {
+        let unknown = Metadata {
+            frames: 0,
+            fps: 0.0,
+            width: 0,
+            height: 0,
+            exact_count: false,
+        };
+        let by_content = Self::with_metadata(path, unknown.clone())?;
+        let header = by_content.header(embedder, options.sample_fps);
+        let cached = options.cache_dir.join(EmbeddingFile::file_name(&header));
+        if let Ok(file) = EmbeddingFile::peek(&cached) {
+            let found = &file.header;
+            if found.video == header.video
+                && found.model == header.model
+                && found.sample_fps_millis == header.sample_fps_millis
+            {
+                return Ok(Self {
+                    meta: Metadata {
+                        frames: found.video_frames,
+                        fps: found.video_fps_micros as f64 / 1e6,
+                        exact_count: true,
+                        ..unknown
+                    },
+                    ..by_content
+                });
+            }
+        }
+        Self::open(path)
+    }
+
     pub fn with_metadata(path: &Path, meta: Metadata) -> Result<Self, String> {
         let fingerprint = VideoFingerprint::of_file(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -76,6 +114,7 @@ impl VideoToIndex {
             video: self.fingerprint.clone(),
             sample_fps_millis: sample_fps.map(|f| (f * 1000.0).round() as u32),
             video_frames: self.meta.frames,
+            video_fps_micros: (self.meta.fps * 1e6).round() as u64,
         }
     }
 

@@ -126,6 +126,7 @@ mod tests {
                 },
                 sample_fps_millis: None,
                 video_frames: total,
+                video_fps_micros: 30_000_000,
             },
             frames,
             vectors: vectors.concat(),

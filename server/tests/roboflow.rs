@@ -298,3 +298,63 @@ fn no_server_says_to_check_that_it_runs() {
     );
     assert!(!message.contains(KEY));
 }
+
+#[test]
+fn a_video_indexes_through_the_inference_server_in_batches_and_resumes() {
+    let server = FakeServer::start(Behaviour::Correct);
+    let embedder = server.embedder();
+    let cache = tempfile::tempdir().unwrap();
+    let options = server::index::IndexOptions {
+        sample_fps: Some(3.0),
+        batch_size: 8,
+        ..server::index::IndexOptions::new(cache.path().to_path_buf())
+    };
+    let video = server::index::VideoToIndex::open(&common::video("h264_gop250.mp4")).unwrap();
+    let progress = server::index::Progress::default();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let report =
+        server::index::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
+    assert_eq!((report.planned, report.embedded), (30, 30));
+    let images: Vec<usize> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.target.starts_with("/clip/embed_image"))
+        .map(|r| items(&r.body["image"]).len())
+        .collect();
+    assert_eq!(
+        images,
+        vec![8, 8, 8, 6],
+        "frames go in batches of batch_size"
+    );
+    let again =
+        server::index::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
+    assert_eq!((again.resumed, again.embedded), (30, 0));
+}
+
+#[test]
+fn an_inference_server_that_keeps_failing_stops_indexing_with_its_reason() {
+    let server = FakeServer::start(Behaviour::FailFirst(usize::MAX));
+    let embedder = server.embedder();
+    let cache = tempfile::tempdir().unwrap();
+    let options = server::index::IndexOptions {
+        sample_fps: Some(1.0),
+        ..server::index::IndexOptions::new(cache.path().to_path_buf())
+    };
+    let video = server::index::VideoToIndex::open(&common::video("mpeg2.mkv")).unwrap();
+    let error = server::index::index_video(
+        &video,
+        &embedder,
+        &options,
+        &server::index::Progress::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("HTTP 500"), "{error}");
+    assert!(
+        !error.contains(KEY),
+        "the key stays out of messages: {error}"
+    );
+}

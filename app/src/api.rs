@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
-use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
+use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
 
 #[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::Backend, ServerFnError> {
@@ -75,4 +75,47 @@ pub async fn get_scores(prompts: Vec<String>) -> Result<ScoreSeries, ServerFnErr
         .scores(prompts)
         .await
         .map_err(ServerFnError::new)
+}
+
+/// Largest image accepted for search.
+pub const MAX_SEARCH_IMAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Most results one search returns.
+pub const MAX_SEARCH_RESULTS: usize = 100;
+
+/// The moments most like a text, an uploaded image, or both.
+#[server(prefix = "/api", endpoint = "search", input = Postcard, output = Postcard)]
+pub async fn search_frames(
+    text: Option<String>,
+    image: Option<Vec<u8>>,
+    top: usize,
+) -> Result<Vec<SearchHit>, ServerFnError> {
+    let text = text.filter(|t| !t.trim().is_empty());
+    if text.is_none() && image.is_none() {
+        return Err(ServerFnError::new("type a text or choose an image to search for"));
+    }
+    if let Some(text) = &text {
+        check_prompts(std::slice::from_ref(text)).map_err(ServerFnError::new)?;
+    }
+    if image.as_ref().is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES) {
+        return Err(ServerFnError::new(format!(
+            "the image is larger than {} MB",
+            MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)
+        )));
+    }
+    if top == 0 || top > MAX_SEARCH_RESULTS {
+        return Err(ServerFnError::new(format!(
+            "ask for 1 to {MAX_SEARCH_RESULTS} results"
+        )));
+    }
+    backend()?
+        .0
+        .search(text, image, top)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// The config file's prompts.
+#[server(prefix = "/api", endpoint = "prompts")]
+pub async fn get_default_prompts() -> Result<Vec<String>, ServerFnError> {
+    Ok(backend()?.0.default_prompts())
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
+use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -23,6 +23,17 @@ pub trait VideoBackend: Send + Sync + 'static {
 
     /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
     fn scores(&self, prompts: Vec<String>) -> BoxFuture<Result<ScoreSeries, String>>;
+
+    /// The `top` moments most like `text`, an image (encoded bytes), or both.
+    fn search(
+        &self,
+        text: Option<String>,
+        image: Option<Vec<u8>>,
+        top: usize,
+    ) -> BoxFuture<Result<Vec<SearchHit>, String>>;
+
+    /// The prompts of the config file (`CLIP:`), which the page starts with.
+    fn default_prompts(&self) -> Vec<String>;
 }
 
 /// Handle stored in Leptos context.

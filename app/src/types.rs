@@ -48,6 +48,16 @@ pub struct IndexStatus {
     pub model: Option<String>,
     /// Why the model or the job failed, for the page.
     pub message: Option<String>,
+    /// Images and texts this server has run through the model since it started.
+    pub images_embedded: u64,
+    pub texts_embedded: u64,
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub frame: u64,
+    pub score: f32,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,15 +71,30 @@ pub enum IndexState {
     Failed,
 }
 
-/// Cosine similarity of every indexed frame with each prompt.
+/// Cosine similarity of the embedded frames with each prompt. Values are per embedded frame
+/// (not per video frame): the client fills the others with [`crate::scores::fill_frames`], so
+/// a sparsely sampled hour-long video costs a few KB per prompt.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreSeries {
-    /// Values cover frames `0..covered` (unsampled frames take their nearest sample's value);
-    /// later frames are not indexed yet.
-    pub covered: u64,
+    /// The embedded frames, ascending.
+    pub frames: Vec<u64>,
+    /// Frames in the video.
+    pub video_frames: u64,
+    /// Largest distance from a frame to the embedded frame that stands in for it.
+    pub fill_radius: u64,
+    /// Every planned frame is embedded (frames after the last sample take its value too).
+    pub complete: bool,
     pub prompts: Vec<PromptScores>,
     /// CLIP's temperature, for the softmax (probability) view.
     pub logit_scale: f32,
+}
+
+impl ScoreSeries {
+    /// Per-frame values of prompt `index` for frames `0..n` (the indexed prefix).
+    pub fn filled(&self, index: usize) -> Vec<f32> {
+        let radius = if self.complete { u64::MAX } else { self.fill_radius };
+        crate::scores::fill_frames(&self.frames, &self.prompts[index].values, self.video_frames, radius)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

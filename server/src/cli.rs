@@ -293,6 +293,7 @@ fn serve(args: ServeArgs) -> CommandResult {
     let served = runtime.block_on(crate::web::serve(
         engine,
         Arc::clone(&indexer),
+        settings.prompts.clone(),
         settings.address,
     ));
     // Save what is indexed before exiting; the job stops at its next batch.

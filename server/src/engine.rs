@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use app::backend::{BoxFuture, VideoBackend};
-use app::types::{FrameJpeg, IndexStatus, ScoreSeries, VideoInfo};
+use app::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
 
 use crate::config::Settings;
 use crate::indexer::Indexer;
@@ -319,6 +319,8 @@ pub fn public_message(message: &str, path: &Path) -> String {
 pub struct SharedEngine {
     pub engine: Arc<Engine>,
     pub indexer: Arc<Indexer>,
+    /// The config's `CLIP:` prompts.
+    pub prompts: Vec<String>,
 }
 
 impl VideoBackend for SharedEngine {
@@ -337,6 +339,27 @@ impl VideoBackend for SharedEngine {
                 .await
                 .map_err(|e| format!("scoring failed: {e}"))?
         })
+    }
+
+    fn search(
+        &self,
+        text: Option<String>,
+        image: Option<Vec<u8>>,
+        top: usize,
+    ) -> BoxFuture<Result<Vec<SearchHit>, String>> {
+        let indexer = Arc::clone(&self.indexer);
+        let fps = self.engine.video().map_or(0.0, |v| v.metadata().fps);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                indexer.search_blocking(text.as_deref(), image.as_deref(), top, fps)
+            })
+            .await
+            .map_err(|e| format!("search failed: {e}"))?
+        })
+    }
+
+    fn default_prompts(&self) -> Vec<String> {
+        self.prompts.clone()
     }
 
     fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>> {

@@ -2,15 +2,15 @@
 //! indexing job of the open video in the background, and answers scores from the embeddings
 //! while they grow. However many tabs ask, there is one job per video.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use app::scores::fill_radius;
-use app::types::{IndexState, IndexStatus, PromptScores, ScoreSeries};
+use app::types::{IndexState, IndexStatus, PromptScores, ScoreSeries, SearchHit};
 
 use crate::cache::{EmbeddingFile, TextCache};
-use crate::embed::Embedder;
+use crate::embed::{EmbedError, Embedder, PreparedImage};
 use crate::engine::OpenVideo;
 use crate::index::{index_into, load_cache, IndexOptions, Progress, VideoToIndex};
 
@@ -24,6 +24,8 @@ pub struct Indexer {
     texts: Mutex<Option<TextCache>>,
     cancel: AtomicBool,
     finished: AtomicBool,
+    images_embedded: Arc<AtomicU64>,
+    texts_embedded: Arc<AtomicU64>,
 }
 
 impl Indexer {
@@ -43,6 +45,8 @@ impl Indexer {
             texts: Mutex::new(None),
             cancel: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            images_embedded: Default::default(),
+            texts_embedded: Default::default(),
         });
         let worker = Arc::clone(&indexer);
         let spawned = std::thread::Builder::new()
@@ -84,6 +88,11 @@ impl Indexer {
              tokenizer.json in one folder, named by `model:` in config.yaml or --model."
                 .to_string()
         })?;
+        let embedder: Arc<dyn Embedder> = Arc::new(Counting {
+            inner: embedder,
+            images: Arc::clone(&self.images_embedded),
+            texts: Arc::clone(&self.texts_embedded),
+        });
         let identity = embedder.identity();
         let _ = self.embedder.set(Arc::clone(&embedder));
         self.progress.update(|s| {
@@ -134,47 +143,61 @@ impl Indexer {
     }
 
     pub fn status(&self) -> IndexStatus {
-        self.progress.snapshot()
+        IndexStatus {
+            images_embedded: self.images_embedded.load(Ordering::Relaxed),
+            texts_embedded: self.texts_embedded.load(Ordering::Relaxed),
+            ..self.progress.snapshot()
+        }
     }
 
     /// Stops the job at its next batch and waits up to `wait` for it to save its frames.
     pub fn stop(&self, wait: Duration) {
-        self.cancel
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cancel.store(true, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        while !self.finished.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < wait
+        while !self.finished.load(Ordering::Relaxed) && started.elapsed() < wait
         {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Cosine scores of the indexed frames. Blocking: embeds prompts not yet cached.
-    pub fn scores_blocking(&self, prompts: &[String]) -> Result<ScoreSeries, String> {
-        let Some(embedder) = self.embedder.get() else {
-            let status = self.status();
-            return Err(status
+    fn ready_embedder(&self) -> Result<&Arc<dyn Embedder>, String> {
+        self.embedder.get().ok_or_else(|| {
+            self.status()
                 .message
-                .unwrap_or_else(|| "the CLIP model is still loading".into()));
-        };
-        let vectors = {
-            let mut texts = self.texts.lock().unwrap_or_else(|e| e.into_inner());
-            let cache = texts.get_or_insert_with(|| {
-                TextCache::open(&self.options.cache_dir, &embedder.identity())
-            });
-            cache
-                .embed(embedder.as_ref(), prompts)
-                .map_err(|e| e.to_string())?
-        };
-        let (covered, series) = match (self.embeddings.get(), self.fill_radius.get()) {
-            (Some(store), Some(&radius)) => {
+                .unwrap_or_else(|| "the CLIP model is still loading".into())
+        })
+    }
+
+    /// Text embeddings through the model's text cache.
+    fn embed_texts(&self, embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get_or_insert_with(|| TextCache::open(&self.options.cache_dir, &embedder.identity()))
+            .embed(embedder, texts)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Cosine scores of the embedded frames. Blocking: embeds prompts not yet cached.
+    pub fn scores_blocking(&self, prompts: &[String]) -> Result<ScoreSeries, String> {
+        let embedder = self.ready_embedder()?;
+        let vectors = self.embed_texts(embedder.as_ref(), prompts)?;
+        let complete = self.status().state == IndexState::Done;
+        let (frames, video_frames, series) = match self.embeddings.get() {
+            Some(store) => {
                 let file = store.read().unwrap_or_else(|e| e.into_inner());
-                let complete = self.status().state == IndexState::Done;
-                crate::search::frame_scores(&file, &vectors, radius, complete)
+                (
+                    file.frames.clone(),
+                    file.header.video_frames,
+                    crate::search::cosine_rows(&file, &vectors),
+                )
             }
-            _ => (0, vec![Vec::new(); prompts.len()]),
+            None => (Vec::new(), 0, vec![Vec::new(); prompts.len()]),
         };
         Ok(ScoreSeries {
-            covered,
+            frames,
+            video_frames,
+            fill_radius: self.fill_radius.get().copied().unwrap_or(0),
+            complete,
             logit_scale: embedder.logit_scale(),
             prompts: prompts
                 .iter()
@@ -186,5 +209,76 @@ impl Indexer {
                 })
                 .collect(),
         })
+    }
+
+    /// The `top` embedded frames most like `text`, `image` or both, at least a second apart.
+    pub fn search_blocking(
+        &self,
+        text: Option<&str>,
+        image: Option<&[u8]>,
+        top: usize,
+        fps: f64,
+    ) -> Result<Vec<SearchHit>, String> {
+        let embedder = self.ready_embedder()?;
+        let mut queries = Vec::new();
+        if let Some(text) = text {
+            queries.extend(self.embed_texts(embedder.as_ref(), &[text.to_string()])?);
+        }
+        if let Some(bytes) = image {
+            let frame = crate::video::decode_image(bytes)
+                .ok()
+                .filter(|m| !opencv::prelude::MatTraitConst::empty(m))
+                .ok_or("the uploaded file is not an image (JPEG, PNG, BMP or WebP)")?;
+            queries.extend(
+                embedder
+                    .embed_images(std::slice::from_ref(&frame))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let Some(store) = self.embeddings.get() else {
+            return Ok(Vec::new());
+        };
+        let file = store.read().unwrap_or_else(|e| e.into_inner());
+        let min_gap = fps.round().max(1.0) as u64;
+        Ok(crate::search::top_k(&file, &crate::search::combine(&queries), top, min_gap)
+            .into_iter()
+            .map(|h| SearchHit {
+                frame: h.frame,
+                score: h.score,
+            })
+            .collect())
+    }
+}
+
+/// Counts what goes through the model, so the page (and tests) can see that adding a prompt
+/// embeds one text and no image.
+struct Counting {
+    inner: Arc<dyn Embedder>,
+    images: Arc<AtomicU64>,
+    texts: Arc<AtomicU64>,
+}
+
+impl Embedder for Counting {
+    fn identity(&self) -> crate::embed::ModelIdentity {
+        self.inner.identity()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
+    }
+    fn prepare_image(&self, frame: &opencv::core::Mat) -> Result<PreparedImage, EmbedError> {
+        self.inner.prepare_image(frame)
+    }
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let out = self.inner.embed_prepared(images)?;
+        self.images.fetch_add(images.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let out = self.inner.embed_texts(texts)?;
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn is_truncated(&self, text: &str) -> bool {
+        self.inner.is_truncated(text)
     }
 }

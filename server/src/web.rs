@@ -27,8 +27,17 @@ pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(engine: Arc<Engine>, indexer: Arc<Indexer>, options: LeptosOptions) -> Router {
-    let backend = Backend(Arc::new(SharedEngine { engine, indexer }));
+pub fn router(
+    engine: Arc<Engine>,
+    indexer: Arc<Indexer>,
+    prompts: Vec<String>,
+    options: LeptosOptions,
+) -> Router {
+    let backend = Backend(Arc::new(SharedEngine {
+        engine,
+        indexer,
+        prompts,
+    }));
     let routes = generate_route_list(App);
     Router::new()
         .leptos_routes_with_context(
@@ -48,6 +57,7 @@ pub fn router(engine: Arc<Engine>, indexer: Arc<Indexer>, options: LeptosOptions
 pub async fn serve(
     engine: Arc<Engine>,
     indexer: Arc<Indexer>,
+    prompts: Vec<String>,
     addr: SocketAddr,
 ) -> Result<(), String> {
     if !addr.ip().is_loopback() {
@@ -67,7 +77,12 @@ pub async fn serve(
     println!("CLIP Video Investigator: open http://{addr}");
     axum::serve(
         listener,
-        router(engine, indexer, options).into_make_service(),
+        router(engine, indexer, prompts, options)
+            // Search uploads an image; everything else is small.
+            .layer(axum::extract::DefaultBodyLimit::max(
+                app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024,
+            ))
+            .into_make_service(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

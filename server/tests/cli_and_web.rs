@@ -367,8 +367,8 @@ fn serve_indexes_the_video_in_the_background_and_answers_scores() {
                 seen_running = true;
                 // Partial scores cover the indexed prefix only.
                 let partial = scores(&server, &["grass"]).unwrap();
-                assert!(partial.covered <= FRAMES);
-                assert_eq!(partial.prompts[0].values.len() as u64, partial.covered);
+                assert!(partial.frames.len() as u64 <= FRAMES);
+                assert_eq!(partial.prompts[0].values.len(), partial.frames.len());
             }
             "Failed" => panic!("{status}"),
             _ => {}
@@ -386,12 +386,26 @@ fn serve_indexes_the_video_in_the_background_and_answers_scores() {
     assert_eq!(status["model"], "tiny-clip");
     eprintln!("saw the job running: {seen_running}");
     let series = scores(&server, &["grass", "a brick wall"]).unwrap();
-    assert_eq!(series.covered, FRAMES);
+    assert_eq!(
+        (series.frames.len() as u64, series.video_frames),
+        (FRAMES, FRAMES)
+    );
+    assert!(series.complete);
     assert_eq!(series.prompts.len(), 2);
     assert!(series
         .prompts
         .iter()
         .all(|p| p.values.len() as u64 == FRAMES && !p.truncated));
+    assert_eq!(series.filled(0).len() as u64, FRAMES);
+    // Adding a prompt embeds one text and no image.
+    let before = index_status(&server);
+    scores(&server, &["grass", "a brick wall", "a new prompt"]).unwrap();
+    let after = index_status(&server);
+    assert_eq!(after["images_embedded"], before["images_embedded"]);
+    assert_eq!(
+        after["texts_embedded"].as_u64().unwrap(),
+        before["texts_embedded"].as_u64().unwrap() + 1
+    );
     assert!(series.logit_scale > 1.0);
     // Bad prompt lists are refused with a reason; the server keeps serving.
     assert!(scores(&server, &[" "])

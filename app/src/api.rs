@@ -91,12 +91,17 @@ pub async fn search_frames(
 ) -> Result<Vec<SearchHit>, ServerFnError> {
     let text = text.filter(|t| !t.trim().is_empty());
     if text.is_none() && image.is_none() {
-        return Err(ServerFnError::new("type a text or choose an image to search for"));
+        return Err(ServerFnError::new(
+            "type a text or choose an image to search for",
+        ));
     }
     if let Some(text) = &text {
         check_prompts(std::slice::from_ref(text)).map_err(ServerFnError::new)?;
     }
-    if image.as_ref().is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES) {
+    if image
+        .as_ref()
+        .is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES)
+    {
         return Err(ServerFnError::new(format!(
             "the image is larger than {} MB",
             MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)

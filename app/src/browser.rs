@@ -52,3 +52,74 @@ pub fn random_viewer_id() -> String {
 fn describe(error: JsValue) -> String {
     error.as_string().unwrap_or_else(|| format!("{error:?}"))
 }
+
+/// Writes the view into the address bar (`p` repeated, `smooth`, `view`), keeping `frame`.
+pub fn replace_view_params(prompts: &[String], smooth: usize, softmax: bool) {
+    let window = leptos::prelude::window();
+    let location = window.location();
+    let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
+        return;
+    };
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return;
+    };
+    params.delete("p");
+    for p in prompts {
+        params.append("p", p);
+    }
+    if smooth > 1 {
+        params.set("smooth", &smooth.to_string());
+    } else {
+        params.delete("smooth");
+    }
+    if softmax {
+        params.set("view", "softmax");
+    } else {
+        params.delete("view");
+    }
+    let query: String = params.to_string().into();
+    if let Ok(history) = window.history() {
+        let _ =
+            history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{query}")));
+    }
+}
+
+pub fn current_url() -> String {
+    leptos::prelude::window()
+        .location()
+        .href()
+        .unwrap_or_default()
+}
+
+/// Puts `text` on the clipboard where the page may (secure context, user gesture).
+pub fn copy_to_clipboard(text: &str) {
+    let _ = leptos::prelude::window()
+        .navigator()
+        .clipboard()
+        .write_text(text);
+}
+
+/// Saves `text` as a file through a temporary link.
+pub fn download_text(name: &str, mime: &str, text: &str) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    if let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) {
+        if let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) {
+            download_url(name, &url);
+            revoke(&url);
+        }
+    }
+}
+
+pub fn download_url(name: &str, url: &str) {
+    use wasm_bindgen::JsCast;
+    let document = leptos::prelude::document();
+    if let Ok(anchor) = document.create_element("a") {
+        if let Ok(anchor) = anchor.dyn_into::<web_sys::HtmlAnchorElement>() {
+            anchor.set_href(url);
+            anchor.set_download(name);
+            anchor.click();
+        }
+    }
+}

@@ -1,10 +1,15 @@
 //! CLIP Video Investigator: the Leptos app shared by the server (SSR) and the browser (hydrate).
 
+// The page is one deeply nested view type; its layout needs a higher query depth.
+#![recursion_limit = "256"]
+
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 #[cfg(feature = "hydrate")]
 mod browser;
+pub mod chart;
+pub mod investigate;
 pub mod player;
 pub mod scores;
 pub mod status;
@@ -17,7 +22,7 @@ use leptos_router::hooks::use_query_map;
 use leptos_router::StaticSegment;
 
 use crate::api::get_video_info;
-use crate::player::Player;
+use crate::player::{Player, PlayerState};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -59,17 +64,26 @@ pub fn App() -> impl IntoView {
 fn PlayerPage() -> impl IntoView {
     let query = use_query_map();
     let frame_param = query.with_untracked(|q| q.get("frame"));
+    let view = query.with_untracked(|q| {
+        investigate::ViewParams::parse(q.get_all("p"), q.get_str("smooth"), q.get_str("view"))
+    });
     let info = Resource::new_blocking(|| (), |_| get_video_info());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Opening the video…"</p> }>
             {move || {
                 let frame_param = frame_param.clone();
+                let view = view.clone();
                 Suspend::new(async move {
                     match info.await {
-                        Ok(info) => view! {
-                            <Player info frame_param/>
-                            <status::IndexStatusLine/>
-                        }.into_any(),
+                        Ok(info) => {
+                            let state = PlayerState::from_param(info, frame_param.as_deref());
+                            view! {
+                                <div class="workspace">
+                                    <Player state/>
+                                    <investigate::Investigator player=state initial=view/>
+                                </div>
+                            }.into_any()
+                        }
                         Err(error) => view! {
                             <section id="player" class="player" data-hydrated="true">
                                 <p id="error" class="error" role="alert">

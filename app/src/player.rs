@@ -37,7 +37,7 @@ pub struct PlayerState {
 }
 
 impl PlayerState {
-    fn new(info: VideoInfo, start: u64) -> Self {
+    pub fn new(info: VideoInfo, start: u64) -> Self {
         Self {
             info: RwSignal::new(info),
             playhead: RwSignal::new(start),
@@ -52,23 +52,26 @@ impl PlayerState {
         }
     }
 
-    fn last_frame(&self) -> u64 {
+    pub fn last_frame(&self) -> u64 {
         self.info.with_untracked(VideoInfo::last_frame)
+    }
+
+    /// The state for `info`, opened at the frame `?frame=` asks for (or 0, with the reason).
+    pub fn from_param(info: VideoInfo, frame_param: Option<&str>) -> Self {
+        let (start, start_error) = match frame_param.map(|raw| parse_frame_param(raw, info.frames))
+        {
+            None => (0, None),
+            Some(Ok(frame)) => (frame, None),
+            Some(Err(error)) => (0, Some(error.to_string())),
+        };
+        let state = Self::new(info, start);
+        state.error.set(start_error);
+        state
     }
 }
 
 #[component]
-pub fn Player(info: VideoInfo, frame_param: Option<String>) -> impl IntoView {
-    let (start, start_error) = match frame_param
-        .as_deref()
-        .map(|raw| parse_frame_param(raw, info.frames))
-    {
-        None => (0, None),
-        Some(Ok(frame)) => (frame, None),
-        Some(Err(error)) => (0, Some(error.to_string())),
-    };
-    let state = PlayerState::new(info, start);
-    state.error.set(start_error);
+pub fn Player(state: PlayerState) -> impl IntoView {
     let hydrated = RwSignal::new(false);
 
     // Effects run only in the browser: load the first frame once hydrated.
@@ -170,21 +173,21 @@ pub fn Player(info: VideoInfo, frame_param: Option<String>) -> impl IntoView {
     }
 }
 
-fn play(state: PlayerState) {
+pub fn play(state: PlayerState) {
     #[cfg(feature = "hydrate")]
     client::play(state);
     #[cfg(not(feature = "hydrate"))]
     state.playing.set(true);
 }
 
-fn pause(state: PlayerState) {
+pub fn pause(state: PlayerState) {
     #[cfg(feature = "hydrate")]
     client::pause(state);
     #[cfg(not(feature = "hydrate"))]
     state.playing.set(false);
 }
 
-fn seek(state: PlayerState, frame: u64) {
+pub fn seek(state: PlayerState, frame: u64) {
     let frame = frame.min(state.last_frame());
     #[cfg(feature = "hydrate")]
     {

@@ -36,11 +36,9 @@ pub fn describe(status: &IndexStatus) -> String {
     }
 }
 
+/// The line for `status`, which [`poll`] keeps up to date.
 #[component]
-pub fn IndexStatusLine() -> impl IntoView {
-    let status: RwSignal<Option<Result<IndexStatus, String>>> = RwSignal::new(None);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| poll(status));
+pub fn IndexStatusLine(status: RwSignal<Option<Result<IndexStatus, String>>>) -> impl IntoView {
     let state = move || match status.get() {
         Some(Ok(s)) => format!("{:?}", s.state).to_lowercase(),
         Some(Err(_)) => "failed".into(),
@@ -65,7 +63,7 @@ pub fn IndexStatusLine() -> impl IntoView {
 
 /// Asks now, and again every second until indexing has finished or failed.
 #[cfg(feature = "hydrate")]
-fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>) {
+pub fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>) {
     leptos::task::spawn_local(async move {
         let answer = crate::api::get_index_status()
             .await
@@ -93,6 +91,7 @@ mod tests {
             eta_s: Some(36.0),
             model: Some("tiny-clip".into()),
             message: None,
+            ..Default::default()
         };
         assert_eq!(
             describe(&status),

@@ -92,8 +92,17 @@ pub struct ScoreSeries {
 impl ScoreSeries {
     /// Per-frame values of prompt `index` for frames `0..n` (the indexed prefix).
     pub fn filled(&self, index: usize) -> Vec<f32> {
-        let radius = if self.complete { u64::MAX } else { self.fill_radius };
-        crate::scores::fill_frames(&self.frames, &self.prompts[index].values, self.video_frames, radius)
+        let radius = if self.complete {
+            u64::MAX
+        } else {
+            self.fill_radius
+        };
+        crate::scores::fill_frames(
+            &self.frames,
+            &self.prompts[index].values,
+            self.video_frames,
+            radius,
+        )
     }
 }
 

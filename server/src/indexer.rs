@@ -154,8 +154,7 @@ impl Indexer {
     pub fn stop(&self, wait: Duration) {
         self.cancel.store(true, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        while !self.finished.load(Ordering::Relaxed) && started.elapsed() < wait
-        {
+        while !self.finished.load(Ordering::Relaxed) && started.elapsed() < wait {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -169,7 +168,11 @@ impl Indexer {
     }
 
     /// Text embeddings through the model's text cache.
-    fn embed_texts(&self, embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    fn embed_texts(
+        &self,
+        embedder: &dyn Embedder,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, String> {
         let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get_or_insert_with(|| TextCache::open(&self.options.cache_dir, &embedder.identity()))
@@ -240,13 +243,15 @@ impl Indexer {
         };
         let file = store.read().unwrap_or_else(|e| e.into_inner());
         let min_gap = fps.round().max(1.0) as u64;
-        Ok(crate::search::top_k(&file, &crate::search::combine(&queries), top, min_gap)
-            .into_iter()
-            .map(|h| SearchHit {
-                frame: h.frame,
-                score: h.score,
-            })
-            .collect())
+        Ok(
+            crate::search::top_k(&file, &crate::search::combine(&queries), top, min_gap)
+                .into_iter()
+                .map(|h| SearchHit {
+                    frame: h.frame,
+                    score: h.score,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -270,7 +275,8 @@ impl Embedder for Counting {
     }
     fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let out = self.inner.embed_prepared(images)?;
-        self.images.fetch_add(images.len() as u64, Ordering::Relaxed);
+        self.images
+            .fetch_add(images.len() as u64, Ordering::Relaxed);
         Ok(out)
     }
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -1,3 +1,5 @@
+// The page is one deeply nested view type; its layout needs a higher query depth.
+#![recursion_limit = "256"]
 use clap::Parser;
 use server::cli::{run, Cli};
 

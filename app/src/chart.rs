@@ -1,0 +1,313 @@
+//! The similarity chart: one line per prompt over the frames, drawn with plotters on a
+//! `<canvas>` in the browser. The pure parts (colours, decimation, ranges) are shared and
+//! tested natively; drawing and pixel mapping exist only in the hydrated client.
+
+/// Okabe–Ito, the colour-blind-safe palette, ordered for a dark background (its black is
+/// white here).
+pub const PALETTE: [&str; 8] = [
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#D55E00", "#CC79A7", "#FFFFFF", "#0072B2",
+];
+
+/// Palette slots for `prompts`: a prompt keeps the slot it had in `previous`; new prompts take
+/// the lowest free slot, so editing one prompt never recolours the others.
+pub fn assign_colors(
+    prompts: &[String],
+    previous: &std::collections::HashMap<String, usize>,
+) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    let mut used = std::collections::HashSet::new();
+    for p in prompts {
+        if let Some(&slot) = previous.get(p) {
+            if used.insert(slot) {
+                out.insert(p.clone(), slot);
+            }
+        }
+    }
+    for p in prompts {
+        if !out.contains_key(p) {
+            let slot = (0..)
+                .find(|s| !used.contains(s))
+                .expect("an unused slot exists");
+            used.insert(slot);
+            out.insert(p.clone(), slot);
+        }
+    }
+    out
+}
+
+pub fn color(slot: usize) -> &'static str {
+    PALETTE[slot % PALETTE.len()]
+}
+
+/// Points to draw for frames `start..end` of `values` on `columns` pixel columns. With more
+/// than two frames per column, each column keeps its minimum and maximum (in frame order), so
+/// spikes survive and the cost stays flat however long the video.
+pub fn decimate(values: &[f32], start: usize, end: usize, columns: usize) -> Vec<(f64, f64)> {
+    let end = end.min(values.len());
+    if start >= end {
+        return Vec::new();
+    }
+    let count = end - start;
+    let columns = columns.max(1);
+    if count <= 2 * columns {
+        return (start..end)
+            .map(|n| (n as f64, f64::from(values[n])))
+            .collect();
+    }
+    let mut points = Vec::with_capacity(2 * columns);
+    for c in 0..columns {
+        let from = start + c * count / columns;
+        let to = (start + (c + 1) * count / columns).max(from + 1).min(end);
+        let (mut lo, mut hi) = (from, from);
+        for n in from..to {
+            if values[n] < values[lo] {
+                lo = n;
+            }
+            if values[n] > values[hi] {
+                hi = n;
+            }
+        }
+        let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+        points.push((a as f64, f64::from(values[a])));
+        if b != a {
+            points.push((b as f64, f64::from(values[b])));
+        }
+    }
+    points
+}
+
+/// The y range for the values of frames `start..end`: their extent plus 5% on each side.
+pub fn y_range<'a>(
+    series: impl Iterator<Item = &'a [f32]>,
+    start: usize,
+    end: usize,
+) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for values in series {
+        for &v in &values[start.min(values.len())..end.min(values.len())] {
+            lo = lo.min(f64::from(v));
+            hi = hi.max(f64::from(v));
+        }
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+/// The visible frames after zooming by `factor` (< 1 zooms in) around frame `at`, kept
+/// inside `0..total` and at least 10 frames wide.
+pub fn zoom(range: (f64, f64), at: f64, factor: f64, total: u64) -> (f64, f64) {
+    let full = (-0.5, total as f64 - 0.5);
+    let width =
+        ((range.1 - range.0) * factor).clamp(10.0_f64.min(full.1 - full.0), full.1 - full.0);
+    let share = if range.1 > range.0 {
+        ((at - range.0) / (range.1 - range.0)).clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let mut start = at - share * width;
+    start = start.clamp(full.0, full.1 - width);
+    (start, start + width)
+}
+
+/// One curve as the chart draws it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    pub prompt: String,
+    pub color: &'static str,
+    /// Per frame, for the indexed prefix of the video.
+    pub values: Vec<f32>,
+}
+
+#[cfg(feature = "hydrate")]
+pub use draw::{draw, frame_at, ChartInput, Mapping};
+
+#[cfg(feature = "hydrate")]
+mod draw {
+    use plotters::coord::types::RangedCoordf64;
+    use plotters::coord::ReverseCoordTranslate;
+    use plotters::prelude::*;
+    use plotters_canvas::CanvasBackend;
+    use web_sys::HtmlCanvasElement;
+
+    use super::{decimate, y_range, Curve};
+    use crate::types::format_time;
+
+    /// The chart's own coordinate transform, kept from the last draw for mouse events.
+    pub type Mapping = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+    pub struct ChartInput<'a> {
+        pub curves: &'a [Curve],
+        /// Visible frames, as a continuous range (frame n is centred on n).
+        pub x_range: (f64, f64),
+        pub fps: f64,
+        pub y_label: &'a str,
+        pub playhead: u64,
+        pub hover: Option<u64>,
+        pub marks: &'a [u64],
+    }
+
+    fn rgb(hex: &str) -> RGBColor {
+        let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0xffffff);
+        RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
+    }
+
+    /// Draws the chart into `canvas` (sized to its CSS box times the device pixel ratio) and
+    /// returns the coordinate transform of its plotting area.
+    pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mapping> {
+        let scale = leptos::prelude::window().device_pixel_ratio().max(1.0);
+        let (w, h) = (canvas.client_width().max(1), canvas.client_height().max(1));
+        let (pw, ph) = ((w as f64 * scale) as u32, (h as f64 * scale) as u32);
+        if canvas.width() != pw || canvas.height() != ph {
+            canvas.set_width(pw);
+            canvas.set_height(ph);
+        }
+        let backend = CanvasBackend::with_canvas_object(canvas.clone())?;
+        let root = backend.into_drawing_area();
+        let background = RGBColor(0x22, 0x22, 0x22);
+        root.fill(&background).ok()?;
+        let font = (12.0 * scale) as u32;
+        let text = RGBColor(0xcc, 0xcc, 0xcc);
+        let start = input.x_range.0.ceil().max(0.0) as usize;
+        let end = (input.x_range.1.floor() + 1.0).max(0.0) as usize;
+        let (y0, y1) = y_range(input.curves.iter().map(|c| c.values.as_slice()), start, end);
+        let fps = input.fps;
+        let mut chart = ChartBuilder::on(&root)
+            .margin((10.0 * scale) as u32)
+            .x_label_area_size((28.0 * scale) as u32)
+            .y_label_area_size((56.0 * scale) as u32)
+            .build_cartesian_2d(input.x_range.0..input.x_range.1, y0..y1)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .bold_line_style(RGBColor(0x3a, 0x3a, 0x3a))
+            .light_line_style(RGBColor(0x2e, 0x2e, 0x2e))
+            .axis_style(RGBColor(0x77, 0x77, 0x77))
+            .label_style(("sans-serif", font).into_font().color(&text))
+            .axis_desc_style(("sans-serif", font).into_font().color(&text))
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|x| {
+                let t = format_time(x.max(0.0) / fps.max(1e-9));
+                t.rsplit_once('.')
+                    .map_or(t.clone(), |(whole, _)| whole.to_string())
+            })
+            .y_label_formatter(&|y| format!("{y:.3}"))
+            .y_desc(input.y_label)
+            .draw()
+            .ok()?;
+        let columns = ((chart.plotting_area().dim_in_pixel().0 as f64) / scale).max(1.0) as usize;
+        for curve in input.curves {
+            let points = decimate(&curve.values, start, end, columns);
+            chart
+                .draw_series(LineSeries::new(
+                    points,
+                    rgb(curve.color).stroke_width(scale.round() as u32),
+                ))
+                .ok()?;
+        }
+        let vertical = |frame: u64, style: ShapeStyle| {
+            PathElement::new(vec![(frame as f64, y0), (frame as f64, y1)], style)
+        };
+        for &mark in input.marks {
+            chart
+                .draw_series(std::iter::once(vertical(
+                    mark,
+                    RGBColor(0xff, 0x55, 0x55).mix(0.6).stroke_width(1),
+                )))
+                .ok()?;
+        }
+        if let Some(hover) = input.hover {
+            chart
+                .draw_series(std::iter::once(vertical(
+                    hover,
+                    WHITE.mix(0.35).stroke_width(1),
+                )))
+                .ok()?;
+        }
+        chart
+            .draw_series(std::iter::once(vertical(
+                input.playhead,
+                RGBColor(0xff, 0xff, 0xff).stroke_width((2.0 * scale) as u32),
+            )))
+            .ok()?;
+        root.present().ok()?;
+        Some(chart.as_coord_spec().clone())
+    }
+
+    /// The frame under a mouse event's offset (CSS pixels), through the chart's own transform;
+    /// `None` outside the plotting area.
+    pub fn frame_at(
+        mapping: &Mapping,
+        canvas: &HtmlCanvasElement,
+        offset: (f64, f64),
+    ) -> Option<f64> {
+        let scale = canvas.width() as f64 / canvas.client_width().max(1) as f64;
+        // The canvas pixel the point falls in.
+        let pixel = (
+            (offset.0 * scale).floor() as i32,
+            (offset.1 * scale).floor() as i32,
+        );
+        mapping.reverse_translate(pixel).map(|(x, _)| x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn colours_stay_with_their_prompt() {
+        let prompts: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let first = assign_colors(&prompts, &HashMap::new());
+        assert_eq!((first["a"], first["b"], first["c"]), (0, 1, 2));
+        // Removing "a" and adding "d": b and c keep theirs, d takes the freed slot.
+        let next = assign_colors(&["b", "c", "d"].map(String::from).to_vec(), &first);
+        assert_eq!((next["b"], next["c"], next["d"]), (1, 2, 0));
+    }
+
+    #[test]
+    fn decimation_keeps_spikes_and_bounds_the_points() {
+        let mut values = vec![0.0f32; 100_000];
+        values[54_321] = 1.0;
+        values[12_345] = -1.0;
+        let points = decimate(&values, 0, values.len(), 800);
+        assert!(points.len() <= 1600);
+        assert!(points.contains(&(54_321.0, 1.0)) && points.contains(&(12_345.0, -1.0)));
+        assert!(points.windows(2).all(|w| w[0].0 < w[1].0), "in frame order");
+        // Few frames: every point.
+        assert_eq!(decimate(&values, 10, 20, 800).len(), 10);
+        // Past the indexed prefix: nothing is drawn.
+        assert_eq!(decimate(&values[..50], 40, 80, 800).len(), 10);
+    }
+
+    #[test]
+    fn zooming_stays_inside_the_video() {
+        let full = (-0.5, 999.5);
+        let (a, b) = zoom(full, 500.0, 0.5, 1000);
+        assert!((b - a - 500.0).abs() < 1e-9 && a <= 500.0 && b >= 500.0);
+        // The frame under the cursor stays where it was on screen.
+        let (a, b) = zoom((-0.5, 99.5), 0.0, 0.5, 1000);
+        assert!(
+            (a + 0.25).abs() < 1e-9 && (b - 49.75).abs() < 1e-9,
+            "{a} {b}"
+        );
+        // Never past the start.
+        let (a, _) = zoom((-0.5, 99.5), 0.0, 1.5, 1000);
+        assert_eq!(a, -0.5);
+        assert_eq!(zoom((100.0, 200.0), 150.0, 100.0, 1000), full);
+        let (a, b) = zoom((100.0, 110.0), 105.0, 0.1, 1000);
+        assert!((b - a - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_y_range_pads_the_visible_values() {
+        let v = vec![0.2f32, 0.3, 0.25];
+        let (lo, hi) = y_range(std::iter::once(v.as_slice()), 0, 3);
+        assert!(lo < 0.2 && lo > 0.19 && hi > 0.3 && hi < 0.31);
+        assert_eq!(y_range(std::iter::empty(), 0, 3), (0.0, 1.0));
+    }
+}

@@ -194,7 +194,8 @@ mod draw {
                 t.rsplit_once('.')
                     .map_or(t.clone(), |(whole, _)| whole.to_string())
             })
-            .y_label_formatter(&|y| format!("{y:.3}"))
+            // No "-0.000" for a value that rounds to zero.
+            .y_label_formatter(&|y| format!("{:.3}", if y.abs() < 5e-4 { 0.0 } else { *y }))
             .y_desc(input.y_label)
             .draw()
             .ok()?;

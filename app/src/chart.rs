@@ -184,6 +184,8 @@ mod draw {
             .configure_mesh()
             .bold_line_style(RGBColor(0x3a, 0x3a, 0x3a))
             .light_line_style(RGBColor(0x2e, 0x2e, 0x2e))
+            // Two faint lines between labels: each is a canvas stroke of its own.
+            .max_light_lines(2)
             .axis_style(RGBColor(0x77, 0x77, 0x77))
             .label_style(("sans-serif", font).into_font().color(&text))
             .axis_desc_style(("sans-serif", font).into_font().color(&text))

@@ -227,10 +227,10 @@ test("zoom narrows the frames shown and double-click resets", async ({ page }) =
 test("chart redraw time for 100,000 frames x 10 prompts", async ({ page }) => {
   await openChart(page);
   const times: number[] = [];
-  for (let i = 0; i < 7; i++) {
+  for (let i = 0; i < 15; i++) {
     times.push(await page.evaluate(() => (window as any).clipChart.drawBenchmark(100_000, 10)));
   }
   times.sort((a, b) => a - b);
-  console.log(`chart redraw, 100,000 frames x 10 prompts: median ${times[3].toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[6].toFixed(1)})`);
-  expect(times[3]).toBeGreaterThan(0);
+  console.log(`chart redraw, 100,000 frames x 10 prompts, 15 draws: median ${times[7].toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[14].toFixed(1)})`);
+  expect(times[7]).toBeGreaterThan(0);
 });

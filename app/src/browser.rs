@@ -26,6 +26,11 @@ pub fn revoke(url: &str) {
 
 /// Sets `key=value` in the address bar without a navigation, keeping the other parameters.
 pub fn replace_query_param(key: &str, value: &str) {
+    edit_query(|params| params.set(key, value));
+}
+
+/// Rewrites the address bar's query with `edit`, through history.replaceState (no navigation).
+fn edit_query(edit: impl FnOnce(&web_sys::UrlSearchParams)) {
     let window = leptos::prelude::window();
     let location = window.location();
     let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
@@ -34,7 +39,7 @@ pub fn replace_query_param(key: &str, value: &str) {
     let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
         return;
     };
-    params.set(key, value);
+    edit(&params);
     let query: String = params.to_string().into();
     if let Ok(history) = window.history() {
         let _ =
@@ -55,33 +60,22 @@ fn describe(error: JsValue) -> String {
 
 /// Writes the view into the address bar (`p` repeated, `smooth`, `view`), keeping `frame`.
 pub fn replace_view_params(prompts: &[String], smooth: usize, softmax: bool) {
-    let window = leptos::prelude::window();
-    let location = window.location();
-    let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
-        return;
-    };
-    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
-        return;
-    };
-    params.delete("p");
-    for p in prompts {
-        params.append("p", p);
-    }
-    if smooth > 1 {
-        params.set("smooth", &smooth.to_string());
-    } else {
-        params.delete("smooth");
-    }
-    if softmax {
-        params.set("view", "softmax");
-    } else {
-        params.delete("view");
-    }
-    let query: String = params.to_string().into();
-    if let Ok(history) = window.history() {
-        let _ =
-            history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{query}")));
-    }
+    edit_query(|params| {
+        params.delete("p");
+        for p in prompts {
+            params.append("p", p);
+        }
+        if smooth > 1 {
+            params.set("smooth", &smooth.to_string());
+        } else {
+            params.delete("smooth");
+        }
+        if softmax {
+            params.set("view", "softmax");
+        } else {
+            params.delete("view");
+        }
+    });
 }
 
 pub fn current_url() -> String {

@@ -78,9 +78,10 @@ pub async fn serve(
     axum::serve(
         listener,
         router(engine, indexer, prompts, options)
-            // Search uploads an image; everything else is small.
+            // Search uploads an image (postcard writes bytes of 128 and over in two bytes, so
+            // twice its limit); everything else is small.
             .layer(axum::extract::DefaultBodyLimit::max(
-                app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024,
+                2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024,
             ))
             .into_make_service(),
     )

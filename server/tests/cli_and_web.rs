@@ -342,6 +342,35 @@ fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, 
     }
 }
 
+/// The search server function's arguments, in their postcard order.
+#[derive(serde::Serialize)]
+struct SearchArgs {
+    text: Option<String>,
+    image: Option<Vec<u8>>,
+    top: usize,
+}
+
+fn search(
+    server: &Server,
+    text: Option<String>,
+    image: Option<Vec<u8>>,
+    top: usize,
+) -> Result<Vec<app::types::SearchHit>, String> {
+    let body = postcard::to_stdvec(&SearchArgs { text, image, top }).unwrap();
+    let response = http(
+        server.addr,
+        "POST",
+        "/api/search",
+        "application/x-postcard",
+        &body,
+    );
+    if response.status == 200 {
+        Ok(postcard::from_bytes(&response.body).unwrap())
+    } else {
+        Err(response.text())
+    }
+}
+
 #[test]
 fn serve_indexes_the_video_in_the_background_and_answers_scores() {
     let embeddings = tempfile::tempdir().unwrap();
@@ -413,6 +442,20 @@ fn serve_indexes_the_video_in_the_background_and_answers_scores() {
         .contains("prompt 1 is empty"));
     let long = "a cat ".repeat(200);
     assert!(scores(&server, &[&long]).unwrap().prompts[0].truncated);
+
+    // Search by an uploaded image finds that frame; a file that is not an image is refused.
+    let mut decoder = server::video::Decoder::open(&video_path).unwrap();
+    let still = server::video::encode_jpeg(&decoder.frame(200).unwrap(), 0, 95).unwrap();
+    let hits = search(&server, None, Some(still), 5).unwrap();
+    assert_eq!(hits.len(), 5);
+    assert_eq!(hits[0].frame, 200);
+    let error = search(&server, None, Some(b"GIF89a not really".to_vec()), 5).unwrap_err();
+    assert!(error.contains("not an image"), "{error}");
+    let error = search(&server, Some("  ".into()), None, 5).unwrap_err();
+    assert!(error.contains("type a text or choose an image"), "{error}");
+    let by_text = search(&server, Some("grass".into()), None, 3).unwrap();
+    assert_eq!(by_text.len(), 3);
+    assert!(by_text.windows(2).all(|w| w[0].score >= w[1].score));
     drop(server);
 
     // A second server on the same video and cache embeds nothing: it is Done at once.

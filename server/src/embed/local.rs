@@ -167,15 +167,19 @@ fn clip_config(path: &Path, text: &str) -> Result<clip::ClipConfig, ModelError> 
     })
 }
 
-/// The identity [`LocalClip::load_named`] would give, without loading the weights: the
-/// projection size from `config.json` and a fingerprint of `model.safetensors`.
-pub fn identity_of(folder: &Path, name: &str) -> Result<ModelIdentity, ModelError> {
+fn read_config(folder: &Path) -> Result<clip::ClipConfig, ModelError> {
     let config_path = folder.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Config {
         path: config_path.clone(),
         message: e.to_string(),
     })?;
-    let config = clip_config(&config_path, &text)?;
+    clip_config(&config_path, &text)
+}
+
+/// The identity [`LocalClip::load_named`] would give, without loading the weights: the
+/// projection size from `config.json` and a fingerprint of `model.safetensors`.
+pub fn identity_of(folder: &Path, name: &str) -> Result<ModelIdentity, ModelError> {
+    let config = read_config(folder)?;
     let weights = folder.join("model.safetensors");
     let fingerprint =
         crate::cache::VideoFingerprint::of_file(&weights).map_err(|e| ModelError::Weights {
@@ -234,12 +238,7 @@ impl LocalClip {
                 missing: missing.join(", "),
             });
         }
-        let config_path = folder.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Config {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?;
-        let config = clip_config(&config_path, &text)?;
+        let config = read_config(folder)?;
 
         let preprocess_path = folder.join("preprocessor_config.json");
         let preprocess =
@@ -320,16 +319,7 @@ impl LocalClip {
         }
         .exp();
 
-        let fingerprint =
-            crate::cache::VideoFingerprint::of_file(&weights).map_err(|e| ModelError::Weights {
-                path: weights.clone(),
-                message: e.to_string(),
-            })?;
-        let identity = ModelIdentity {
-            name: name.to_string(),
-            revision: fingerprint.short(),
-            dimension: config.text_config.projection_dim,
-        };
+        let identity = identity_of(folder, name)?;
         Ok(Self {
             model,
             tokenizer,

@@ -1,0 +1,81 @@
+//! Answering from the cache at scale: scores for 1 and 20 prompts and a search, on synthetic
+//! embeddings of a 60-minute 30 fps video (108,000 frames x 512), the matrix product against
+//! the row-by-row reference, side by side in one run.
+//!
+//!     cargo bench -p server --bench scores
+
+use std::time::Instant;
+
+use server::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
+use server::search::{cosine_rows, cosine_rows_naive, top_k};
+
+const FRAMES: u64 = 108_000;
+const DIM: usize = 512;
+
+fn unit(seed: &mut u64) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect();
+    server::embed::l2_normalize(&mut v);
+    v
+}
+
+/// Median and range of `runs` timings of `f`, in ms.
+fn time(runs: usize, mut f: impl FnMut()) -> String {
+    f(); // warm-up
+    let mut ms: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    format!("{:.1} ({:.1}–{:.1})", ms[runs / 2], ms[0], ms[runs - 1])
+}
+
+fn main() {
+    let mut seed = 1;
+    let mut file = EmbeddingFile::new(CacheHeader {
+        format_version: FORMAT_VERSION,
+        model: ModelKey {
+            name: "synthetic".into(),
+            revision: "0".into(),
+            dimension: DIM as u32,
+        },
+        video: VideoFingerprint {
+            size: 0,
+            chunks_hash: 0,
+        },
+        sample_fps_millis: None,
+        video_frames: FRAMES,
+        video_fps_micros: 30_000_000,
+    });
+    for n in 0..FRAMES {
+        file.frames.push(n);
+        file.vectors.extend(unit(&mut seed));
+    }
+    let prompts: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut seed)).collect();
+    println!("60-minute video at 30 fps: {FRAMES} frames x {DIM}, ms: median (min–max) of 9 runs");
+    println!();
+    println!("| work | matrix product (ours) | row-by-row dot products |");
+    println!("| --- | ---: | ---: |");
+    for count in [1, 20] {
+        let q = &prompts[..count];
+        println!(
+            "| scores, {count} prompt{} | {} | {} |",
+            if count == 1 { "" } else { "s" },
+            time(9, || drop(cosine_rows(&file, q))),
+            time(9, || drop(cosine_rows_naive(&file, q)))
+        );
+    }
+    println!(
+        "| search, top 10 at least 1 s apart | {} | |",
+        time(9, || drop(top_k(&file, &prompts[0], 10, 30)))
+    );
+}

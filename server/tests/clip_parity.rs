@@ -75,6 +75,21 @@ fn text_embeddings_match_pytorch() {
         assert!(diff <= 1e-4, "{:?}: max abs diff {diff}", prompt["text"]);
     }
     println!("worst text embedding difference: {worst:e}");
+    // One at a time, each short prompt runs only up to its end token (not all 77 positions):
+    // the same embedding, as the causal mask promises.
+    let mut worst_alone = 0f32;
+    for prompt in prompts {
+        let text = prompt["text"].as_str().unwrap().to_string();
+        let alone = clip.embed_texts(&[text]).unwrap().remove(0);
+        let diff = max_abs_diff(&alone, &floats(&prompt["embedding_normalized"]));
+        worst_alone = worst_alone.max(diff);
+        assert!(
+            diff <= 1e-4,
+            "{:?} alone: max abs diff {diff}",
+            prompt["text"]
+        );
+    }
+    println!("worst text embedding difference, one prompt at a time: {worst_alone:e}");
 }
 
 #[test]

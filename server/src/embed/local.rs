@@ -453,12 +453,24 @@ impl Embedder for LocalClip {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids = Vec::with_capacity(texts.len() * CONTEXT_LENGTH);
-        for text in texts {
-            ids.extend(self.tokenize(text)?.ids);
-        }
+        let tokens = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The causal mask keeps every position from seeing later ones, so the end token's
+        // output (the text's embedding) does not depend on the padding after it: run only up
+        // to the last end token of the batch instead of all 77 positions.
+        let length = tokens
+            .iter()
+            .map(|t| t.end + 1)
+            .max()
+            .unwrap_or(CONTEXT_LENGTH);
+        let ids: Vec<u32> = tokens
+            .iter()
+            .flat_map(|t| t.ids[..length].iter().copied())
+            .collect();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let ids = Tensor::from_vec(ids, (texts.len(), CONTEXT_LENGTH), &self.device)?;
+            let ids = Tensor::from_vec(ids, (texts.len(), length), &self.device)?;
             clip::div_l2_norm(&self.model.get_text_features(&ids)?)?.to_vec2::<f32>()
         };
         run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))

@@ -144,17 +144,10 @@ impl EmbeddingFile {
 
     /// File name for this header inside the cache folder.
     pub fn file_name(header: &CacheHeader) -> String {
-        let model: String = format!("{}-{}", header.model.name, header.model.revision)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(80)
-            .collect();
+        let model = safe_name(
+            &format!("{}-{}", header.model.name, header.model.revision),
+            80,
+        );
         let sampling = header
             .sample_fps_millis
             .map_or("all".to_string(), |m| format!("{m}mfps"));
@@ -176,9 +169,7 @@ impl EmbeddingFile {
         let Some(file) = read_checked::<Self>(path)? else {
             return Ok(None);
         };
-        if file.vectors.len() != file.frames.len() * file.dimension()
-            || !file.frames.windows(2).all(|w| w[0] < w[1])
-        {
+        if !file.is_consistent() {
             return Err(corrupt(path, "frames and vectors disagree"));
         }
         if file.header != *expected {
@@ -196,7 +187,8 @@ impl EmbeddingFile {
         Ok(Some(file))
     }
 
-    /// Reads any cache file without judging or moving it (for `cache list`).
+    /// Reads any readable cache file without judging its header or moving it (for `cache
+    /// list`, and for answering from a file found by the video's content).
     pub fn peek(path: &Path) -> Result<Self, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let body = checked_body(&bytes)?;
@@ -205,10 +197,35 @@ impl EmbeddingFile {
             Ok((other, _)) => return Err(format!("cache format version {other}")),
             Err(e) => return Err(e.to_string()),
         }
-        bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map(|(file, _)| file)
-            .map_err(|e| e.to_string())
+        let (file, _): (Self, usize) =
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map_err(|e| e.to_string())?;
+        if !file.is_consistent() {
+            return Err("frames and vectors disagree".into());
+        }
+        Ok(file)
     }
+
+    /// One vector per frame, frames ascending.
+    fn is_consistent(&self) -> bool {
+        self.vectors.len() == self.frames.len() * self.dimension()
+            && self.frames.windows(2).all(|w| w[0] < w[1])
+    }
+}
+
+/// `text` as a file-name part: letters, digits, `-` and `.` kept, anything else `_`, at most
+/// `max` characters (model names hold `/` and `@`).
+fn safe_name(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
 }
 
 /// The body between magic and checksum, if both are right.
@@ -337,17 +354,7 @@ impl TextCache {
     /// the cache starts empty.
     pub fn open(dir: &Path, model: &ModelIdentity) -> Self {
         let model = ModelKey::from(model);
-        let name: String = format!("texts-{}-{}", model.name, model.revision)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(100)
-            .collect();
+        let name = safe_name(&format!("texts-{}-{}", model.name, model.revision), 100);
         let path = dir.join(format!("{name}.clipemb"));
         let entries = match read_checked::<TextCacheFile>(&path) {
             Ok(Some(file)) if file.model == model => file.entries.into_iter().collect(),

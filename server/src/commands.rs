@@ -166,11 +166,17 @@ fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Resul
     let settings = settings(args)?;
     let options = index_options(&settings, sample_fps, None);
     let embedder = crate::embed::load_lazy(&settings)?;
-    let video = VideoToIndex::open_indexed(path, embedder.as_ref(), &options)?;
-    let (_, file, problem) = load_cache(&video, embedder.as_ref(), &options);
-    if let Some(problem) = problem {
-        eprintln!("note: {problem}");
-    }
+    let (video, cached) = VideoToIndex::open_indexed(path, embedder.as_ref(), &options)?;
+    let file = match cached {
+        Some(file) => file,
+        None => {
+            let (_, file, problem) = load_cache(&video, embedder.as_ref(), &options);
+            if let Some(problem) = problem {
+                eprintln!("note: {problem}");
+            }
+            file
+        }
+    };
     let planned = video.plan(options.sample_fps).len();
     if file.frames.is_empty() {
         return Err(format!(

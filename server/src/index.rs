@@ -61,12 +61,13 @@ impl VideoToIndex {
 
     /// Like [`open`](Self::open), but answered from the video's cache file when there is one:
     /// its name and header are keyed by the video's content and hold the exact frame count and
-    /// frame rate, so answering from the cache does not open or decode the video at all.
+    /// frame rate, so answering from the cache does not open or decode the video at all. The
+    /// file read for that is returned too, so that it is not read twice.
     pub fn open_indexed(
         path: &Path,
         embedder: &dyn Embedder,
         options: &IndexOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<(Self, Option<EmbeddingFile>), String> {
         let unknown = Metadata {
             frames: 0,
             fps: 0.0,
@@ -83,7 +84,7 @@ impl VideoToIndex {
                 && found.model == header.model
                 && found.sample_fps_millis == header.sample_fps_millis
             {
-                return Ok(Self {
+                let video = Self {
                     meta: Metadata {
                         frames: found.video_frames,
                         fps: found.video_fps_micros as f64 / 1e6,
@@ -91,10 +92,11 @@ impl VideoToIndex {
                         ..unknown
                     },
                     ..by_content
-                });
+                };
+                return Ok((video, Some(file)));
             }
         }
-        Self::open(path)
+        Ok((Self::open(path)?, None))
     }
 
     pub fn with_metadata(path: &Path, meta: Metadata) -> Result<Self, String> {

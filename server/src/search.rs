@@ -91,16 +91,7 @@ pub fn frame_scores(
         .iter()
         .map(|rows| fill_frames(&file.frames, rows, file.header.video_frames, fill_radius))
         .collect();
-    let covered = match series.first() {
-        Some(s) => s.len() as u64,
-        None => fill_frames(
-            &file.frames,
-            &vec![0.0; file.frames.len()],
-            file.header.video_frames,
-            fill_radius,
-        )
-        .len() as u64,
-    };
+    let covered = series.first().map_or(0, |s| s.len() as u64);
     (covered, series)
 }
 

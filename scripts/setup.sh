@@ -10,7 +10,7 @@ WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen pinned in Cargo.toml
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pkg in libopencv-dev clang libclang-dev pkg-config ffmpeg chromium; do
+for pkg in libopencv-dev clang libclang-dev pkg-config ffmpeg chromium curl unzip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
@@ -34,4 +34,23 @@ fi
 # Playwright and wasm-opt (npm's binaryen; Debian's older binaryen breaks hydration).
 if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
+# ONNX Runtime's CPU library, taken from PyPI's onnxruntime wheel (a zip) and checked by hash;
+# the server loads it at run time (scripts/env.sh sets ORT_DYLIB_PATH). Never committed.
+ORT_VERSION=1.32.0
+ORT_WHEEL=onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_WHEEL_URL=https://files.pythonhosted.org/packages/1d/46/e6f356c9539d2eed44126de3421a81e217da2ad91b22dc11b379cb1e384f/$ORT_WHEEL
+ORT_WHEEL_SHA256=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
+if [ "$(uname -m)" = x86_64 ] && [ ! -e "$ORT_DYLIB_PATH.$ORT_VERSION" ]; then
+  echo "setup: fetching ONNX Runtime $ORT_VERSION from PyPI"
+  ort_dir=$(dirname "$ORT_DYLIB_PATH")
+  mkdir -p "$ort_dir"
+  tmp=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$tmp/$ORT_WHEEL" "$ORT_WHEEL_URL"
+  echo "$ORT_WHEEL_SHA256  $tmp/$ORT_WHEEL" | sha256sum -c --quiet
+  unzip -q -j -o "$tmp/$ORT_WHEEL" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$tmp"
+  mv "$tmp/libonnxruntime.so.$ORT_VERSION" "$ORT_DYLIB_PATH.$ORT_VERSION"
+  ln -sfn "$(basename "$ORT_DYLIB_PATH").$ORT_VERSION" "$ORT_DYLIB_PATH"
+  rm -rf "$tmp"
 fi

@@ -1,74 +1,31 @@
-//! CLIP image-embedding throughput: ours (candle, in process) and, in the same run,
-//! PyTorch + transformers on the same weights; then end-to-end `index` on the 720p test video.
+//! CLIP image-embedding throughput: ours on both image engines (ONNX Runtime with the graph we
+//! write from the safetensors, and candle) and, in the same run, two peers on the same weights:
+//! PyTorch + transformers, and the `onnxruntime` Python package on a torch.onnx.export of the
+//! same tower; then end-to-end `index` on the 720p test video.
 //!
 //!     cargo bench -p server --bench clip
 //!
 //! The model is the full ViT-B/32 architecture (openai/clip-vit-base-patch32's config) with
 //! random weights written by this bench: speed does not depend on the weights' values. The
-//! PyTorch column appears when `CLIP_BENCH_PYTHON` (default `python3`) imports torch and
-//! transformers; see scripts/bench_pytorch_clip.py. Environment: `CLIP_BENCH_REPS=10,5,3`
-//! (timed calls at batch 1, 8, 32), `CLIP_BENCH_THREADS` (PyTorch threads, default: all cores).
+//! peer columns appear when `CLIP_BENCH_PYTHON` (default `python3`) imports torch and
+//! transformers (and onnx + onnxruntime); see scripts/bench_pytorch_clip.py and
+//! scripts/bench_onnxruntime_clip.py. Environment: `CLIP_BENCH_REPS=10,5,3` (timed calls at
+//! batch 1, 8, 32), `CLIP_BENCH_THREADS` (threads of every engine, default: all cores).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/vit_b32.rs"]
+mod vit_b32;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::clip::ClipModel;
+use server::config::ImageEngine;
 use server::embed::local::LocalClip;
 use server::embed::Embedder;
 
 const BATCHES: [usize; 3] = [1, 8, 32];
-
-/// openai/clip-vit-base-patch32's architecture, as its config.json states it.
-const VIT_B32_CONFIG: &str = r#"{
-  "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 512,
-  "logit_scale_init_value": 2.6592,
-  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
-    "num_hidden_layers": 12, "vocab_size": 49408, "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "projection_dim": 512,
-    "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
-  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "num_channels": 3,
-    "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "projection_dim": 512}
-}"#;
-
-/// Writes the random-weight ViT-B/32 folder once (kept between runs).
-fn model_folder() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b32-random-v2");
-    if dir.join("model.safetensors").is_file() {
-        return dir;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), VIT_B32_CONFIG).unwrap();
-    // The tiny fixture's tokenizer is the real CLIP BPE (49408 tokens), as ViT-B/32 uses.
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
-    std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    // candle makes up a class embedding when the variable store lacks one; create it first so
-    // that it is saved and PyTorch reads the same value.
-    vb.pp("vision_model.embeddings")
-        .get_with_hints(
-            768,
-            "class_embedding",
-            candle_nn::init::DEFAULT_KAIMING_NORMAL,
-        )
-        .unwrap();
-    ClipModel::new(
-        vb,
-        &candle_transformers::models::clip::ClipConfig::vit_base_patch32(),
-    )
-    .unwrap();
-    let partial = dir.join("model.safetensors.partial");
-    varmap.save(&partial).unwrap();
-    std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
-    dir
-}
 
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
@@ -90,16 +47,22 @@ fn rate(batch: usize, seconds: &[f64]) -> (f64, String) {
     )
 }
 
-fn pytorch(model: &Path, reps: &str) -> Option<serde_json::Value> {
+fn threads() -> usize {
+    std::env::var("CLIP_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs a peer script; its JSON has "times": {batch: [seconds per call]}.
+fn peer(script: &str, model: &Path, reps: &str) -> Option<serde_json::Value> {
     let python = std::env::var("CLIP_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_pytorch_clip.py");
-    let threads = std::env::var("CLIP_BENCH_THREADS").unwrap_or_else(|_| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .to_string()
-    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(script);
+    let threads = threads().to_string();
     let output = Command::new(&python)
-        .arg(script)
+        .arg(&script)
         .arg(model)
         .args(["--batches", "1,8,32", "--reps", reps, "--threads", &threads])
         .output();
@@ -107,7 +70,8 @@ fn pytorch(model: &Path, reps: &str) -> Option<serde_json::Value> {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
         Ok(o) => {
             eprintln!(
-                "PyTorch peer skipped ({python}): {}",
+                "peer {} skipped ({python}): {}",
+                script.display(),
                 String::from_utf8_lossy(&o.stderr)
                     .lines()
                     .last()
@@ -116,95 +80,137 @@ fn pytorch(model: &Path, reps: &str) -> Option<serde_json::Value> {
             None
         }
         Err(e) => {
-            eprintln!("PyTorch peer skipped: cannot run {python}: {e}");
+            eprintln!(
+                "peer {} skipped: cannot run {python}: {e}",
+                script.display()
+            );
             None
         }
     }
 }
 
+/// Deterministic pseudo-random pixel tensors (the values do not change the speed).
+fn test_images(batch: usize, size: usize, seed: &mut u64) -> Vec<Vec<f32>> {
+    (0..batch)
+        .map(|_| {
+            (0..3 * size * size)
+                .map(|_| {
+                    *seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Seconds per call at each batch size, after one warm-up call.
+fn time_engine(clip: &LocalClip, reps: &[usize]) -> Vec<Vec<f64>> {
+    let size = clip.config().image_size;
+    let mut seed = 1u64;
+    BATCHES
+        .iter()
+        .zip(reps)
+        .map(|(&batch, &n)| {
+            let images = test_images(batch, size, &mut seed);
+            clip.embed_pixels(&images).unwrap(); // warm-up
+            (0..n)
+                .map(|_| {
+                    let started = Instant::now();
+                    clip.embed_pixels(&images).unwrap();
+                    started.elapsed().as_secs_f64()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn peer_times(peer: &serde_json::Value, batch: usize) -> Vec<f64> {
+    peer["times"][batch.to_string()]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect()
+}
+
 fn main() {
     let reps_text = std::env::var("CLIP_BENCH_REPS").unwrap_or_else(|_| "10,5,3".into());
     let reps: Vec<usize> = reps_text.split(',').map(|r| r.parse().unwrap()).collect();
-    let folder = model_folder();
-    let clip = LocalClip::load(&folder).unwrap();
-    let size = clip.config().image_size;
+    let folder = vit_b32::model_folder();
 
-    // Ours.
-    let mut ours = Vec::new();
-    let mut seed = 1u64;
-    for (&batch, &n) in BATCHES.iter().zip(&reps) {
-        let images: Vec<Vec<f32>> = (0..batch)
-            .map(|_| {
-                (0..3 * size * size)
-                    .map(|_| {
-                        seed = seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-                    })
-                    .collect()
-            })
-            .collect();
-        clip.embed_pixels(&images).unwrap(); // warm-up
-        let times: Vec<f64> = (0..n)
-            .map(|_| {
-                let started = Instant::now();
-                clip.embed_pixels(&images).unwrap();
-                started.elapsed().as_secs_f64()
-            })
-            .collect();
-        ours.push(times);
-    }
-    // A new prompt in the page costs one text forward pass.
+    // Ours, both engines; then how far apart their embeddings are (both are fp32).
+    let onnx = LocalClip::load_with(&folder, "vit-b32", ImageEngine::Onnxruntime).unwrap();
+    let ours_onnx = time_engine(&onnx, &reps);
+    let candle = LocalClip::load_with(&folder, "vit-b32", ImageEngine::Candle).unwrap();
+    let ours_candle = time_engine(&candle, &reps);
+    let check = test_images(8, candle.config().image_size, &mut 7);
+    let (a, b) = (
+        onnx.embed_pixels(&check).unwrap(),
+        candle.embed_pixels(&check).unwrap(),
+    );
+    let min_cosine = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>())
+        .fold(f32::INFINITY, f32::min);
+    drop(onnx);
+    // A new prompt in the page costs one text forward pass (candle, whatever the image engine).
     let mut text_ms: Vec<f64> = (0..10)
         .map(|i| {
             let prompt = vec![format!("a photo of a red door number {i}")];
             let started = Instant::now();
-            clip.embed_texts(&prompt).unwrap();
+            candle.embed_texts(&prompt).unwrap();
             started.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     text_ms.sort_by(f64::total_cmp);
-    drop(clip);
+    drop(candle);
 
-    // PyTorch, same weights, same run.
-    let peer = pytorch(&folder, &reps_text);
+    // The peers, same weights, same run.
+    let pytorch = peer("bench_pytorch_clip.py", &folder, &reps_text);
+    let onnxruntime = peer("bench_onnxruntime_clip.py", &folder, &reps_text);
 
-    println!("ViT-B/32 image embeddings, images/s: median (min–max) of timed calls");
+    println!(
+        "ViT-B/32 image embeddings, images/s: median (min–max) of timed calls; {} threads each",
+        threads()
+    );
     println!();
-    match &peer {
-        Some(p) => {
-            println!(
-                "| batch | ours (candle) | PyTorch {} ({} threads) | ours / PyTorch |",
-                p["torch"].as_str().unwrap_or("?"),
-                p["threads"]
-            );
-            println!("| ---: | ---: | ---: | ---: |");
-        }
-        None => {
-            println!("| batch | ours (candle) |");
-            println!("| ---: | ---: |");
-        }
+    let mut header = "| batch | ours: ONNX Runtime engine | ours: candle engine |".to_string();
+    let mut rule = "| ---: | ---: | ---: |".to_string();
+    if let Some(p) = &pytorch {
+        header += &format!(" PyTorch {} |", p["torch"].as_str().unwrap_or("?"));
+        rule += " ---: |";
     }
+    if let Some(p) = &onnxruntime {
+        header += &format!(
+            " onnxruntime {} (torch.onnx export) | ours (best) / onnxruntime |",
+            p["onnxruntime"].as_str().unwrap_or("?")
+        );
+        rule += " ---: | ---: |";
+    }
+    println!("{header}");
+    println!("{rule}");
     for (i, &batch) in BATCHES.iter().enumerate() {
-        let (ours_median, ours_text) = rate(batch, &ours[i]);
-        match &peer {
-            Some(p) => {
-                let times: Vec<f64> = p["times"][batch.to_string()]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t.as_f64().unwrap())
-                    .collect();
-                let (peer_median, peer_text) = rate(batch, &times);
-                println!(
-                    "| {batch} | {ours_text} | {peer_text} | {:.2} |",
-                    ours_median / peer_median
-                );
-            }
-            None => println!("| {batch} | {ours_text} |"),
+        let (onnx_median, onnx_text) = rate(batch, &ours_onnx[i]);
+        let (candle_median, candle_text) = rate(batch, &ours_candle[i]);
+        let mut row = format!("| {batch} | {onnx_text} | {candle_text} |");
+        if let Some(p) = &pytorch {
+            row += &format!(" {} |", rate(batch, &peer_times(p, batch)).1);
         }
+        if let Some(p) = &onnxruntime {
+            let (peer_median, peer_text) = rate(batch, &peer_times(p, batch));
+            row += &format!(
+                " {peer_text} | {:.2} |",
+                onnx_median.max(candle_median) / peer_median
+            );
+        }
+        println!("{row}");
     }
+    println!();
+    println!("smallest cosine between the two engines' embeddings (8 images): {min_cosine:.6}");
+    let ours = &ours_onnx;
 
     // End to end: the release binary indexing the 720p test video with this model.
     let video = common::video("h264_gop250.mp4");
@@ -238,7 +244,7 @@ fn main() {
     let index_fps = report["frames_per_s"].as_f64().unwrap();
     println!("| frames/s (decode + preprocess + embed + checkpoints) | {index_fps:.1} |");
     println!(
-        "| ... relative to embedding alone at batch 8 (median above) | {:.2} |",
+        "| ... relative to embedding alone at batch 8 (ONNX Runtime engine, median above) | {:.2} |",
         index_fps / rate(8, &ours[1]).0
     );
     println!(

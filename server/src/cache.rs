@@ -100,10 +100,25 @@ pub struct CacheHeader {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingFile {
     pub header: CacheHeader,
-    /// Indices of the embedded frames, ascending.
+    /// Indices of the indexed frames, ascending.
     pub frames: Vec<u64>,
     /// `frames.len() * dimension` values, row-major, each row L2-normalised.
     pub vectors: Vec<f32>,
+    /// Set when the index skipped frames nearly identical to the last embedded one. Stored
+    /// after the rest of the body, so files without it (format 2 as first written) still read.
+    #[serde(skip)]
+    pub skip: Option<SkipRecord>,
+}
+
+/// What skipping similar frames did: which frames got a copy of the previous frame's vector
+/// instead of their own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkipRecord {
+    /// The threshold: mean absolute difference of the model's input image, in thousandths of
+    /// a grey level (0-255 scale).
+    pub threshold_milli_levels: u32,
+    /// Frames (ascending) whose vector was copied from the frame before, not embedded.
+    pub reused: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +150,18 @@ impl EmbeddingFile {
             header,
             frames: Vec::new(),
             vectors: Vec::new(),
+            skip: None,
+        }
+    }
+
+    /// A new file for an index that skips similar frames (`threshold` in grey levels).
+    pub fn with_skip(header: CacheHeader, threshold: Option<f32>) -> Self {
+        Self {
+            skip: threshold.map(|t| SkipRecord {
+                threshold_milli_levels: milli_levels(t),
+                reused: Vec::new(),
+            }),
+            ..Self::new(header)
         }
     }
 
@@ -144,13 +171,21 @@ impl EmbeddingFile {
 
     /// File name for this header inside the cache folder.
     pub fn file_name(header: &CacheHeader) -> String {
+        Self::file_name_skipping(header, None)
+    }
+
+    /// File name for an index that skips frames closer than `skip` grey levels.
+    pub fn file_name_skipping(header: &CacheHeader, skip: Option<f32>) -> String {
         let model = safe_name(
             &format!("{}-{}", header.model.name, header.model.revision),
             80,
         );
-        let sampling = header
+        let mut sampling = header
             .sample_fps_millis
             .map_or("all".to_string(), |m| format!("{m}mfps"));
+        if let Some(threshold) = skip {
+            sampling += &format!("-skip{}ml", milli_levels(threshold));
+        }
         format!(
             "{}-{}-{model}-{sampling}.clipemb",
             header.video.short(),
@@ -160,19 +195,51 @@ impl EmbeddingFile {
 
     /// Writes atomically: readers see the old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), CacheError> {
-        write_checked(path, self)
+        let mut body = encode(path, self)?;
+        if let Some(skip) = &self.skip {
+            body.extend(encode(path, skip)?);
+        }
+        write_body(path, &body)
+    }
+
+    /// The file and its optional skip record from a checked body.
+    fn decode(body: &[u8]) -> Result<Self, String> {
+        let (mut file, used): (Self, usize) =
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map_err(|e| e.to_string())?;
+        if used < body.len() {
+            let (skip, tail): (SkipRecord, usize) =
+                bincode::serde::decode_from_slice(&body[used..], bincode::config::standard())
+                    .map_err(|e| format!("skip record: {e}"))?;
+            if used + tail != body.len() {
+                return Err("trailing bytes after the skip record".into());
+            }
+            file.skip = Some(skip);
+        }
+        if !file.is_consistent() {
+            return Err("frames and vectors disagree".into());
+        }
+        Ok(file)
     }
 
     /// Reads a cache file written for `expected`. `Ok(None)`: no file yet. A file that fails a
     /// check is moved aside and reported as an error; the caller then starts a new one.
     pub fn load(path: &Path, expected: &CacheHeader) -> Result<Option<Self>, CacheError> {
-        let Some(file) = read_checked::<Self>(path)? else {
+        Self::load_skipping(path, expected, None)
+    }
+
+    /// [`load`](Self::load) for an index that skips similar frames with threshold `skip`.
+    pub fn load_skipping(
+        path: &Path,
+        expected: &CacheHeader,
+        skip: Option<f32>,
+    ) -> Result<Option<Self>, CacheError> {
+        let Some(body) = read_checked_body(path)? else {
             return Ok(None);
         };
-        if !file.is_consistent() {
-            return Err(corrupt(path, "frames and vectors disagree"));
-        }
-        if file.header != *expected {
+        let file = Self::decode(&body).map_err(|reason| corrupt(path, &reason))?;
+        let threshold = |s: &Option<SkipRecord>| s.as_ref().map(|s| s.threshold_milli_levels);
+        if file.header != *expected || threshold(&file.skip) != skip.map(milli_levels) {
             return Err(match move_aside(path) {
                 Ok(moved_to) => CacheError::Mismatch {
                     path: path.to_path_buf(),
@@ -197,13 +264,7 @@ impl EmbeddingFile {
             Ok((other, _)) => return Err(format!("cache format version {other}")),
             Err(e) => return Err(e.to_string()),
         }
-        let (file, _): (Self, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| e.to_string())?;
-        if !file.is_consistent() {
-            return Err("frames and vectors disagree".into());
-        }
-        Ok(file)
+        Self::decode(body)
     }
 
     /// One vector per frame, frames ascending.
@@ -211,6 +272,10 @@ impl EmbeddingFile {
         self.vectors.len() == self.frames.len() * self.dimension()
             && self.frames.windows(2).all(|w| w[0] < w[1])
     }
+}
+
+fn milli_levels(threshold: f32) -> u32 {
+    (threshold.max(0.0) * 1000.0).round() as u32
 }
 
 /// `text` as a file-name part: letters, digits, `-` and `.` kept, anything else `_`, at most
@@ -259,13 +324,23 @@ fn corrupt(path: &Path, reason: &str) -> CacheError {
 /// Writes `value` (whose first field is its `u32` format version) atomically: a temporary
 /// file in the same folder, fsync, rename, fsync of the folder.
 fn write_checked<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+    write_body(path, &encode(path, value)?)
+}
+
+fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, CacheError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| CacheError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Writes magic + `body` + checksum atomically (see [`write_checked`]).
+fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
     let mut checksum = Fnv64::new();
     checksum.update(&body);
     let dir = path
@@ -283,7 +358,7 @@ fn write_checked<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError>
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temporary)?;
         file.write_all(MAGIC)?;
-        file.write_all(&body)?;
+        file.write_all(body)?;
         file.write_all(&checksum.finish().to_le_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
@@ -299,6 +374,16 @@ fn write_checked<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError>
 /// Reads a file written by [`write_checked`]. `Ok(None)`: no file. Damaged files and files of
 /// another format version are moved aside and reported.
 fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, CacheError> {
+    let Some(body) = read_checked_body(path)? else {
+        return Ok(None);
+    };
+    bincode::serde::decode_from_slice(&body, bincode::config::standard())
+        .map(|(value, _)| Some(value))
+        .map_err(|e| corrupt(path, &e.to_string()))
+}
+
+/// The checked body of a file of this format version (see [`read_checked`]).
+fn read_checked_body(path: &Path) -> Result<Option<Vec<u8>>, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -327,9 +412,7 @@ fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>
             },
         });
     }
-    bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map(|(value, _)| Some(value))
-        .map_err(|e| corrupt(path, &e.to_string()))
+    Ok(Some(body.to_vec()))
 }
 
 /// Text embeddings per (model, prompt), so a prompt costs one forward pass per model, ever.

@@ -171,6 +171,14 @@ pub struct ModelArgs {
     pub model: Option<String>,
     #[arg(long, value_enum)]
     pub backend: Option<crate::config::BackendKind>,
+    /// What runs the local model's image tower (default: `image_engine` from the config, auto).
+    #[arg(long, value_enum)]
+    pub image_engine: Option<crate::config::ImageEngine>,
+    /// Index: reuse the last embedded frame's vector for frames whose model input differs from
+    /// it by less than LEVELS grey levels (mean absolute difference); other commands: read
+    /// such an index (default: `skip_similar` from the config, else off).
+    #[arg(long, value_name = "LEVELS")]
+    pub skip_similar: Option<f32>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -35,6 +35,17 @@ fn settings(args: &ModelArgs) -> Result<Settings, String> {
     if let Some(backend) = args.backend {
         settings.backend = backend;
     }
+    if let Some(engine) = args.image_engine {
+        settings.image_engine = engine;
+    }
+    if let Some(levels) = args.skip_similar {
+        if !(levels.is_finite() && levels >= 0.0) {
+            return Err(format!(
+                "--skip-similar must be a number of grey levels >= 0, not {levels}"
+            ));
+        }
+        settings.skip_similar = Some(levels);
+    }
     Ok(settings)
 }
 
@@ -48,6 +59,7 @@ pub fn index_options(
         sample_fps: sample_fps.or(settings.sample_fps),
         batch_size: batch_size.unwrap_or(settings.batch_size),
         checkpoint_every: Duration::from_secs(5),
+        skip_similar: settings.skip_similar,
     }
 }
 
@@ -95,13 +107,14 @@ pub fn index(
     if let Some(problem) = &report.cache_problem {
         eprintln!("note: {problem}");
     }
-    let fps = report.embedded as f64 / report.seconds.max(1e-9);
+    let fps = (report.embedded + report.reused) as f64 / report.seconds.max(1e-9);
     if json {
         let value = json!({
             "cache": report.cache_path,
             "planned": report.planned,
             "resumed": report.resumed,
             "embedded": report.embedded,
+            "reused": report.reused,
             "seconds": report.seconds,
             "frames_per_s": fps,
             "model": embedder.identity().name,
@@ -109,12 +122,20 @@ pub fn index(
         });
         println!("{value}");
     } else {
+        let reused = if options.skip_similar.is_some() {
+            format!(
+                "; {} of them similar to the frame before, not embedded",
+                report.reused
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} frames indexed ({} from an earlier run, {} now at {fps:.1} frames/s) → {}",
+            "{}: {} frames indexed ({} from an earlier run, {} now at {fps:.1} frames/s{reused}) → {}",
             path.display(),
-            report.resumed + report.embedded,
+            report.resumed + report.embedded + report.reused,
             report.resumed,
-            report.embedded,
+            report.embedded + report.reused,
             report.cache_path.display()
         );
     }
@@ -493,7 +514,7 @@ pub fn cache(action: CacheAction, config: &Path) -> CommandResult {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let what = match EmbeddingFile::peek(path) {
                     Ok(file) => format!(
-                        "{} frames of a {}-frame video, {} ({}-d){}",
+                        "{} frames of a {}-frame video, {} ({}-d){}{}",
                         file.frames.len(),
                         file.header.video_frames,
                         file.header.model.name,
@@ -501,6 +522,14 @@ pub fn cache(action: CacheAction, config: &Path) -> CommandResult {
                         file.header
                             .sample_fps_millis
                             .map(|m| format!(", {} fps sampled", m as f64 / 1000.0))
+                            .unwrap_or_default(),
+                        file.skip
+                            .as_ref()
+                            .map(|s| format!(
+                                ", {} reused the frame before's vector (skip below {} grey levels)",
+                                s.reused.len(),
+                                s.threshold_milli_levels as f64 / 1000.0
+                            ))
                             .unwrap_or_default()
                     ),
                     Err(_) if name.starts_with("texts-") => "text embeddings".into(),

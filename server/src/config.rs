@@ -22,6 +22,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "embeddings_dir",
     "sample_fps",
     "batch_size",
+    "image_engine",
+    "skip_similar",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -69,6 +71,28 @@ pub struct Settings {
     /// Frames embedded per model call.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Local backend: what runs the image tower (the text tower always runs on candle).
+    #[serde(default)]
+    pub image_engine: ImageEngine,
+    /// Skip frames whose model input differs from the last embedded frame's by less than this
+    /// many grey levels (mean absolute difference), reusing its vector; absent = embed all.
+    #[serde(default)]
+    pub skip_similar: Option<f32>,
+}
+
+/// What computes the local model's image embeddings. Both read the same safetensors and agree
+/// with PyTorch's fp32 goldens (tests/clip_parity.rs), so their caches are interchangeable.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageEngine {
+    /// ONNX Runtime when its library loads (the faster: `cargo bench -p server --bench clip`),
+    /// else candle.
+    #[default]
+    Auto,
+    /// candle, pure Rust.
+    Candle,
+    /// ONNX Runtime, loaded from `ORT_DYLIB_PATH` (scripts/setup.sh installs it).
+    Onnxruntime,
 }
 
 /// Which embedder computes CLIP vectors.
@@ -134,6 +158,8 @@ impl Default for Settings {
             embeddings_dir: default_embeddings_dir(),
             sample_fps: None,
             batch_size: default_batch_size(),
+            image_engine: ImageEngine::default(),
+            skip_similar: None,
         }
     }
 }

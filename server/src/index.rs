@@ -27,6 +27,9 @@ pub struct IndexOptions {
     pub batch_size: usize,
     /// Work between two saves of the cache file.
     pub checkpoint_every: Duration,
+    /// Skip a frame whose model input differs from the last embedded frame's by less than
+    /// this many grey levels (mean absolute difference), reusing that frame's vector.
+    pub skip_similar: Option<f32>,
 }
 
 impl IndexOptions {
@@ -36,6 +39,7 @@ impl IndexOptions {
             sample_fps: None,
             batch_size: 8,
             checkpoint_every: Duration::from_secs(5),
+            skip_similar: None,
         }
     }
 }
@@ -77,7 +81,10 @@ impl VideoToIndex {
         };
         let by_content = Self::with_metadata(path, unknown.clone())?;
         let header = by_content.header(embedder, options.sample_fps);
-        let cached = options.cache_dir.join(EmbeddingFile::file_name(&header));
+        let cached = options.cache_dir.join(EmbeddingFile::file_name_skipping(
+            &header,
+            options.skip_similar,
+        ));
         if let Ok(file) = EmbeddingFile::peek(&cached) {
             let found = &file.header;
             if found.video == header.video
@@ -153,6 +160,8 @@ pub struct IndexReport {
     pub resumed: u64,
     /// Frames embedded by this run.
     pub embedded: u64,
+    /// Of the frames this run indexed, those that reused the previous frame's vector.
+    pub reused: u64,
     pub planned: u64,
     pub seconds: f64,
     /// A damaged or foreign cache file that was moved aside before starting over.
@@ -183,13 +192,17 @@ pub fn load_cache(
     options: &IndexOptions,
 ) -> (PathBuf, EmbeddingFile, Option<String>) {
     let header = video.header(embedder, options.sample_fps);
-    let path = options.cache_dir.join(EmbeddingFile::file_name(&header));
-    match EmbeddingFile::load(&path, &header) {
+    let skip = options.skip_similar;
+    let path = options
+        .cache_dir
+        .join(EmbeddingFile::file_name_skipping(&header, skip));
+    match EmbeddingFile::load_skipping(&path, &header, skip) {
         Ok(Some(file)) => (path, file, None),
-        Ok(None) => (path, EmbeddingFile::new(header), None),
+        Ok(None) => (path, EmbeddingFile::with_skip(header, skip), None),
         Err(e) => {
             tracing::warn!("{e}; indexing again");
-            (path, EmbeddingFile::new(header), Some(e.to_string()))
+            let file = EmbeddingFile::with_skip(header, skip);
+            (path, file, Some(e.to_string()))
         }
     }
 }
@@ -239,7 +252,7 @@ pub fn index_into(
                 "{} does not match this video's frames; indexing again",
                 cache_path.display()
             );
-            *file = EmbeddingFile::new(file.header.clone());
+            *file = EmbeddingFile::with_skip(file.header.clone(), options.skip_similar);
         }
         file.frames.len()
     };
@@ -258,10 +271,11 @@ pub fn index_into(
         s.model = Some(embedder.identity().name);
         s.message = cache_problem.clone();
     });
-    let report = |embedded| IndexReport {
+    let report = |embedded, reused| IndexReport {
         cache_path: cache_path.to_path_buf(),
         resumed,
         embedded,
+        reused,
         planned: plan.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         cache_problem: cache_problem.clone(),
@@ -270,7 +284,7 @@ pub fn index_into(
         if !cache_path.exists() {
             save()?;
         }
-        return Ok(report(0));
+        return Ok(report(0, 0));
     }
 
     let batch_size = options.batch_size.max(1);
@@ -280,8 +294,7 @@ pub fn index_into(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stop_decoding = AtomicBool::new(false);
-    let (sender, receiver) =
-        sync_channel::<Result<(u64, PreparedImage), (u64, String)>>(batch_size * 2);
+    let (sender, receiver) = sync_channel::<Result<(u64, Frame), (u64, String)>>(batch_size * 2);
 
     std::thread::scope(|scope| -> Result<IndexReport, IndexError> {
         let stop = &stop_decoding;
@@ -293,6 +306,8 @@ pub fn index_into(
                     return;
                 }
             };
+            // The last frame sent to be embedded; a run's first frame is always embedded.
+            let mut last_embedded: Option<PreparedImage> = None;
             for &n in todo {
                 if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
                     return;
@@ -301,7 +316,23 @@ pub fn index_into(
                     .frame(n)
                     .map_err(|e| e.to_string())
                     .and_then(|frame| embedder.prepare_image(&frame).map_err(|e| e.to_string()))
-                    .map(|prepared| (n, prepared))
+                    .map(|prepared| {
+                        let similar = options.skip_similar.is_some_and(|threshold| {
+                            last_embedded.as_ref().is_some_and(|last| {
+                                embedder
+                                    .image_difference(last, &prepared)
+                                    .is_some_and(|d| d < threshold)
+                            })
+                        });
+                        if similar {
+                            (n, Frame::Reuse)
+                        } else {
+                            if options.skip_similar.is_some() {
+                                last_embedded = Some(prepared.clone());
+                            }
+                            (n, Frame::Embed(prepared))
+                        }
+                    })
                     .map_err(|message| (n, message));
                 let failed = item.is_err();
                 if sender.send(item).is_err() || failed {
@@ -311,8 +342,11 @@ pub fn index_into(
         });
 
         let mut embedded = 0u64;
+        let mut reused = 0u64;
         let mut last_save = Instant::now();
-        let mut batch: Vec<(u64, PreparedImage)> = Vec::with_capacity(batch_size);
+        let mut batch: Vec<(u64, Frame)> = Vec::with_capacity(batch_size);
+        // Frames to embed in `batch`; reused ones only ride along.
+        let mut to_embed = 0usize;
         let mut failure: Option<IndexError> = None;
         let run_started = Instant::now();
         let mut incoming = receiver.iter();
@@ -320,13 +354,16 @@ pub fn index_into(
             let next = incoming.next();
             let end = next.is_none();
             match next {
-                Some(Ok(item)) => batch.push(item),
+                Some(Ok(item)) => {
+                    to_embed += usize::from(matches!(item.1, Frame::Embed(_)));
+                    batch.push(item);
+                }
                 Some(Err((frame, message))) => {
                     failure = Some(IndexError::Video {
                         video: video_name.clone(),
                         frame,
                         message,
-                        done: resumed + embedded,
+                        done: resumed + embedded + reused,
                     });
                 }
                 None => {}
@@ -334,23 +371,48 @@ pub fn index_into(
             if cancel.load(Ordering::Relaxed) {
                 failure = Some(IndexError::Cancelled);
             }
-            if !batch.is_empty() && (batch.len() == batch_size || end || failure.is_some()) {
-                let images: Vec<PreparedImage> = batch.iter_mut().map(|(_, p)| take(p)).collect();
+            let full = to_embed == batch_size || batch.len() >= MAX_PENDING_FRAMES;
+            if !batch.is_empty() && (full || end || failure.is_some()) {
+                let images: Vec<PreparedImage> = batch
+                    .iter_mut()
+                    .filter_map(|(_, frame)| match frame {
+                        Frame::Embed(p) => Some(take(p)),
+                        Frame::Reuse => None,
+                    })
+                    .collect();
                 match embedder.embed_prepared(&images) {
                     Ok(vectors) => {
                         let mut file = store.write().unwrap_or_else(|e| e.into_inner());
-                        for ((n, _), vector) in batch.iter().zip(vectors) {
+                        let mut vectors = vectors.into_iter();
+                        let dimension = file.dimension();
+                        for (n, frame) in &batch {
+                            match frame {
+                                Frame::Embed(_) => {
+                                    let vector = vectors.next().unwrap_or_default();
+                                    file.vectors.extend(vector);
+                                    embedded += 1;
+                                }
+                                Frame::Reuse => {
+                                    // The frame before is in the file: runs start embedding.
+                                    let start = file.vectors.len().saturating_sub(dimension);
+                                    let previous = file.vectors[start..].to_vec();
+                                    file.vectors.extend(previous);
+                                    if let Some(skip) = file.skip.as_mut() {
+                                        skip.reused.push(*n);
+                                    }
+                                    reused += 1;
+                                }
+                            }
                             file.frames.push(*n);
-                            file.vectors.extend(vector);
                         }
-                        embedded += batch.len() as u64;
                         batch.clear();
+                        to_embed = 0;
                     }
                     Err(e) => failure = failure.or(Some(IndexError::Embed(e))),
                 }
                 let elapsed = run_started.elapsed().as_secs_f64();
-                let rate = embedded as f64 / elapsed.max(1e-9);
-                let done = resumed + embedded;
+                let rate = (embedded + reused) as f64 / elapsed.max(1e-9);
+                let done = resumed + embedded + reused;
                 progress.update(|s| {
                     s.done = done;
                     s.frames_per_s = rate;
@@ -371,10 +433,19 @@ pub fn index_into(
         save()?;
         match failure {
             Some(e) => Err(e),
-            None => Ok(report(embedded)),
+            None => Ok(report(embedded, reused)),
         }
     })
 }
+
+/// A decoded frame on its way to the model, or a note that it can reuse the previous vector.
+enum Frame {
+    Embed(PreparedImage),
+    Reuse,
+}
+
+/// Frames held before a flush when most are reused (so that progress and checkpoints go on).
+const MAX_PENDING_FRAMES: usize = 256;
 
 /// Moves a prepared image out of the batch, leaving an empty one.
 fn take(image: &mut PreparedImage) -> PreparedImage {

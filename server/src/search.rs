@@ -148,6 +148,7 @@ mod tests {
 
     fn file(frames: Vec<u64>, vectors: Vec<[f32; 2]>, total: u64) -> EmbeddingFile {
         EmbeddingFile {
+            skip: None,
             header: CacheHeader {
                 format_version: FORMAT_VERSION,
                 model: ModelKey {

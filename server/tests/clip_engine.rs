@@ -527,3 +527,123 @@ fn prompts_from_empty_to_huge() {
         value["scores"]["prompt number 2"]
     );
 }
+
+#[test]
+fn skipping_similar_frames_reuses_vectors_and_records_which() {
+    let ws = Workspace::new();
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample.mp4");
+    let video_arg = sample.to_str().unwrap();
+    let skipping = ws.run_json(&["index", video_arg, "--skip-similar", "3", "--json"]);
+    let (planned, embedded, reused) = (
+        skipping["planned"].as_u64().unwrap(),
+        skipping["embedded"].as_u64().unwrap(),
+        skipping["reused"].as_u64().unwrap(),
+    );
+    assert_eq!(embedded + reused, planned);
+    assert!(
+        reused > planned / 10 && embedded > 0,
+        "the sample video has still stretches: {skipping}"
+    );
+    let every = ws.run_json(&["index", video_arg, "--json"]);
+    assert_eq!(every["reused"], 0);
+    assert_eq!(every["embedded"].as_u64(), Some(planned));
+
+    // Two cache files; the skipping one records which frames reused the previous vector.
+    let skip_path = PathBuf::from(skipping["cache"].as_str().unwrap());
+    let every_path = PathBuf::from(every["cache"].as_str().unwrap());
+    assert_ne!(skip_path, every_path);
+    let skip_file = server::cache::EmbeddingFile::peek(&skip_path).unwrap();
+    let every_file = server::cache::EmbeddingFile::peek(&every_path).unwrap();
+    assert!(every_file.skip.is_none());
+    let record = skip_file.skip.as_ref().unwrap();
+    assert_eq!(record.threshold_milli_levels, 3000);
+    assert_eq!(record.reused.len() as u64, reused);
+    let d = skip_file.dimension();
+    let row = |f: &server::cache::EmbeddingFile, n: u64| {
+        f.vectors[n as usize * d..(n as usize + 1) * d].to_vec()
+    };
+    for &n in &record.reused {
+        assert!(n > 0);
+        assert_eq!(row(&skip_file, n), row(&skip_file, n - 1), "frame {n}");
+    }
+    // Embedded frames hold the same vectors as when every frame is embedded.
+    for n in (0..planned).filter(|n| !record.reused.contains(n)) {
+        let diff = row(&skip_file, n)
+            .iter()
+            .zip(row(&every_file, n))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-5, "frame {n}: {diff}");
+    }
+
+    // Scores read the skipping index when asked for it, and only then.
+    let scores = ws.run_json(&[
+        "scores",
+        video_arg,
+        "--skip-similar",
+        "3",
+        "--prompt",
+        "grass",
+        "--json",
+    ]);
+    let values = floats(&scores["scores"]["grass"]);
+    assert_eq!(values.len() as u64, planned);
+    for &n in &record.reused {
+        assert_eq!(values[n as usize], values[n as usize - 1]);
+    }
+    let output = ws.run(&[
+        "scores",
+        video_arg,
+        "--skip-similar",
+        "2",
+        "--prompt",
+        "grass",
+        "--json",
+    ]);
+    assert!(!output.status.success(), "another threshold, another index");
+}
+
+#[test]
+fn the_image_engine_falls_back_to_candle_without_onnx_runtime() {
+    let ws = Workspace::new();
+    let path = video("h264_gop250.mp4");
+    let video_arg = path.to_str().unwrap();
+    // Default (auto) with ONNX Runtime installed (scripts/setup.sh): its engine, no warning.
+    let output = ws.run(&["index", video_arg, "--sample-fps", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("image tower on candle"),
+        "ONNX Runtime should load here (run scripts/setup.sh): {}",
+        stderr(&output)
+    );
+    // Without the library: auto falls back to candle and says why; the same embeddings.
+    let missing = ws.dir.path().join("no-such-libonnxruntime.so");
+    let mut fallback = ws.command(&["index", video_arg, "--sample-fps", "2", "--json"]);
+    fallback.env("ORT_DYLIB_PATH", &missing);
+    let output = fallback.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("image tower on candle")
+            && stderr(&output).contains("scripts/setup.sh"),
+        "{}",
+        stderr(&output)
+    );
+    // Asking for ONNX Runtime explicitly without it is an error that says what to do.
+    let mut explicit = ws.command(&[
+        "index",
+        video_arg,
+        "--sample-fps",
+        "3",
+        "--image-engine",
+        "onnxruntime",
+        "--json",
+    ]);
+    explicit.env("ORT_DYLIB_PATH", &missing);
+    let output = explicit.output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("ORT_DYLIB_PATH"),
+        "{}",
+        stderr(&output)
+    );
+}

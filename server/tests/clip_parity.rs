@@ -1,8 +1,11 @@
-//! The candle backend against PyTorch + transformers on the same tiny random-weight CLIP
+//! The local backend against PyTorch + transformers on the same tiny random-weight CLIP
 //! (fixture and goldens: scripts/make_tiny_clip.py, see tests/fixtures/tiny-clip/README.md).
+//! The image tower is checked on both engines: candle and ONNX Runtime (whose library
+//! scripts/setup.sh installs; without it these tests fail and say so).
 
 use std::path::PathBuf;
 
+use server::config::ImageEngine;
 use server::embed::local::LocalClip;
 use server::embed::Embedder;
 
@@ -21,6 +24,25 @@ fn floats(value: &serde_json::Value) -> Vec<f32> {
         .iter()
         .map(|v| v.as_f64().unwrap() as f32)
         .collect()
+}
+
+const ENGINES: [ImageEngine; 2] = [ImageEngine::Candle, ImageEngine::Onnxruntime];
+
+fn load(engine: ImageEngine) -> LocalClip {
+    let clip = LocalClip::load_with(&fixture(), "tiny-clip", engine)
+        .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
+    let expected = match engine {
+        ImageEngine::Onnxruntime => "onnxruntime",
+        _ => "candle",
+    };
+    assert_eq!(clip.image_engine(), expected);
+    clip
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -94,7 +116,13 @@ fn text_embeddings_match_pytorch() {
 
 #[test]
 fn preprocessing_and_image_embeddings_match_pytorch() {
-    let clip = LocalClip::load(&fixture()).unwrap();
+    for engine in ENGINES {
+        image_embeddings_match_pytorch(engine);
+    }
+}
+
+fn image_embeddings_match_pytorch(engine: ImageEngine) {
+    let clip = load(engine);
     let goldens = goldens();
     let mut worst_pixels = 0f32;
     for frame in goldens["frames"].as_array().unwrap() {
@@ -110,16 +138,28 @@ fn preprocessing_and_image_embeddings_match_pytorch() {
         worst_pixels = worst_pixels.max(diff);
         assert!(diff <= 1e-5, "{path:?}: pixel values differ by {diff}");
         let ours = clip.embed_images(std::slice::from_ref(&image)).unwrap();
-        let diff = max_abs_diff(&ours[0], &floats(&frame["embedding_normalized"]));
-        assert!(diff <= 1e-4, "{path:?}: embedding max abs diff {diff}");
-        println!("{path:?}: image embedding max abs diff {diff:e}");
+        let golden = floats(&frame["embedding_normalized"]);
+        let diff = max_abs_diff(&ours[0], &golden);
+        assert!(
+            diff <= 1e-4,
+            "{engine:?} {path:?}: embedding max abs diff {diff}"
+        );
+        let cos = cosine(&ours[0], &golden);
+        assert!(cos >= 0.999, "{engine:?} {path:?}: cosine {cos}");
+        println!("{engine:?} {path:?}: image embedding max abs diff {diff:e}, cosine {cos}");
     }
     println!("worst preprocessing difference: {worst_pixels:e}");
 }
 
 #[test]
 fn cosine_scores_match_pytorch() {
-    let clip = LocalClip::load(&fixture()).unwrap();
+    for engine in ENGINES {
+        cosine_scores_match_pytorch_on(engine);
+    }
+}
+
+fn cosine_scores_match_pytorch_on(engine: ImageEngine) {
+    let clip = load(engine);
     let goldens = goldens();
     let texts: Vec<String> = goldens["prompts"]
         .as_array()
@@ -142,7 +182,7 @@ fn cosine_scores_match_pytorch() {
             let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
             assert!(
                 (score - row[j]).abs() <= 1e-5,
-                "frame {i} prompt {j}: {score} vs {}",
+                "{engine:?} frame {i} prompt {j}: {score} vs {}",
                 row[j]
             );
         }

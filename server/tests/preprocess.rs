@@ -2,7 +2,7 @@
 //! (fixture: scripts/make_pil_resize_goldens.py).
 
 use base64::Engine as _;
-use server::embed::preprocess::{resize_bicubic, RgbImage};
+use server::embed::preprocess::{resize_bicubic, resize_window, RgbImage};
 
 fn decode(value: &serde_json::Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
@@ -23,6 +23,17 @@ fn bicubic_resize_matches_pillow_exactly() {
         width: fixture["input"]["width"].as_u64().unwrap() as usize,
         height: fixture["input"]["height"].as_u64().unwrap() as usize,
         pixels: &input,
+        bgr: false,
+    };
+    // The same picture in OpenCV's byte order, read without a conversion pass.
+    let swapped: Vec<u8> = input
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    let bgr = RgbImage {
+        pixels: &swapped,
+        bgr: true,
+        ..image
     };
     let cases = fixture["resized"].as_array().unwrap();
     assert!(cases.len() >= 5);
@@ -41,5 +52,13 @@ fn bicubic_resize_matches_pillow_exactly() {
             "{w}x{h}: {differing} of {} bytes differ from Pillow",
             expected.len()
         );
+        assert_eq!(resize_bicubic(&bgr, w, h), expected, "{w}x{h} from BGR");
+        // A window (what the centre crop keeps) equals the same pixels of the full resize.
+        let (xs, ys) = (w / 4..w - w / 3, h / 3..h);
+        let window = resize_window(&bgr, w, h, xs.clone(), ys.clone());
+        let cut: Vec<u8> = ys
+            .flat_map(|y| expected[(y * w + xs.start) * 3..(y * w + xs.end) * 3].to_vec())
+            .collect();
+        assert_eq!(window, cut, "{w}x{h} window");
     }
 }

@@ -9,13 +9,16 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::clip::{self, text_model, vision_model, ClipModel};
+use candle_nn::{Linear, Module};
+use candle_transformers::models::clip::{self, text_model, vision_model};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use serde::Deserialize;
 
+use super::ort_vision::OrtVision;
 use super::preprocess::{preprocess, PreprocessConfig, RgbImage};
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage};
+use crate::config::ImageEngine;
 
 /// Files a model folder must hold.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
@@ -34,6 +37,8 @@ pub enum ModelError {
     Weights { path: PathBuf, message: String },
     #[error("cannot load the tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
+    #[error("{message}")]
+    Engine { message: String },
 }
 
 /// The parts of Hugging Face's `config.json` that define a CLIP model.
@@ -202,8 +207,19 @@ pub struct Tokens {
     pub truncated: bool,
 }
 
+/// What runs the image tower.
+enum ImageTower {
+    Candle {
+        vision: vision_model::ClipVisionTransformer,
+        projection: Linear,
+    },
+    OnnxRuntime(OrtVision),
+}
+
 pub struct LocalClip {
-    model: ClipModel,
+    text_model: text_model::ClipTextTransformer,
+    text_projection: Linear,
+    images: ImageTower,
     tokenizer: tokenizers::Tokenizer,
     preprocess: PreprocessConfig,
     config: clip::ClipConfig,
@@ -227,6 +243,11 @@ impl LocalClip {
 
     /// Loads a model folder; `name` (e.g. `REPO@REVISION`) goes into the model's identity.
     pub fn load_named(folder: &Path, name: &str) -> Result<Self, ModelError> {
+        Self::load_with(folder, name, ImageEngine::Auto)
+    }
+
+    /// Loads a model folder with the image tower on `engine`.
+    pub fn load_with(folder: &Path, name: &str, engine: ImageEngine) -> Result<Self, ModelError> {
         let missing: Vec<&str> = REQUIRED_FILES
             .iter()
             .copied()
@@ -302,11 +323,21 @@ impl LocalClip {
                 });
             }
         }
-        let model = ClipModel::new(vb.clone(), &config).map_err(|e| ModelError::Weights {
+        let weights_error = |e: candle_core::Error| ModelError::Weights {
             path: weights.clone(),
             message: e.to_string(),
-        })?;
-        // ClipModel keeps its temperature private; read the same tensor it does.
+        };
+        let text_model =
+            text_model::ClipTextTransformer::new(vb.pp("text_model"), &config.text_config)
+                .map_err(weights_error)?;
+        let text_projection = candle_nn::linear_no_bias(
+            config.text_config.embed_dim,
+            config.text_config.projection_dim,
+            vb.pp("text_projection"),
+        )
+        .map_err(weights_error)?;
+        let images = image_tower(&vb, &weights, &config.vision_config, engine)?;
+        // The temperature, read as candle's ClipModel does.
         let logit_scale = if vb.contains_tensor("logit_scale") {
             vb.get(&[], "logit_scale")
                 .and_then(|t| t.to_scalar::<f32>())
@@ -321,7 +352,9 @@ impl LocalClip {
 
         let identity = identity_of(folder, name)?;
         Ok(Self {
-            model,
+            text_model,
+            text_projection,
+            images,
             tokenizer,
             preprocess,
             config,
@@ -366,22 +399,31 @@ impl LocalClip {
     }
 
     pub fn preprocess_frame(&self, frame: &Mat) -> Result<Vec<f32>, EmbedError> {
-        let mut rgb = Mat::default();
-        opencv::imgproc::cvt_color_def(frame, &mut rgb, opencv::imgproc::COLOR_BGR2RGB)
-            .map_err(|e| EmbedError::Model(e.to_string()))?;
-        let rgb = if rgb.is_continuous() {
-            rgb
+        if frame.typ() != opencv::core::CV_8UC3 {
+            return Err(EmbedError::Model(format!(
+                "frames must be 8-bit BGR images (OpenCV type {}), got type {}",
+                opencv::core::CV_8UC3,
+                frame.typ()
+            )));
+        }
+        // The resampler reads OpenCV's BGR bytes directly: no colour conversion pass.
+        let owned;
+        let frame = if frame.is_continuous() {
+            frame
         } else {
-            rgb.try_clone()
-                .map_err(|e| EmbedError::Model(e.to_string()))?
+            owned = frame
+                .try_clone()
+                .map_err(|e| EmbedError::Model(e.to_string()))?;
+            &owned
         };
-        let bytes = rgb
+        let bytes = frame
             .data_bytes()
             .map_err(|e| EmbedError::Model(e.to_string()))?;
         let image = RgbImage {
-            width: rgb.cols() as usize,
-            height: rgb.rows() as usize,
+            width: frame.cols() as usize,
+            height: frame.rows() as usize,
             pixels: bytes,
+            bgr: true,
         };
         Ok(preprocess(&image, &self.preprocess))
     }
@@ -403,12 +445,32 @@ impl LocalClip {
                 bad.len()
             )));
         }
-        let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let pixels = Tensor::from_vec(flat, (images.len(), 3, h, w), &self.device)?;
-            clip::div_l2_norm(&self.model.get_image_features(&pixels)?)?.to_vec2::<f32>()
-        };
-        run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))
+        match &self.images {
+            ImageTower::Candle { vision, projection } => {
+                let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
+                let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                    let pixels = Tensor::from_vec(flat, (images.len(), 3, h, w), &self.device)?;
+                    let features = projection.forward(&vision.forward(&pixels)?)?;
+                    clip::div_l2_norm(&features)?.to_vec2::<f32>()
+                };
+                run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))
+            }
+            ImageTower::OnnxRuntime(session) => {
+                let mut vectors = session
+                    .embed(images)
+                    .map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))?;
+                vectors.iter_mut().for_each(|v| super::l2_normalize(v));
+                Ok(vectors)
+            }
+        }
+    }
+
+    /// What runs the image tower: "candle" or "onnxruntime".
+    pub fn image_engine(&self) -> &'static str {
+        match self.images {
+            ImageTower::Candle { .. } => "candle",
+            ImageTower::OnnxRuntime(_) => "onnxruntime",
+        }
     }
 
     pub fn config(&self) -> &clip::ClipConfig {
@@ -449,6 +511,29 @@ impl Embedder for LocalClip {
         self.tokenize(text).is_ok_and(|t| t.truncated)
     }
 
+    fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
+        let (PreparedImage::Pixels(a), PreparedImage::Pixels(b)) = (a, b) else {
+            return None;
+        };
+        if a.len() != b.len() || a.is_empty() || a.len() % 3 != 0 {
+            return None;
+        }
+        // Inputs are (level / 255 - mean) / std per channel plane: back to grey levels.
+        let plane = a.len() / 3;
+        let total: f64 = (0..3)
+            .map(|c| {
+                let range = c * plane..(c + 1) * plane;
+                let sum: f32 = a[range.clone()]
+                    .iter()
+                    .zip(&b[range])
+                    .map(|(x, y)| (x - y).abs())
+                    .sum();
+                f64::from(sum) * f64::from(self.preprocess.std[c]) * 255.0
+            })
+            .sum();
+        Some((total / a.len() as f64) as f32)
+    }
+
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -471,9 +556,54 @@ impl Embedder for LocalClip {
             .collect();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (texts.len(), length), &self.device)?;
-            clip::div_l2_norm(&self.model.get_text_features(&ids)?)?.to_vec2::<f32>()
+            let features = self
+                .text_projection
+                .forward(&self.text_model.forward(&ids)?)?;
+            clip::div_l2_norm(&features)?.to_vec2::<f32>()
         };
         run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))
+    }
+}
+
+/// The image tower on the engine asked for. `Auto` takes ONNX Runtime where its library
+/// loads and falls back to candle (with a log line saying why) where it does not.
+fn image_tower(
+    vb: &VarBuilder,
+    weights: &Path,
+    config: &vision_model::ClipVisionConfig,
+    engine: ImageEngine,
+) -> Result<ImageTower, ModelError> {
+    let candle = || -> Result<ImageTower, ModelError> {
+        let error = |e: candle_core::Error| ModelError::Weights {
+            path: weights.into(),
+            message: e.to_string(),
+        };
+        Ok(ImageTower::Candle {
+            vision: vision_model::ClipVisionTransformer::new(vb.pp("vision_model"), config)
+                .map_err(error)?,
+            projection: candle_nn::linear_no_bias(
+                config.embed_dim,
+                config.projection_dim,
+                vb.pp("visual_projection"),
+            )
+            .map_err(error)?,
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match engine {
+        ImageEngine::Candle => candle(),
+        ImageEngine::Onnxruntime => OrtVision::load(weights, config, threads)
+            .map(ImageTower::OnnxRuntime)
+            .map_err(|message| ModelError::Engine { message }),
+        ImageEngine::Auto => match super::ort_vision::available()
+            .and_then(|()| OrtVision::load(weights, config, threads))
+        {
+            Ok(session) => Ok(ImageTower::OnnxRuntime(session)),
+            Err(reason) => {
+                tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
+                candle()
+            }
+        },
     }
 }
 

@@ -5,6 +5,8 @@
 //! Calls block: run them on indexing or `spawn_blocking` threads, never on async workers.
 
 pub mod local;
+mod onnx_proto;
+pub mod ort_vision;
 pub mod preprocess;
 pub mod roboflow;
 pub mod source;
@@ -52,6 +54,7 @@ pub enum EmbedError {
 
 /// A frame made ready for one embedder, so that this work can run on another thread than
 /// the model (the indexing pipeline prepares frames while the previous batch is embedded).
+#[derive(Clone)]
 pub enum PreparedImage {
     /// CLIP's normalised `3 x H x W` input.
     Pixels(Vec<f32>),
@@ -75,6 +78,12 @@ pub trait Embedder: Send + Sync {
         false
     }
 
+    /// How different two prepared images look to the model: the mean absolute difference of
+    /// its input, in grey levels (0-255). `None` where this embedder cannot tell cheaply.
+    fn image_difference(&self, _a: &PreparedImage, _b: &PreparedImage) -> Option<f32> {
+        None
+    }
+
     fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let prepared = frames
             .iter()
@@ -88,12 +97,16 @@ pub trait Embedder: Send + Sync {
 /// identity, which costs a few file reads instead of loading hundreds of MB of weights.
 pub struct LazyLocal {
     folder: std::path::PathBuf,
+    engine: crate::config::ImageEngine,
     identity: ModelIdentity,
     model: std::sync::OnceLock<Result<local::LocalClip, String>>,
 }
 
 impl LazyLocal {
-    pub fn new(files: &source::ModelFiles) -> Result<Self, String> {
+    pub fn new(
+        files: &source::ModelFiles,
+        engine: crate::config::ImageEngine,
+    ) -> Result<Self, String> {
         let missing: Vec<&str> = local::REQUIRED_FILES
             .iter()
             .copied()
@@ -108,6 +121,7 @@ impl LazyLocal {
         }
         Ok(Self {
             folder: files.folder.clone(),
+            engine,
             identity: local::identity_of(&files.folder, &files.name).map_err(|e| e.to_string())?,
             model: Default::default(),
         })
@@ -116,7 +130,7 @@ impl LazyLocal {
     fn model(&self) -> Result<&local::LocalClip, EmbedError> {
         self.model
             .get_or_init(|| {
-                local::LocalClip::load_named(&self.folder, &self.identity.name)
+                local::LocalClip::load_with(&self.folder, &self.identity.name, self.engine)
                     .map_err(|e| e.to_string())
             })
             .as_ref()
@@ -140,6 +154,9 @@ impl Embedder for LazyLocal {
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.model()?.embed_texts(texts)
     }
+    fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
+        self.model().ok()?.image_difference(a, b)
+    }
     fn is_truncated(&self, text: &str) -> bool {
         // Every BPE token covers at least one byte: short texts always fit.
         text.len() > local::CONTEXT_LENGTH - 2 && self.model().is_ok_and(|m| m.is_truncated(text))
@@ -151,7 +168,7 @@ pub fn load_lazy(settings: &Settings) -> Result<Arc<dyn Embedder>, String> {
     match settings.backend {
         BackendKind::Local => {
             let files = source::resolve(&settings.model).map_err(|e| e.to_string())?;
-            Ok(Arc::new(LazyLocal::new(&files)?))
+            Ok(Arc::new(LazyLocal::new(&files, settings.image_engine)?))
         }
         BackendKind::Roboflow => load(settings),
     }
@@ -163,8 +180,9 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, String> {
     match settings.backend {
         BackendKind::Local => {
             let files = source::resolve(&settings.model).map_err(|e| e.to_string())?;
-            let model = local::LocalClip::load_named(&files.folder, &files.name)
-                .map_err(|e| e.to_string())?;
+            let model =
+                local::LocalClip::load_with(&files.folder, &files.name, settings.image_engine)
+                    .map_err(|e| e.to_string())?;
             Ok(Arc::new(model))
         }
         BackendKind::Roboflow => {

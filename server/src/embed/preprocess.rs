@@ -83,35 +83,47 @@ impl PreprocessConfig {
     }
 }
 
-/// An 8-bit RGB image, row-major, 3 bytes per pixel.
+/// An 8-bit colour image, row-major, 3 bytes per pixel.
 pub struct RgbImage<'a> {
     pub width: usize,
     pub height: usize,
     pub pixels: &'a [u8],
+    /// The bytes are B, G, R (OpenCV's order): read as RGB without a conversion pass.
+    pub bgr: bool,
 }
 
 /// `CLIPImageProcessor(image)["pixel_values"][0]`: `3 * crop_height * crop_width` floats.
 pub fn preprocess(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<f32> {
     let (width, height) = resized_size(image.width, image.height, config.shortest_edge as usize);
-    let resized = resize_bicubic(image, width, height);
     let (crop_w, crop_h) = (config.crop_width as usize, config.crop_height as usize);
     // transformers' center_crop: integer offsets, padding with zeros where the image is smaller.
     let top = (height as isize - crop_h as isize).div_euclid(2);
     let left = (width as isize - crop_w as isize).div_euclid(2);
+    // Only the part of the resized image that survives the crop is computed: every output
+    // pixel depends on its own taps alone, so it equals the same pixel of the full resize.
+    let xs = left.max(0) as usize..((left + crop_w as isize).min(width as isize)).max(0) as usize;
+    let ys = top.max(0) as usize..((top + crop_h as isize).min(height as isize)).max(0) as usize;
+    let window = resize_window(image, width, height, xs.clone(), ys.clone());
+    let window_w = xs.len();
+    // Where crop coordinate `i` falls in the window, if inside the resized image.
+    let inside = |i: usize, offset: isize, range: &std::ops::Range<usize>| {
+        let at = i as isize + offset;
+        (at >= 0 && range.contains(&(at as usize))).then(|| at as usize - range.start)
+    };
     let mut out = vec![0f32; 3 * crop_h * crop_w];
     for c in 0..3 {
         let zero = (0.0 - config.mean[c]) / config.std[c];
         for y in 0..crop_h {
-            for x in 0..crop_w {
-                let (sy, sx) = (y as isize + top, x as isize + left);
-                let value = if sy >= 0 && sx >= 0 && (sy as usize) < height && (sx as usize) < width
-                {
-                    let v = resized[(sy as usize * width + sx as usize) * 3 + c] as f32 / 255.0;
-                    (v - config.mean[c]) / config.std[c]
-                } else {
-                    zero
+            let wy = inside(y, top, &ys);
+            let plane_row = &mut out[(c * crop_h + y) * crop_w..(c * crop_h + y + 1) * crop_w];
+            for (x, value) in plane_row.iter_mut().enumerate() {
+                *value = match (wy, inside(x, left, &xs)) {
+                    (Some(wy), Some(wx)) => {
+                        let v = f32::from(window[(wy * window_w + wx) * 3 + c]) / 255.0;
+                        (v - config.mean[c]) / config.std[c]
+                    }
+                    _ => zero,
                 };
-                out[(c * crop_h + y) * crop_w + x] = value;
             }
         }
     }
@@ -177,51 +189,96 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
         .collect()
 }
 
-fn clip8(value: i64) -> u8 {
+fn clip8(value: i32) -> u8 {
     (value >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
 /// Pillow's `Image.resize(size, BICUBIC)` on an RGB image: horizontal pass, then vertical.
 pub fn resize_bicubic(image: &RgbImage<'_>, width: usize, height: usize) -> Vec<u8> {
-    let round = 1i64 << (PRECISION_BITS - 1);
+    resize_window(image, width, height, 0..width, 0..height)
+}
+
+/// The pixels `xs` x `ys` of [`resize_bicubic`]'s output (RGB), computing only those.
+///
+/// Sums are 32-bit like Pillow's (`|pixel x weight|` summed stays below 2^31 with 22-bit
+/// weights), which lets the compiler vectorise the loops.
+pub fn resize_window(
+    image: &RgbImage<'_>,
+    width: usize,
+    height: usize,
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let round = 1i32 << (PRECISION_BITS - 1);
     let (in_w, in_h) = (image.width, image.height);
-    let horizontal: Vec<u8> = if width == in_w {
-        image.pixels.to_vec()
-    } else {
-        let coeffs = coefficients(in_w, width);
-        let mut out = vec![0u8; width * in_h * 3];
-        for y in 0..in_h {
-            let row = &image.pixels[y * in_w * 3..(y + 1) * in_w * 3];
-            for (x, (start, weights)) in coeffs.iter().enumerate() {
+    let channel = |c: usize| if image.bgr { 2 - c } else { c };
+    let (window_w, window_h) = (xs.len(), ys.len());
+    if window_w == 0 || window_h == 0 {
+        return Vec::new();
+    }
+
+    // Input rows the vertical pass reads for the output rows in `ys`.
+    let vertical = (height != in_h).then(|| coefficients(in_h, height));
+    let (row_from, row_to) = match &vertical {
+        Some(coeffs) => coeffs[ys.clone()]
+            .iter()
+            .fold((usize::MAX, 0), |(lo, hi), (start, w)| {
+                (lo.min(*start), hi.max(start + w.len()))
+            }),
+        None => (ys.start, ys.end),
+    };
+
+    // Horizontal pass over those rows, only the columns in `xs`; RGB out.
+    let rows = row_to - row_from;
+    let mut horizontal = vec![0u8; rows * window_w * 3];
+    if width == in_w {
+        for y in 0..rows {
+            let row = &image.pixels[(row_from + y) * in_w * 3..(row_from + y + 1) * in_w * 3];
+            for x in 0..window_w {
                 for c in 0..3 {
-                    let sum: i64 = weights
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &w)| i64::from(row[(start + i) * 3 + c]) * i64::from(w))
-                        .sum();
-                    out[(y * width + x) * 3 + c] = clip8(sum + round);
+                    horizontal[(y * window_w + x) * 3 + c] = row[(xs.start + x) * 3 + channel(c)];
                 }
             }
         }
-        out
-    };
-    if height == in_h {
-        return horizontal;
-    }
-    let coeffs = coefficients(in_h, height);
-    let mut out = vec![0u8; width * height * 3];
-    for (y, (start, weights)) in coeffs.iter().enumerate() {
-        for x in 0..width {
-            for c in 0..3 {
-                let sum: i64 = weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &w)| {
-                        i64::from(horizontal[((start + i) * width + x) * 3 + c]) * i64::from(w)
-                    })
-                    .sum();
-                out[(y * width + x) * 3 + c] = clip8(sum + round);
+    } else {
+        let coeffs = coefficients(in_w, width);
+        let coeffs = &coeffs[xs.clone()];
+        for y in 0..rows {
+            let row = &image.pixels[(row_from + y) * in_w * 3..(row_from + y + 1) * in_w * 3];
+            let out = &mut horizontal[y * window_w * 3..(y + 1) * window_w * 3];
+            for (x, (start, weights)) in coeffs.iter().enumerate() {
+                let taps = &row[start * 3..(start + weights.len()) * 3];
+                let mut sum = [round; 3];
+                for (pixel, &w) in taps.chunks_exact(3).zip(weights) {
+                    sum[0] += i32::from(pixel[0]) * w;
+                    sum[1] += i32::from(pixel[1]) * w;
+                    sum[2] += i32::from(pixel[2]) * w;
+                }
+                for c in 0..3 {
+                    out[x * 3 + c] = clip8(sum[channel(c)]);
+                }
             }
+        }
+    }
+
+    let Some(coeffs) = vertical else {
+        return horizontal;
+    };
+    // Vertical pass: whole rows at a time, so the inner loop runs over contiguous bytes.
+    let stride = window_w * 3;
+    let mut out = vec![0u8; window_h * stride];
+    let mut sums = vec![0i32; stride];
+    for (y, (start, weights)) in coeffs[ys].iter().enumerate() {
+        sums.iter_mut().for_each(|s| *s = round);
+        for (i, &w) in weights.iter().enumerate() {
+            let row =
+                &horizontal[(start + i - row_from) * stride..(start + i - row_from + 1) * stride];
+            for (s, &p) in sums.iter_mut().zip(row) {
+                *s += i32::from(p) * w;
+            }
+        }
+        for (o, &s) in out[y * stride..(y + 1) * stride].iter_mut().zip(&sums) {
+            *o = clip8(s);
         }
     }
     out
@@ -245,6 +302,7 @@ mod tests {
             width: 50,
             height: 40,
             pixels: &pixels,
+            bgr: false,
         };
         let out = preprocess(&image, &PreprocessConfig::for_image_size(16));
         assert_eq!(out.len(), 3 * 16 * 16);

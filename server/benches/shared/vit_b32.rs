@@ -1,0 +1,54 @@
+//! The random-weight ViT-B/32 model folder the benches share (speed does not depend on the
+//! weights' values), written once into cargo's bench tmp dir.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::clip::ClipModel;
+
+/// openai/clip-vit-base-patch32's architecture, as its config.json states it.
+const VIT_B32_CONFIG: &str = r#"{
+  "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 512,
+  "logit_scale_init_value": 2.6592,
+  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
+    "num_hidden_layers": 12, "vocab_size": 49408, "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "projection_dim": 512,
+    "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
+  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "num_channels": 3,
+    "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "projection_dim": 512}
+}"#;
+
+/// Writes the random-weight ViT-B/32 folder once (kept between runs).
+pub fn model_folder() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b32-random-v2");
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), VIT_B32_CONFIG).unwrap();
+    // The tiny fixture's tokenizer is the real CLIP BPE (49408 tokens), as ViT-B/32 uses.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
+    std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    // candle makes up a class embedding when the variable store lacks one; create it first so
+    // that it is saved and PyTorch reads the same value.
+    vb.pp("vision_model.embeddings")
+        .get_with_hints(
+            768,
+            "class_embedding",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )
+        .unwrap();
+    ClipModel::new(
+        vb,
+        &candle_transformers::models::clip::ClipConfig::vit_base_patch32(),
+    )
+    .unwrap();
+    let partial = dir.join("model.safetensors.partial");
+    varmap.save(&partial).unwrap();
+    std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
+    dir
+}

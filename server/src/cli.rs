@@ -298,11 +298,17 @@ fn serve(args: ServeArgs) -> CommandResult {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let guard = crate::guard::Guard::new(
+        settings.address,
+        &settings.allowed_hosts,
+        settings.auth_token.clone(),
+    );
     let served = runtime.block_on(crate::web::serve(
         engine,
         Arc::clone(&indexer),
         settings.prompts.clone(),
         settings.address,
+        guard,
     ));
     // Save what is indexed before exiting; the job stops at its next batch.
     indexer.stop(std::time::Duration::from_secs(10));

@@ -24,6 +24,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "batch_size",
     "image_engine",
     "skip_similar",
+    "auth_token",
+    "allowed_hosts",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -78,6 +80,13 @@ pub struct Settings {
     /// many grey levels (mean absolute difference), reusing its vector; absent = embed all.
     #[serde(default)]
     pub skip_similar: Option<f32>,
+    /// When set, every request must carry this token (see `guard.rs`); for servers bound to
+    /// other addresses than loopback. Never sent to the browser, never logged.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// More names (`host` or `host:port`) the server answers to besides its address.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What computes the local model's image embeddings. Both read the same safetensors and agree
@@ -160,6 +169,8 @@ impl Default for Settings {
             batch_size: default_batch_size(),
             image_engine: ImageEngine::default(),
             skip_similar: None,
+            auth_token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -288,6 +299,9 @@ impl Settings {
     pub fn apply_env(&mut self) -> Result<(), String> {
         if let Ok(key) = std::env::var("ROBOFLOW_API_KEY") {
             self.roboflow_api_key = key;
+        }
+        if let Ok(token) = std::env::var("CLIP_INVESTIGATOR_AUTH_TOKEN") {
+            self.auth_token = Some(token).filter(|t| !t.is_empty());
         }
         if let Ok(video) = std::env::var("CLIP_INVESTIGATOR_VIDEO") {
             self.video_path = PathBuf::from(video);

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod embed;
 pub mod engine;
+pub mod guard;
 pub mod index;
 pub mod indexer;
 pub mod search;

@@ -11,6 +11,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::engine::{Engine, SharedEngine};
+use crate::guard::Guard;
 use crate::indexer::Indexer;
 
 /// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
@@ -53,15 +54,19 @@ pub fn router(
         .with_state(options)
 }
 
-/// Serves until Ctrl-C.
+/// Serves until Ctrl-C; `guard` decides which requests reach the app.
 pub async fn serve(
     engine: Arc<Engine>,
     indexer: Arc<Indexer>,
     prompts: Vec<String>,
     addr: SocketAddr,
+    guard: Guard,
 ) -> Result<(), String> {
     if !addr.ip().is_loopback() {
-        tracing::warn!("listening on {addr}, which is not a loopback address: anyone who can reach it can watch the video");
+        tracing::warn!(
+            "listening on {addr}, which is not a loopback address: anyone who can reach it can use this server{}",
+            if guard.has_token() { " if they know its auth_token" } else { ". Set `auth_token` in the config to require a token." }
+        );
     }
     let options = leptos_options(addr);
     let pkg = std::path::Path::new(options.site_root.as_ref()).join("pkg");
@@ -82,6 +87,10 @@ pub async fn serve(
             // twice its limit); everything else is small.
             .layer(axum::extract::DefaultBodyLimit::max(
                 2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::guard::check,
             ))
             .into_make_service(),
     )

@@ -71,6 +71,11 @@ impl OrtVision {
         let environment = environment()?;
         let model = vision_graph(weights, config)
             .map_err(|e| format!("cannot read {} for ONNX Runtime: {e}", weights.display()))?;
+        // For inspection (Netron, onnxruntime in Python): the graph exactly as it is run.
+        if let Some(path) = std::env::var_os("CLIP_INVESTIGATOR_SAVE_ONNX") {
+            std::fs::write(&path, &model)
+                .map_err(|e| format!("CLIP_INVESTIGATOR_SAVE_ONNX: cannot write {path:?}: {e}"))?;
+        }
         let session = Session::builder(environment)
             .and_then(|b| {
                 b.with_optimization_level(GraphOptimizationLevel::Level3)
@@ -81,6 +86,9 @@ impl OrtVision {
                     .map_err(Into::into)
             })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            // Smaller work blocks balance the two threads when the decoder thread takes a core
+            // for a moment during indexing: measured 14.4 -> 15.3 frames/s end to end.
+            .and_then(|b| b.with_dynamic_block_base(4).map_err(Into::into))
             .and_then(|mut b| b.commit_from_memory(&model))
             .map_err(|e| format!("ONNX Runtime refused the CLIP image graph: {e}"))?;
         Ok(Self {

@@ -116,12 +116,33 @@ pub fn http(
     content_type: &str,
     body: &[u8],
 ) -> HttpResponse {
+    http_with(addr, method, path, content_type, body, &[])
+}
+
+/// [`http`] with extra headers; a `Host` among them replaces the default (`addr`).
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let mut extra = String::new();
+    let mut host = addr.to_string();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("host") {
+            host = value.to_string();
+        } else {
+            extra += &format!("{name}: {value}\r\n");
+        }
+    }
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: */*\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: */*\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

@@ -371,6 +371,40 @@ fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
     })
 }
 
+/// Removes temporary files that a killed writer of `path` left beside it (a write in progress
+/// when the process died): named `.NAME.tmp-PID-N`, from a process that no longer runs.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, left by a process that died while writing",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
 /// Reads a file written by [`write_checked`]. `Ok(None)`: no file. Damaged files and files of
 /// another format version are moved aside and reported.
 fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, CacheError> {

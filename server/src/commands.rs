@@ -58,7 +58,7 @@ pub fn index_options(
         cache_dir: settings.embeddings_dir.clone(),
         sample_fps: sample_fps.or(settings.sample_fps),
         batch_size: batch_size.unwrap_or(settings.batch_size),
-        checkpoint_every: Duration::from_secs(5),
+        checkpoint_every: Duration::from_secs_f64(settings.checkpoint_secs.clamp(0.0, 3600.0)),
         skip_similar: settings.skip_similar,
     }
 }

@@ -26,6 +26,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "skip_similar",
     "auth_token",
     "allowed_hosts",
+    "checkpoint_secs",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -87,6 +88,13 @@ pub struct Settings {
     /// More names (`host` or `host:port`) the server answers to besides its address.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Seconds of indexing work between saves of the cache file: what a crash can lose.
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: f64,
+}
+
+fn default_checkpoint_secs() -> f64 {
+    5.0
 }
 
 /// What computes the local model's image embeddings. Both read the same safetensors and agree
@@ -171,6 +179,7 @@ impl Default for Settings {
             skip_similar: None,
             auth_token: None,
             allowed_hosts: Vec::new(),
+            checkpoint_secs: default_checkpoint_secs(),
         }
     }
 }

@@ -196,6 +196,7 @@ pub fn load_cache(
     let path = options
         .cache_dir
         .join(EmbeddingFile::file_name_skipping(&header, skip));
+    crate::cache::remove_stale_temporaries(&path);
     match EmbeddingFile::load_skipping(&path, &header, skip) {
         Ok(Some(file)) => (path, file, None),
         Ok(None) => (path, EmbeddingFile::with_skip(header, skip), None),

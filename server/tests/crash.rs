@@ -1,0 +1,219 @@
+//! `kill -9` of the server at random moments while it indexes, 20 times in a row: after each
+//! kill the cache still opens, nothing in `embeddings/` is unreadable, the restarted server
+//! resumes where the file ends, at most one checkpoint of work is lost, and the finished index
+//! equals one made without interruption.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http, video, Rng};
+use server::cache::EmbeddingFile;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
+const KILLS: usize = 20;
+const CHECKPOINT_SECS: f64 = 0.05;
+const BATCH: u64 = 2;
+
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
+}
+
+fn write_config(dir: &Path, video: &Path) -> PathBuf {
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "roboflow_api_key: \"\"\nvideo_path: {video:?}\nCLIP:\n  - wall\nmodel: {:?}\nembeddings_dir: {:?}\nbatch_size: {BATCH}\ncheckpoint_secs: {CHECKPOINT_SECS}\n",
+            tiny_model(),
+            dir.join("embeddings"),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn start(config: &Path) -> (Child, SocketAddr) {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--addr",
+            &addr.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
+fn status(addr: SocketAddr) -> serde_json::Value {
+    let response = http(
+        addr,
+        "POST",
+        "/api/index_status",
+        "application/x-www-form-urlencoded",
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+/// Every file in the folder: cache files must read; nothing else may be left but text caches.
+fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
+    let mut found = None;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("texts-") {
+            continue;
+        }
+        if name.starts_with('.') && name.contains(".tmp-") {
+            // A write cut short by the kill: never read, removed at the next start.
+            continue;
+        }
+        assert!(name.ends_with(".clipemb"), "unexpected file {name}");
+        let file = EmbeddingFile::peek(&path).unwrap_or_else(|e| panic!("{name} unreadable: {e}"));
+        assert!(found.is_none(), "two cache files");
+        found = Some(file);
+    }
+    found
+}
+
+#[test]
+fn killing_the_server_while_it_indexes_loses_at_most_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let video_path = video("vp9.webm");
+    let config = write_config(dir.path(), &video_path);
+    let embeddings = dir.path().join("embeddings");
+    let mut rng = Rng::new(20261127);
+    let mut saved_before = 0usize;
+    let mut kills_while_indexing = 0;
+    let mut worst_loss = 0u64;
+    for round in 0..KILLS {
+        let (mut child, addr) = start(&config);
+        // Wait until this run is indexing past what the file held, then kill at a random moment.
+        let waiting = Instant::now();
+        let resumed_from = loop {
+            let s = status(addr);
+            assert_ne!(s["state"], "Failed", "round {round}: {s}");
+            if s["state"] == "Done" || s["done"].as_u64().unwrap_or(0) > saved_before as u64 {
+                break s["done"].as_u64().unwrap_or(0);
+            }
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "round {round}: no progress: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            resumed_from as usize >= saved_before,
+            "round {round}: started behind the file"
+        );
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        let before_kill = status(addr);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done_before_kill = before_kill["done"].as_u64().unwrap();
+        let rate = before_kill["frames_per_s"].as_f64().unwrap_or(0.0);
+        // No file yet only if the kill came before the first checkpoint.
+        let saved = check_folder(&embeddings).map_or(0, |f| f.frames.len());
+        assert!(
+            saved >= saved_before,
+            "round {round}: saved work went missing"
+        );
+        if before_kill["state"] == "Running" {
+            kills_while_indexing += 1;
+            // The progress read just before the kill is at most what was done at the kill;
+            // what was done but not saved is at most one checkpoint interval of work (plus the
+            // batch in flight and the status poll's own delay).
+            let lost = done_before_kill.saturating_sub(saved as u64);
+            let bound = (rate * (CHECKPOINT_SECS + 0.1)).ceil() as u64 + 2 * BATCH;
+            assert!(
+                lost <= bound,
+                "round {round}: {lost} frames lost, bound {bound} at {rate:.0}/s"
+            );
+            worst_loss = worst_loss.max(lost);
+        }
+        saved_before = saved;
+    }
+    assert!(
+        kills_while_indexing >= KILLS / 2,
+        "only {kills_while_indexing} kills hit indexing"
+    );
+
+    // Let the last run finish, then compare with an uninterrupted index.
+    let (mut child, addr) = start(&config);
+    let started = Instant::now();
+    while status(addr)["state"] != "Done" {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "indexing did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = check_folder(&embeddings).unwrap();
+    let leftovers: Vec<String> = std::fs::read_dir(&embeddings)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh_config = write_config(fresh_dir.path(), &video_path);
+    let output = Command::new(BIN)
+        .args([
+            "index",
+            video_path.to_str().unwrap(),
+            "--json",
+            "--config",
+            fresh_config.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fresh = check_folder(&fresh_dir.path().join("embeddings")).unwrap();
+    assert_eq!(resumed.frames, fresh.frames);
+    assert_eq!(resumed.frames.len() as u64, resumed.header.video_frames);
+    let worst = resumed
+        .vectors
+        .iter()
+        .zip(&fresh.vectors)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= 1e-6,
+        "resumed index differs from an uninterrupted one by {worst}"
+    );
+    println!(
+        "{KILLS} kills, {kills_while_indexing} while indexing; worst loss {worst_loss} frames; final index equals an uninterrupted one (max diff {worst:e})"
+    );
+}

@@ -8,7 +8,8 @@
 //! errors), the server's RSS over time, and checks that every viewer got the frames it asked
 //! for (one in ten JPEGs is decoded and its pattern read: the playheads are independent).
 //! The index job uses the random-weight ViT-B/32 (so it runs for the whole test) unless
-//! `CLIP_BENCH_MODEL` names another folder. `CLIP_LOAD_VIEWERS=20`, `CLIP_LOAD_SECONDS=30`.
+//! `CLIP_BENCH_MODEL` names another folder. `CLIP_LOAD_VIEWERS=20`, `CLIP_LOAD_SECONDS=30`,
+//! `CLIP_LOAD_MAX_DECODERS` (the config's `max_decoders`; default: the config default).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -132,15 +133,15 @@ fn main() {
         .unwrap_or_else(vit_b32::model_folder);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "video_path: {:?}\nCLIP:\n  - wall\nmodel: {model:?}\nembeddings_dir: {:?}\n",
-            video("h264_gop250.mp4"),
-            dir.path().join("embeddings")
-        ),
-    )
-    .unwrap();
+    let mut text = format!(
+        "video_path: {:?}\nCLIP:\n  - wall\nmodel: {model:?}\nembeddings_dir: {:?}\n",
+        video("h264_gop250.mp4"),
+        dir.path().join("embeddings")
+    );
+    if let Ok(n) = std::env::var("CLIP_LOAD_MAX_DECODERS") {
+        text += &format!("max_decoders: {n}\n");
+    }
+    std::fs::write(&config, text).unwrap();
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -205,7 +206,11 @@ fn main() {
         .iter()
         .map(|r| format!("{:.1}", r.served as f64 / elapsed))
         .collect();
-    println!("{viewers} viewers at {FPS} fps with a seek every 2–5 s, {elapsed:.0} s, 1280x720 H.264 (keyframe every 250), index job running (model {})", model.file_name().unwrap_or_default().to_string_lossy());
+    println!(
+        "{viewers} viewers at {FPS} fps with a seek every 2–5 s, {elapsed:.0} s, 1280x720 H.264 (keyframe every 250), index job running (model {}), max_decoders {}",
+        model.file_name().unwrap_or_default().to_string_lossy(),
+        std::env::var("CLIP_LOAD_MAX_DECODERS").unwrap_or_else(|_| "default".into())
+    );
     println!();
     println!("| figure | value |");
     println!("| --- | ---: |");

@@ -20,6 +20,8 @@ pub const TOKEN_COOKIE: &str = "clip_investigator_token";
 
 #[derive(Clone)]
 pub struct Guard {
+    /// Largest request body accepted; bigger declared bodies are refused before reading.
+    max_body: Option<u64>,
     /// `host[:port]` names this server answers to, lower case; `None` = any.
     hosts: Option<Arc<Vec<String>>>,
     token: Option<Arc<str>>,
@@ -55,9 +57,17 @@ impl Guard {
             ]);
         }
         Self {
+            max_body: None,
             hosts: (!any).then(|| Arc::new(hosts)),
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
         }
+    }
+
+    /// Refuses requests that declare a body over `bytes` with 413 before reading it (the
+    /// body-limit layer still caps bodies sent without a length).
+    pub fn with_max_body(mut self, bytes: u64) -> Self {
+        self.max_body = Some(bytes);
+        self
     }
 
     pub fn has_token(&self) -> bool {
@@ -144,6 +154,20 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
     let query = request.uri().query().map(str::to_owned);
     if request.headers().get(header::HOST).is_none() {
         return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(length), Some(limit)) = (declared, guard.max_body) {
+        if length > limit {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("refused: the request body is {length} bytes; this server takes at most {limit}\n"),
+            )
+                .into_response();
+        }
     }
     if let Some(refusal) = guard.refusal(request.method(), request.headers(), query.as_deref()) {
         tracing::warn!(

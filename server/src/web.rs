@@ -76,6 +76,10 @@ pub async fn serve(
             pkg.display()
         );
     }
+    // Search uploads an image (postcard writes bytes of 128 and over in two bytes, so twice
+    // its limit); everything else is small.
+    let body_limit = 2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024;
+    let guard = guard.with_max_body(body_limit as u64);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;
@@ -83,11 +87,7 @@ pub async fn serve(
     axum::serve(
         listener,
         router(engine, indexer, prompts, options)
-            // Search uploads an image (postcard writes bytes of 128 and over in two bytes, so
-            // twice its limit); everything else is small.
-            .layer(axum::extract::DefaultBodyLimit::max(
-                2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024,
-            ))
+            .layer(axum::extract::DefaultBodyLimit::max(body_limit))
             .layer(axum::middleware::from_fn_with_state(
                 guard,
                 crate::guard::check,

@@ -505,6 +505,9 @@ fn bad_inputs_get_clear_errors_and_the_server_keeps_serving() {
             server.post(endpoint, content_type, &body)
         };
         assert!((400..600).contains(&r.status), "{what}: {}", r.status);
+        if body.len() > 1 << 20 {
+            assert_eq!(r.status, 413, "{what}: {}", r.text());
+        }
         assert!(!r.text().trim().is_empty(), "{what}: no message");
         server.assert_healthy(what);
         handled.push(format!("request: {what} ({})", r.status));

@@ -16,7 +16,7 @@ mod common;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,10 +142,7 @@ fn main() {
         text += &format!("max_decoders: {n}\n");
     }
     std::fs::write(&config, text).unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = common::free_addr();
     let mut server = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
         .args([
             "serve",
@@ -159,9 +156,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    while TcpStream::connect(addr).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until_listening(addr);
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use server::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
+#[path = "shared/synthetic.rs"]
+mod synthetic;
+
 use server::search::{cosine_rows, top_k};
 
 const FPS: u64 = 30;
@@ -52,19 +54,6 @@ fn video(minutes: u64) -> PathBuf {
     path
 }
 
-fn unit(seed: &mut u64) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect();
-    server::embed::l2_normalize(&mut v);
-    v
-}
-
 /// Median of 7 timings of `f` (after a warm-up), in ms.
 fn time_ms(mut f: impl FnMut()) -> f64 {
     f();
@@ -77,30 +66,6 @@ fn time_ms(mut f: impl FnMut()) -> f64 {
         .collect();
     ms.sort_by(f64::total_cmp);
     ms[3]
-}
-
-fn synthetic_cache(frames: u64) -> EmbeddingFile {
-    let mut seed = 1;
-    let mut file = EmbeddingFile::new(CacheHeader {
-        format_version: FORMAT_VERSION,
-        model: ModelKey {
-            name: "synthetic".into(),
-            revision: "0".into(),
-            dimension: DIM as u32,
-        },
-        video: VideoFingerprint {
-            size: 0,
-            chunks_hash: 0,
-        },
-        sample_fps_millis: None,
-        video_frames: frames,
-        video_fps_micros: FPS * 1_000_000,
-    });
-    for n in 0..frames {
-        file.frames.push(n);
-        file.vectors.extend(unit(&mut seed));
-    }
-    file
 }
 
 fn main() {
@@ -144,14 +109,14 @@ fn main() {
             .unwrap()
             .len();
 
-        let file = synthetic_cache(frames);
+        let file = synthetic::cache(frames, FPS, DIM);
         let mut serialised = work.path().join(format!("synthetic-{m}.clipemb"));
         file.save(&serialised).unwrap();
         let wide_bytes = std::fs::metadata(&serialised).unwrap().len();
         std::fs::remove_file(&serialised).unwrap();
         serialised.clear();
         let mut seed = 7;
-        let prompts: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut seed)).collect();
+        let prompts: Vec<Vec<f32>> = (0..20).map(|_| synthetic::unit(&mut seed, DIM)).collect();
         let one = time_ms(|| drop(cosine_rows(&file, &prompts[..1])));
         let twenty = time_ms(|| drop(cosine_rows(&file, &prompts)));
         let search = time_ms(|| drop(top_k(&file, &prompts[0], 10, FPS)));

@@ -6,24 +6,13 @@
 
 use std::time::Instant;
 
-use server::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
+#[path = "shared/synthetic.rs"]
+mod synthetic;
+
 use server::search::{cosine_rows, cosine_rows_naive, top_k};
 
 const FRAMES: u64 = 108_000;
 const DIM: usize = 512;
-
-fn unit(seed: &mut u64) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect();
-    server::embed::l2_normalize(&mut v);
-    v
-}
 
 /// Median and range of `runs` timings of `f`, in ms.
 fn time(runs: usize, mut f: impl FnMut()) -> String {
@@ -40,27 +29,9 @@ fn time(runs: usize, mut f: impl FnMut()) -> String {
 }
 
 fn main() {
-    let mut seed = 1;
-    let mut file = EmbeddingFile::new(CacheHeader {
-        format_version: FORMAT_VERSION,
-        model: ModelKey {
-            name: "synthetic".into(),
-            revision: "0".into(),
-            dimension: DIM as u32,
-        },
-        video: VideoFingerprint {
-            size: 0,
-            chunks_hash: 0,
-        },
-        sample_fps_millis: None,
-        video_frames: FRAMES,
-        video_fps_micros: 30_000_000,
-    });
-    for n in 0..FRAMES {
-        file.frames.push(n);
-        file.vectors.extend(unit(&mut seed));
-    }
-    let prompts: Vec<Vec<f32>> = (0..20).map(|_| unit(&mut seed)).collect();
+    let file = synthetic::cache(FRAMES, 30, DIM);
+    let mut seed = 2;
+    let prompts: Vec<Vec<f32>> = (0..20).map(|_| synthetic::unit(&mut seed, DIM)).collect();
     println!("60-minute video at 30 fps: {FRAMES} frames x {DIM}, ms: median (min–max) of 9 runs");
     println!();
     println!("| work | matrix product (ours) | row-by-row dot products |");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,11 +38,7 @@ impl Server {
             ),
         )
         .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_addr().port();
         let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let log = dir.path().join("server.log");
         let mut command = Command::new(BIN);
@@ -67,14 +63,7 @@ impl Server {
         }
         let child = command.spawn().unwrap();
         let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(local).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_until_listening(local);
         Self {
             child,
             addr: local,

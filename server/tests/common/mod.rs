@@ -204,3 +204,23 @@ pub fn decode_frame_payload(body: &[u8]) -> (u64, Vec<u8>) {
     let len = varint(body, &mut at) as usize;
     (frame, body[at..at + len].to_vec())
 }
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Waits until something listens on `addr` (a server just spawned), at most 30 s.
+pub fn wait_until_listening(addr: SocketAddr) {
+    let started = std::time::Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing listens on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -204,13 +204,10 @@ impl EmbeddingFile {
 
     /// The file and its optional skip record from a checked body.
     fn decode(body: &[u8]) -> Result<Self, String> {
-        let (mut file, used): (Self, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| e.to_string())?;
+        let (mut file, used): (Self, usize) = decode_bounded(body).map_err(|e| e.to_string())?;
         if used < body.len() {
             let (skip, tail): (SkipRecord, usize) =
-                bincode::serde::decode_from_slice(&body[used..], bincode::config::standard())
-                    .map_err(|e| format!("skip record: {e}"))?;
+                decode_bounded(&body[used..]).map_err(|e| format!("skip record: {e}"))?;
             if used + tail != body.len() {
                 return Err("trailing bytes after the skip record".into());
             }
@@ -276,6 +273,32 @@ impl EmbeddingFile {
 
 fn milli_levels(threshold: f32) -> u32 {
     (threshold.max(0.0) * 1000.0).round() as u32
+}
+
+/// bincode decoding with a byte budget. bincode allocates what a length field claims before it
+/// reads the bytes, so an unbounded decode of a damaged or hostile file (with a valid checksum)
+/// could ask for exabytes and abort the process (found by `mutated_bodies_decode_or_are_refused`).
+/// The budget is a power of two at least 8x the body: valid files claim at most about their
+/// body's size (plus 8 bytes per varint-encoded u64), so only impossible claims fail.
+fn decode_bounded<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    let need = body.len().saturating_mul(8);
+    if need <= 1 << 20 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 20 }>())
+    } else if need <= 1 << 24 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 24 }>())
+    } else if need <= 1 << 28 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 28 }>())
+    } else if need <= 1 << 32 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 32 }>())
+    } else if need <= 1 << 36 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 36 }>())
+    } else {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 40 }>())
+    }
 }
 
 /// `text` as a file-name part: letters, digits, `-` and `.` kept, anything else `_`, at most
@@ -411,7 +434,7 @@ fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>
     let Some(body) = read_checked_body(path)? else {
         return Ok(None);
     };
-    bincode::serde::decode_from_slice(&body, bincode::config::standard())
+    decode_bounded(&body)
         .map(|(value, _)| Some(value))
         .map_err(|e| corrupt(path, &e.to_string()))
 }
@@ -698,5 +721,73 @@ mod tests {
             VideoFingerprint::of_file(&a).unwrap(),
             VideoFingerprint::of_file(&renamed).unwrap()
         );
+    }
+
+    /// xorshift64*: reproducible mutations without a dependency.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Mutation fuzzing of the decoder behind a valid checksum (what a file written by a buggy
+    /// or hostile program would present): every mutant decodes to a consistent file or is
+    /// refused; none panics or allocates what its length fields claim.
+    #[test]
+    fn mutated_bodies_decode_or_are_refused() {
+        let mut file = sample();
+        file.skip = Some(SkipRecord {
+            threshold_milli_levels: 1000,
+            reused: vec![1],
+        });
+        let path = Path::new("fuzz.clipemb");
+        let mut body = encode(path, &file).unwrap();
+        body.extend(encode(path, file.skip.as_ref().unwrap()).unwrap());
+        assert_eq!(EmbeddingFile::decode(&body).unwrap(), file);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let (mut decoded, mut refused) = (0, 0);
+        for round in 0..20_000 {
+            let mut mutant = body.clone();
+            match next(&mut state) % 5 {
+                0 => {
+                    for _ in 0..1 + next(&mut state) % 4 {
+                        let at = (next(&mut state) % mutant.len() as u64) as usize;
+                        mutant[at] ^= 1 << (next(&mut state) % 8);
+                    }
+                }
+                1 => mutant.truncate((next(&mut state) % body.len() as u64) as usize),
+                2 => {
+                    let at = (next(&mut state) % mutant.len() as u64) as usize;
+                    let extra: Vec<u8> = (0..1 + next(&mut state) % 16)
+                        .map(|_| next(&mut state) as u8)
+                        .collect();
+                    mutant.splice(at..at, extra);
+                }
+                // Length and count fields claiming enormous sizes (bincode's varint markers).
+                3 => {
+                    let at = (next(&mut state) % mutant.len() as u64) as usize;
+                    let marker = [0xfb, 0xfc, 0xfd][(next(&mut state) % 3) as usize];
+                    mutant.splice(
+                        at..at,
+                        [marker, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+                    );
+                }
+                _ => {
+                    let at = (next(&mut state) % mutant.len() as u64) as usize;
+                    mutant[at] = next(&mut state) as u8;
+                }
+            }
+            let result = std::panic::catch_unwind(|| EmbeddingFile::decode(&mutant));
+            match result {
+                Ok(Ok(f)) => {
+                    assert!(f.is_consistent(), "round {round}");
+                    decoded += 1;
+                }
+                Ok(Err(_)) => refused += 1,
+                Err(_) => panic!("round {round}: the decoder panicked on {mutant:?}"),
+            }
+        }
+        assert!(refused > 10_000, "{refused} refused, {decoded} decoded");
     }
 }

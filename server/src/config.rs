@@ -449,4 +449,58 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
     }
+
+    /// Mutation fuzzing of the config parser: every mutant of a full config parses or gets an
+    /// error; none panics. Plus inputs that break naive parsers.
+    #[test]
+    fn mutated_configs_parse_or_are_refused() {
+        let valid = "roboflow_api_key: \"k\"\nvideo_path: \"data/sample.mp4\"\nCLIP:\n  - wall\n  - tile wall\naddress: 127.0.0.1:3000\njpeg_quality: 80\nsample_fps: 2.5\nbatch_size: 8\nimage_engine: auto\nskip_similar: 1.0\nallowed_hosts: [lab.local]\ncheckpoint_secs: 5\n";
+        assert!(parse(valid).is_ok());
+        let mut state = 0x51_7CC1_B727_220Au64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let alphabet = b" \n\t:-[]{}\"'#&*!|>%@`,?0123456789.eE+abcxyz\\";
+        let mut refused = 0;
+        for round in 0..20_000 {
+            let mut bytes = valid.as_bytes().to_vec();
+            for _ in 0..1 + next() % 6 {
+                let at = (next() % bytes.len().max(1) as u64) as usize;
+                match next() % 3 {
+                    0 if !bytes.is_empty() => {
+                        bytes.remove(at.min(bytes.len() - 1));
+                    }
+                    1 => bytes.insert(at, alphabet[(next() % alphabet.len() as u64) as usize]),
+                    _ => bytes.insert(at, next() as u8),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            match std::panic::catch_unwind(|| parse(&text)) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    assert!(!e.to_string().is_empty());
+                    refused += 1;
+                }
+                Err(_) => panic!("round {round}: the parser panicked on {text:?}"),
+            }
+        }
+        assert!(refused > 1_000, "{refused}");
+        let deep = "[".repeat(100_000);
+        for text in [
+            deep.as_str(),
+            "CLIP: &a [*a, *a]",
+            "a: !!binary AAAA",
+            "\u{feff}",
+            "---\n---\n",
+            "CLIP: 1e999999",
+        ] {
+            assert!(
+                std::panic::catch_unwind(|| parse(text)).is_ok(),
+                "{text:.40}"
+            );
+        }
+    }
 }

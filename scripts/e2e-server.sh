@@ -10,6 +10,12 @@ dir="$CARGO_TARGET_DIR/e2e"
 mkdir -p "$dir"
 video="$dir/pattern720.mp4"
 [ -f "$video" ] || "$bin" make-test-video "$video" --frames 600 --keyframe-interval 60
+# A library folder, fresh each run: one more video, and room for the upload test.
+library="$dir/library"
+rm -rf "$library"
+mkdir -p "$library"
+[ -f "$dir/short.mp4" ] || "$bin" make-test-video "$dir/short.mp4" --frames 90 --keyframe-interval 30
+cp "$dir/short.mp4" "$library/short.mp4"
 cat > "$dir/config.yaml" <<YAML
 roboflow_api_key: ""
 video_path: "$video"
@@ -18,5 +24,6 @@ CLIP:
 # The tiny random-weight CLIP fixture: real code path, seconds to index.
 model: "$PWD/server/tests/fixtures/tiny-clip"
 embeddings_dir: "$dir/embeddings"
+library_dirs: ["$library"]
 YAML
 exec "$bin" serve --config "$dir/config.yaml" --addr "127.0.0.1:${E2E_PORT:-3100}"

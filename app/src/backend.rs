@@ -7,26 +7,41 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
+use crate::types::{FrameJpeg, IndexStatus, Library, ScoreSeries, SearchHit, VideoInfo};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Every method that concerns one video takes its library id (checked by the caller to be
+/// well-formed); an id the library does not know is an error, never a path.
 pub trait VideoBackend: Send + Sync + 'static {
-    /// Metadata of the open video; cheap, never decodes.
-    fn info(&self) -> Result<VideoInfo, String>;
+    /// The library's videos (probes new files: blocking work runs off the async workers).
+    fn library(&self) -> BoxFuture<Result<Library, String>>;
+
+    /// The id of the config's `video_path`, opened when a URL names no video.
+    fn default_video(&self) -> String;
+
+    /// Metadata of a video, opening it (and starting its indexing) on first use.
+    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, String>>;
 
     /// JPEG of exactly `frame`, decoded with `viewer`'s own decoder. Runs off the async workers.
-    fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>>;
+    fn frame_jpeg(
+        &self,
+        video: String,
+        viewer: String,
+        frame: u64,
+    ) -> BoxFuture<Result<FrameJpeg, String>>;
 
-    /// Progress of embedding the open video (starting the job if it is not running).
-    fn index_status(&self) -> IndexStatus;
+    /// Progress of embedding a video (starting the job if it is not running).
+    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, String>>;
 
     /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
-    fn scores(&self, prompts: Vec<String>) -> BoxFuture<Result<ScoreSeries, String>>;
+    fn scores(&self, video: String, prompts: Vec<String>)
+        -> BoxFuture<Result<ScoreSeries, String>>;
 
     /// The `top` moments most like `text`, an image (encoded bytes), or both.
     fn search(
         &self,
+        video: String,
         text: Option<String>,
         image: Option<Vec<u8>>,
         top: usize,

@@ -388,6 +388,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
         ev.prevent_default();
         #[cfg(feature = "hydrate")]
         client::search(client::SearchParts {
+            video: player.info.with_untracked(|i| i.id.clone()),
             text: search_text.get_untracked(),
             top: search_top.get_untracked(),
             image: image_input.get_untracked(),
@@ -555,7 +556,7 @@ mod client {
     pub fn start(ui: Ui) {
         Effect::new(move |first: Option<()>| {
             if first.is_none() {
-                crate::status::poll(ui.status);
+                crate::status::poll(ui.status, ui.player.info.with_untracked(|i| i.id.clone()));
                 if ui.use_defaults {
                     spawn_local(async move {
                         if let Ok(list) = get_default_prompts().await {
@@ -611,8 +612,9 @@ mod client {
         if prompts.is_empty() {
             return;
         }
+        let video = ui.player.info.with_untracked(|i| i.id.clone());
         spawn_local(async move {
-            match get_scores(wanted).await {
+            match get_scores(video, wanted).await {
                 Ok(answer) => {
                     ui.scores_error.set(None);
                     ui.series.update(|current| match current {
@@ -622,10 +624,7 @@ mod client {
                         _ => *current = Some(answer),
                     });
                 }
-                Err(e) => ui.scores_error.set(Some(match e {
-                    ServerFnError::ServerError(m) => m,
-                    other => other.to_string(),
-                })),
+                Err(e) => ui.scores_error.set(Some(crate::api::error_text(&e))),
             }
         });
     }
@@ -839,6 +838,7 @@ mod client {
     }
 
     pub struct SearchParts {
+        pub video: String,
         pub text: String,
         pub top: usize,
         pub image: Option<web_sys::HtmlInputElement>,
@@ -872,7 +872,7 @@ mod client {
                 None => None,
             };
             let text = Some(parts.text).filter(|t| !t.trim().is_empty());
-            match search_frames(text, image, parts.top).await {
+            match search_frames(parts.video.clone(), text, image, parts.top).await {
                 Ok(found) => {
                     for url in parts
                         .hits
@@ -888,7 +888,9 @@ mod client {
                     // Thumbnails through a decoder of their own, not the player's.
                     let viewer = browser::random_viewer_id();
                     for (i, hit) in found.into_iter().enumerate() {
-                        if let Ok(jpeg) = get_frame(viewer.clone(), hit.frame).await {
+                        if let Ok(jpeg) =
+                            get_frame(parts.video.clone(), viewer.clone(), hit.frame).await
+                        {
                             if let Ok(url) = browser::jpeg_object_url(&jpeg.jpeg) {
                                 parts.hits.update(|h| {
                                     if let Some(slot) = h.get_mut(i) {
@@ -899,10 +901,7 @@ mod client {
                         }
                     }
                 }
-                Err(e) => parts.error.set(Some(match e {
-                    ServerFnError::ServerError(m) => m,
-                    other => other.to_string(),
-                })),
+                Err(e) => parts.error.set(Some(crate::api::error_text(&e))),
             }
             parts.busy.set(false);
         });

@@ -10,6 +10,7 @@ pub mod backend;
 mod browser;
 pub mod chart;
 pub mod investigate;
+pub mod library;
 pub mod player;
 pub mod scores;
 pub mod status;
@@ -49,25 +50,31 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/clip-investigator.css"/>
         <Title text="CLIP Video Investigator"/>
         <Router>
-            <header class="app-header"><h1>"CLIP Video Investigator"</h1></header>
+            <header class="app-header">
+                <h1>"CLIP Video Investigator"</h1>
+                <nav><a id="nav-videos" href="/videos">"Videos"</a></nav>
+            </header>
             <main>
                 <Routes fallback=|| view! { <p class="error" role="alert">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=PlayerPage/>
+                    <Route path=StaticSegment("videos") view=library::LibraryPage/>
                 </Routes>
             </main>
         </Router>
     }
 }
 
-/// The page for the configured video; `?frame=N` opens it at frame N.
+/// The page of one video: `?video=ID` (else the config's `video_path`); `?frame=N` opens it
+/// at frame N.
 #[component]
 fn PlayerPage() -> impl IntoView {
     let query = use_query_map();
     let frame_param = query.with_untracked(|q| q.get("frame"));
+    let video = query.with_untracked(|q| q.get("video"));
     let view = query.with_untracked(|q| {
         investigate::ViewParams::parse(q.get_all("p"), q.get_str("smooth"), q.get_str("view"))
     });
-    let info = Resource::new_blocking(|| (), |_| get_video_info());
+    let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Opening the video…"</p> }>
             {move || {
@@ -76,6 +83,12 @@ fn PlayerPage() -> impl IntoView {
                 Suspend::new(async move {
                     match info.await {
                         Ok(info) => {
+                            // Share links name the video even when this URL did not.
+                            #[cfg(feature = "hydrate")]
+                            {
+                                let id = info.id.clone();
+                                Effect::new(move |_| browser::replace_query_param("video", &id));
+                            }
                             let state = PlayerState::from_param(info, frame_param.as_deref());
                             view! {
                                 <div class="workspace">
@@ -87,7 +100,7 @@ fn PlayerPage() -> impl IntoView {
                         Err(error) => view! {
                             <section id="player" class="player" data-hydrated="true">
                                 <p id="error" class="error" role="alert">
-                                    {format!("The video cannot be shown: {}", server_error_text(&error))}
+                                    {format!("The video cannot be shown: {}", api::error_text(&error))}
                                 </p>
                             </section>
                         }.into_any(),
@@ -95,12 +108,5 @@ fn PlayerPage() -> impl IntoView {
                 })
             }}
         </Suspense>
-    }
-}
-
-fn server_error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
     }
 }

@@ -270,7 +270,8 @@ mod client {
         let interval = set_interval_with_handle(
             move || {
                 spawn_local(async move {
-                    if let Ok(info) = get_video_info().await {
+                    let video = state.info.with_untracked(|i| i.id.clone());
+                    if let Ok(info) = get_video_info(Some(video)).await {
                         let exact = info.exact_count;
                         state.info.set(info);
                         if exact {
@@ -441,8 +442,9 @@ mod client {
             loader.in_flight += 1;
             loader.viewer.clone()
         });
+        let video = state.info.with_untracked(|i| i.id.clone());
         spawn_local(async move {
-            let answer = get_frame(viewer, frame).await;
+            let answer = get_frame(video, viewer, frame).await;
             on_answer(
                 state,
                 frame,
@@ -493,7 +495,7 @@ mod client {
 
     fn server_message(error: &ServerFnError) -> String {
         match error {
-            ServerFnError::ServerError(message) => message.clone(),
+            ServerFnError::ServerError(_) | ServerFnError::Args(_) => crate::api::error_text(error),
             other => format!("could not load the frame: {other}"),
         }
     }

@@ -63,16 +63,19 @@ pub fn IndexStatusLine(status: RwSignal<Option<Result<IndexStatus, String>>>) ->
 
 /// Asks now, and again every second until indexing has finished or failed.
 #[cfg(feature = "hydrate")]
-pub fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>) {
+pub fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>, video: String) {
     leptos::task::spawn_local(async move {
-        let answer = crate::api::get_index_status()
+        let answer = crate::api::get_index_status(video.clone())
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| crate::api::error_text(&e));
         let finished =
             matches!(&answer, Ok(s) if matches!(s.state, IndexState::Done | IndexState::Failed));
         status.set(Some(answer));
         if !finished {
-            set_timeout(move || poll(status), std::time::Duration::from_secs(1));
+            set_timeout(
+                move || poll(status, video),
+                std::time::Duration::from_secs(1),
+            );
         }
     });
 }

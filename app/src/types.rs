@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 /// What the page needs to know about the open video.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VideoInfo {
+    /// The video's opaque id in the library (URLs and server functions use it, never a path).
+    pub id: String,
     /// File name only: the server never tells the browser where files live.
     pub name: String,
     pub width: u32,
@@ -24,6 +26,54 @@ impl VideoInfo {
     pub fn duration_s(&self) -> f64 {
         seconds_at(self.frames, self.fps)
     }
+}
+
+/// How far a library video is indexed with the server's model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Indexed {
+    No,
+    Partly,
+    Yes,
+}
+
+/// One video of the library, as the list page shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LibraryVideo {
+    pub id: String,
+    /// File name only.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub duration_s: f64,
+    pub frames: u64,
+    pub indexed: Indexed,
+    /// Why the file cannot be opened, if it cannot.
+    pub error: Option<String>,
+    /// The config's `video_path`, opened when a URL names no video.
+    pub default: bool,
+}
+
+/// The library: its videos, and whether (and how large) uploads are accepted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Library {
+    pub videos: Vec<LibraryVideo>,
+    /// Largest upload in bytes; `None` when no library folder is configured.
+    pub max_upload_bytes: Option<u64>,
+}
+
+/// What `POST /api/upload` answers when the video was accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Uploaded {
+    pub id: String,
+    pub name: String,
+}
+
+/// Video ids are 16 lowercase hex digits (a hash of where the file is, never the path).
+pub fn is_valid_video_id(id: &str) -> bool {
+    id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// One encoded frame as it travels to the browser.

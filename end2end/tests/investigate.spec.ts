@@ -23,7 +23,8 @@ function cliScores(prompts: string[]): Record<string, number[]> {
 }
 
 async function indexStatus(page: Page) {
-  const response = await page.request.post("/api/index_status");
+  const info = await (await page.request.post("/api/video_info")).json();
+  const response = await page.request.post("/api/index_status", { form: { video: info.id } });
   expect(response.ok()).toBeTruthy();
   return response.json();
 }

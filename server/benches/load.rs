@@ -36,6 +36,11 @@ struct ViewerReport {
     checked: u64,
 }
 
+/// The library id of the test video (the server's `video_path`).
+fn video_id() -> String {
+    common::id_of(&video("h264_gop250.mp4"))
+}
+
 fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
     let mut report = ViewerReport::default();
     let mut rng = Rng::new(1000 + id as u64);
@@ -62,7 +67,7 @@ fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
             }
             report.skipped += (frame + FRAMES - previous - 1) % FRAMES;
         }
-        let body = format!("viewer={name}&frame={frame}");
+        let body = format!("video={}&viewer={name}&frame={frame}", video_id());
         let started = Instant::now();
         let response = http(
             addr,
@@ -176,7 +181,7 @@ fn main() {
             "POST",
             "/api/index_status",
             "application/x-www-form-urlencoded",
-            b"",
+            format!("video={}", video_id()).as_bytes(),
         );
         let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap_or_default();
         indexed.push(status["done"].as_u64().unwrap_or(0));

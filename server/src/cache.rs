@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::ModelIdentity;
+// This module names nothing else of the crate: the fuzz targets (server/fuzz) compile it alone.
 
 /// Bumped whenever the layout or the meaning of a field changes.
 pub const FORMAT_VERSION: u32 = 2;
@@ -70,16 +70,6 @@ pub struct ModelKey {
     pub name: String,
     pub revision: String,
     pub dimension: u32,
-}
-
-impl From<&ModelIdentity> for ModelKey {
-    fn from(m: &ModelIdentity) -> Self {
-        Self {
-            name: m.name.clone(),
-            revision: m.revision.clone(),
-            dimension: m.dimension as u32,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,8 +244,12 @@ impl EmbeddingFile {
     /// Reads any readable cache file without judging its header or moving it (for `cache
     /// list`, and for answering from a file found by the video's content).
     pub fn peek(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let body = checked_body(&bytes)?;
+        Self::from_bytes(&std::fs::read(path).map_err(|e| e.to_string())?)
+    }
+
+    /// A whole cache file's bytes (magic, body, checksum), checked and decoded.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let body = checked_body(bytes)?;
         match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
             Ok((FORMAT_VERSION, _)) => {}
             Ok((other, _)) => return Err(format!("cache format version {other}")),
@@ -316,6 +310,13 @@ fn safe_name(text: &str, max: usize) -> String {
         .collect()
 }
 
+/// Magic + `body` + checksum: a cache file's bytes.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut checksum = Fnv64::new();
+    checksum.update(body);
+    [MAGIC.as_slice(), body, &checksum.finish().to_le_bytes()].concat()
+}
+
 /// The body between magic and checksum, if both are right.
 fn checked_body(bytes: &[u8]) -> Result<&[u8], String> {
     if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
@@ -364,8 +365,6 @@ fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut checksum = Fnv64::new();
-    checksum.update(&body);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -380,9 +379,7 @@ fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
     ));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temporary)?;
-        file.write_all(MAGIC)?;
-        file.write_all(body)?;
-        file.write_all(&checksum.finish().to_le_bytes())?;
+        file.write_all(&framed(body))?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
         // Make the rename itself durable.
@@ -492,8 +489,7 @@ const TEXT_CACHE_LIMIT: usize = 50_000;
 impl TextCache {
     /// Opens the model's text cache in `dir`; a damaged file is moved aside (and logged) and
     /// the cache starts empty.
-    pub fn open(dir: &Path, model: &ModelIdentity) -> Self {
-        let model = ModelKey::from(model);
+    pub fn open(dir: &Path, model: ModelKey) -> Self {
         let name = safe_name(&format!("texts-{}-{}", model.name, model.revision), 100);
         let path = dir.join(format!("{name}.clipemb"));
         let entries = match read_checked::<TextCacheFile>(&path) {
@@ -530,12 +526,13 @@ impl TextCache {
         self.entries.get(text)
     }
 
-    /// Embeddings of `texts`, computing (in batches) and saving only the ones not cached.
-    pub fn embed(
+    /// Embeddings of `texts`, computing (in batches, with `embed_texts`) and saving only the
+    /// ones not cached.
+    pub fn embed<E>(
         &mut self,
-        embedder: &dyn crate::embed::Embedder,
+        mut embed_texts: impl FnMut(&[String]) -> Result<Vec<Vec<f32>>, E>,
         texts: &[String],
-    ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+    ) -> Result<Vec<Vec<f32>>, E> {
         let mut missing: Vec<String> = texts
             .iter()
             .filter(|t| !self.entries.contains_key(*t))
@@ -548,7 +545,7 @@ impl TextCache {
                 self.entries.clear();
             }
             for chunk in missing.chunks(64) {
-                let vectors = embedder.embed_texts(chunk)?;
+                let vectors = embed_texts(chunk)?;
                 self.entries.extend(chunk.iter().cloned().zip(vectors));
             }
             let file = TextCacheFile {
@@ -588,18 +585,18 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
 
 /// 64-bit FNV-1a: a small, dependency-free checksum; this guards against torn and damaged
 /// files, not against tampering.
-struct Fnv64(u64);
+pub(crate) struct Fnv64(u64);
 
 impl Fnv64 {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(0xcbf2_9ce4_8422_2325)
     }
-    fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    fn finish(&self) -> u64 {
+    pub(crate) fn finish(&self) -> u64 {
         self.0
     }
 }
@@ -734,6 +731,39 @@ mod tests {
     /// Mutation fuzzing of the decoder behind a valid checksum (what a file written by a buggy
     /// or hostile program would present): every mutant decodes to a consistent file or is
     /// refused; none panics or allocates what its length fields claim.
+    /// The libFuzzer inputs committed under server/fuzz/seeds (crash inputs included), replayed
+    /// on the stable toolchain: each decodes consistently or is refused, as a whole file and as
+    /// a framed body.
+    #[test]
+    fn committed_fuzz_inputs_decode_or_are_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/cache_file");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            for candidate in [bytes.clone(), framed(&bytes)] {
+                if let Ok(file) = EmbeddingFile::from_bytes(&candidate) {
+                    assert!(file.is_consistent(), "{}", path.display());
+                }
+            }
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("crash-")
+            {
+                assert!(
+                    EmbeddingFile::from_bytes(&bytes).is_err(),
+                    "{}",
+                    path.display()
+                );
+                assert!(EmbeddingFile::from_bytes(&framed(&bytes)).is_err());
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "{replayed} inputs in {}", dir.display());
+    }
+
     #[test]
     fn mutated_bodies_decode_or_are_refused() {
         let mut file = sample();

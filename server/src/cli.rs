@@ -7,7 +7,6 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::engine::{Engine, FrameSettings};
 use crate::{testvideo, video};
 
 #[derive(Parser, Debug)]
@@ -284,16 +283,9 @@ pub fn load_settings(args: &ServeArgs) -> Result<Settings, String> {
 
 fn serve(args: ServeArgs) -> CommandResult {
     let settings = load_settings(&args)?;
-    let engine = Arc::new(Engine::new(
-        &settings.video_path,
-        FrameSettings::from(&settings),
-    ));
     let model_settings = settings.clone();
-    let indexer = crate::indexer::Indexer::start(
-        engine.video().cloned(),
-        crate::commands::index_options(&settings, None, None),
-        move || crate::embed::load(&model_settings),
-    );
+    let model = crate::library::SharedModel::new(move || crate::embed::load(&model_settings));
+    let library = crate::library::Library::new(&settings, model);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -304,14 +296,15 @@ fn serve(args: ServeArgs) -> CommandResult {
         settings.auth_token.clone(),
     );
     let served = runtime.block_on(crate::web::serve(
-        engine,
-        Arc::clone(&indexer),
+        Arc::clone(&library),
         settings.prompts.clone(),
         settings.address,
         guard,
     ));
-    // Save what is indexed before exiting; the job stops at its next batch.
-    indexer.stop(std::time::Duration::from_secs(10));
+    // Save what is indexed before exiting; each job stops at its next batch.
+    for session in library.sessions() {
+        session.indexer.stop(std::time::Duration::from_secs(10));
+    }
     served
 }
 

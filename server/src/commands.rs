@@ -10,7 +10,7 @@ use app::scores::{fill_radius, smooth, softmax_over_prompts};
 use app::types::format_time;
 use serde_json::json;
 
-use crate::cache::{EmbeddingFile, TextCache};
+use crate::cache::{EmbeddingFile, ModelKey, TextCache};
 use crate::cli::{CacheAction, CommandResult, ExportFormat, ModelArgs};
 use crate::config::Settings;
 use crate::embed::Embedder;
@@ -238,10 +238,10 @@ fn embed_prompts(indexed: &Indexed, prompts: &[String]) -> Result<Vec<Vec<f32>>,
     }
     let mut cache = TextCache::open(
         &indexed.settings.embeddings_dir,
-        &indexed.embedder.identity(),
+        ModelKey::from(&indexed.embedder.identity()),
     );
     cache
-        .embed(indexed.embedder.as_ref(), prompts)
+        .embed(|chunk| indexed.embedder.embed_texts(chunk), prompts)
         .map_err(|e| e.to_string())
 }
 

@@ -27,6 +27,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth_token",
     "allowed_hosts",
     "checkpoint_secs",
+    "library_dirs",
+    "max_upload_mb",
+    "max_indexing_jobs",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -91,6 +94,23 @@ pub struct Settings {
     /// Seconds of indexing work between saves of the cache file: what a crash can lose.
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_secs: f64,
+    /// Folders whose videos the page lists (uploads go to the first); relative paths are
+    /// relative to the config file's folder. `video_path` is listed first in any case.
+    #[serde(default)]
+    pub library_dirs: Vec<PathBuf>,
+    /// Largest upload accepted, in MiB.
+    #[serde(default = "default_max_upload_mb")]
+    pub max_upload_mb: u64,
+    /// Videos indexed at the same time; the others wait in a queue.
+    #[serde(default = "default_max_indexing_jobs")]
+    pub max_indexing_jobs: usize,
+}
+
+fn default_max_upload_mb() -> u64 {
+    2048
+}
+fn default_max_indexing_jobs() -> usize {
+    1
 }
 
 fn default_checkpoint_secs() -> f64 {
@@ -180,6 +200,9 @@ impl Default for Settings {
             auth_token: None,
             allowed_hosts: Vec::new(),
             checkpoint_secs: default_checkpoint_secs(),
+            library_dirs: Vec::new(),
+            max_upload_mb: default_max_upload_mb(),
+            max_indexing_jobs: default_max_indexing_jobs(),
         }
     }
 }
@@ -216,6 +239,11 @@ impl Settings {
             }
             if settings.embeddings_dir.is_relative() {
                 settings.embeddings_dir = dir.join(&settings.embeddings_dir);
+            }
+            for library in &mut settings.library_dirs {
+                if library.is_relative() {
+                    *library = dir.join(&*library);
+                }
             }
             // A relative model folder that exists beside the config is that folder; anything
             // else stays as written (a Hub repo id, or a folder relative to the working dir).
@@ -297,6 +325,12 @@ impl Settings {
                 "batch_size must be from 1 to 256, not {}",
                 self.batch_size
             ));
+        }
+        if self.max_indexing_jobs == 0 {
+            return Err("max_indexing_jobs must be at least 1".into());
+        }
+        if self.max_upload_mb == 0 {
+            return Err("max_upload_mb must be at least 1 (MiB)".into());
         }
         if self.model.trim().is_empty() {
             return Err("model must name a folder or a Hugging Face repo id".into());

@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use app::backend::{BoxFuture, VideoBackend};
-use app::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
+use app::types::VideoInfo;
 
 use crate::config::Settings;
-use crate::indexer::Indexer;
 use crate::video::{self, Decoder, FrameIndex, Metadata, VideoError};
 
 /// Frames a read may skip that are still encoded for the cache (see `frame_jpeg_blocking`).
@@ -115,6 +113,8 @@ impl OpenVideo {
     pub fn info(&self) -> VideoInfo {
         let m = self.metadata();
         VideoInfo {
+            // The library knows the id; the video itself does not.
+            id: String::new(),
             name: self.name.clone(),
             width: m.width,
             height: m.height,
@@ -231,6 +231,27 @@ impl Engine {
         lock(&self.viewers).len()
     }
 
+    /// Closes decoders idle for longer than [`IDLE_DECODER`]; returns when the least recently
+    /// used of the others was last used.
+    pub fn close_idle_decoders(&self) -> Option<Instant> {
+        let mut viewers = lock(&self.viewers);
+        let now = Instant::now();
+        viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
+        viewers.values().map(|s| s.last_used).min()
+    }
+
+    /// Closes the least recently used decoder (the library keeps a budget across videos).
+    pub fn close_oldest_decoder(&self) {
+        let mut viewers = lock(&self.viewers);
+        let oldest = viewers
+            .iter()
+            .min_by_key(|(_, s)| s.last_used)
+            .map(|(k, _)| k.clone());
+        if let Some(oldest) = oldest {
+            viewers.remove(&oldest);
+        }
+    }
+
     /// JPEG of exactly `frame` for `viewer`. Blocking: call from a blocking thread.
     pub fn frame_jpeg_blocking(
         &self,
@@ -312,75 +333,5 @@ pub fn public_message(message: &str, path: &Path) -> String {
     match (path.to_str(), path.file_name().and_then(|n| n.to_str())) {
         (Some(full), Some(name)) if !full.is_empty() => message.replace(full, name),
         _ => message.to_string(),
-    }
-}
-
-/// The engine and its indexing service as the app's server functions see them.
-pub struct SharedEngine {
-    pub engine: Arc<Engine>,
-    pub indexer: Arc<Indexer>,
-    /// The config's `CLIP:` prompts.
-    pub prompts: Vec<String>,
-}
-
-impl VideoBackend for SharedEngine {
-    fn info(&self) -> Result<VideoInfo, String> {
-        self.engine.video().map(|v| v.info())
-    }
-
-    fn index_status(&self) -> IndexStatus {
-        self.indexer.status()
-    }
-
-    fn scores(&self, prompts: Vec<String>) -> BoxFuture<Result<ScoreSeries, String>> {
-        let indexer = Arc::clone(&self.indexer);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || indexer.scores_blocking(&prompts))
-                .await
-                .map_err(|e| format!("scoring failed: {e}"))?
-        })
-    }
-
-    fn search(
-        &self,
-        text: Option<String>,
-        image: Option<Vec<u8>>,
-        top: usize,
-    ) -> BoxFuture<Result<Vec<SearchHit>, String>> {
-        let indexer = Arc::clone(&self.indexer);
-        let fps = self.engine.video().map_or(0.0, |v| v.metadata().fps);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                indexer.search_blocking(text.as_deref(), image.as_deref(), top, fps)
-            })
-            .await
-            .map_err(|e| format!("search failed: {e}"))?
-        })
-    }
-
-    fn default_prompts(&self) -> Vec<String> {
-        self.prompts.clone()
-    }
-
-    fn frame_jpeg(&self, viewer: String, frame: u64) -> BoxFuture<Result<FrameJpeg, String>> {
-        let engine = Arc::clone(&self.engine);
-        Box::pin(async move {
-            if let Err(message) = engine.video() {
-                return Err(message);
-            }
-            let decoding = Arc::clone(&engine);
-            let jpeg =
-                tokio::task::spawn_blocking(move || decoding.frame_jpeg_blocking(&viewer, frame))
-                    .await
-                    .map_err(|e| format!("decoding frame {frame} failed: {e}"))?
-                    .map_err(|e| match engine.video() {
-                        Ok(video) => public_message(&e.to_string(), video.path()),
-                        Err(_) => e.to_string(),
-                    })?;
-            Ok(FrameJpeg {
-                frame,
-                jpeg: jpeg.as_ref().clone(),
-            })
-        })
     }
 }

@@ -22,6 +22,8 @@ pub const TOKEN_COOKIE: &str = "clip_investigator_token";
 pub struct Guard {
     /// Largest request body accepted; bigger declared bodies are refused before reading.
     max_body: Option<u64>,
+    /// `POST /api/upload` streams to disk and has its own, larger limit.
+    max_upload: Option<u64>,
     /// `host[:port]` names this server answers to, lower case; `None` = any.
     hosts: Option<Arc<Vec<String>>>,
     token: Option<Arc<str>>,
@@ -58,6 +60,7 @@ impl Guard {
         }
         Self {
             max_body: None,
+            max_upload: None,
             hosts: (!any).then(|| Arc::new(hosts)),
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
         }
@@ -67,6 +70,12 @@ impl Guard {
     /// body-limit layer still caps bodies sent without a length).
     pub fn with_max_body(mut self, bytes: u64) -> Self {
         self.max_body = Some(bytes);
+        self
+    }
+
+    /// The limit for uploads (see [`crate::upload::UPLOAD_PATH`]).
+    pub fn with_max_upload(mut self, bytes: u64) -> Self {
+        self.max_upload = Some(bytes);
         self
     }
 
@@ -160,7 +169,12 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let (Some(length), Some(limit)) = (declared, guard.max_body) {
+    let limit = if request.uri().path() == crate::upload::UPLOAD_PATH {
+        guard.max_upload
+    } else {
+        guard.max_body
+    };
+    if let (Some(length), Some(limit)) = (declared, limit) {
         if length > limit {
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,

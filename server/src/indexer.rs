@@ -3,19 +3,68 @@
 //! while they grow. However many tabs ask, there is one job per video.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use app::scores::fill_radius;
 use app::types::{IndexState, IndexStatus, PromptScores, ScoreSeries, SearchHit};
 
-use crate::cache::{EmbeddingFile, TextCache};
+use crate::cache::{EmbeddingFile, ModelKey, TextCache};
 use crate::embed::{EmbedError, Embedder, PreparedImage};
 use crate::engine::OpenVideo;
 use crate::index::{index_into, load_cache, IndexOptions, Progress, VideoToIndex};
 
+/// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
+/// that opening several videos does not split two cores between them.
+pub struct IndexQueue {
+    running: Mutex<usize>,
+    turn: Condvar,
+    limit: usize,
+}
+
+impl IndexQueue {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            running: Mutex::new(0),
+            turn: Condvar::new(),
+            limit: limit.max(1),
+        })
+    }
+
+    /// Waits for a free place; `None` if `cancel` was set while waiting.
+    fn enter<'a>(&'a self, cancel: &AtomicBool) -> Option<QueueTurn<'a>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            if *running < self.limit {
+                *running += 1;
+                return Some(QueueTurn(self));
+            }
+            running = self
+                .turn
+                .wait_timeout(running, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A job's place in the queue, given back when the job ends however it ends.
+struct QueueTurn<'a>(&'a IndexQueue);
+
+impl Drop for QueueTurn<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        self.0.turn.notify_all();
+    }
+}
+
 pub struct Indexer {
     options: IndexOptions,
+    queue: Arc<IndexQueue>,
     progress: Progress,
     embedder: OnceLock<Arc<dyn Embedder>>,
     /// The embeddings of the open video, once the job has loaded or started them.
@@ -34,10 +83,12 @@ impl Indexer {
     pub fn start(
         video: Result<Arc<OpenVideo>, String>,
         options: IndexOptions,
+        queue: Arc<IndexQueue>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, String> + Send + 'static,
     ) -> Arc<Self> {
         let indexer = Arc::new(Self {
             options,
+            queue,
             progress: Progress::default(),
             embedder: OnceLock::new(),
             embeddings: OnceLock::new(),
@@ -117,6 +168,22 @@ impl Indexer {
             .set(fill_radius(meta.fps, self.options.sample_fps));
         let (cache_path, file, problem) = load_cache(&to_index, embedder.as_ref(), &self.options);
         let store = Arc::clone(self.embeddings.get_or_init(|| Arc::new(RwLock::new(file))));
+        // A complete index needs no turn; anything else waits for one (scores of what is
+        // cached are answered meanwhile).
+        let planned = to_index.plan(self.options.sample_fps).len() as u64;
+        let cached = store.read().unwrap_or_else(|e| e.into_inner()).frames.len() as u64;
+        let _turn = if cached < planned {
+            self.progress.update(|s| {
+                s.done = cached;
+                s.total = planned;
+                s.message = Some("queued: waiting for another video's indexing to finish".into());
+            });
+            let turn = self.queue.enter(&self.cancel);
+            self.progress.update(|s| s.message = None);
+            Some(turn.ok_or("indexing was stopped before its turn came")?)
+        } else {
+            None
+        };
         let report = index_into(
             &to_index,
             embedder.as_ref(),
@@ -175,8 +242,13 @@ impl Indexer {
     ) -> Result<Vec<Vec<f32>>, String> {
         let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
         cache
-            .get_or_insert_with(|| TextCache::open(&self.options.cache_dir, &embedder.identity()))
-            .embed(embedder, texts)
+            .get_or_insert_with(|| {
+                TextCache::open(
+                    &self.options.cache_dir,
+                    ModelKey::from(&embedder.identity()),
+                )
+            })
+            .embed(|chunk| embedder.embed_texts(chunk), texts)
             .map_err(|e| e.to_string())
     }
 

@@ -10,9 +10,8 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
-use crate::engine::{Engine, SharedEngine};
 use crate::guard::Guard;
-use crate::indexer::Indexer;
+use crate::library::{Library, LibraryBackend};
 
 /// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
 pub fn site_root() -> String {
@@ -28,19 +27,17 @@ pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(
-    engine: Arc<Engine>,
-    indexer: Arc<Indexer>,
-    prompts: Vec<String>,
-    options: LeptosOptions,
-) -> Router {
-    let backend = Backend(Arc::new(SharedEngine {
-        engine,
-        indexer,
+pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOptions) -> Router {
+    let backend = Backend(Arc::new(LibraryBackend {
+        library: Arc::clone(&library),
         prompts,
     }));
     let routes = generate_route_list(App);
     Router::new()
+        .route(
+            crate::upload::UPLOAD_PATH,
+            axum::routing::post(move |query, body| crate::upload::upload(library, query, body)),
+        )
         .leptos_routes_with_context(
             &options,
             routes,
@@ -54,10 +51,34 @@ pub fn router(
         .with_state(options)
 }
 
+/// server_fn answers every error with 500; a request whose arguments were wrong gets 400 (and
+/// an id that names no video 404), so clients and logs can tell their mistakes from ours.
+async fn server_fn_error_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !response
+            .headers()
+            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error answers are short messages; a longer one keeps its 500 and loses its body.
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    parts.status = StatusCode::from_u16(app::api::error_status(&bytes))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// Serves until Ctrl-C; `guard` decides which requests reach the app.
 pub async fn serve(
-    engine: Arc<Engine>,
-    indexer: Arc<Indexer>,
+    library: Arc<Library>,
     prompts: Vec<String>,
     addr: SocketAddr,
     guard: Guard,
@@ -79,15 +100,20 @@ pub async fn serve(
     // Search uploads an image (postcard writes bytes of 128 and over in two bytes, so twice
     // its limit); everything else is small.
     let body_limit = 2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024;
-    let guard = guard.with_max_body(body_limit as u64);
+    let mut guard = guard.with_max_body(body_limit as u64);
+    if let Some((folder, max_upload)) = library.upload_target() {
+        crate::upload::remove_abandoned_uploads(folder);
+        guard = guard.with_max_upload(max_upload);
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;
     println!("CLIP Video Investigator: open http://{addr}");
     axum::serve(
         listener,
-        router(engine, indexer, prompts, options)
+        router(library, prompts, options)
             .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+            .layer(axum::middleware::from_fn(server_fn_error_status))
             .layer(axum::middleware::from_fn_with_state(
                 guard,
                 crate::guard::check,

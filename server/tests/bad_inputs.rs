@@ -161,6 +161,8 @@ fn video_corpus() -> Vec<(String, PathBuf)> {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The library id of the configured video.
+    video: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -199,6 +201,7 @@ impl Server {
         Self {
             child,
             addr,
+            video: common::id_of(video_path),
             log,
             _dir: dir,
         }
@@ -227,7 +230,7 @@ impl Server {
         let r = self.post(
             "/api/index_status",
             "application/x-www-form-urlencoded",
-            b"",
+            format!("video={}", self.video).as_bytes(),
         );
         serde_json::from_slice(&r.body).unwrap_or_default()
     }
@@ -303,8 +306,17 @@ fn bad_inputs_get_clear_errors_and_the_server_keeps_serving() {
         }
         let mut server = Server::start(&path, None);
         let info = form(&server, "/api/video_info", "");
-        let frame = form(&server, "/api/frame", "viewer=bad-input&frame=0");
-        let late = form(&server, "/api/frame", "viewer=bad-input&frame=99999999");
+        let video = server.video.clone();
+        let frame = form(
+            &server,
+            "/api/frame",
+            &format!("video={video}&viewer=bad-input&frame=0"),
+        );
+        let late = form(
+            &server,
+            "/api/frame",
+            &format!("video={video}&viewer=bad-input&frame=99999999"),
+        );
         assert_ne!(late.status, 200, "{what}: a frame past the end");
         for (name, r) in [
             ("video_info", &info),
@@ -431,18 +443,19 @@ fn bad_inputs_get_clear_errors_and_the_server_keeps_serving() {
     // Malformed and oversized requests against a good server.
     let mut server = Server::start(&good, None);
     let big = vec![b'a'; 40 * 1024 * 1024];
+    let video = server.video.clone();
     let requests: Vec<(&str, &str, &str, Vec<u8>)> = vec![
         (
             "frame=-1",
             "/api/frame",
             "application/x-www-form-urlencoded",
-            b"viewer=x&frame=-1".to_vec(),
+            format!("video={video}&viewer=x&frame=-1").into_bytes(),
         ),
         (
             "frame=abc",
             "/api/frame",
             "application/x-www-form-urlencoded",
-            b"viewer=x&frame=abc".to_vec(),
+            format!("video={video}&viewer=x&frame=abc").into_bytes(),
         ),
         (
             "no arguments",
@@ -454,19 +467,19 @@ fn bad_inputs_get_clear_errors_and_the_server_keeps_serving() {
             "a 10,000-character viewer id",
             "/api/frame",
             "application/x-www-form-urlencoded",
-            format!("viewer={}&frame=1", "v".repeat(10_000)).into_bytes(),
+            format!("video={video}&viewer={}&frame=1", "v".repeat(10_000)).into_bytes(),
         ),
         (
             "scores: broken JSON",
             "/api/scores",
             "application/json",
-            b"{\"prompts\": [".to_vec(),
+            format!("{{\"video\": \"{video}\", \"prompts\": [").into_bytes(),
         ),
         (
             "scores: wrong type",
             "/api/scores",
             "application/json",
-            b"{\"prompts\": 5}".to_vec(),
+            format!("{{\"video\": \"{video}\", \"prompts\": 5}}").into_bytes(),
         ),
         (
             "search: garbage postcard",
@@ -495,6 +508,8 @@ fn bad_inputs_get_clear_errors_and_the_server_keeps_serving() {
             server.post(endpoint, content_type, &body)
         };
         assert!((400..600).contains(&r.status), "{what}: {}", r.status);
+        // The request is at fault, not the server: 4xx, never 500.
+        assert!(r.status < 500, "{what}: {} {}", r.status, r.text());
         if body.len() > 1 << 20 {
             assert_eq!(r.status, 413, "{what}: {}", r.text());
         }

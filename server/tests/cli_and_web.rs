@@ -130,6 +130,8 @@ fn serve_refuses_a_bad_config_with_its_reason() {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The library id of the configured video.
+    video: String,
     _dir: tempfile::TempDir,
 }
 
@@ -177,15 +179,23 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        let video = env
+            .iter()
+            .find(|(k, _)| *k == "CLIP_INVESTIGATOR_VIDEO")
+            .map_or_else(
+                || common::id_of(video_path),
+                |(_, v)| common::id_of(Path::new(v)),
+            );
         Self {
             child,
             addr,
+            video,
             _dir: dir,
         }
     }
 
     fn frame(&self, viewer: &str, frame: &str) -> common::HttpResponse {
-        let body = format!("viewer={viewer}&frame={frame}");
+        let body = format!("video={}&viewer={viewer}&frame={frame}", self.video);
         http(
             self.addr,
             "POST",
@@ -320,14 +330,14 @@ fn index_status(server: &Server) -> serde_json::Value {
         "POST",
         "/api/index_status",
         "application/x-www-form-urlencoded",
-        b"",
+        format!("video={}", server.video).as_bytes(),
     );
     assert_eq!(response.status, 200, "{}", response.text());
     serde_json::from_slice(&response.body).unwrap()
 }
 
 fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, String> {
-    let body = serde_json::json!({ "prompts": prompts }).to_string();
+    let body = serde_json::json!({ "video": server.video, "prompts": prompts }).to_string();
     let response = http(
         server.addr,
         "POST",
@@ -345,6 +355,7 @@ fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, 
 /// The search server function's arguments, in their postcard order.
 #[derive(serde::Serialize)]
 struct SearchArgs {
+    video: String,
     text: Option<String>,
     image: Option<Vec<u8>>,
     top: usize,
@@ -356,7 +367,13 @@ fn search(
     image: Option<Vec<u8>>,
     top: usize,
 ) -> Result<Vec<app::types::SearchHit>, String> {
-    let body = postcard::to_stdvec(&SearchArgs { text, image, top }).unwrap();
+    let body = postcard::to_stdvec(&SearchArgs {
+        video: server.video.clone(),
+        text,
+        image,
+        top,
+    })
+    .unwrap();
     let response = http(
         server.addr,
         "POST",

@@ -57,12 +57,13 @@ fn start(config: &Path) -> (Child, SocketAddr) {
 }
 
 fn status(addr: SocketAddr) -> serde_json::Value {
+    let video = common::id_of(&video("vp9.webm"));
     let response = http(
         addr,
         "POST",
         "/api/index_status",
         "application/x-www-form-urlencoded",
-        b"",
+        format!("video={video}").as_bytes(),
     );
     assert_eq!(response.status, 200, "{}", response.text());
     serde_json::from_slice(&response.body).unwrap()

@@ -90,7 +90,11 @@ impl Server {
         self.post(
             "/api/frame",
             "application/x-www-form-urlencoded",
-            b"viewer=guard-test&frame=7",
+            format!(
+                "video={}&viewer=guard-test&frame=7",
+                common::id_of(&video("h264_gop250.mp4"))
+            )
+            .as_bytes(),
             headers,
         )
     }
@@ -235,25 +239,34 @@ fn everything(server: &Server, headers: &[(&str, &str)]) -> Vec<(String, HttpRes
         answers.push((format!("GET {path}"), server.get(&path, headers)));
     }
     let form = "application/x-www-form-urlencoded";
-    let calls: [(&str, &str, &[u8]); 10] = [
+    let id = common::id_of(&video("h264_gop250.mp4"));
+    let status = format!("video={id}");
+    let frame = format!("video={id}&viewer=secrets&frame=3");
+    let scores = format!(r#"{{"video":"{id}","prompts":["wall","grass"]}}"#);
+    let mut search = vec![16u8];
+    search.extend(id.as_bytes());
+    search.extend(b"\x01\x04wall\x00\x04");
+    let calls: [(&str, &str, &[u8]); 12] = [
+        ("/api/library", form, b""),
         ("/api/video_info", form, b""),
-        ("/api/index_status", form, b""),
+        ("/api/index_status", form, status.as_bytes()),
         ("/api/prompts", form, b""),
-        ("/api/frame", form, b"viewer=secrets&frame=3"),
-        ("/api/frame", form, b"viewer=../../etc&frame=-1"),
+        ("/api/frame", form, frame.as_bytes()),
         (
-            "/api/scores",
-            "application/json",
-            br#"{"prompts":["wall","grass"]}"#,
+            "/api/frame",
+            form,
+            b"video=../../etc&viewer=../../etc&frame=-1",
         ),
+        ("/api/scores", "application/json", scores.as_bytes()),
         ("/api/scores", "application/json", b"{not json"),
-        (
-            "/api/search",
-            "application/x-postcard",
-            b"\x01\x04wall\x00\x04\x00",
-        ),
+        ("/api/search", "application/x-postcard", &search),
         ("/api/search", "application/x-postcard", b"\xff\xff\xff"),
         ("/api/no_such_function", form, b""),
+        (
+            "/api/upload?name=x.mp4",
+            "application/octet-stream",
+            b"not a video",
+        ),
     ];
     for (endpoint, content_type, body) in calls {
         answers.push((

@@ -217,3 +217,13 @@ mod tests {
         assert_eq!(zero, vec![0.0; 3]);
     }
 }
+
+impl From<&ModelIdentity> for crate::cache::ModelKey {
+    fn from(m: &ModelIdentity) -> Self {
+        Self {
+            name: m.name.clone(),
+            revision: m.revision.clone(),
+            dimension: m.dimension as u32,
+        }
+    }
+}

@@ -146,9 +146,12 @@ pub fn http_with(
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    // The server may answer (and close) before it reads the body: a refusal. Read it anyway.
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(!raw.is_empty(), "{method} {path}: no answer ({e})");
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -223,4 +226,106 @@ pub fn wait_until_listening(addr: SocketAddr) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The library id the server gives the video at `path` (its `video_path`, or a library file).
+pub fn id_of(path: &std::path::Path) -> String {
+    server::library::video_id(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// A `serve` process with a config of its own, its log in a file; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts `serve` with `config` (YAML) written into a fresh folder (`{dir}` in the text is
+    /// replaced by that folder), offline, logging at `info`.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), config, env)
+    }
+
+    /// [`start`](Self::start) in a folder prepared by the caller.
+    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(
+            &config_path,
+            config.replace("{dir}", dir.path().to_str().unwrap()),
+        )
+        .unwrap();
+        let addr = free_addr();
+        let log = dir.path().join("server.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
+            .args([
+                "serve",
+                "--config",
+                config_path.to_str().unwrap(),
+                "--addr",
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .env("HF_HUB_OFFLINE", "1")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        wait_until_listening(addr);
+        Self {
+            child,
+            addr,
+            log,
+            dir,
+        }
+    }
+
+    pub fn post(&self, endpoint: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+        http(self.addr, "POST", endpoint, content_type, body)
+    }
+
+    pub fn form(&self, endpoint: &str, body: &str) -> HttpResponse {
+        self.post(
+            endpoint,
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts measuring the peak anew from the current resident memory (Linux `clear_refs`).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .expect("reset the peak RSS through /proc/PID/clear_refs");
+    }
+
+    /// Peak resident memory of the server so far, in MB (Linux).
+    pub fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tiny random-weight CLIP the tests index with.
+pub fn tiny_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
 }

@@ -1,0 +1,51 @@
+//! Any bytes as the arguments of each server function, decoded as server_fn decodes them (form
+//! encoding through serde_qs, JSON, postcard), then through the same checks the functions run.
+//! Refused or accepted, never a panic.
+#![no_main]
+
+use app::api::{check_prompts, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, SearchFrames};
+use app::types::{is_valid_video_id, is_valid_viewer_id};
+use libfuzzer_sys::fuzz_target;
+
+/// server_fn's form decoder: `serde_qs::Config::new(5, false)` (server_fn 0.8, codec/url.rs).
+fn form<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<T> {
+    let text = std::str::from_utf8(data).ok()?;
+    serde_qs::Config::new(5, false).deserialize_str(text).ok()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Some(args) = form::<GetFrame>(body) {
+                let _ = is_valid_video_id(&args.video) && is_valid_viewer_id(&args.viewer);
+            }
+        }
+        1 => {
+            if let Some(args) = form::<GetVideoInfo>(body) {
+                let _ = args.video.as_deref().map(is_valid_video_id);
+            }
+        }
+        2 => {
+            if let Some(args) = form::<GetIndexStatus>(body) {
+                let _ = is_valid_video_id(&args.video);
+            }
+        }
+        3 => {
+            if let Ok(args) = serde_json::from_slice::<GetScores>(body) {
+                let _ = is_valid_video_id(&args.video);
+                let _ = check_prompts(&args.prompts);
+            }
+        }
+        _ => {
+            if let Ok(args) = postcard::from_bytes::<SearchFrames>(body) {
+                let _ = is_valid_video_id(&args.video);
+                if let Some(text) = &args.text {
+                    let _ = check_prompts(std::slice::from_ref(text));
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,553 @@
+//! The video library: the config's `video_path` plus the videos in the `library_dirs` folders,
+//! each addressed by an opaque id. A client never names a file: an id is looked up among the
+//! files the library lists, and a listed file must resolve (symlinks followed) inside a library
+//! folder. Each opened video gets its own engine (decoders) and indexing job; the jobs share one
+//! model and take turns (`max_indexing_jobs`), and all decoders share one budget.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::SystemTime;
+
+use app::backend::{BoxFuture, VideoBackend};
+use app::types::{
+    FrameJpeg, IndexState, IndexStatus, Indexed, LibraryVideo, ScoreSeries, SearchHit, VideoInfo,
+};
+
+use crate::cache::EmbeddingFile;
+use crate::config::Settings;
+use crate::embed::Embedder;
+use crate::engine::{Engine, FrameSettings};
+use crate::index::{IndexOptions, VideoToIndex};
+use crate::indexer::{IndexQueue, Indexer};
+use crate::video::{self, Metadata};
+
+/// File name endings listed as videos (others in a library folder are ignored).
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mkv", "webm", "mov", "avi", "mpg", "mpeg", "ts", "y4m", "ogv", "wmv", "flv",
+    "3gp",
+];
+
+/// Longest file name accepted for an upload, in bytes (most file systems allow 255).
+pub const MAX_NAME_BYTES: usize = 200;
+
+type LoadModel = dyn Fn() -> Result<Arc<dyn Embedder>, String> + Send + Sync;
+
+/// The model, loaded once on first use and shared by every video's indexing job.
+pub struct SharedModel {
+    load: Box<LoadModel>,
+    loaded: OnceLock<Result<Arc<dyn Embedder>, String>>,
+}
+
+impl SharedModel {
+    pub fn new(
+        load: impl Fn() -> Result<Arc<dyn Embedder>, String> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            load: Box::new(load),
+            loaded: OnceLock::new(),
+        })
+    }
+
+    /// Loads on the first call (concurrent callers wait for it); later calls share the result.
+    pub fn get(&self) -> Result<Arc<dyn Embedder>, String> {
+        self.loaded.get_or_init(|| (self.load)()).clone()
+    }
+
+    /// The model if it has loaded, without waiting.
+    fn ready(&self) -> Option<Arc<dyn Embedder>> {
+        self.loaded.get().and_then(|r| r.as_ref().ok().cloned())
+    }
+}
+
+/// One opened video: its frames and its index.
+pub struct Session {
+    pub path: PathBuf,
+    pub engine: Arc<Engine>,
+    pub indexer: Arc<Indexer>,
+}
+
+/// What probing a file found, kept until the file changes.
+struct Probe {
+    stamp: (SystemTime, u64),
+    meta: Result<Metadata, String>,
+}
+
+pub struct Library {
+    default_video: PathBuf,
+    default_id: String,
+    /// The library folders, resolved; folders that do not exist are left out (and logged).
+    roots: Vec<PathBuf>,
+    max_upload_bytes: u64,
+    frames: FrameSettings,
+    index_options: IndexOptions,
+    model: Arc<SharedModel>,
+    queue: Arc<IndexQueue>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    probes: Mutex<HashMap<PathBuf, Probe>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id of the file at `path` (already resolved): a hash of the path, so it stays the same
+/// across restarts (share links keep working) and tells nothing about where the file lives.
+pub fn video_id(path: &Path) -> String {
+    let mut hash = crate::cache::Fnv64::new();
+    hash.update(path.as_os_str().as_encoded_bytes());
+    format!("{:016x}", hash.finish())
+}
+
+fn has_video_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A file name an upload may take, or why not. Names are taken as given or refused, never
+/// rewritten, so the user sees the name they chose.
+pub fn check_upload_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the upload needs a file name (?name=video.mp4)".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the file name is {} bytes long; at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    if name.starts_with('.') {
+        return Err("the file name must not start with a dot".into());
+    }
+    if let Some(c) = name.chars().find(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                '/' | '\\' | ':' | '%' | '*' | '?' | '"' | '<' | '>' | '|'
+            )
+    }) {
+        return Err(format!(
+            "the file name must not contain {c:?}: give a plain name such as holiday.mp4"
+        ));
+    }
+    if !has_video_extension(Path::new(name)) {
+        return Err(format!(
+            "the file name must end in a video extension ({})",
+            VIDEO_EXTENSIONS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+impl Library {
+    /// Opens the library and starts indexing the default video (as the single-video server did).
+    pub fn new(settings: &Settings, model: Arc<SharedModel>) -> Arc<Self> {
+        let roots = settings
+            .library_dirs
+            .iter()
+            .filter_map(|dir| match dir.canonicalize() {
+                Ok(root) if root.is_dir() => Some(root),
+                Ok(_) => {
+                    tracing::warn!("library folder {} is not a folder; left out", dir.display());
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "library folder {} cannot be opened ({e}); left out",
+                        dir.display()
+                    );
+                    None
+                }
+            })
+            .collect();
+        let default_video = settings
+            .video_path
+            .canonicalize()
+            .unwrap_or_else(|_| settings.video_path.clone());
+        let library = Arc::new(Self {
+            default_id: video_id(&default_video),
+            default_video,
+            roots,
+            max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
+            frames: FrameSettings::from(settings),
+            index_options: crate::commands::index_options(settings, None, None),
+            model,
+            queue: IndexQueue::new(settings.max_indexing_jobs),
+            sessions: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
+        });
+        // The default video opens at once, so its indexing starts with the server.
+        let _ = library.session(&library.default_id.clone());
+        library
+    }
+
+    pub fn default_id(&self) -> &str {
+        &self.default_id
+    }
+
+    /// The folder uploads go to, and the largest upload in bytes.
+    pub fn upload_target(&self) -> Option<(&Path, u64)> {
+        self.roots
+            .first()
+            .map(|r| (r.as_path(), self.max_upload_bytes))
+    }
+
+    /// The listed files: the default video first, then each folder's videos by name. Only
+    /// regular files whose resolved path lies inside their library folder.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        let mut files = vec![(self.default_id.clone(), self.default_video.clone())];
+        for root in &self.roots {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    has_video_extension(p)
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .filter_map(|p| inside(root, &p))
+                .collect();
+            found.sort();
+            for path in found {
+                let id = video_id(&path);
+                if !files.iter().any(|(known, _)| *known == id) {
+                    files.push((id, path));
+                }
+            }
+        }
+        files
+    }
+
+    /// The file of `id`, or why there is none. Looked up among the listed files only.
+    pub fn resolve(&self, id: &str) -> Result<PathBuf, String> {
+        if !app::types::is_valid_video_id(id) {
+            return Err(app::api::NOT_A_VIDEO_ID.into());
+        }
+        self.files()
+            .into_iter()
+            .find(|(known, _)| known == id)
+            .map(|(_, path)| path)
+            .ok_or_else(|| {
+                format!("{}{id} in the library (it may have been deleted or renamed): open the list of videos and choose one", app::api::NO_SUCH_VIDEO)
+            })
+    }
+
+    /// The open session of `id`, opening the video (and queueing its indexing) on first use.
+    pub fn session(&self, id: &str) -> Result<Arc<Session>, String> {
+        let mut sessions = lock(&self.sessions);
+        if let Some(session) = sessions.get(id) {
+            if id == self.default_id || session.path.is_file() {
+                return Ok(Arc::clone(session));
+            }
+            // Deleted while open: forget it (its job saves what it has and stops).
+            let gone = sessions.remove(id);
+            if let Some(gone) = gone {
+                let indexer = Arc::clone(&gone.indexer);
+                std::thread::spawn(move || indexer.stop(std::time::Duration::from_secs(10)));
+            }
+        }
+        let path = self.resolve(id)?;
+        let engine = Arc::new(Engine::new(&path, self.frames));
+        let model = Arc::clone(&self.model);
+        let indexer = Indexer::start(
+            engine.video().cloned(),
+            self.index_options.clone(),
+            Arc::clone(&self.queue),
+            move || model.get(),
+        );
+        let session = Arc::new(Session {
+            path,
+            engine,
+            indexer,
+        });
+        sessions.insert(id.to_string(), Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Metadata of `id` for the page.
+    pub fn info(&self, id: &str) -> Result<VideoInfo, String> {
+        let session = self.session(id)?;
+        let mut info = session.engine.video()?.info();
+        info.id = id.to_string();
+        Ok(info)
+    }
+
+    /// Keeps the decoders of all videos together within `max_decoders`, closing idle ones
+    /// first and then the least recently used.
+    pub fn enforce_decoder_budget(&self) {
+        let sessions: Vec<Arc<Session>> = lock(&self.sessions).values().cloned().collect();
+        for session in &sessions {
+            session.engine.close_idle_decoders();
+        }
+        loop {
+            let open: usize = sessions.iter().map(|s| s.engine.open_decoders()).sum();
+            if open <= self.frames.max_decoders {
+                break;
+            }
+            let oldest = sessions
+                .iter()
+                .filter_map(|s| s.engine.close_idle_decoders().map(|t| (t, s)))
+                .min_by_key(|(t, _)| *t);
+            match oldest {
+                Some((_, session)) => session.engine.close_oldest_decoder(),
+                None => break,
+            }
+        }
+    }
+
+    /// Every open session, for stopping their jobs at shutdown.
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+
+    /// The list page's rows. Blocking: probes files it has not seen (or that changed).
+    pub fn list(&self) -> Vec<LibraryVideo> {
+        self.files()
+            .into_iter()
+            .map(|(id, path)| {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let meta = self.probe(&path);
+                let indexed = match &meta {
+                    Ok(meta) => self.indexed(&id, &path, meta),
+                    Err(_) => Indexed::No,
+                };
+                let (width, height, frames, duration_s) = match &meta {
+                    Ok(m) => (m.width, m.height, m.frames, m.duration_s()),
+                    Err(_) => (0, 0, 0, 0.0),
+                };
+                LibraryVideo {
+                    default: id == self.default_id,
+                    id,
+                    name,
+                    width,
+                    height,
+                    duration_s,
+                    frames,
+                    indexed,
+                    error: meta.err(),
+                }
+            })
+            .collect()
+    }
+
+    fn probe(&self, path: &Path) -> Result<Metadata, String> {
+        let stamp = std::fs::metadata(path)
+            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+            .map_err(|_| "the file cannot be read".to_string())?;
+        if let Some(probe) = lock(&self.probes).get(path).filter(|p| p.stamp == stamp) {
+            return probe.meta.clone();
+        }
+        // An open session knows the exact count; a new file gets the container's figures.
+        let meta = match lock(&self.sessions).get(&video_id(path)) {
+            Some(session) => session.engine.video().map(|v| v.metadata()),
+            None => video::probe(path).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| crate::engine::public_message(&e, path));
+        if meta.as_ref().is_ok_and(|m| m.exact_count) || meta.is_err() {
+            lock(&self.probes).insert(
+                path.to_path_buf(),
+                Probe {
+                    stamp,
+                    meta: meta.clone(),
+                },
+            );
+        }
+        meta
+    }
+
+    /// How much of `path` is indexed: from its running job, else from its cache file.
+    fn indexed(&self, id: &str, path: &Path, meta: &Metadata) -> Indexed {
+        if let Some(session) = lock(&self.sessions).get(id) {
+            let status = session.indexer.status();
+            return match status.state {
+                IndexState::Done => Indexed::Yes,
+                _ if status.done > 0 => Indexed::Partly,
+                _ => Indexed::No,
+            };
+        }
+        let Some(model) = self.model.ready() else {
+            return Indexed::No;
+        };
+        let Ok(video) = VideoToIndex::with_metadata(path, meta.clone()) else {
+            return Indexed::No;
+        };
+        let header = video.header(model.as_ref(), self.index_options.sample_fps);
+        let file = self
+            .index_options
+            .cache_dir
+            .join(EmbeddingFile::file_name_skipping(
+                &header,
+                self.index_options.skip_similar,
+            ));
+        match EmbeddingFile::peek(&file) {
+            Ok(cached) if cached.header.video == header.video && !cached.frames.is_empty() => {
+                let planned = app::scores::sampled_frames(
+                    cached.header.video_frames,
+                    cached.header.video_fps_micros as f64 / 1e6,
+                    self.index_options.sample_fps,
+                )
+                .len();
+                if cached.frames.len() >= planned {
+                    Indexed::Yes
+                } else {
+                    Indexed::Partly
+                }
+            }
+            _ => Indexed::No,
+        }
+    }
+}
+
+/// `path` resolved, if it is a regular file inside `root` (which is resolved already).
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let resolved = path.canonicalize().ok()?;
+    (resolved.starts_with(root) && resolved.is_file()).then_some(resolved)
+}
+
+/// The library as the app's server functions see it.
+pub struct LibraryBackend {
+    pub library: Arc<Library>,
+    /// The config's `CLIP:` prompts.
+    pub prompts: Vec<String>,
+}
+
+/// Runs `work` with the session of `video` on tokio's blocking pool.
+fn with_session<T: Send + 'static>(
+    library: &Arc<Library>,
+    video: String,
+    what: &'static str,
+    work: impl FnOnce(Arc<Session>) -> Result<T, String> + Send + 'static,
+) -> BoxFuture<Result<T, String>> {
+    let library = Arc::clone(library);
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || work(library.session(&video)?))
+            .await
+            .map_err(|e| format!("{what} failed: {e}"))?
+    })
+}
+
+impl VideoBackend for LibraryBackend {
+    fn library(&self) -> BoxFuture<Result<app::types::Library, String>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || app::types::Library {
+                videos: library.list(),
+                max_upload_bytes: library.upload_target().map(|(_, limit)| limit),
+            })
+            .await
+            .map_err(|e| format!("listing the videos failed: {e}"))
+        })
+    }
+
+    fn default_video(&self) -> String {
+        self.library.default_id().to_string()
+    }
+
+    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, String>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || library.info(&video))
+                .await
+                .map_err(|e| format!("opening the video failed: {e}"))?
+        })
+    }
+
+    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, String>> {
+        with_session(&self.library, video, "reading the index status", |s| {
+            Ok(s.indexer.status())
+        })
+    }
+
+    fn scores(
+        &self,
+        video: String,
+        prompts: Vec<String>,
+    ) -> BoxFuture<Result<ScoreSeries, String>> {
+        with_session(&self.library, video, "scoring", move |s| {
+            s.indexer.scores_blocking(&prompts)
+        })
+    }
+
+    fn search(
+        &self,
+        video: String,
+        text: Option<String>,
+        image: Option<Vec<u8>>,
+        top: usize,
+    ) -> BoxFuture<Result<Vec<SearchHit>, String>> {
+        with_session(&self.library, video, "search", move |s| {
+            let fps = s.engine.video().map_or(0.0, |v| v.metadata().fps);
+            s.indexer
+                .search_blocking(text.as_deref(), image.as_deref(), top, fps)
+        })
+    }
+
+    fn default_prompts(&self) -> Vec<String> {
+        self.prompts.clone()
+    }
+
+    fn frame_jpeg(
+        &self,
+        video: String,
+        viewer: String,
+        frame: u64,
+    ) -> BoxFuture<Result<FrameJpeg, String>> {
+        let library = Arc::clone(&self.library);
+        with_session(&self.library, video, "decoding a frame", move |s| {
+            // The same viewer on another video is another decoder.
+            let jpeg = s.engine.frame_jpeg_blocking(&viewer, frame);
+            library.enforce_decoder_budget();
+            let jpeg = jpeg.map_err(|e| crate::engine::public_message(&e.to_string(), &s.path))?;
+            Ok(FrameJpeg {
+                frame,
+                jpeg: jpeg.as_ref().clone(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_names_that_could_leave_the_folder_are_refused() {
+        for bad in [
+            "",
+            "../escape.mp4",
+            "..\\escape.mp4",
+            "/etc/escape.mp4",
+            "a/b.mp4",
+            "%2e%2e%2fescape.mp4",
+            "..%2fescape.mp4",
+            "nul\0byte.mp4",
+            ".hidden.mp4",
+            "..",
+            "notes.txt",
+            "video",
+            "C:escape.mp4",
+            &format!("{}.mp4", "a".repeat(300)),
+        ] {
+            assert!(check_upload_name(bad).is_err(), "accepted {bad:?}");
+        }
+        for good in ["holiday.mp4", "Clip 2 (final).MKV", "été.webm"] {
+            assert_eq!(check_upload_name(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn ids_are_hex_of_the_path_and_stable() {
+        let id = video_id(Path::new("/videos/a.mp4"));
+        assert!(app::types::is_valid_video_id(&id), "{id}");
+        assert_eq!(id, video_id(Path::new("/videos/a.mp4")));
+        assert_ne!(id, video_id(Path::new("/videos/b.mp4")));
+    }
+}

@@ -1,0 +1,492 @@
+//! The video library against a running server: listing, opening by id, the indexing queue,
+//! uploads (streamed, checked, limited), and every way a request could try to reach a file
+//! outside the library folders.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{decode_frame_payload, http_with, id_of, tiny_model, video, Served};
+
+/// A library folder beside a folder it must not leak: the server's config folder holds both.
+struct Fixture {
+    server: Served,
+    library: PathBuf,
+    outside: PathBuf,
+}
+
+const MARKER: &str = "OUTSIDE-THE-LIBRARY-7f3a";
+
+fn fixture(max_upload_mb: u64) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("library");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&library).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(video("vp9.webm"), library.join("a.webm")).unwrap();
+    std::fs::copy(video("mpeg2.mkv"), library.join("b.mkv")).unwrap();
+    std::fs::write(library.join("broken.mp4"), "not a video\n".repeat(50)).unwrap();
+    std::fs::write(library.join("notes.txt"), "not listed").unwrap();
+    std::fs::copy(video("vp9.webm"), library.join(".hidden.webm")).unwrap();
+    std::fs::copy(video("vfr_h264.mp4"), outside.join("secret.mp4")).unwrap();
+    std::fs::write(outside.join("secret.txt"), MARKER).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.mp4"), library.join("escape.mp4")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret.mp4", library.join("relative.mp4")).unwrap();
+    std::os::unix::fs::symlink(&outside, library.join("outside-dir.mp4")).unwrap();
+    std::os::unix::fs::symlink(library.join("a.webm"), library.join("same-as-a.webm")).unwrap();
+    let server = Served::start_in(
+        dir,
+        &format!(
+            "video_path: {:?}\nlibrary_dirs: [\"{{dir}}/library\"]\nCLIP:\n  - wall\nmodel: {:?}\nembeddings_dir: \"{{dir}}/embeddings\"\nmax_upload_mb: {max_upload_mb}\n",
+            video("h264_gop250.mp4"),
+            tiny_model(),
+        ),
+        &[],
+    );
+    Fixture {
+        server,
+        library,
+        outside,
+    }
+}
+
+impl Fixture {
+    fn library(&self) -> app::types::Library {
+        let r = self.server.form("/api/library", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn id(&self, name: &str) -> String {
+        self.library()
+            .videos
+            .into_iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("{name} is not listed"))
+            .id
+    }
+
+    fn status(&self, id: &str) -> serde_json::Value {
+        let r = self
+            .server
+            .form("/api/index_status", &format!("video={id}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn upload(
+        &self,
+        query_name: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> common::HttpResponse {
+        http_with(
+            self.server.addr,
+            "POST",
+            &format!("/api/upload?name={query_name}"),
+            "application/octet-stream",
+            body,
+            headers,
+        )
+    }
+
+    /// Every file under the fixture's folder, to check that nothing appeared where it must not.
+    fn all_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_symlink() || !path.is_dir() {
+                    out.push(path);
+                } else {
+                    walk(&path, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.server.dir.path(), &mut out);
+        out.retain(|p| !p.starts_with(self.server.dir.path().join("embeddings")));
+        out.sort();
+        out
+    }
+}
+
+#[test]
+fn the_library_lists_its_videos_and_opens_each_by_id() {
+    let f = fixture(64);
+    let raw = f.server.form("/api/library", "");
+    assert!(
+        !raw.text().contains(f.server.dir.path().to_str().unwrap()),
+        "the list names files, never folders: {}",
+        raw.text()
+    );
+    let library = f.library();
+    let names: Vec<&str> = library.videos.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["h264_gop250.mp4", "a.webm", "b.mkv", "broken.mp4"],
+        "the config's video first, then the folder's videos by name; no symlinks out, no \
+         hidden files, no duplicates, nothing but videos"
+    );
+    assert!(library.videos[0].default);
+    assert_eq!(library.max_upload_bytes, Some(64 * 1024 * 1024));
+    let a = &library.videos[1];
+    assert_eq!((a.width, a.height), (1280, 720), "{a:?}");
+    assert!((a.duration_s - 10.0).abs() < 0.5, "{a:?}");
+    assert!(a.error.is_none());
+    let broken = &library.videos[3];
+    assert!(
+        broken
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("broken.mp4")),
+        "{broken:?}"
+    );
+    for video in &library.videos {
+        assert!(app::types::is_valid_video_id(&video.id), "{video:?}");
+    }
+
+    // Opening by id: its metadata and its exact frames, one decoder per (video, viewer).
+    let info = f.server.form("/api/video_info", &format!("video={}", a.id));
+    assert_eq!(info.status, 200, "{}", info.text());
+    let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(info["name"], "a.webm");
+    assert_eq!(info["id"], a.id.as_str());
+    for (video, frame) in [
+        (&a.id, 7),
+        (&library.videos[2].id, 11),
+        (&library.videos[0].id, 5),
+    ] {
+        let r = f.server.form(
+            "/api/frame",
+            &format!("video={video}&viewer=viewer-one&frame={frame}"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(decode_frame_payload(&r.body).0, frame);
+    }
+
+    // Queue: at most one video indexes at a time (max_indexing_jobs: 1); all finish.
+    let ids = [
+        library.videos[0].id.clone(),
+        a.id.clone(),
+        library.videos[2].id.clone(),
+    ];
+    let started = Instant::now();
+    let mut saw_waiting = false;
+    loop {
+        let states: Vec<serde_json::Value> = ids.iter().map(|id| f.status(id)).collect();
+        // Mid-job (some frames embedded, some not): the reads are a few ms apart, far less
+        // than one batch takes, so two jobs mid-job in one round ran at the same time.
+        let mid_job = states
+            .iter()
+            .filter(|s| {
+                s["state"] == "Running"
+                    && s["done"].as_u64() > Some(0)
+                    && s["done"].as_u64() < s["total"].as_u64()
+            })
+            .count();
+        assert!(mid_job <= 1, "two jobs at once: {states:?}");
+        saw_waiting |= states
+            .iter()
+            .any(|s| s["message"].as_str().is_some_and(|m| m.contains("queued")));
+        if states.iter().all(|s| s["state"] == "Done") {
+            break;
+        }
+        assert!(states.iter().all(|s| s["state"] != "Failed"), "{states:?}");
+        assert!(started.elapsed() < Duration::from_secs(120), "{states:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(saw_waiting, "a second video waited for its turn");
+    let indexed: Vec<app::types::Indexed> = f.library().videos.iter().map(|v| v.indexed).collect();
+    assert_eq!(
+        indexed[..3],
+        [app::types::Indexed::Yes; 3],
+        "the list shows the finished indexes"
+    );
+}
+
+#[test]
+fn no_request_reaches_a_file_outside_the_library() {
+    let f = fixture(64);
+    let before = f.all_files();
+    let outside_video = f.outside.join("secret.mp4");
+    let long = "a".repeat(10_000);
+    let ids: Vec<String> = vec![
+        "../outside/secret.mp4".into(),
+        "..%2Foutside%2Fsecret.mp4".into(),
+        "%2e%2e%2foutside%2fsecret.txt".into(),
+        "%252e%252e%252foutside%252fsecret.txt".into(),
+        f.outside.join("secret.txt").to_string_lossy().into_owned(),
+        "/etc/passwd".into(),
+        "%2Fetc%2Fpasswd".into(),
+        "0123456789abcdef%00.mp4".into(),
+        "0123456789abcde%00".into(),
+        long,
+        // Well-formed ids of files the library does not list.
+        id_of(&outside_video),
+        id_of(&f.library.join("escape.mp4")),
+        server::library::video_id(&f.library.join("escape.mp4")),
+        server::library::video_id(&f.library.join("relative.mp4")),
+        id_of(&f.library.join(".hidden.webm")),
+        id_of(&f.library.join("notes.txt")),
+        id_of(&f.outside.join("secret.txt")),
+        id_of(&f.library).to_uppercase(),
+        "ffffffffffffffff".into(),
+    ];
+    for id in &ids {
+        let calls = [
+            ("/api/video_info", format!("video={id}")),
+            ("/api/index_status", format!("video={id}")),
+            ("/api/frame", format!("video={id}&viewer=traversal&frame=0")),
+        ];
+        for (endpoint, body) in calls {
+            let r = f.server.form(endpoint, &body);
+            let text = r.text();
+            assert_ne!(r.status, 200, "{endpoint} {id:.80}: {text:.300}");
+            assert!(
+                text.contains("not a video id") || text.contains("no video"),
+                "{endpoint} {id:.80}: {text:.300}"
+            );
+            assert!(
+                !text.contains(MARKER) && !text.contains("secret") && !text.contains("/outside"),
+                "{endpoint} {id:.80}: {text:.300}"
+            );
+        }
+        let json = serde_json::json!({ "video": id, "prompts": ["wall"] }).to_string();
+        let r = f
+            .server
+            .post("/api/scores", "application/json", json.as_bytes());
+        assert_ne!(r.status, 200, "scores {id:.80}");
+    }
+    println!(
+        "{} ids x 4 server functions refused; 13 upload names refused",
+        ids.len()
+    );
+    // The page with such an id says so and names nothing outside.
+    let page = common::http(
+        f.server.addr,
+        "GET",
+        &format!("/?video={}", id_of(&outside_video)),
+        "text/html",
+        b"",
+    )
+    .text();
+    assert!(page.contains("no video"), "{page:.2000}");
+    assert!(!page.contains("secret"), "{page:.2000}");
+
+    // Uploads whose names try to leave the folder are refused, and write nothing.
+    for name in [
+        "../escape.mp4",
+        "..%2Fescape.mp4",
+        "%2e%2e%2fescape.mp4",
+        "%252e%252e%252fescape.mp4",
+        "..%5Cescape.mp4",
+        "%2Ftmp%2Fclip-investigator-escape.mp4",
+        "outside%2Fsecret.mp4",
+        "a.mp4%00.txt",
+        "%00",
+        "",
+        ".hidden2.webm",
+        "notes.txt",
+        &format!("{}.webm", "a".repeat(300)),
+    ] {
+        // A small body: the server refuses by name before reading it.
+        let r = f.upload(name, b"\x1aE\xdf\xa3 a tiny body", &[]);
+        assert_eq!(r.status, 400, "upload {name:.80}: {}", r.text());
+    }
+    // The symlink to a file outside exists, so an upload cannot write through it either.
+    let r = f.upload("escape.mp4", b"overwrite?", &[]);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(f.all_files(), before, "nothing was written");
+    assert!(!Path::new("/tmp/clip-investigator-escape.mp4").exists());
+    assert_eq!(
+        std::fs::read_to_string(f.outside.join("secret.txt")).unwrap(),
+        MARKER
+    );
+
+    // An id that was valid stops working when its file is deleted, and says why.
+    std::fs::copy(video("vp9.webm"), f.library.join("doomed.webm")).unwrap();
+    let doomed = f.id("doomed.webm");
+    let r = f.server.form("/api/video_info", &format!("video={doomed}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    std::fs::remove_file(f.library.join("doomed.webm")).unwrap();
+    for (endpoint, body) in [
+        ("/api/video_info", format!("video={doomed}")),
+        (
+            "/api/frame",
+            format!("video={doomed}&viewer=doomed-viewer&frame=1"),
+        ),
+    ] {
+        let r = f.server.form(endpoint, &body);
+        assert_ne!(r.status, 200, "{endpoint}");
+        assert!(r.text().contains("deleted or renamed"), "{}", r.text());
+    }
+    assert!(!f.server.log().contains("panicked"), "{}", f.server.log());
+}
+
+/// Sends `total` bytes of zeros as an upload, chunked (no declared length) or with its length
+/// declared, and returns the answer (the server may answer before reading it all).
+fn raw_upload(f: &Fixture, name: &str, total: usize, chunked: bool) -> (u16, String) {
+    let mut stream = TcpStream::connect(f.server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let length = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {total}")
+    };
+    let head = format!(
+        "POST /api/upload?name={name} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{length}\r\n\r\n",
+        f.server.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut sent = 0;
+    while sent < total {
+        let n = chunk.len().min(total - sent);
+        let framed = if chunked {
+            [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat()
+        } else {
+            chunk[..n].to_vec()
+        };
+        if stream.write_all(&framed).is_err() {
+            break; // The server answered and closed early.
+        }
+        sent += n;
+    }
+    if chunked {
+        let _ = stream.write_all(b"0\r\n\r\n");
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn uploads_are_streamed_to_disk_checked_and_limited() {
+    let f = fixture(32);
+    let clip = std::fs::read(video("vp9.webm")).unwrap();
+
+    // A good video is listed under its name and opens.
+    let r = f.upload("new%20clip.webm", &clip, &[]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let uploaded: app::types::Uploaded = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(uploaded.name, "new clip.webm");
+    assert_eq!(f.id("new clip.webm"), uploaded.id);
+    assert_eq!(
+        std::fs::read(f.library.join("new clip.webm")).unwrap(),
+        clip
+    );
+    let frame = f.server.form(
+        "/api/frame",
+        &format!("video={}&viewer=uploader&frame=42", uploaded.id),
+    );
+    assert_eq!(frame.status, 200, "{}", frame.text());
+    assert_eq!(decode_frame_payload(&frame.body).0, 42);
+
+    // The same name again: refused, the first file untouched.
+    let r = f.upload("new%20clip.webm", b"something else", &[]);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        std::fs::read(f.library.join("new clip.webm")).unwrap(),
+        clip
+    );
+
+    // Content that does not decode is refused and not kept.
+    for (name, body) in [
+        ("text.mp4", b"just some text, not a video\n".repeat(100)),
+        ("header-only.webm", clip[..4096].to_vec()),
+        ("empty.mp4", Vec::new()),
+    ] {
+        let r = f.upload(name, &body, &[]);
+        assert!(
+            r.status == 422 || (name == "empty.mp4" && r.status == 400),
+            "{name}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains(".upload-"), "{}", r.text());
+        assert!(!f.library.join(name).exists(), "{name} was kept");
+    }
+
+    // Over the limit, declared: refused before the body is read.
+    let (status, answer) = raw_upload(&f, "big.mp4", 33 * 1024 * 1024, false);
+    assert_eq!(status, 413, "{answer}");
+    // Memory from here on: wait until the indexing jobs (which use memory of their own) end.
+    for id in [f.library().videos[0].id.clone(), uploaded.id.clone()] {
+        let started = Instant::now();
+        while f.status(&id)["state"] != "Done" {
+            assert!(started.elapsed() < Duration::from_secs(120));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Over the limit without a declared length: cut off at the limit, with memory flat.
+    // The peak from here on, starting at the current resident size.
+    f.server.reset_peak_rss();
+    let before = f.server.peak_rss_mb();
+    let (status, answer) = raw_upload(&f, "stream.mp4", 48 * 1024 * 1024, true);
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("32 MiB"), "{answer}");
+    let grown = f.server.peak_rss_mb() - before;
+    assert!(
+        grown < 16.0,
+        "an upload of 32 MiB and more raised the server's peak memory by {grown:.1} MB"
+    );
+    // Under the limit without a declared length: streamed, checked, refused as not a video.
+    f.server.reset_peak_rss();
+    let before_24 = f.server.peak_rss_mb();
+    let (status, answer) = raw_upload(&f, "zeros.mp4", 24 * 1024 * 1024, true);
+    assert_eq!(status, 422, "{answer}");
+    let grown_24 = f.server.peak_rss_mb() - before_24;
+    assert!(
+        grown_24 < 16.0,
+        "a 24 MiB upload raised peak memory by {grown_24:.1} MB"
+    );
+    println!(
+        "RSS {before:.1} MB; peak +{grown:.1} MB while 48 MiB were sent (413 at 32 MiB); RSS {before_24:.1} MB, peak +{grown_24:.1} MB during a 24 MiB upload"
+    );
+
+    // Another site's page cannot upload.
+    let r = f.upload(
+        "cross-site.webm",
+        &clip[..1000],
+        &[("Origin", "http://evil.example")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!f.library.join("cross-site.webm").exists());
+
+    // No temporary file is left behind, and only the good upload was added.
+    let hidden: Vec<PathBuf> = std::fs::read_dir(&f.library)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".upload-")
+        })
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+    let names: Vec<String> = f.library().videos.into_iter().map(|v| v.name).collect();
+    assert_eq!(
+        names,
+        [
+            "h264_gop250.mp4",
+            "a.webm",
+            "b.mkv",
+            "broken.mp4",
+            "new clip.webm"
+        ]
+    );
+    assert!(!f.server.log().contains("panicked"));
+}

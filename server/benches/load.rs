@@ -17,7 +17,6 @@ mod common;
 mod vit_b32;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -133,9 +132,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let model = std::env::var_os("CLIP_BENCH_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(vit_b32::model_folder);
+    let model = vit_b32::bench_model();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     let mut text = format!(
@@ -184,6 +181,10 @@ fn main() {
             format!("video={}", video_id()).as_bytes(),
         );
         let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap_or_default();
+        assert_ne!(
+            status["state"], "Failed",
+            "the index job failed (see the server's log above): {status}"
+        );
         indexed.push(status["done"].as_u64().unwrap_or(0));
     }
     stop.store(true, Ordering::Relaxed);

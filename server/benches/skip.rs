@@ -14,7 +14,7 @@ mod common;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use server::cache::EmbeddingFile;
@@ -63,9 +63,7 @@ fn index(video: &VideoToIndex, clip: &LocalClip, skip: Option<f32>) -> Run {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let folder = std::env::var_os("CLIP_BENCH_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(vit_b32::model_folder);
+    let folder = vit_b32::bench_model();
     let clip = LocalClip::load_with(&folder, "bench", ImageEngine::Auto).unwrap();
     let prompts = Settings::load(&root.join("config.yaml")).unwrap().prompts;
     let texts = clip.embed_texts(&prompts).unwrap();

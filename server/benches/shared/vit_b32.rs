@@ -20,6 +20,19 @@ const VIT_B32_CONFIG: &str = r#"{
     "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "projection_dim": 512}
 }"#;
 
+/// The model a bench runs: `CLIP_BENCH_MODEL` (a relative path is taken from the workspace
+/// root, where the command is typed; cargo runs benches in `server/`), else the random ViT-B/32.
+#[allow(dead_code)] // not every bench that includes this file takes another model
+pub fn bench_model() -> PathBuf {
+    match std::env::var_os("CLIP_BENCH_MODEL").map(PathBuf::from) {
+        Some(path) if path.is_relative() => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path),
+        Some(path) => path,
+        None => model_folder(),
+    }
+}
+
 /// Writes the random-weight ViT-B/32 folder once (kept between runs).
 pub fn model_folder() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b32-random-v2");

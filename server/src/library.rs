@@ -67,9 +67,12 @@ pub struct Session {
     pub indexer: Arc<Indexer>,
 }
 
+/// When a file last changed, and its size.
+type Stamp = (SystemTime, u64);
+
 /// What probing a file found, kept until the file changes.
 struct Probe {
-    stamp: (SystemTime, u64),
+    stamp: Stamp,
     meta: Result<Metadata, String>,
 }
 
@@ -85,6 +88,9 @@ pub struct Library {
     queue: Arc<IndexQueue>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     probes: Mutex<HashMap<PathBuf, Probe>>,
+    /// How complete each cache file read for the list was, until it changes (they can be
+    /// hundreds of MB; the list should not read them every time).
+    cache_states: Mutex<HashMap<PathBuf, (Stamp, Indexed)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,6 +182,7 @@ impl Library {
             queue: IndexQueue::new(settings.max_indexing_jobs),
             sessions: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
+            cache_states: Mutex::new(HashMap::new()),
         });
         // The default video opens at once, so its indexing starts with the server.
         let _ = library.session(&library.default_id.clone());
@@ -339,27 +346,27 @@ impl Library {
     }
 
     fn probe(&self, path: &Path) -> Result<Metadata, String> {
-        let stamp = std::fs::metadata(path)
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
-            .map_err(|_| "the file cannot be read".to_string())?;
+        // An open video knows its exact frame count.
+        if let Some(session) = lock(&self.sessions).get(&video_id(path)) {
+            return session
+                .engine
+                .video()
+                .map(|v| v.metadata())
+                .map_err(|e| crate::engine::public_message(&e, path));
+        }
+        let stamp = stamp(path).ok_or("the file cannot be read")?;
         if let Some(probe) = lock(&self.probes).get(path).filter(|p| p.stamp == stamp) {
             return probe.meta.clone();
         }
-        // An open session knows the exact count; a new file gets the container's figures.
-        let meta = match lock(&self.sessions).get(&video_id(path)) {
-            Some(session) => session.engine.video().map(|v| v.metadata()),
-            None => video::probe(path).map_err(|e| e.to_string()),
-        }
-        .map_err(|e| crate::engine::public_message(&e, path));
-        if meta.as_ref().is_ok_and(|m| m.exact_count) || meta.is_err() {
-            lock(&self.probes).insert(
-                path.to_path_buf(),
-                Probe {
-                    stamp,
-                    meta: meta.clone(),
-                },
-            );
-        }
+        let meta =
+            video::probe(path).map_err(|e| crate::engine::public_message(&e.to_string(), path));
+        lock(&self.probes).insert(
+            path.to_path_buf(),
+            Probe {
+                stamp,
+                meta: meta.clone(),
+            },
+        );
         meta
     }
 
@@ -387,7 +394,15 @@ impl Library {
                 &header,
                 self.index_options.skip_similar,
             ));
-        match EmbeddingFile::peek(&file) {
+        let Some(stamp) = stamp(&file) else {
+            return Indexed::No;
+        };
+        if let Some((known, indexed)) = lock(&self.cache_states).get(&file) {
+            if *known == stamp {
+                return *indexed;
+            }
+        }
+        let indexed = match EmbeddingFile::peek(&file) {
             Ok(cached) if cached.header.video == header.video && !cached.frames.is_empty() => {
                 let planned = app::scores::sampled_frames(
                     cached.header.video_frames,
@@ -402,8 +417,19 @@ impl Library {
                 }
             }
             _ => Indexed::No,
-        }
+        };
+        lock(&self.cache_states).insert(file, (stamp, indexed));
+        indexed
     }
+}
+
+/// When a file last changed, and its size: a memo of what was read from it holds while these do.
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    ))
 }
 
 /// `path` resolved, if it is a regular file inside `root` (which is resolved already).

@@ -205,6 +205,36 @@ fn the_library_lists_its_videos_and_opens_each_by_id() {
         [app::types::Indexed::Yes; 3],
         "the list shows the finished indexes"
     );
+
+    // Another server on the same folders knows from the cache files, without opening a video.
+    let again = Served::start(
+        &format!(
+            "video_path: {:?}\nlibrary_dirs: [{:?}]\nmodel: {:?}\nembeddings_dir: {:?}\n",
+            video("h264_gop250.mp4"),
+            f.library,
+            tiny_model(),
+            f.server.dir.path().join("embeddings"),
+        ),
+        &[],
+    );
+    let started = Instant::now();
+    loop {
+        let r = again.form("/api/library", "");
+        let listed: app::types::Library = serde_json::from_slice(&r.body).unwrap();
+        let states: Vec<_> = listed
+            .videos
+            .iter()
+            .map(|v| (v.name.clone(), v.indexed))
+            .collect();
+        if states[1..3]
+            .iter()
+            .all(|(_, i)| *i == app::types::Indexed::Yes)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{states:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

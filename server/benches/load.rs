@@ -17,7 +17,6 @@ mod common;
 mod vit_b32;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,20 +144,8 @@ fn main() {
     }
     std::fs::write(&config, text).unwrap();
     let addr = common::free_addr();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--addr",
-            &addr.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .env("HF_HUB_OFFLINE", "1")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_until_listening(addr);
+    let env = [("RUST_LOG", "warn")];
+    let mut server = common::spawn_serve(&config, addr, &env, common::ServerLog::Inherit);
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

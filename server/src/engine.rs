@@ -161,6 +161,20 @@ impl JpegCache {
     }
 }
 
+fn close_idle(viewers: &mut HashMap<String, ViewerSlot>, now: Instant) {
+    viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
+}
+
+fn close_oldest(viewers: &mut HashMap<String, ViewerSlot>) {
+    let oldest = viewers
+        .iter()
+        .min_by_key(|(_, s)| s.last_used)
+        .map(|(k, _)| k.clone());
+    if let Some(oldest) = oldest {
+        viewers.remove(&oldest);
+    }
+}
+
 /// Serves frames of one video to many viewers.
 pub struct Engine {
     /// The video, or why it could not be opened (shown in the page; the server keeps running).
@@ -206,15 +220,9 @@ impl Engine {
     fn viewer_decoder(&self, viewer: &str) -> Arc<Mutex<Option<Decoder>>> {
         let mut viewers = lock(&self.viewers);
         let now = Instant::now();
-        viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
+        close_idle(&mut viewers, now);
         if !viewers.contains_key(viewer) && viewers.len() >= self.settings.max_decoders {
-            let oldest = viewers
-                .iter()
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                viewers.remove(&oldest);
-            }
+            close_oldest(&mut viewers);
         }
         let slot = viewers
             .entry(viewer.to_string())
@@ -235,21 +243,13 @@ impl Engine {
     /// used of the others was last used.
     pub fn close_idle_decoders(&self) -> Option<Instant> {
         let mut viewers = lock(&self.viewers);
-        let now = Instant::now();
-        viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
+        close_idle(&mut viewers, Instant::now());
         viewers.values().map(|s| s.last_used).min()
     }
 
     /// Closes the least recently used decoder (the library keeps a budget across videos).
     pub fn close_oldest_decoder(&self) {
-        let mut viewers = lock(&self.viewers);
-        let oldest = viewers
-            .iter()
-            .min_by_key(|(_, s)| s.last_used)
-            .map(|(k, _)| k.clone());
-        if let Some(oldest) = oldest {
-            viewers.remove(&oldest);
-        }
+        close_oldest(&mut lock(&self.viewers));
     }
 
     /// JPEG of exactly `frame` for `viewer`. Blocking: call from a blocking thread.

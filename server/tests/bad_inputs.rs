@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{http, video, HttpResponse};
@@ -183,21 +183,7 @@ impl Server {
         .unwrap();
         let addr = common::free_addr();
         let log = dir.path().join("server.log");
-        let child = Command::new(BIN)
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--addr",
-                &addr.to_string(),
-            ])
-            .env("RUST_LOG", "info")
-            .env("HF_HUB_OFFLINE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        common::wait_until_listening(addr);
+        let child = common::spawn_serve(&config, addr, &[], common::ServerLog::File(&log));
         Self {
             child,
             addr,

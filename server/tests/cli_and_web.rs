@@ -2,9 +2,9 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{http, video, FRAMES};
@@ -151,34 +151,9 @@ impl Server {
             ),
         )
         .unwrap();
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = Command::new(BIN)
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--addr",
-                &addr.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            // Never try to download the default model in tests.
-            .env("HF_HUB_OFFLINE", "1")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let addr = common::free_addr();
+        let env = [env, &[("RUST_LOG", "warn")]].concat();
+        let child = common::spawn_serve(&config, addr, &env, common::ServerLog::Discard);
         let video = env
             .iter()
             .find(|(k, _)| *k == "CLIP_INVESTIGATOR_VIDEO")

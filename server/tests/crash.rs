@@ -7,7 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{http, video, Rng};
@@ -38,22 +38,11 @@ fn write_config(dir: &Path, video: &Path) -> PathBuf {
 
 fn start(config: &Path) -> (Child, SocketAddr) {
     let addr = common::free_addr();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--addr",
-            &addr.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .env("HF_HUB_OFFLINE", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_until_listening(addr);
-    (child, addr)
+    let env = [("RUST_LOG", "warn")];
+    (
+        common::spawn_serve(config, addr, &env, common::ServerLog::Discard),
+        addr,
+    )
 }
 
 fn status(addr: SocketAddr) -> serde_json::Value {

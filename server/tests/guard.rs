@@ -7,12 +7,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{http_with, video, HttpResponse};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
 const KEY: &str = "rf-SECRET-key-0123456789";
 const TOKEN: &str = "tok-SECRET-9876543210";
 
@@ -41,29 +40,13 @@ impl Server {
         let port = common::free_addr().port();
         let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let log = dir.path().join("server.log");
-        let mut command = Command::new(BIN);
-        command
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--addr",
-                &addr.to_string(),
-            ])
-            // Everything the server logs at its default level and above.
-            .env("RUST_LOG", "info")
-            .env("HF_HUB_OFFLINE", "1")
-            .env_remove("CLIP_INVESTIGATOR_AUTH_TOKEN")
-            .stdout(Stdio::from(
-                std::fs::File::create(dir.path().join("stdout.log")).unwrap(),
-            ))
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
-        if let Some(token) = token {
-            command.env("CLIP_INVESTIGATOR_AUTH_TOKEN", token);
-        }
-        let child = command.spawn().unwrap();
+        // Everything the server logs at its default level and above (stdout too).
+        let env: Vec<(&str, &str)> = token
+            .map(|t| ("CLIP_INVESTIGATOR_AUTH_TOKEN", t))
+            .into_iter()
+            .collect();
+        let child = common::spawn_serve(&config, addr, &env, common::ServerLog::File(&log));
         let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        common::wait_until_listening(local);
         Self {
             child,
             addr: local,

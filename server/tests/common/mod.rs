@@ -233,6 +233,53 @@ pub fn id_of(path: &std::path::Path) -> String {
     server::library::video_id(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
 }
 
+/// Where a spawned server's output goes.
+pub enum ServerLog<'a> {
+    Discard,
+    Inherit,
+    /// stdout and stderr together into this file.
+    File(&'a std::path::Path),
+}
+
+/// Spawns `serve --config CONFIG --addr ADDR` (offline, no auth token unless `env` sets one, log
+/// level `info` unless `env` sets `RUST_LOG`) and waits until it listens.
+pub fn spawn_serve(
+    config: &std::path::Path,
+    addr: SocketAddr,
+    env: &[(&str, &str)],
+    log: ServerLog,
+) -> std::process::Child {
+    use std::process::Stdio;
+    let (stdout, stderr) = match log {
+        ServerLog::Discard => (Stdio::null(), Stdio::null()),
+        ServerLog::Inherit => (Stdio::null(), Stdio::inherit()),
+        ServerLog::File(path) => {
+            let file = std::fs::File::create(path).unwrap();
+            (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
+        }
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--addr",
+            &addr.to_string(),
+        ])
+        .env("RUST_LOG", "info")
+        // Never try to download the default model in tests.
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("CLIP_INVESTIGATOR_AUTH_TOKEN")
+        .envs(env.iter().copied())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    // A server bound to every interface is reached through loopback.
+    wait_until_listening(SocketAddr::from(([127, 0, 0, 1], addr.port())));
+    child
+}
+
 /// A `serve` process with a config of its own, its log in a file; killed when dropped.
 pub struct Served {
     pub child: std::process::Child,
@@ -258,24 +305,7 @@ impl Served {
         .unwrap();
         let addr = free_addr();
         let log = dir.path().join("server.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-            .args([
-                "serve",
-                "--config",
-                config_path.to_str().unwrap(),
-                "--addr",
-                &addr.to_string(),
-            ])
-            .env("RUST_LOG", "info")
-            .env("HF_HUB_OFFLINE", "1")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::from(
-                std::fs::File::create(&log).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        wait_until_listening(addr);
+        let child = spawn_serve(&config_path, addr, env, ServerLog::File(&log));
         Self {
             child,
             addr,

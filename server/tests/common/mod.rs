@@ -148,9 +148,15 @@ pub fn http_with(
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (and close) before it reads the body: a refusal. Read it anyway.
     let _ = stream.write_all(body);
+    read_response(&mut stream, &format!("{method} {path}"))
+}
+
+/// Reads a whole HTTP/1.1 answer (the request sent `Connection: close`); `what` names the
+/// request in the failure message.
+pub fn read_response(stream: &mut TcpStream, what: &str) -> HttpResponse {
     let mut raw = Vec::new();
     if let Err(e) = stream.read_to_end(&mut raw) {
-        assert!(!raw.is_empty(), "{method} {path}: no answer ({e})");
+        assert!(!raw.is_empty(), "{what}: no answer ({e})");
     }
     let split = raw
         .windows(4)

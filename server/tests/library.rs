@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -390,15 +390,8 @@ fn raw_upload(f: &Fixture, name: &str, total: usize, chunked: bool) -> (u16, Str
     if chunked {
         let _ = stream.write_all(b"0\r\n\r\n");
     }
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    let answer = common::read_response(&mut stream, &format!("upload {name}"));
+    (answer.status, answer.text())
 }
 
 #[test]

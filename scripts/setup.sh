@@ -10,7 +10,8 @@ WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen pinned in Cargo.toml
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pkg in libopencv-dev clang libclang-dev pkg-config ffmpeg chromium curl unzip; do
+# FFmpeg's libraries (decoding, through ffmpeg-next) and the ffmpeg command (test videos).
+for pkg in libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev clang libclang-dev pkg-config ffmpeg chromium curl unzip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)

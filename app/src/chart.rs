@@ -76,6 +76,45 @@ pub fn decimate(values: &[f32], start: usize, end: usize, columns: usize) -> Vec
     points
 }
 
+/// The runs of known values (not NaN) among frames `start..end`, each decimated to its share of
+/// `columns`: a frame that could not be decoded breaks the line instead of joining its
+/// neighbours.
+pub fn segments(values: &[f32], start: usize, end: usize, columns: usize) -> Vec<Vec<(f64, f64)>> {
+    let end = end.min(values.len());
+    let count = end.saturating_sub(start).max(1);
+    let mut out = Vec::new();
+    let mut n = start;
+    while n < end {
+        if values[n].is_nan() {
+            n += 1;
+            continue;
+        }
+        let run_start = n;
+        while n < end && !values[n].is_nan() {
+            n += 1;
+        }
+        let share = (columns * (n - run_start)).div_ceil(count).max(1);
+        out.push(decimate(values, run_start, n, share));
+    }
+    out
+}
+
+/// The runs of frames among `start..end` with no value (they could not be decoded), as
+/// `(first, last + 1)`.
+pub fn gaps(values: &[f32], start: usize, end: usize) -> Vec<(usize, usize)> {
+    let end = end.min(values.len());
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (n, value) in values.iter().enumerate().take(end).skip(start) {
+        if value.is_nan() {
+            match out.last_mut() {
+                Some(last) if last.1 == n => last.1 = n + 1,
+                _ => out.push((n, n + 1)),
+            }
+        }
+    }
+    out
+}
+
 /// The y range for the values of frames `start..end`: their extent plus 5% on each side.
 pub fn y_range<'a>(
     series: impl Iterator<Item = &'a [f32]>,
@@ -132,7 +171,7 @@ mod draw {
     use plotters_canvas::CanvasBackend;
     use web_sys::HtmlCanvasElement;
 
-    use super::{decimate, y_range, Curve};
+    use super::{gaps, segments, y_range, Curve};
     use crate::types::format_time;
 
     /// The chart's own coordinate transform, kept from the last draw for mouse events.
@@ -143,6 +182,8 @@ mod draw {
         /// Visible frames, as a continuous range (frame n is centred on n).
         pub x_range: (f64, f64),
         pub fps: f64,
+        /// Frame times where the rate is not constant (see `VideoInfo::frame_times_ms`).
+        pub frame_times_ms: &'a [u32],
         pub y_label: &'a str,
         pub playhead: u64,
         pub hover: Option<u64>,
@@ -192,7 +233,8 @@ mod draw {
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&|x| {
-                let t = format_time(x.max(0.0) / fps.max(1e-9));
+                let frame = x.max(0.0).round() as u64;
+                let t = format_time(crate::types::time_at(frame, fps, input.frame_times_ms));
                 t.rsplit_once('.')
                     .map_or(t.clone(), |(whole, _)| whole.to_string())
             })
@@ -202,14 +244,30 @@ mod draw {
             .draw()
             .ok()?;
         let columns = ((chart.plotting_area().dim_in_pixel().0 as f64) / scale).max(1.0) as usize;
+        // Frames that could not be decoded: a red band (at least two pixels wide) across
+        // the plot, the same for every prompt.
+        if let Some(first) = input.curves.first() {
+            let frames_per_pixel = (input.x_range.1 - input.x_range.0) / columns as f64;
+            for (a, b) in gaps(&first.values, start, end) {
+                let half = ((b - a) as f64 / 2.0).max(frames_per_pixel);
+                let middle = (a + b) as f64 / 2.0 - 0.5;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(middle - half, y0), (middle + half, y1)],
+                        RGBColor(0xd0, 0x30, 0x30).mix(0.45).filled(),
+                    )))
+                    .ok()?;
+            }
+        }
         for curve in input.curves {
-            let points = decimate(&curve.values, start, end, columns);
-            chart
-                .draw_series(LineSeries::new(
-                    points,
-                    rgb(curve.color).stroke_width(scale.round() as u32),
-                ))
-                .ok()?;
+            for points in segments(&curve.values, start, end, columns) {
+                chart
+                    .draw_series(LineSeries::new(
+                        points,
+                        rgb(curve.color).stroke_width(scale.round() as u32),
+                    ))
+                    .ok()?;
+            }
         }
         let vertical = |frame: u64, style: ShapeStyle| {
             PathElement::new(vec![(frame as f64, y0), (frame as f64, y1)], style)
@@ -285,6 +343,29 @@ mod tests {
         assert_eq!(decimate(&values, 10, 20, 800).len(), 10);
         // Past the indexed prefix: nothing is drawn.
         assert_eq!(decimate(&values[..50], 40, 80, 800).len(), 10);
+    }
+
+    #[test]
+    fn undecodable_frames_break_the_line_and_are_listed_as_gaps() {
+        let mut values = vec![0.5f32; 100];
+        values[40] = f32::NAN;
+        values[41] = f32::NAN;
+        values[99] = f32::NAN;
+        let runs = segments(&values, 0, 100, 50);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].first().unwrap().0, 0.0);
+        assert_eq!(runs[0].last().unwrap().0, 39.0);
+        assert_eq!(runs[1].first().unwrap().0, 42.0);
+        assert_eq!(runs[1].last().unwrap().0, 98.0);
+        assert!(runs.iter().flatten().all(|p| !p.1.is_nan()));
+        assert_eq!(gaps(&values, 0, 100), vec![(40, 42), (99, 100)]);
+        assert_eq!(gaps(&values, 0, 40), vec![]);
+        // No gaps: one run, the same points as plain decimation.
+        let plain = vec![0.1f32; 10];
+        assert_eq!(
+            segments(&plain, 0, 10, 50),
+            vec![decimate(&plain, 0, 10, 50)]
+        );
     }
 
     #[test]

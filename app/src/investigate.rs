@@ -10,7 +10,7 @@ use crate::chart::{assign_colors, color, Curve};
 use crate::player::{self, PlayerState};
 use crate::scores::{smooth, softmax_over_prompts};
 use crate::status::IndexStatusLine;
-use crate::types::{format_time, seconds_at, IndexStatus, ScoreSeries, SearchHit};
+use crate::types::{format_time, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
 
 /// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -82,7 +82,7 @@ pub fn view_curves(
 }
 
 /// CSV of the curves: one row per frame with its time.
-pub fn curves_csv(curves: &[Curve], fps: f64) -> String {
+pub fn curves_csv(curves: &[Curve], info: &VideoInfo) -> String {
     let mut out = String::from("frame,time_s");
     for c in curves {
         out.push(',');
@@ -95,9 +95,15 @@ pub fn curves_csv(curves: &[Curve], fps: f64) -> String {
     out.push('\n');
     let frames = curves.iter().map(|c| c.values.len()).min().unwrap_or(0);
     for n in 0..frames {
-        out.push_str(&format!("{n},{:.6}", seconds_at(n as u64, fps)));
+        out.push_str(&format!("{n},{:.6}", info.time_s(n as u64)));
         for c in curves {
-            out.push_str(&format!(",{}", c.values[n]));
+            // A frame that could not be decoded has no value: an empty field.
+            let v = c.values[n];
+            if v.is_nan() {
+                out.push(',');
+            } else {
+                out.push_str(&format!(",{v}"));
+            }
         }
         out.push('\n');
     }
@@ -123,7 +129,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
     let copied = RwSignal::new(false);
     let redraws = RwSignal::new(0u32);
 
-    let fps = move || player.info.with(|i| i.fps);
+    let time_of = move |frame: u64| player.info.with(|i| i.time_s(frame));
     let total = move || player.info.with(|i| i.frames);
     let full_range = move || (-0.5, total() as f64 - 0.5);
     let visible = move || x_range.get().unwrap_or_else(full_range);
@@ -265,12 +271,15 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
                 .collect()
         });
         rows.sort_by(|a, b| b.2.total_cmp(&a.2));
-        let time = format_time(seconds_at(frame, fps()));
+        let undecodable = !rows.is_empty() && rows.iter().all(|r| r.2.is_nan());
+        let time = format_time(time_of(frame));
         Some(view! {
             <div id="chart-readout" class="readout" data-frame=frame.to_string()>
                 <div class="readout-head">{format!("frame {frame} · {time}")}</div>
                 {if rows.is_empty() {
                     view! { <div class="readout-empty">"not indexed yet"</div> }.into_any()
+                } else if undecodable {
+                    view! { <div class="readout-empty">"this frame could not be decoded"</div> }.into_any()
                 } else {
                     rows.into_iter().map(|(prompt, c, v)| {
                         let key = prompt.clone();
@@ -294,8 +303,8 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
         format!(
             "{}frames {a}–{b} ({} – {}){}",
             if zoomed { "zoomed: " } else { "" },
-            format_time(seconds_at(a, fps())),
-            format_time(seconds_at(b, fps())),
+            format_time(time_of(a)),
+            format_time(time_of(b)),
             if zoomed {
                 " · double-click to reset"
             } else {
@@ -402,7 +411,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
             .into_iter()
             .map(|(hit, thumb)| {
                 let frame = hit.frame;
-                let time = format_time(seconds_at(frame, fps()));
+                let time = format_time(time_of(frame));
                 view! {
                     <li>
                         <button class="hit" data-frame=frame.to_string()
@@ -576,7 +585,11 @@ mod client {
                 Some(Ok(s)) => Some((s.state, s.done)),
                 _ => None,
             });
-            if matches!(done, Some((IndexState::Running | IndexState::Done, _))) {
+            // Saved embeddings are shown whatever the job's state: a failed or queued job
+            // still has the frames it embedded.
+            if matches!(done, Some((IndexState::Running | IndexState::Done, _)))
+                || matches!(done, Some((_, done)) if done > 0)
+            {
                 fetch_scores(ui, prompts);
             }
         });
@@ -724,6 +737,7 @@ mod client {
                         curves,
                         x_range: parts.x_range.get().unwrap_or((-0.5, total as f64 - 0.5)),
                         fps: parts.player.info.with(|i| i.fps),
+                        frame_times_ms: &parts.player.info.with(|i| i.frame_times_ms.clone()),
                         y_label: if parts.softmax.get() {
                             "probability"
                         } else {
@@ -819,6 +833,7 @@ mod client {
                         curves: &curves,
                         x_range: (-0.5, frames as f64 - 0.5),
                         fps,
+                        frame_times_ms: &[],
                         y_label: "cosine similarity",
                         playhead: frames as u64 / 2,
                         hover: None,
@@ -922,7 +937,8 @@ mod client {
         let fps = player.info.with_untracked(|i| i.fps);
         match kind {
             "csv" => {
-                let csv = curves.with_untracked(|c| curves_csv(c, fps));
+                let csv = curves
+                    .with_untracked(|c| player.info.with_untracked(|info| curves_csv(c, info)));
                 browser::download_text(&format!("{stem}-scores.csv"), "text/csv", &csv);
             }
             "json" => {
@@ -980,6 +996,7 @@ mod tests {
     fn curves_fill_softmax_and_smooth_in_that_order() {
         let series = ScoreSeries {
             frames: vec![0, 2],
+            missing: vec![],
             video_frames: 4,
             fill_radius: 1,
             complete: true,
@@ -1006,8 +1023,27 @@ mod tests {
         assert!((soft[0].values[3] - 0.5).abs() < 1e-6);
         let smoothed = view_curves(&series, &prompts, &colors, 3, false);
         assert!((smoothed[0].values[1] - (0.3 + 0.3 + 0.1) / 3.0).abs() < 1e-6);
-        let csv = curves_csv(&raw, 2.0);
+        let info = VideoInfo {
+            id: String::new(),
+            name: String::new(),
+            width: 1,
+            height: 1,
+            fps: 2.0,
+            frames: 4,
+            exact_count: true,
+            frame_times_ms: vec![],
+        };
+        let csv = curves_csv(&raw, &info);
         assert_eq!(csv.lines().next(), Some("frame,time_s,a,b"));
         assert_eq!(csv.lines().nth(2), Some("1,0.500000,0.3,0.1"));
+        // Variable frame rate: the frame's own time.
+        let variable = VideoInfo {
+            frame_times_ms: vec![0, 750, 1000, 1500],
+            ..info
+        };
+        assert_eq!(
+            curves_csv(&raw, &variable).lines().nth(2),
+            Some("1,0.750000,0.3,0.1")
+        );
     }
 }

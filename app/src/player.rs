@@ -1,13 +1,13 @@
 //! The player: a frame view fed with JPEGs from server functions, paced by the client.
 //!
 //! Playback is driven by a clock, not by the arrival of frames: at time `t` after Play the
-//! playhead is `start + floor(t * fps)`. Frames are requested one at a time per tab, a few
+//! playhead is the frame whose presentation time is the start frame's plus `t`. Frames are requested one at a time per tab, a few
 //! ahead of the playhead, so that this tab's decoder on the server reads forward without
 //! seeking; a frame that arrives after its time is skipped rather than slowing the clock.
 
 use leptos::prelude::*;
 
-use crate::types::{format_time, parse_frame_param, seconds_at, VideoInfo};
+use crate::types::{format_time, parse_frame_param, VideoInfo};
 
 /// Requests at most this many frames ahead of the playhead while playing.
 #[cfg(feature = "hydrate")]
@@ -109,10 +109,9 @@ pub fn Player(state: PlayerState) -> impl IntoView {
         )
     };
     let time = move || {
-        let fps = info.with(|i| i.fps);
         format!(
             "{} / {}",
-            format_time(seconds_at(state.playhead.get(), fps)),
+            format_time(info.with(|i| i.time_s(state.playhead.get()))),
             format_time(info.with(VideoInfo::duration_s))
         )
     };
@@ -373,11 +372,15 @@ mod client {
             return;
         }
         let last = state.last_frame();
-        let fps = state.info.with_untracked(|i| i.fps).max(0.001);
         let Some((t0, f0)) = state.client.with_value(|l| l.clock) else {
             return;
         };
-        let due = (f0 + ((browser::now_ms() - t0) / 1000.0 * fps).floor() as u64).min(last);
+        // The frame whose presentation time has come (variable frame rates included).
+        let elapsed_s = (browser::now_ms() - t0) / 1000.0;
+        let due = state
+            .info
+            .with_untracked(|i| i.frame_at_s(i.time_s(f0) + elapsed_s))
+            .clamp(f0, last);
         if state.playhead.get_untracked() != due {
             state.playhead.set(due);
         }

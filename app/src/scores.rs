@@ -52,23 +52,55 @@ pub fn fill_frames(embedded: &[u64], values: &[f32], total: u64, radius: u64) ->
     out
 }
 
+/// [`fill_frames`] where `missing` frames (which could not be decoded) count as samples whose
+/// value is NaN: the prefix goes on past them, and they (and the frames they stand in for)
+/// read as gaps rather than as a neighbour's value.
+pub fn fill_frames_with_gaps(
+    embedded: &[u64],
+    values: &[f32],
+    missing: &[u64],
+    total: u64,
+    radius: u64,
+) -> Vec<f32> {
+    if missing.is_empty() {
+        return fill_frames(embedded, values, total, radius);
+    }
+    let mut samples: Vec<(u64, f32)> = embedded
+        .iter()
+        .copied()
+        .zip(values.iter().copied())
+        .chain(missing.iter().map(|&m| (m, f32::NAN)))
+        .collect();
+    samples.sort_by_key(|&(frame, _)| frame);
+    let (frames, values): (Vec<u64>, Vec<f32>) = samples.into_iter().unzip();
+    fill_frames(&frames, &values, total, radius)
+}
+
 /// Centred moving average over `window` frames (1 or 0 = unchanged); the window shrinks at
-/// the ends instead of padding with made-up values.
+/// the ends instead of padding with made-up values. Gaps (NaN) stay gaps and are left out of
+/// their neighbours' averages.
 pub fn smooth(values: &[f32], window: usize) -> Vec<f32> {
     if window <= 1 || values.is_empty() {
         return values.to_vec();
     }
-    let mut prefix = Vec::with_capacity(values.len() + 1);
-    prefix.push(0.0f64);
+    let mut sums = Vec::with_capacity(values.len() + 1);
+    let mut counts = Vec::with_capacity(values.len() + 1);
+    sums.push(0.0f64);
+    counts.push(0u64);
     for &v in values {
-        prefix.push(prefix.last().unwrap() + f64::from(v));
+        let known = !v.is_nan();
+        sums.push(sums.last().unwrap() + if known { f64::from(v) } else { 0.0 });
+        counts.push(counts.last().unwrap() + u64::from(known));
     }
     let (left, right) = ((window - 1) / 2, window / 2);
     (0..values.len())
         .map(|i| {
+            if values[i].is_nan() {
+                return f32::NAN;
+            }
             let start = i.saturating_sub(left);
             let end = (i + right + 1).min(values.len());
-            ((prefix[end] - prefix[start]) / (end - start) as f64) as f32
+            ((sums[end] - sums[start]) / (counts[end] - counts[start]) as f64) as f32
         })
         .collect()
 }
@@ -128,6 +160,26 @@ mod tests {
     }
 
     #[test]
+    fn missing_frames_are_gaps_not_the_end() {
+        let filled = fill_frames_with_gaps(&[0, 1, 3, 4], &[1.0, 2.0, 4.0, 5.0], &[2], 5, 0);
+        assert_eq!(filled.len(), 5, "the prefix goes on past the missing frame");
+        assert_eq!(&filled[..2], &[1.0, 2.0]);
+        assert!(filled[2].is_nan());
+        assert_eq!(&filled[3..], &[4.0, 5.0]);
+        // Sampled: the missing sample's neighbourhood is a gap too, the rest is filled.
+        let sampled = fill_frames_with_gaps(&[0, 8], &[1.0, 3.0], &[4], 10, 2);
+        assert_eq!(sampled.len(), 10);
+        assert!(sampled[3..=6].iter().all(|v| v.is_nan()), "{sampled:?}");
+        assert_eq!(sampled[2], 1.0);
+        assert_eq!(sampled[7], 3.0);
+        // Nothing missing: the same as fill_frames.
+        assert_eq!(
+            fill_frames_with_gaps(&[0, 4], &[1.0, 2.0], &[], 10, 2),
+            fill_frames(&[0, 4], &[1.0, 2.0], 10, 2)
+        );
+    }
+
+    #[test]
     fn smoothing_averages_a_centred_window() {
         let v = [0.0, 0.0, 3.0, 0.0, 0.0];
         assert_eq!(smooth(&v, 1), v.to_vec());
@@ -136,6 +188,10 @@ mod tests {
         assert_eq!(smooth(&[2.0, 4.0, 6.0], 3), vec![3.0, 4.0, 5.0]);
         let even = smooth(&[0.0, 4.0, 0.0, 0.0], 2);
         assert_eq!(even, vec![2.0, 2.0, 0.0, 0.0]);
+        // A gap stays a gap and does not poison its neighbours.
+        let gap = smooth(&[2.0, f32::NAN, 4.0, 6.0], 3);
+        assert!(gap[1].is_nan());
+        assert_eq!([gap[0], gap[2], gap[3]], [2.0, 5.0, 5.0]);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct VideoInfo {
     /// False while `frames` is the container's estimate and the exact count is still being
     /// established by decoding in the background.
     pub exact_count: bool,
+    /// Presentation time of each frame in milliseconds from frame 0, when the frame rate is
+    /// not constant; empty when frame n is shown at n / fps (nearly every video).
+    #[serde(default)]
+    pub frame_times_ms: Vec<u32>,
 }
 
 impl VideoInfo {
@@ -24,7 +28,38 @@ impl VideoInfo {
     }
 
     pub fn duration_s(&self) -> f64 {
-        seconds_at(self.frames, self.fps)
+        match self.frame_times_ms.last() {
+            Some(&last) => f64::from(last) / 1000.0 + seconds_at(1, self.fps),
+            None => seconds_at(self.frames, self.fps),
+        }
+    }
+
+    /// Seconds from frame 0 to `frame`: its presentation time.
+    pub fn time_s(&self, frame: u64) -> f64 {
+        time_at(frame, self.fps, &self.frame_times_ms)
+    }
+
+    /// The frame on screen `seconds` after frame 0.
+    pub fn frame_at_s(&self, seconds: f64) -> u64 {
+        if self.frame_times_ms.is_empty() {
+            return (seconds.max(0.0) * self.fps).floor() as u64;
+        }
+        let ms = seconds * 1000.0;
+        let after = self.frame_times_ms.partition_point(|&t| f64::from(t) <= ms);
+        after.saturating_sub(1) as u64
+    }
+}
+
+/// Seconds from frame 0 to `frame`: `frame_times_ms[frame]` where the rate is not constant,
+/// else `frame / fps`.
+pub fn time_at(frame: u64, fps: f64, frame_times_ms: &[u32]) -> f64 {
+    match frame_times_ms.get(frame as usize) {
+        Some(&ms) => f64::from(ms) / 1000.0,
+        None if !frame_times_ms.is_empty() => {
+            f64::from(*frame_times_ms.last().unwrap_or(&0)) / 1000.0
+                + seconds_at(frame + 1 - frame_times_ms.len() as u64, fps)
+        }
+        None => seconds_at(frame, fps),
     }
 }
 
@@ -128,6 +163,9 @@ pub enum IndexState {
 pub struct ScoreSeries {
     /// The embedded frames, ascending.
     pub frames: Vec<u64>,
+    /// Planned frames that could not be decoded (a damaged file), ascending: no value, the
+    /// chart marks them.
+    pub missing: Vec<u64>,
     /// Frames in the video.
     pub video_frames: u64,
     /// Largest distance from a frame to the embedded frame that stands in for it.
@@ -140,16 +178,18 @@ pub struct ScoreSeries {
 }
 
 impl ScoreSeries {
-    /// Per-frame values of prompt `index` for frames `0..n` (the indexed prefix).
+    /// Per-frame values of prompt `index` for frames `0..n` (the indexed prefix); NaN where
+    /// the frame (or the sample standing in for it) could not be decoded.
     pub fn filled(&self, index: usize) -> Vec<f32> {
         let radius = if self.complete {
             u64::MAX
         } else {
             self.fill_radius
         };
-        crate::scores::fill_frames(
+        crate::scores::fill_frames_with_gaps(
             &self.frames,
             &self.prompts[index].values,
+            &self.missing,
             self.video_frames,
             radius,
         )
@@ -265,6 +305,33 @@ mod tests {
         assert_eq!(format_time(75.5), "01:15.50");
         assert_eq!(format_time(3725.25), "1:02:05.25");
         assert_eq!(seconds_at(123, 30.0), 4.1);
+    }
+
+    #[test]
+    fn frame_times_follow_the_timestamps_when_the_rate_varies() {
+        let constant = VideoInfo {
+            id: String::new(),
+            name: String::new(),
+            width: 1,
+            height: 1,
+            fps: 30.0,
+            frames: 300,
+            exact_count: true,
+            frame_times_ms: vec![],
+        };
+        assert_eq!(constant.time_s(45), 1.5);
+        assert_eq!(constant.frame_at_s(1.5), 45);
+        assert_eq!(constant.duration_s(), 10.0);
+        let variable = VideoInfo {
+            frames: 4,
+            frame_times_ms: vec![0, 33, 83, 117],
+            ..constant
+        };
+        assert_eq!(variable.time_s(2), 0.083);
+        assert_eq!(variable.frame_at_s(0.05), 1);
+        assert_eq!(variable.frame_at_s(0.083), 2);
+        assert_eq!(variable.frame_at_s(5.0), 3);
+        assert!((variable.duration_s() - (0.117 + 1.0 / 30.0)).abs() < 1e-9);
     }
 
     #[test]

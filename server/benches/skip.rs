@@ -84,7 +84,7 @@ fn main() {
     println!("| video | frames | threshold (grey levels) | embedded | skipped | index time, skipping | index time, every frame | largest score error | smallest cosine to every-frame vector |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, path) in videos {
-        let video = VideoToIndex::open(&path).unwrap();
+        let video = VideoToIndex::open(&path, None).unwrap();
         let frames = video.meta.frames;
         let mut runs: Vec<(f32, Run)> = Vec::new();
         for threshold in THRESHOLDS {

@@ -1,58 +1,208 @@
-//! Video engine figures, printed as a table: sequential decode rate, random-seek latency
-//! (p50/p95) through the frame-exact `Decoder`, and JPEG encode time.
+//! Video engine figures, printed as tables, the engine before this version (OpenCV's
+//! `VideoCapture`, `shared/opencv_peer.rs`) and after it (FFmpeg's libraries with the packet
+//! frame index) side by side in one run, on the test videos and the real-world corpus:
+//! frame index time (packet scan) against the old decode scan, sequential decode rate, random
+//! seek latency (p50/p95), and how many of the frames each returns are the frame `ffmpeg`
+//! presents as N. Then JPEG encode time.
 //!
 //!     cargo bench -p server --bench video
 //!
-//! Uses the same generated 1280x720 test videos as the tests (written on first use).
+//! Uses the same generated videos as the tests (written on first use).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/opencv_peer.rs"]
+mod opencv_peer;
 
 use std::time::Instant;
 
-use server::video::{encode_jpeg, Decoder};
+use opencv::core::Mat;
+use server::testvideo::{ffmpeg_patterns, read_pattern};
+use server::video::{encode_jpeg, Decoder, FrameIndex};
+
+const SEEKS: usize = 60;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    percentile(&times, 0.5)
+}
+
+/// One engine's figures on one file.
+struct Figures {
+    fps: f64,
+    p50: f64,
+    p95: f64,
+    /// Frames returned that show what `ffmpeg` presents as that frame, of those asked for.
+    exact: usize,
+    asked: usize,
+}
+
+/// Sequential read of every frame, then far random seeks; `frame` is the engine.
+fn measure(expected: &[u64], seed: u64, mut frame: impl FnMut(u64) -> Option<Mat>) -> Figures {
+    let frames = expected.len() as u64;
+    let mut exact = 0;
+    let mut check = |n: u64, image: Option<Mat>| {
+        let shown = image.and_then(|m| read_pattern(&m).ok());
+        exact += usize::from(shown == Some(expected[n as usize]));
+    };
+    let first = frame(0);
+    check(0, first);
+    let started = Instant::now();
+    let mut decoded = Vec::with_capacity(frames as usize);
+    for n in 1..frames {
+        decoded.push((n, frame(n)));
+    }
+    let fps = (frames - 1) as f64 / started.elapsed().as_secs_f64();
+    for (n, image) in decoded {
+        check(n, image);
+    }
+    let mut rng = common::Rng::new(seed);
+    let mut latencies = Vec::with_capacity(SEEKS);
+    let mut at = frames;
+    for _ in 0..SEEKS {
+        // Far jumps only: near ones are sequential reads, measured above.
+        let n = loop {
+            let n = rng.below(frames);
+            if n + 1 < at || n > at + 64 {
+                break n;
+            }
+        };
+        let t = Instant::now();
+        let image = frame(n);
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        check(n, image);
+        at = n + 1;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Figures {
+        fps,
+        p50: percentile(&latencies, 0.5),
+        p95: percentile(&latencies, 0.95),
+        exact,
+        asked: frames as usize + SEEKS,
+    }
+}
+
+/// The frame index of an hour of 1280x720 H.264 at 30 fps (ffmpeg's testsrc2, ten minutes
+/// encoded once and joined six times by stream copy): packet scan against the old decode scan.
+fn hour_long_scan() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-video");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ten = dir.join("testsrc2_720p_10min.mp4");
+    let hour = dir.join("testsrc2_720p_60min.mp4");
+    let ffmpeg = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    if !ten.exists() {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=1280x720:r=30:d=600",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "250",
+            "-pix_fmt",
+            "yuv420p",
+            ten.to_str().unwrap(),
+        ]);
+    }
+    if !hour.exists() {
+        let list = dir.join("six.txt");
+        let line = format!("file '{}'\n", ten.display());
+        std::fs::write(&list, line.repeat(6)).unwrap();
+        ffmpeg(&[
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            list.to_str().unwrap(),
+            "-c",
+            "copy",
+            hour.to_str().unwrap(),
+        ]);
+    }
+    let started = Instant::now();
+    let index = FrameIndex::load_or_build(&hour, None).unwrap();
+    let scan_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let counted = opencv_peer::count_frames(&hour).unwrap();
+    let before_s = started.elapsed().as_secs_f64();
+    let size_mb = std::fs::metadata(&hour).unwrap().len() as f64 / 1e6;
+    println!();
+    println!("| 60 min of 1280x720 H.264, 30 fps ({size_mb:.0} MB) | frames | seconds |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| frame index: packet scan (+ first GOP decoded) | {} | {scan_s:.2} |",
+        index.frames()
+    );
+    println!("| before: decode scan (OpenCV) | {counted} | {before_s:.1} |");
+}
+
 fn main() {
     println!(
-        "| video | sequential decode (frames/s) | random seek p50 (ms) | random seek p95 (ms) |"
+        "| video | frames (ffmpeg) | frame index: packet scan (ms) | before: decode scan (ms) | sequential decode after / before (frames/s) | random seek p50 after / before (ms) | random seek p95 after / before (ms) | exact frames after / before |"
     );
-    println!("| --- | ---: | ---: | ---: |");
-    for (name, _) in common::specs() {
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let names: Vec<&str> = common::specs()
+        .into_iter()
+        .map(|(n, _)| n)
+        .chain(common::corpus().into_iter().map(|(n, _)| n))
+        .collect();
+    for (i, name) in names.into_iter().enumerate() {
         let path = common::video(name);
-        let mut decoder = Decoder::open(&path).unwrap();
-        decoder.frame(0).unwrap();
-        let started = Instant::now();
-        for n in 1..common::FRAMES {
-            decoder.frame(n).unwrap();
-        }
-        let fps = (common::FRAMES - 1) as f64 / started.elapsed().as_secs_f64();
+        let expected = ffmpeg_patterns(&path).unwrap();
+        let scan_ms = median_ms(3, || {
+            FrameIndex::load_or_build(&path, None).unwrap();
+        });
+        let before_scan_ms = median_ms(3, || {
+            let _ = opencv_peer::FrameIndex::scan(&path);
+        });
 
-        let mut rng = common::Rng::new(42);
-        let mut latencies: Vec<f64> = (0..60)
-            .map(|_| {
-                // Far jumps only: near ones are sequential reads, measured above.
-                let n = loop {
-                    let n = rng.below(common::FRAMES);
-                    if n < decoder.position() || n > decoder.position() + 64 {
-                        break n;
-                    }
-                };
-                let t = Instant::now();
-                decoder.frame(n).unwrap();
-                t.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        latencies.sort_by(f64::total_cmp);
+        let index = FrameIndex::load_or_build(&path, None).unwrap();
+        let mut decoder = Decoder::with_index(&path, index).unwrap();
+        let after = measure(&expected, 42 + i as u64, |n| decoder.frame(n).ok());
+        let mut old = opencv_peer::Decoder::open(&path).ok();
+        let before = measure(&expected, 42 + i as u64, |n| old.as_mut()?.frame(n).ok());
         println!(
-            "| {name} | {fps:.0} | {:.1} | {:.1} |",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.95)
+            "| {name} | {} | {scan_ms:.1} | {before_scan_ms:.1} | {:.0} / {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {}/{} / {}/{} |",
+            expected.len(),
+            after.fps,
+            before.fps,
+            after.p50,
+            before.p50,
+            after.p95,
+            before.p95,
+            after.exact,
+            after.asked,
+            before.exact,
+            before.asked,
         );
     }
+
+    hour_long_scan();
 
     let mut decoder = Decoder::open(&common::video("h264_gop250.mp4")).unwrap();
     let frame = decoder.frame(100).unwrap();
@@ -64,15 +214,10 @@ fn main() {
         ("960 wide, q80", 960, 80),
         ("640 wide, q80", 640, 80),
     ] {
-        let mut times: Vec<f64> = (0..50)
-            .map(|_| {
-                let t = Instant::now();
-                encode_jpeg(&frame, width, quality).unwrap();
-                t.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
+        let ms = median_ms(50, || {
+            encode_jpeg(&frame, width, quality).unwrap();
+        });
         let bytes = encode_jpeg(&frame, width, quality).unwrap().len();
-        println!("| {label} | {:.2} | {bytes} |", percentile(&times, 0.5));
+        println!("| {label} | {ms:.2} | {bytes} |");
     }
 }

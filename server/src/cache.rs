@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 // This module names nothing else of the crate: the fuzz targets (server/fuzz) compile it alone.
 
-/// Bumped whenever the layout or the meaning of a field changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout or the meaning of a field changes. 3: frame numbers are FFmpeg's
+/// presentation order (the frame index), and frames that cannot be decoded are recorded.
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"CLIPVIC\x01";
 /// Bytes hashed at the start, middle and end of a video for its fingerprint.
 const FINGERPRINT_CHUNK: u64 = 64 * 1024;
@@ -94,6 +95,9 @@ pub struct EmbeddingFile {
     pub frames: Vec<u64>,
     /// `frames.len() * dimension` values, row-major, each row L2-normalised.
     pub vectors: Vec<f32>,
+    /// Planned frames that could not be decoded (a damaged file), ascending: they have no
+    /// vector, and indexing went on past them.
+    pub missing: Vec<u64>,
     /// Set when the index skipped frames nearly identical to the last embedded one. Stored
     /// after the rest of the body, so files without it (format 2 as first written) still read.
     #[serde(skip)]
@@ -124,10 +128,11 @@ pub enum CacheError {
         reason: String,
         moved_to: PathBuf,
     },
-    #[error("{path} was written by another cache format (version {found}, this build reads {FORMAT_VERSION}); moved aside to {moved_to}")]
+    #[error("{path} was written by another cache format (version {found}, this build reads {expected}); moved aside to {moved_to}")]
     OtherFormat {
         path: PathBuf,
         found: u32,
+        expected: u32,
         moved_to: PathBuf,
     },
     #[error("{path} holds another model's or video's embeddings; moved aside to {moved_to}")]
@@ -140,6 +145,7 @@ impl EmbeddingFile {
             header,
             frames: Vec::new(),
             vectors: Vec::new(),
+            missing: Vec::new(),
             skip: None,
         }
     }
@@ -221,7 +227,7 @@ impl EmbeddingFile {
         expected: &CacheHeader,
         skip: Option<f32>,
     ) -> Result<Option<Self>, CacheError> {
-        let Some(body) = read_checked_body(path)? else {
+        let Some(body) = read_checked_body(path, FORMAT_VERSION)? else {
             return Ok(None);
         };
         let file = Self::decode(&body).map_err(|reason| corrupt(path, &reason))?;
@@ -258,10 +264,27 @@ impl EmbeddingFile {
         Self::decode(body)
     }
 
-    /// One vector per frame, frames ascending.
+    /// Planned frames done so far: embedded, or found impossible to decode.
+    pub fn covered(&self) -> usize {
+        self.frames.len() + self.missing.len()
+    }
+
+    /// The frames done so far (embedded or missing), ascending.
+    pub fn covered_frames(&self) -> Vec<u64> {
+        let mut all = [self.frames.as_slice(), self.missing.as_slice()].concat();
+        all.sort_unstable();
+        all
+    }
+
+    /// One vector per frame, frames ascending; missing frames ascending and not embedded.
     fn is_consistent(&self) -> bool {
         self.vectors.len() == self.frames.len() * self.dimension()
             && self.frames.windows(2).all(|w| w[0] < w[1])
+            && self.missing.windows(2).all(|w| w[0] < w[1])
+            && self
+                .missing
+                .iter()
+                .all(|m| self.frames.binary_search(m).is_err())
     }
 }
 
@@ -346,8 +369,9 @@ fn corrupt(path: &Path, reason: &str) -> CacheError {
 }
 
 /// Writes `value` (whose first field is its `u32` format version) atomically: a temporary
-/// file in the same folder, fsync, rename, fsync of the folder.
-fn write_checked<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+/// file in the same folder, fsync, rename, fsync of the folder. Other files of the cache
+/// folder (the frame index) are written this way too.
+pub fn write_versioned<T: Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
     write_body(path, &encode(path, value)?)
 }
 
@@ -358,7 +382,7 @@ fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, CacheError> {
     })
 }
 
-/// Writes magic + `body` + checksum atomically (see [`write_checked`]).
+/// Writes magic + `body` + checksum atomically (see [`write_versioned`]).
 fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| CacheError::Io {
@@ -425,10 +449,13 @@ pub fn remove_stale_temporaries(path: &Path) {
     }
 }
 
-/// Reads a file written by [`write_checked`]. `Ok(None)`: no file. Damaged files and files of
-/// another format version are moved aside and reported.
-fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, CacheError> {
-    let Some(body) = read_checked_body(path)? else {
+/// Reads a file written by [`write_versioned`] whose first field is `version`. `Ok(None)`: no
+/// file. Damaged files and files of another format version are moved aside and reported.
+pub fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    version: u32,
+) -> Result<Option<T>, CacheError> {
+    let Some(body) = read_checked_body(path, version)? else {
         return Ok(None);
     };
     decode_bounded(&body)
@@ -436,8 +463,8 @@ fn read_checked<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>
         .map_err(|e| corrupt(path, &e.to_string()))
 }
 
-/// The checked body of a file of this format version (see [`read_checked`]).
-fn read_checked_body(path: &Path) -> Result<Option<Vec<u8>>, CacheError> {
+/// The checked body of a file of format `version` (see [`read_versioned`]).
+fn read_checked_body(path: &Path, version: u32) -> Result<Option<Vec<u8>>, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -450,14 +477,15 @@ fn read_checked_body(path: &Path) -> Result<Option<Vec<u8>>, CacheError> {
     };
     let body = checked_body(&bytes).map_err(|reason| corrupt(path, &reason))?;
     // The version is the first field: check it before trusting the rest of the layout.
-    let version: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
+    let found: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|_| corrupt(path, "unreadable version"))?;
-    if version != FORMAT_VERSION {
+    if found != version {
         return Err(match move_aside(path) {
             Ok(moved_to) => CacheError::OtherFormat {
                 path: path.to_path_buf(),
-                found: version,
+                found,
+                expected: version,
                 moved_to,
             },
             Err(source) => CacheError::Io {
@@ -492,7 +520,7 @@ impl TextCache {
     pub fn open(dir: &Path, model: ModelKey) -> Self {
         let name = safe_name(&format!("texts-{}-{}", model.name, model.revision), 100);
         let path = dir.join(format!("{name}.clipemb"));
-        let entries = match read_checked::<TextCacheFile>(&path) {
+        let entries = match read_versioned::<TextCacheFile>(&path, FORMAT_VERSION) {
             Ok(Some(file)) if file.model == model => file.entries.into_iter().collect(),
             Ok(Some(_)) => {
                 tracing::warn!(
@@ -558,7 +586,7 @@ impl TextCache {
                     .collect(),
             };
             // A failed write costs only a recomputation later.
-            if let Err(e) = write_checked(&self.path, &file) {
+            if let Err(e) = write_versioned(&self.path, &file) {
                 tracing::warn!("{e}");
             }
         }

@@ -31,11 +31,11 @@ pub enum Command {
     /// Print a video's metadata.
     Probe {
         video: PathBuf,
-        /// Print JSON: {"frames", "fps", "width", "height", "duration_s", "exact_count"}.
+        /// Print JSON: {"frames", "fps", "width", "height", "duration_s", "exact_count", …}.
         #[arg(long)]
         json: bool,
-        /// Count frames by decoding the whole file, so the count is exact for every container.
-        #[arg(long)]
+        /// Accepted for old scripts: every count is exact now (the frame index).
+        #[arg(long, hide = true)]
         exact: bool,
     },
     /// Write frame N of a video as a full-resolution JPEG.
@@ -308,46 +308,103 @@ fn serve(args: ServeArgs) -> CommandResult {
     served
 }
 
-fn probe(path: &Path, json: bool, exact: bool) -> CommandResult {
-    let mut meta = video::probe(path).map_err(|e| e.to_string())?;
-    if exact && !meta.exact_count {
-        meta.frames = video::count_frames(path).map_err(|e| e.to_string())?;
-        meta.exact_count = true;
-    }
+/// `probe`: what the video is, from its frame index (a packet scan; `--exact` is accepted for
+/// old scripts, every count is exact now).
+fn probe(path: &Path, json: bool, _exact: bool) -> CommandResult {
+    let index = video::FrameIndex::load_or_build(path, None).map_err(|e| e.to_string())?;
+    let meta = index.metadata();
+    let facts = &index.facts;
+    let method = match index.method {
+        video::IndexMethod::Packets => "packets",
+        video::IndexMethod::Decoded => "decoded",
+        video::IndexMethod::Counted => "counted",
+    };
     if json {
+        let audio: Vec<_> = facts
+            .audio
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "stream": a.stream,
+                    "codec": a.codec,
+                    "sample_rate": a.sample_rate,
+                    "channels": a.channels,
+                    "start_time_s": a.start_time_s,
+                })
+            })
+            .collect();
         let value = serde_json::json!({
             "frames": meta.frames,
             "fps": meta.fps,
             "width": meta.width,
             "height": meta.height,
-            "duration_s": meta.duration_s(),
+            "duration_s": index.duration_s(),
             "exact_count": meta.exact_count,
+            "constant_rate": index.constant_rate(),
+            "start_time_s": facts.start_time_s,
+            "rotation": facts.rotation,
+            "codec": facts.codec,
+            "container": facts.container,
+            "keyframes": index.keyframes(),
+            "packets": index.packets,
+            "discarded_by_edit_list": index.discarded,
+            "not_shown_at_start": index.not_shown,
+            "index_method": method,
+            "audio": audio,
         });
         println!("{value}");
     } else {
-        let count = if meta.exact_count {
-            "exact"
-        } else {
-            "estimated by the container; --exact counts them"
-        };
         println!("{}", path.display());
-        println!("  frames:   {} ({count})", meta.frames);
-        println!("  fps:      {:.3}", meta.fps);
-        println!("  size:     {}x{}", meta.width, meta.height);
-        println!("  duration: {:.3} s", meta.duration_s());
+        println!(
+            "  frames:    {} (exact: the frames FFmpeg presents)",
+            meta.frames
+        );
+        println!(
+            "  fps:       {:.3}{}",
+            meta.fps,
+            if index.constant_rate() {
+                ""
+            } else {
+                " on average (variable frame rate)"
+            }
+        );
+        let turned = if facts.rotation == 0 {
+            String::new()
+        } else {
+            format!(" (shown turned {}° clockwise)", facts.rotation)
+        };
+        println!("  size:      {}x{}{turned}", meta.width, meta.height);
+        println!("  duration:  {:.3} s", index.duration_s());
+        println!(
+            "  video:     {} in {}, {} keyframes",
+            facts.codec,
+            facts.container,
+            index.keyframes()
+        );
+        if let Some(start) = facts.start_time_s {
+            println!("  starts at: {start:.3} s on the file's clock");
+        }
+        if index.discarded > 0 || index.not_shown > 0 {
+            println!(
+                "  not shown: {} packets outside the edit list, {} at the start the decoder cannot show",
+                index.discarded, index.not_shown
+            );
+        }
+        for a in &facts.audio {
+            println!(
+                "  audio:     {} {} Hz {} ch{}",
+                a.codec,
+                a.sample_rate,
+                a.channels,
+                a.start_time_s
+                    .map_or(String::new(), |t| format!(", starts at {t:.3} s"))
+            );
+        }
     }
     Ok(())
 }
 
 fn frame(path: &Path, n: u64, output: &Path, quality: u8) -> CommandResult {
-    let meta = video::probe(path).map_err(|e| e.to_string())?;
-    if meta.exact_count && n >= meta.frames {
-        return Err(video::VideoError::OutOfRange {
-            frame: n,
-            frames: meta.frames,
-        }
-        .to_string());
-    }
     let mut decoder = video::Decoder::open(path).map_err(|e| e.to_string())?;
     let image = decoder.frame(n).map_err(|e| e.to_string())?;
     let jpeg =

@@ -89,7 +89,7 @@ pub fn index(
     let settings = settings(args)?;
     let mut options = index_options(&settings, sample_fps, batch_size);
     options.checkpoint_every = Duration::from_secs_f64(checkpoint_secs.max(0.0));
-    let video = VideoToIndex::open(path)?;
+    let video = VideoToIndex::open(path, Some(&options.cache_dir))?;
     let embedder = crate::embed::load(&settings)?;
     let progress = Progress::default();
     let cancel = AtomicBool::new(false);
@@ -115,6 +115,7 @@ pub fn index(
             "resumed": report.resumed,
             "embedded": report.embedded,
             "reused": report.reused,
+            "missing": report.missing,
             "seconds": report.seconds,
             "frames_per_s": fps,
             "model": embedder.identity().name,
@@ -138,6 +139,12 @@ pub fn index(
             report.embedded + report.reused,
             report.cache_path.display()
         );
+        if report.missing > 0 {
+            println!(
+                "{} frames could not be decoded (the file is damaged there); they are recorded as missing and shown as gaps",
+                report.missing
+            );
+        }
     }
     Ok(())
 }
@@ -175,6 +182,8 @@ fn draw_progress(progress: &Progress, finished: &AtomicBool) {
 /// An indexed video with its embeddings and the model that made them.
 struct Indexed {
     video: VideoToIndex,
+    /// The video's frame index when it was at hand or saved: exact frame times.
+    frame_index: Option<Arc<crate::video::FrameIndex>>,
     file: EmbeddingFile,
     embedder: Arc<dyn Embedder>,
     settings: Settings,
@@ -199,6 +208,10 @@ fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Resul
         }
     };
     let planned = video.plan(options.sample_fps).len();
+    let frame_index = video
+        .frames
+        .clone()
+        .or_else(|| crate::video::FrameIndex::saved(&options.cache_dir, &video.fingerprint));
     if file.frames.is_empty() {
         return Err(format!(
             "{} is not indexed with {} yet. Run `clip-investigator index {}` first.",
@@ -207,22 +220,39 @@ fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Resul
             path.display()
         ));
     }
-    if file.frames.len() < planned {
+    if file.covered() < planned {
         eprintln!(
             "note: {} of {planned} frames are indexed; the answer covers those. `clip-investigator index` resumes the rest.",
-            file.frames.len()
+            file.covered()
+        );
+    }
+    if !file.missing.is_empty() {
+        eprintln!(
+            "note: {} frames could not be decoded (the file is damaged there): their scores are empty (null in JSON)",
+            file.missing.len()
         );
     }
     let radius = fill_radius(video.meta.fps, options.sample_fps);
-    let complete = file.frames.len() == planned;
+    let complete = file.covered() == planned;
     Ok(Indexed {
         video,
+        frame_index,
         file,
         embedder,
         settings,
         radius,
         complete,
     })
+}
+
+impl Indexed {
+    /// Seconds from frame 0 to `frame`: its presentation time where the frame index is known.
+    fn time_s(&self, frame: u64) -> f64 {
+        match &self.frame_index {
+            Some(index) if frame < index.frames() => index.time_s(frame),
+            _ => app::types::seconds_at(frame, self.video.meta.fps),
+        }
+    }
 }
 
 /// Text embeddings through the per-model text cache.
@@ -299,24 +329,25 @@ pub fn scores(
             "model": indexed.embedder.identity().name,
             "fps": indexed.video.meta.fps,
             "frames": (0..covered).collect::<Vec<u64>>(),
+            "times_s": (0..covered).map(|n| indexed.time_s(n)).collect::<Vec<f64>>(),
+            "missing": indexed.file.missing,
             "scores": scores,
         });
         print_json(&value)
     } else {
         println!("{} frames scored", covered);
         for (prompt, s) in prompts.iter().zip(&series) {
-            let best = s
-                .iter()
-                .enumerate()
+            let known = || s.iter().enumerate().filter(|(_, v)| !v.is_nan());
+            let best = known()
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map(|(n, v)| {
                     format!(
                         "best {v:.4} at frame {n} ({})",
-                        format_time(n as f64 / indexed.video.meta.fps)
+                        format_time(indexed.time_s(n as u64))
                     )
                 })
                 .unwrap_or_default();
-            let mean = s.iter().sum::<f32>() / s.len().max(1) as f32;
+            let mean = known().map(|(_, v)| v).sum::<f32>() / known().count().max(1) as f32;
             println!("  {prompt:?}: mean {mean:.4}, {best}");
         }
         Ok(())
@@ -377,7 +408,7 @@ pub fn search(
     if json {
         let results: Vec<_> = hits
             .iter()
-            .map(|h| json!({"frame": h.frame, "time_s": app::types::seconds_at(h.frame, fps), "score": h.score}))
+            .map(|h| json!({"frame": h.frame, "time_s": indexed.time_s(h.frame), "score": h.score}))
             .collect();
         print_json(&json!({ "results": results }))
     } else {
@@ -386,7 +417,7 @@ pub fn search(
                 "{:>3}. frame {:>7}  {}  score {:.4}",
                 rank + 1,
                 hit.frame,
-                format_time(app::types::seconds_at(hit.frame, fps)),
+                format_time(indexed.time_s(hit.frame)),
                 hit.score
             );
         }
@@ -417,9 +448,14 @@ pub fn export(
                 }
                 csv.push('\n');
                 for n in 0..covered as usize {
-                    csv.push_str(&format!("{n},{:.6}", app::types::seconds_at(n as u64, fps)));
+                    csv.push_str(&format!("{n},{:.6}", indexed.time_s(n as u64)));
                     for s in &series {
-                        csv.push_str(&format!(",{}", s[n]));
+                        // A frame that could not be decoded has no value: an empty field.
+                        if s[n].is_nan() {
+                            csv.push(',');
+                        } else {
+                            csv.push_str(&format!(",{}", s[n]));
+                        }
                     }
                     csv.push('\n');
                 }
@@ -435,6 +471,8 @@ pub fn export(
                     "model": indexed.embedder.identity().name,
                     "fps": fps,
                     "frames": (0..covered).collect::<Vec<u64>>(),
+                    "times_s": (0..covered).map(|n| indexed.time_s(n)).collect::<Vec<f64>>(),
+                    "missing": indexed.file.missing,
                     "scores": scores,
                 }))
                 .map_err(|e| e.to_string())?

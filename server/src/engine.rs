@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use app::types::VideoInfo;
@@ -39,75 +39,45 @@ impl From<&Settings> for FrameSettings {
     }
 }
 
-/// The open video: metadata, and its frame index once the background scan has built it.
+/// The open video: its frame index (shared by every viewer's decoder) and what it says.
 pub struct OpenVideo {
     path: PathBuf,
     name: String,
-    meta: Metadata,
-    /// Exact count and per-frame timestamps; lets every decoder verify its seeks.
-    index: OnceLock<Arc<FrameIndex>>,
-    /// The background frame scan gave up (the reported count stays).
-    index_failed: std::sync::atomic::AtomicBool,
+    index: Arc<FrameIndex>,
+    /// Frame times for the page where the rate is not constant (empty where it is).
+    frame_times_ms: Vec<u32>,
 }
 
 impl OpenVideo {
-    /// Probes the file and starts indexing its frames on a background thread (one decoding
-    /// pass): that gives the exact count where the container only estimates it, and the
-    /// timestamps that make seeks in variable-frame-rate files exact.
-    pub fn open(path: &Path) -> Result<Arc<Self>, VideoError> {
-        let meta = video::probe(path)?;
+    /// Reads the video's frame index from `index_dir` (the cache folder), or builds it there
+    /// (a packet scan: seconds for an hour of video).
+    pub fn open(path: &Path, index_dir: Option<&Path>) -> Result<Arc<Self>, VideoError> {
+        let index = FrameIndex::load_or_build(path, index_dir)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let video = Arc::new(Self {
+        let frame_times_ms = if index.constant_rate() {
+            Vec::new()
+        } else {
+            (0..index.frames())
+                .map(|n| (index.time_s(n) * 1000.0).round() as u32)
+                .collect()
+        };
+        Ok(Arc::new(Self {
             path: path.to_path_buf(),
             name,
-            meta,
-            index: OnceLock::new(),
-            index_failed: Default::default(),
-        });
-        let indexing = Arc::clone(&video);
-        let spawned = std::thread::Builder::new().name("index-frames".into()).spawn(move || {
-            match FrameIndex::scan(&indexing.path) {
-                Ok(index) => {
-                    if index.frames() != indexing.meta.frames {
-                        tracing::info!(video = %indexing.name, reported = indexing.meta.frames, exact = index.frames(), "frame count established");
-                    }
-                    let _ = indexing.index.set(Arc::new(index));
-                }
-                Err(error) => {
-                    tracing::warn!(video = %indexing.name, %error, "could not index frames");
-                    indexing.index_failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "could not start indexing frames; the reported count stays");
-        }
-        Ok(video)
+            index,
+            frame_times_ms,
+        }))
     }
 
-    /// Whether the background frame scan failed (so the count stays an estimate).
-    pub fn index_failed(&self) -> bool {
-        self.index_failed.load(std::sync::atomic::Ordering::Relaxed)
+    pub fn index(&self) -> &Arc<FrameIndex> {
+        &self.index
     }
 
-    /// The frame index, once built.
-    pub fn index(&self) -> Option<Arc<FrameIndex>> {
-        self.index.get().cloned()
-    }
-
-    /// Current metadata: the counted frames replace the reported number as soon as known.
     pub fn metadata(&self) -> Metadata {
-        match self.index.get() {
-            None => self.meta.clone(),
-            Some(index) => Metadata {
-                frames: index.frames(),
-                exact_count: true,
-                ..self.meta.clone()
-            },
-        }
+        self.index.metadata()
     }
 
     pub fn info(&self) -> VideoInfo {
@@ -121,6 +91,7 @@ impl OpenVideo {
             fps: m.fps,
             frames: m.frames,
             exact_count: m.exact_count,
+            frame_times_ms: self.frame_times_ms.clone(),
         }
     }
 
@@ -192,8 +163,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Engine {
-    pub fn new(video_path: &Path, settings: FrameSettings) -> Self {
-        let video = OpenVideo::open(video_path).map_err(|error| {
+    /// The engine of the video at `video_path`; its frame index is kept in `index_dir`.
+    pub fn new(video_path: &Path, settings: FrameSettings, index_dir: Option<&Path>) -> Self {
+        let video = OpenVideo::open(video_path, index_dir).map_err(|error| {
             tracing::error!("{error}");
             public_message(&error.to_string(), video_path)
         });
@@ -263,7 +235,7 @@ impl Engine {
             .as_ref()
             .map_err(|message| VideoError::Unavailable(message.clone()))?;
         let meta = video.metadata();
-        if meta.exact_count && frame >= meta.frames {
+        if frame >= meta.frames {
             return Err(VideoError::OutOfRange {
                 frame,
                 frames: meta.frames,
@@ -275,14 +247,14 @@ impl Engine {
         let slot = self.viewer_decoder(viewer);
         let mut decoder = lock(&slot);
         if decoder.is_none() {
-            *decoder = Some(Decoder::open(video.path())?);
+            *decoder = Some(Decoder::with_index(
+                video.path(),
+                Arc::clone(video.index()),
+            )?);
         }
         let Some(decoder) = decoder.as_mut() else {
             return Err(VideoError::NoFrames(video.path().to_path_buf()));
         };
-        if let Some(index) = video.index() {
-            decoder.set_index(index);
-        }
         // A player with two requests in flight can have frame n+1 overtaken by n+2. Encode the
         // frames this read passes over, so the late request finds its frame in the cache
         // instead of costing a backward seek.
@@ -295,14 +267,7 @@ impl Engine {
                 }
             }
         }
-        let image = decoder.frame(frame).map_err(|error| match error {
-            // Probably past the real end while the count is still an estimate: say so plainly.
-            VideoError::Decode { .. } if !meta.exact_count => VideoError::BeyondEstimate {
-                frame,
-                estimate: meta.frames,
-            },
-            other => other,
-        })?;
+        let image = decoder.frame(frame)?;
         let jpeg = self.encode_and_cache(video, frame, &image)?;
         Ok(jpeg)
     }

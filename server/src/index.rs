@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use app::scores::sampled_frames;
@@ -17,7 +17,7 @@ use app::types::{IndexState, IndexStatus};
 
 use crate::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
 use crate::embed::{Embedder, PreparedImage};
-use crate::video::{self, Decoder, Metadata};
+use crate::video::{Decoder, FrameIndex, Metadata, VideoError};
 
 #[derive(Clone, Debug)]
 pub struct IndexOptions {
@@ -44,23 +44,29 @@ impl IndexOptions {
     }
 }
 
-/// A video ready to index: its exact frame count and content fingerprint.
+/// A video ready to index: its exact frame count and content fingerprint, and its frame index
+/// once it has been read.
 #[derive(Clone, Debug)]
 pub struct VideoToIndex {
     pub path: PathBuf,
     pub meta: Metadata,
     pub fingerprint: VideoFingerprint,
+    pub frames: Option<Arc<FrameIndex>>,
 }
 
 impl VideoToIndex {
-    /// Probes `path`, counting frames by decoding where the container's count is an estimate.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let mut meta = video::probe(path).map_err(|e| e.to_string())?;
-        if !meta.exact_count {
-            meta.frames = video::count_frames(path).map_err(|e| e.to_string())?;
-            meta.exact_count = true;
-        }
-        Self::with_metadata(path, meta)
+    /// Reads the frame index of `path` from `index_dir`, or builds it there.
+    pub fn open(path: &Path, index_dir: Option<&Path>) -> Result<Self, String> {
+        let index = FrameIndex::load_or_build(path, index_dir).map_err(|e| e.to_string())?;
+        Self::with_index(path, index)
+    }
+
+    /// A video whose frame index is at hand (the server's open video).
+    pub fn with_index(path: &Path, index: Arc<FrameIndex>) -> Result<Self, String> {
+        Ok(Self {
+            frames: Some(Arc::clone(&index)),
+            ..Self::with_metadata(path, index.metadata())?
+        })
     }
 
     /// Like [`open`](Self::open), but answered from the video's cache file when there is one:
@@ -103,7 +109,7 @@ impl VideoToIndex {
                 return Ok((video, Some(file)));
             }
         }
-        Ok((Self::open(path)?, None))
+        Ok((Self::open(path, Some(&options.cache_dir))?, None))
     }
 
     pub fn with_metadata(path: &Path, meta: Metadata) -> Result<Self, String> {
@@ -113,6 +119,7 @@ impl VideoToIndex {
             path: path.to_path_buf(),
             meta,
             fingerprint,
+            frames: None,
         })
     }
 
@@ -162,6 +169,8 @@ pub struct IndexReport {
     pub embedded: u64,
     /// Of the frames this run indexed, those that reused the previous frame's vector.
     pub reused: u64,
+    /// Frames this run could not decode (recorded as missing; indexing went on).
+    pub missing: u64,
     pub planned: u64,
     pub seconds: f64,
     /// A damaged or foreign cache file that was moved aside before starting over.
@@ -248,14 +257,14 @@ pub fn index_into(
         let mut file = store.write().unwrap_or_else(|e| e.into_inner());
         // Indexing runs in order, so a valid file holds a prefix of the plan; anything else
         // is from a different plan and is started over rather than mixed.
-        if !plan.starts_with(&file.frames) {
+        if !plan.starts_with(&file.covered_frames()) {
             tracing::warn!(
                 "{} does not match this video's frames; indexing again",
                 cache_path.display()
             );
             *file = EmbeddingFile::with_skip(file.header.clone(), options.skip_similar);
         }
-        file.frames.len()
+        file.covered()
     };
     let save = || -> Result<(), IndexError> {
         Ok(store
@@ -272,11 +281,12 @@ pub fn index_into(
         s.model = Some(embedder.identity().name);
         s.message = cache_problem.clone();
     });
-    let report = |embedded, reused| IndexReport {
+    let report = |embedded, reused, missing| IndexReport {
         cache_path: cache_path.to_path_buf(),
         resumed,
         embedded,
         reused,
+        missing,
         planned: plan.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         cache_problem: cache_problem.clone(),
@@ -285,7 +295,7 @@ pub fn index_into(
         if !cache_path.exists() {
             save()?;
         }
-        return Ok(report(0, 0));
+        return Ok(report(0, 0, 0));
     }
 
     let batch_size = options.batch_size.max(1);
@@ -300,7 +310,11 @@ pub fn index_into(
     std::thread::scope(|scope| -> Result<IndexReport, IndexError> {
         let stop = &stop_decoding;
         scope.spawn(move || {
-            let mut decoder = match Decoder::open(&video.path) {
+            let opened = match &video.frames {
+                Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
+                None => Decoder::open(&video.path),
+            };
+            let mut decoder = match opened {
                 Ok(d) => d,
                 Err(e) => {
                     let _ = sender.send(Err((todo[0], e.to_string())));
@@ -313,8 +327,17 @@ pub fn index_into(
                 if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                let item = decoder
-                    .frame(n)
+                let decoded = match decoder.frame(n) {
+                    // One broken frame is one frame: recorded, and indexing goes on.
+                    Err(VideoError::Decode { reason, .. }) => {
+                        if sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    other => other,
+                };
+                let item = decoded
                     .map_err(|e| e.to_string())
                     .and_then(|frame| embedder.prepare_image(&frame).map_err(|e| e.to_string()))
                     .map(|prepared| {
@@ -344,6 +367,7 @@ pub fn index_into(
 
         let mut embedded = 0u64;
         let mut reused = 0u64;
+        let mut missing = 0u64;
         let mut last_save = Instant::now();
         let mut batch: Vec<(u64, Frame)> = Vec::with_capacity(batch_size);
         // Frames to embed in `batch`; reused ones only ride along.
@@ -364,7 +388,7 @@ pub fn index_into(
                         video: video_name.clone(),
                         frame,
                         message,
-                        done: resumed + embedded + reused,
+                        done: resumed + embedded + reused + missing,
                     });
                 }
                 None => {}
@@ -378,7 +402,7 @@ pub fn index_into(
                     .iter_mut()
                     .filter_map(|(_, frame)| match frame {
                         Frame::Embed(p) => Some(take(p)),
-                        Frame::Reuse => None,
+                        Frame::Reuse | Frame::Missing(_) => None,
                     })
                     .collect();
                 match embedder.embed_prepared(&images) {
@@ -403,6 +427,14 @@ pub fn index_into(
                                     }
                                     reused += 1;
                                 }
+                                Frame::Missing(reason) => {
+                                    tracing::warn!(video = %video_name, frame = n, "frame {n} cannot be decoded ({reason}); recorded as missing, indexing goes on");
+                                    file.missing.push(*n);
+                                    missing += 1;
+                                    let note = format!("frame {n} could not be decoded ({reason}); the chart marks it, indexing goes on");
+                                    progress.update(|s| s.message = Some(note));
+                                    continue;
+                                }
                             }
                             file.frames.push(*n);
                         }
@@ -412,8 +444,8 @@ pub fn index_into(
                     Err(e) => failure = failure.or(Some(IndexError::Embed(e))),
                 }
                 let elapsed = run_started.elapsed().as_secs_f64();
-                let rate = (embedded + reused) as f64 / elapsed.max(1e-9);
-                let done = resumed + embedded + reused;
+                let rate = (embedded + reused + missing) as f64 / elapsed.max(1e-9);
+                let done = resumed + embedded + reused + missing;
                 progress.update(|s| {
                     s.done = done;
                     s.frames_per_s = rate;
@@ -434,15 +466,17 @@ pub fn index_into(
         save()?;
         match failure {
             Some(e) => Err(e),
-            None => Ok(report(embedded, reused)),
+            None => Ok(report(embedded, reused, missing)),
         }
     })
 }
 
-/// A decoded frame on its way to the model, or a note that it can reuse the previous vector.
+/// A decoded frame on its way to the model, a note that it can reuse the previous vector, or
+/// that it cannot be decoded (and why).
 enum Frame {
     Embed(PreparedImage),
     Reuse,
+    Missing(String),
 }
 
 /// Frames held before a flush when most are reused (so that progress and checkpoints go on).

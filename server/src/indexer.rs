@@ -151,18 +151,8 @@ impl Indexer {
             s.message = None;
         });
         let video = video?;
-        // The cache is keyed by the exact frame count: wait for the background frame scan.
-        let meta = loop {
-            let meta = video.metadata();
-            if meta.exact_count {
-                break meta;
-            }
-            if video.index_failed() {
-                return Err("the video's frames could not be counted".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let to_index = VideoToIndex::with_metadata(video.path(), meta.clone())?;
+        let meta = video.metadata();
+        let to_index = VideoToIndex::with_index(video.path(), Arc::clone(video.index()))?;
         let _ = self
             .fill_radius
             .set(fill_radius(meta.fps, self.options.sample_fps));
@@ -171,7 +161,7 @@ impl Indexer {
         // A complete index needs no turn; anything else waits for one (scores of what is
         // cached are answered meanwhile).
         let planned = to_index.plan(self.options.sample_fps).len() as u64;
-        let cached = store.read().unwrap_or_else(|e| e.into_inner()).frames.len() as u64;
+        let cached = store.read().unwrap_or_else(|e| e.into_inner()).covered() as u64;
         let _turn = if cached < planned {
             self.progress.update(|s| {
                 s.done = cached;
@@ -257,19 +247,21 @@ impl Indexer {
         let embedder = self.ready_embedder()?;
         let vectors = self.embed_texts(embedder.as_ref(), prompts)?;
         let complete = self.status().state == IndexState::Done;
-        let (frames, video_frames, series) = match self.embeddings.get() {
+        let (frames, missing, video_frames, series) = match self.embeddings.get() {
             Some(store) => {
                 let file = store.read().unwrap_or_else(|e| e.into_inner());
                 (
                     file.frames.clone(),
+                    file.missing.clone(),
                     file.header.video_frames,
                     crate::search::cosine_rows(&file, &vectors),
                 )
             }
-            None => (Vec::new(), 0, vec![Vec::new(); prompts.len()]),
+            None => (Vec::new(), Vec::new(), 0, vec![Vec::new(); prompts.len()]),
         };
         Ok(ScoreSeries {
             frames,
+            missing,
             video_frames,
             fill_radius: self.fill_radius.get().copied().unwrap_or(0),
             complete,

@@ -259,7 +259,11 @@ impl Library {
             }
         }
         let path = self.resolve(id)?;
-        let engine = Arc::new(Engine::new(&path, self.frames));
+        let engine = Arc::new(Engine::new(
+            &path,
+            self.frames,
+            Some(&self.index_options.cache_dir),
+        ));
         let model = Arc::clone(&self.model);
         let indexer = Indexer::start(
             engine.video().cloned(),
@@ -359,7 +363,10 @@ impl Library {
             return probe.meta.clone();
         }
         let meta =
-            video::probe(path).map_err(|e| crate::engine::public_message(&e.to_string(), path));
+            // The frame index is kept in the cache folder: the video is scanned once, ever.
+            video::FrameIndex::load_or_build(path, Some(&self.index_options.cache_dir))
+                .map(|index| index.metadata())
+                .map_err(|e| crate::engine::public_message(&e.to_string(), path));
         lock(&self.probes).insert(
             path.to_path_buf(),
             Probe {
@@ -410,7 +417,7 @@ impl Library {
                     self.index_options.sample_fps,
                 )
                 .len();
-                if cached.frames.len() >= planned {
+                if cached.covered() >= planned {
                     Indexed::Yes
                 } else {
                     Indexed::Partly

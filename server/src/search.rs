@@ -1,7 +1,7 @@
 //! Answers from an embedding file: per-frame cosine scores for prompts, and the top moments
 //! for a query, with non-maximum suppression so that one moment does not fill the list.
 
-use app::scores::fill_frames;
+use app::scores::fill_frames_with_gaps;
 
 use crate::cache::EmbeddingFile;
 
@@ -78,8 +78,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sums.iter().sum::<f32>() + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
 }
 
-/// Per-frame scores for frames `0..covered` of the video (see [`fill_frames`]). Once the
-/// index is `complete`, the frames after the last sample take its value too.
+/// Per-frame scores for frames `0..covered` of the video (see [`fill_frames_with_gaps`]: NaN
+/// where a frame could not be decoded). Once the index is `complete`, the frames after the last
+/// sample take its value too.
 pub fn frame_scores(
     file: &EmbeddingFile,
     queries: &[Vec<f32>],
@@ -89,7 +90,15 @@ pub fn frame_scores(
     let fill_radius = if complete { u64::MAX } else { fill_radius };
     let series: Vec<Vec<f32>> = cosine_rows(file, queries)
         .iter()
-        .map(|rows| fill_frames(&file.frames, rows, file.header.video_frames, fill_radius))
+        .map(|rows| {
+            fill_frames_with_gaps(
+                &file.frames,
+                rows,
+                &file.missing,
+                file.header.video_frames,
+                fill_radius,
+            )
+        })
         .collect();
     let covered = series.first().map_or(0, |s| s.len() as u64);
     (covered, series)
@@ -166,6 +175,7 @@ mod tests {
             },
             frames,
             vectors: vectors.concat(),
+            missing: Vec::new(),
         }
     }
 

@@ -71,6 +71,15 @@ fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
             // A write cut short by the kill: never read, removed at the next start.
             continue;
         }
+        if name.ends_with(".frames") {
+            // The video's frame index, written once when the server opened the video.
+            let index = server::cache::read_versioned::<server::video::FrameIndex>(
+                &path,
+                server::video::INDEX_VERSION,
+            );
+            assert!(matches!(index, Ok(Some(_))), "{name} unreadable: {index:?}");
+            continue;
+        }
         assert!(name.ends_with(".clipemb"), "unexpected file {name}");
         let file = EmbeddingFile::peek(&path).unwrap_or_else(|e| panic!("{name} unreadable: {e}"));
         assert!(found.is_none(), "two cache files");

@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::{video, FRAMES};
 use server::engine::{Engine, FrameSettings, OpenVideo};
@@ -26,7 +25,7 @@ fn shown(engine: &Engine, viewer: &str, frame: u64) -> u64 {
 
 #[test]
 fn viewers_have_independent_playheads() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(4));
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(4), None);
     for n in 10..20 {
         assert_eq!(shown(&engine, "viewer-aaaa", n), n);
         // Another tab far away in between must not move the first one's decoder.
@@ -37,7 +36,7 @@ fn viewers_have_independent_playheads() {
 
 #[test]
 fn decoders_are_bounded_and_evicted_least_recently_used() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2));
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2), None);
     for (i, viewer) in ["viewer-1111", "viewer-2222", "viewer-3333", "viewer-4444"]
         .iter()
         .enumerate()
@@ -51,7 +50,7 @@ fn decoders_are_bounded_and_evicted_least_recently_used() {
 
 #[test]
 fn out_of_range_is_an_error_and_the_engine_keeps_serving() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2));
+    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2), None);
     let error = engine
         .frame_jpeg_blocking("viewer-aaaa", FRAMES)
         .unwrap_err()
@@ -64,19 +63,12 @@ fn out_of_range_is_an_error_and_the_engine_keeps_serving() {
 }
 
 #[test]
-fn estimated_counts_become_exact_in_the_background() {
-    let video = OpenVideo::open(&video("mpeg2.mkv")).unwrap();
-    assert!(!video.info().exact_count, "mkv starts with an estimate");
-    let started = Instant::now();
-    while !video.info().exact_count {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the count never became exact"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn counts_are_exact_from_the_start() {
+    // MKV does not store a frame count; the frame index (a packet scan) knows it when the
+    // video opens, without decoding it.
+    let video = OpenVideo::open(&video("mpeg2.mkv"), None).unwrap();
+    assert!(video.info().exact_count);
     assert_eq!(video.info().frames, FRAMES);
-    // Downstream, the range check now uses the exact count.
     let engine = Engine::with_video(Ok(Arc::clone(&video)), settings(2));
     let error = engine
         .frame_jpeg_blocking("viewer-aaaa", FRAMES + 10)
@@ -87,7 +79,11 @@ fn estimated_counts_become_exact_in_the_background() {
 
 #[test]
 fn a_missing_video_is_reported_not_fatal() {
-    let engine = Engine::new(std::path::Path::new("/nonexistent/clip.mp4"), settings(2));
+    let engine = Engine::new(
+        std::path::Path::new("/nonexistent/clip.mp4"),
+        settings(2),
+        None,
+    );
     let message = engine.video().err().unwrap();
     assert!(
         message.contains("not found") && message.contains("video_path"),
@@ -105,8 +101,27 @@ fn an_overtaken_request_gets_its_own_frame() {
             frame_cache: 16,
             ..settings(2)
         },
+        None,
     );
     for n in [10, 12, 11, 13, 15, 14, 16] {
         assert_eq!(shown(&engine, "viewer-aaaa", n), n);
     }
+}
+
+#[test]
+fn the_page_gets_frame_times_only_where_the_rate_varies() {
+    let constant = OpenVideo::open(&video("h264_gop250.mp4"), None).unwrap();
+    assert!(constant.info().frame_times_ms.is_empty());
+    assert_eq!(constant.info().time_s(45), 1.5);
+    let variable = OpenVideo::open(&video("vfr_h264.mp4"), None).unwrap();
+    let info = variable.info();
+    assert_eq!(info.frame_times_ms.len() as u64, FRAMES);
+    // Every 7th frame lasts 1.5 periods: frame 14 is shown at (14 + 2 * 0.5) / 30 s.
+    assert_eq!(info.frame_times_ms[14], 500);
+    assert_eq!(info.frame_at_s(0.5), 14);
+    assert!(
+        info.duration_s() > FRAMES as f64 / 30.0,
+        "{}",
+        info.duration_s()
+    );
 }

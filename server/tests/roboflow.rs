@@ -309,7 +309,7 @@ fn a_video_indexes_through_the_inference_server_in_batches_and_resumes() {
         batch_size: 8,
         ..server::index::IndexOptions::new(cache.path().to_path_buf())
     };
-    let video = server::index::VideoToIndex::open(&common::video("h264_gop250.mp4")).unwrap();
+    let video = server::index::VideoToIndex::open(&common::video("h264_gop250.mp4"), None).unwrap();
     let progress = server::index::Progress::default();
     let cancel = std::sync::atomic::AtomicBool::new(false);
     let report =
@@ -342,7 +342,7 @@ fn an_inference_server_that_keeps_failing_stops_indexing_with_its_reason() {
         sample_fps: Some(1.0),
         ..server::index::IndexOptions::new(cache.path().to_path_buf())
     };
-    let video = server::index::VideoToIndex::open(&common::video("mpeg2.mkv")).unwrap();
+    let video = server::index::VideoToIndex::open(&common::video("mpeg2.mkv"), None).unwrap();
     let error = server::index::index_video(
         &video,
         &embedder,

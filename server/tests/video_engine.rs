@@ -16,12 +16,9 @@ fn metadata_matches_each_file() {
         let meta = video::probe(&path).unwrap();
         assert_eq!((meta.width, meta.height), (1280, 720), "{name}");
         assert!(meta.fps > 0.0, "{name}: fps {}", meta.fps);
-        if name.ends_with(".mp4") {
-            assert!(meta.exact_count, "{name}: mp4 stores its frame count");
-            assert_eq!(meta.frames, FRAMES, "{name}");
-        } else {
-            assert!(!meta.exact_count, "{name}: the count is only an estimate");
-        }
+        // Exact for every container (mkv and webm store no count): the frame index.
+        assert!(meta.exact_count, "{name}");
+        assert_eq!(meta.frames, FRAMES, "{name}");
         assert_eq!(
             video::count_frames(&path).unwrap(),
             FRAMES,

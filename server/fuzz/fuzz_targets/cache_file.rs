@@ -13,6 +13,9 @@ fn check(bytes: &[u8]) {
         let width = file.header.model.dimension as usize;
         assert_eq!(file.vectors.len(), file.frames.len() * width);
         assert!(file.frames.windows(2).all(|w| w[0] < w[1]));
+        // Frames that could not be decoded: ascending, and never also embedded.
+        assert!(file.missing.windows(2).all(|w| w[0] < w[1]));
+        assert!(file.missing.iter().all(|m| file.frames.binary_search(m).is_err()));
     }
 }
 

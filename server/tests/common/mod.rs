@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use server::testvideo::{self, Codec, Spec};
+use server::testvideo::{self, Codec, Derive, Spec};
 
 pub const FRAMES: u64 = 300;
 
@@ -42,6 +42,145 @@ pub fn specs() -> Vec<(&'static str, Spec)> {
     ]
 }
 
+/// A pattern video at 640x360 for the real-world corpus: small, so 200 seeks stay quick.
+fn small(codec: Codec, frames: u32) -> Spec {
+    Spec {
+        width: 640,
+        height: 360,
+        keyframe_interval: 48,
+        ..Spec::new(codec, frames)
+    }
+}
+
+/// Where a corpus file comes from: written from a spec, or derived from another corpus file
+/// (or test video) the way users' files are made.
+pub enum Origin {
+    Written(Spec),
+    Derived(&'static str, Derive),
+}
+
+/// Files shaped like users' files (see `server/src/testvideo.rs`): remuxed, trimmed, offset,
+/// B-frames, open GOPs, captured mid-stream, rotated, with audio, HEVC 8/10-bit, MJPEG.
+pub fn corpus() -> Vec<(&'static str, Origin)> {
+    use Origin::*;
+    vec![
+        // H.264 with B-frames in MP4, the base of several below.
+        ("h264_bframes.mp4", Written(small(Codec::H264, 190))),
+        // MPEG-2 with B-frames (open GOPs, as broadcast encoders make them), 25 fps.
+        (
+            "mpeg2_open_gop.mkv",
+            Written(Spec {
+                fps: 25,
+                b_frames: Some(2),
+                keyframe_interval: 12,
+                ..small(Codec::Mpeg2, 190)
+            }),
+        ),
+        (
+            "program_stream_0.5s.mpg",
+            Derived(
+                "mpeg2_open_gop.mkv",
+                Derive::Remux {
+                    format: "vob",
+                    offset_s: 0.5,
+                },
+            ),
+        ),
+        (
+            "h264_bframes_10s.ts",
+            Derived(
+                "h264_bframes.mp4",
+                Derive::Remux {
+                    format: "mpegts",
+                    offset_s: 10.0,
+                },
+            ),
+        ),
+        (
+            "mpeg2_open_gop_1.4s.ts",
+            Derived(
+                "mpeg2_open_gop.mkv",
+                Derive::Remux {
+                    format: "mpegts",
+                    offset_s: 1.4,
+                },
+            ),
+        ),
+        (
+            "capture_mid_gop.ts",
+            Derived(
+                "mpeg2_open_gop_1.4s.ts",
+                Derive::CaptureFrom { fraction: 0.37 },
+            ),
+        ),
+        (
+            "capture_h264_mid_gop.ts",
+            Derived(
+                "h264_bframes_10s.ts",
+                Derive::CaptureFrom { fraction: 0.41 },
+            ),
+        ),
+        // x264's open GOPs (recovery-point I-frames), in MP4 and in MPEG-TS captured mid-GOP.
+        (
+            "h264_open_gop.mp4",
+            Written(Spec {
+                open_gop: true,
+                b_frames: Some(3),
+                keyframe_interval: 30,
+                ..small(Codec::H264, 190)
+            }),
+        ),
+        // Encoded straight to MPEG-TS, as a broadcast encoder does: parameter sets repeat at
+        // every keyframe (a remux from MP4 would put them before IDR frames only).
+        (
+            "h264_open_gop.ts",
+            Written(Spec {
+                open_gop: true,
+                b_frames: Some(3),
+                keyframe_interval: 30,
+                ..small(Codec::H264, 190)
+            }),
+        ),
+        (
+            "capture_h264_open_gop.ts",
+            Derived("h264_open_gop.ts", Derive::CaptureFrom { fraction: 0.29 }),
+        ),
+        // Cut at 1.1 s = frame 33, between keyframes 0 and 48: an edit list mid-GOP.
+        (
+            "trimmed_stream_copy.mp4",
+            Derived("h264_bframes.mp4", Derive::Trim { start_s: 1.1 }),
+        ),
+        (
+            "audio_first.mp4",
+            Derived("h264_bframes.mp4", Derive::AudioFirst { lead_s: 0.5 }),
+        ),
+        (
+            "h264.mkv",
+            Derived(
+                "h264_bframes.mp4",
+                Derive::Remux {
+                    format: "matroska",
+                    offset_s: 0.0,
+                },
+            ),
+        ),
+        (
+            "rotated_90.mp4",
+            Derived("h264_bframes.mp4", Derive::Rotated { degrees: 90 }),
+        ),
+        ("hevc.mp4", Written(small(Codec::Hevc, 150))),
+        ("hevc_10bit.mp4", Written(small(Codec::Hevc10, 150))),
+        (
+            "mjpeg_29.97.avi",
+            Written(Spec {
+                fps: 30000,
+                fps_den: 1001,
+                ..small(Codec::Mjpeg, 150)
+            }),
+        ),
+    ]
+}
+
 static WRITING: Mutex<()> = Mutex::new(());
 
 fn video_dir() -> PathBuf {
@@ -50,17 +189,32 @@ fn video_dir() -> PathBuf {
     dir
 }
 
-/// Path of the named test video, written on first use.
+/// Path of the named test video or corpus file, written on first use.
 pub fn video(name: &str) -> PathBuf {
-    let path = video_dir().join(name);
     let _guard = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-    if !path.exists() {
-        let spec = specs()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, s)| s)
-            .expect("known test video");
+    make(name)
+}
+
+fn make(name: &str) -> PathBuf {
+    let path = video_dir().join(name);
+    if path.exists() {
+        return path;
+    }
+    if let Some((_, spec)) = specs().into_iter().find(|(n, _)| *n == name) {
         testvideo::write(&path, &spec).unwrap();
+        return path;
+    }
+    match corpus()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, o)| o)
+    {
+        Some(Origin::Written(spec)) => testvideo::write(&path, &spec).unwrap(),
+        Some(Origin::Derived(from, how)) => {
+            let source = make(from);
+            testvideo::derive(&source, &path, &how).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        None => panic!("unknown test video {name}"),
     }
     path
 }

@@ -1,81 +1,34 @@
-//! The one module that decodes video (OpenCV's FFmpeg backend).
-//!
-//! - [`probe`] reads metadata and checks that the file really decodes.
-//! - [`Decoder`] returns exactly frame `n`; it stays positioned after the last frame it read, so
-//!   playing forward and small forward jumps decode sequentially instead of seeking.
-//! - [`count_frames`] establishes the exact frame count where the container only estimates it.
-//! - [`encode_jpeg`] scales and encodes a frame for the browser.
+//! The video engine as it was before the FFmpeg frame index (OpenCV's `VideoCapture`, seeks by
+//! its frame-number arithmetic, checked against a decode scan): the "before" peer of
+//! `cargo bench -p server --bench video`, measured side by side with today's engine in one run.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use opencv::core::{Mat, Size, Vector};
+use opencv::core::Mat;
 use opencv::prelude::*;
-use opencv::{imgcodecs, imgproc, videoio};
+use opencv::videoio;
 
-/// Forward jumps up to this many frames are decoded through (`grab`) rather than seeked:
-/// sequential decoding of 720p H.264 runs at ~700 fps here while a seek costs 30-250 ms.
-pub const SEQUENTIAL_WINDOW: u64 = 64;
+const SEQUENTIAL_WINDOW: u64 = 64;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum VideoError {
-    #[error("video file not found: {0}\n  Check video_path in config.yaml (relative paths are relative to the config file), or pass a file that exists.")]
     NotFound(PathBuf),
-    #[error("{0} is empty (0 bytes): it is not a video.")]
     Empty(PathBuf),
-    #[error("{0} cannot be opened as a video: OpenCV's FFmpeg backend does not recognise it. Is it a video file (mp4, mkv, webm, …)?")]
     CannotOpen(PathBuf),
-    #[error(
-        "{0} has no decodable video frames: the file may be corrupt, or hold no video stream."
-    )]
     NoFrames(PathBuf),
-    #[error("{path} looks truncated: it says it has {frames} frames but frame {frame} cannot be decoded. Re-download or re-encode the file.")]
-    Truncated {
+    Decode {
         path: PathBuf,
-        frames: u64,
         frame: u64,
     },
-    #[error("frame {frame} is out of range: the video has {frames} frames (0 to {})", frames.saturating_sub(1))]
-    OutOfRange { frame: u64, frames: u64 },
-    #[error("frame {frame} cannot be read: the container estimates {estimate} frames and the exact count is still being established, so the video probably ends before frame {frame}")]
-    BeyondEstimate { frame: u64, estimate: u64 },
-    #[error("frame {frame} cannot be decoded from {path}: the file may be truncated or corrupt.")]
-    Decode { path: PathBuf, frame: u64 },
-    /// The configured video could not be opened at start-up; the message says why.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("OpenCV failed on {path}: {source}")]
+    OutOfRange {
+        frame: u64,
+        frames: u64,
+    },
     OpenCv {
         path: PathBuf,
         source: opencv::Error,
     },
-}
-
-/// Result of [`probe`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Metadata {
-    pub frames: u64,
-    pub fps: f64,
-    pub width: u32,
-    pub height: u32,
-    /// Whether `frames` is exact (stored by the container, or counted) or an estimate.
-    pub exact_count: bool,
-}
-
-impl Metadata {
-    pub fn duration_s(&self) -> f64 {
-        app::types::seconds_at(self.frames, self.fps)
-    }
-}
-
-/// Containers whose headers store the real number of frames (an index of every sample).
-/// Elsewhere (mkv, webm, …) OpenCV derives the count from duration × fps, an estimate.
-fn container_stores_frame_count(path: &Path) -> bool {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    matches!(ext.as_str(), "mp4" | "m4v" | "mov")
 }
 
 fn open_capture(path: &Path) -> Result<videoio::VideoCapture, VideoError> {
@@ -102,57 +55,6 @@ fn opencv_error(path: &Path) -> impl FnOnce(opencv::Error) -> VideoError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Reads metadata and checks that the first frame decodes; for containers that store the frame
-/// count it also checks the last frame, so a truncated file is caught here and not mid-playback.
-pub fn probe(path: &Path) -> Result<Metadata, VideoError> {
-    let mut capture = open_capture(path)?;
-    let get = |capture: &videoio::VideoCapture, prop| capture.get(prop).map_err(opencv_error(path));
-    let reported = get(&capture, videoio::CAP_PROP_FRAME_COUNT)?;
-    let fps = get(&capture, videoio::CAP_PROP_FPS)?;
-    let mut frame = Mat::default();
-    if !capture.read(&mut frame).unwrap_or(false) || frame.empty() {
-        return Err(VideoError::NoFrames(path.to_path_buf()));
-    }
-    let frames = if reported.is_finite() && reported >= 1.0 {
-        reported.round() as u64
-    } else {
-        0
-    };
-    let exact_count = container_stores_frame_count(path) && frames > 0;
-    if exact_count && frames > 1 {
-        // A truncated file still reports the header's count; a seek past its real end lands on
-        // its last decodable frame, which OpenCV's position then reveals.
-        let landed = capture
-            .set(videoio::CAP_PROP_POS_FRAMES, (frames - 1) as f64)
-            .unwrap_or(false)
-            && capture.grab().unwrap_or(false)
-            && capture
-                .get(videoio::CAP_PROP_POS_FRAMES)
-                .unwrap_or(0.0)
-                .round() as u64
-                == frames;
-        if !landed {
-            return Err(VideoError::Truncated {
-                path: path.to_path_buf(),
-                frames,
-                frame: frames - 1,
-            });
-        }
-    }
-    Ok(Metadata {
-        frames: frames.max(1),
-        fps: if fps.is_finite() && fps > 0.0 {
-            fps
-        } else {
-            0.0
-        },
-        // The decoded size, which is what viewers get (headers can disagree with it).
-        width: frame.cols().max(0) as u32,
-        height: frame.rows().max(0) as u32,
-        exact_count,
-    })
 }
 
 /// The presentation time of every frame, from one decoding pass over the file. It gives the
@@ -388,37 +290,4 @@ impl Decoder {
             Landing::Unknown
         }
     }
-}
-
-/// JPEG of `frame`, scaled down to `max_width` (0 = keep) with area averaging.
-pub fn encode_jpeg(frame: &Mat, max_width: u32, quality: u8) -> Result<Vec<u8>, opencv::Error> {
-    let width = frame.cols();
-    let scaled;
-    let source = if max_width > 0 && width > max_width as i32 {
-        let height = ((frame.rows() as f64) * max_width as f64 / width as f64)
-            .round()
-            .max(1.0) as i32;
-        let mut resized = Mat::default();
-        imgproc::resize(
-            frame,
-            &mut resized,
-            Size::new(max_width as i32, height),
-            0.0,
-            0.0,
-            imgproc::INTER_AREA,
-        )?;
-        scaled = resized;
-        &scaled
-    } else {
-        frame
-    };
-    let mut bytes = Vector::<u8>::new();
-    let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, i32::from(quality)]);
-    imgcodecs::imencode(".jpg", source, &mut bytes, &params)?;
-    Ok(bytes.to_vec())
-}
-
-/// Decodes JPEG (or any image OpenCV reads) bytes to BGR.
-pub fn decode_image(bytes: &[u8]) -> Result<Mat, opencv::Error> {
-    imgcodecs::imdecode(&Vector::from_slice(bytes), imgcodecs::IMREAD_COLOR)
 }

@@ -25,6 +25,8 @@ const DEMUXERS: &str = "mov,matroska,avi,mpegts,mpeg,mpegvideo,flv,asf,ogg,yuv4m
 pub(super) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        // Fills ffmpeg-next's table of error messages (and registers nothing else on 5.1).
+        let _ = ffmpeg::init();
         // Decoding a damaged file makes FFmpeg print a line per broken slice; the server says
         // what went wrong in its own words instead.
         ffmpeg::log::set_level(ffmpeg::log::Level::Quiet);

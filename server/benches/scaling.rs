@@ -13,12 +13,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 #[path = "shared/synthetic.rs"]
 mod synthetic;
+#[path = "shared/timing.rs"]
+mod timing;
 
 use server::search::{cosine_rows, top_k};
+use timing::sorted_ms;
 
 const FPS: u64 = 30;
 const DIM: usize = 512;
@@ -57,15 +59,7 @@ fn video(minutes: u64) -> PathBuf {
 /// Median of 7 timings of `f` (after a warm-up), in ms.
 fn time_ms(mut f: impl FnMut()) -> f64 {
     f();
-    let mut ms: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    ms[3]
+    sorted_ms(7, f)[3]
 }
 
 fn main() {

@@ -4,12 +4,13 @@
 //!
 //!     cargo bench -p server --bench scores
 
-use std::time::Instant;
-
 #[path = "shared/synthetic.rs"]
 mod synthetic;
+#[path = "shared/timing.rs"]
+mod timing;
 
 use server::search::{cosine_rows, cosine_rows_naive, top_k};
+use timing::sorted_ms;
 
 const FRAMES: u64 = 108_000;
 const DIM: usize = 512;
@@ -17,14 +18,7 @@ const DIM: usize = 512;
 /// Median and range of `runs` timings of `f`, in ms.
 fn time(runs: usize, mut f: impl FnMut()) -> String {
     f(); // warm-up
-    let mut ms: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
+    let ms = sorted_ms(runs, f);
     format!("{:.1} ({:.1}–{:.1})", ms[runs / 2], ms[0], ms[runs - 1])
 }
 

@@ -13,29 +13,20 @@
 mod common;
 #[path = "shared/opencv_peer.rs"]
 mod opencv_peer;
+#[path = "shared/timing.rs"]
+mod timing;
 
 use std::time::Instant;
 
 use opencv::core::Mat;
 use server::testvideo::{ffmpeg_patterns, read_pattern};
 use server::video::{encode_jpeg, Decoder, FrameIndex};
+use timing::{percentile, sorted_ms};
 
 const SEEKS: usize = 60;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    percentile(&times, 0.5)
+fn median_ms(runs: usize, f: impl FnMut()) -> f64 {
+    percentile(&sorted_ms(runs, f), 0.5)
 }
 
 /// One engine's figures on one file.

@@ -59,9 +59,7 @@ fn check_frames(name: &str) {
 
     let mut decoder = Decoder::with_index(&path, index).unwrap();
     let mut rng = common::Rng::new(seed(name));
-    let mut seeks = 0;
-    for _ in 0..200 {
-        seeks += 1;
+    for _ in 0..SEEKS {
         let n = rng.below(expected.len() as u64);
         let frame = decoder
             .frame(n)
@@ -77,12 +75,15 @@ fn check_frames(name: &str) {
     );
     // One row of the corpus table (`cargo test --test corpus -- --nocapture`).
     eprintln!(
-        "corpus | {name} | {} | {ours} | {sequential_exact}/{} | {}/{seeks} |",
+        "corpus | {name} | {} | {ours} | {sequential_exact}/{} | {}/{SEEKS} |",
         expected.len(),
         expected.len(),
-        seeks - wrong.len()
+        SEEKS - wrong.len()
     );
 }
+
+/// Random seeks per corpus file.
+const SEEKS: usize = 200;
 
 macro_rules! corpus_tests {
     ($($test:ident => $name:literal),* $(,)?) => {
@@ -314,8 +315,11 @@ fn with_one_broken_frame(broken: usize) -> std::path::PathBuf {
 fn a_frame_that_cannot_be_decoded_is_one_frame_not_the_end() {
     let path = with_one_broken_frame(50);
     let index = FrameIndex::load_or_build(&path, None).unwrap();
-    let ours = index.frames();
-    assert_eq!(ours, 150, "the packet is there: frame 50 exists, broken");
+    assert_eq!(
+        index.frames(),
+        150,
+        "the packet is there: frame 50 exists, broken"
+    );
     let mut decoder = Decoder::with_index(&path, index).unwrap();
     for n in 0..150u64 {
         match decoder.frame(n) {

@@ -9,6 +9,7 @@ pub mod backend;
 #[cfg(feature = "hydrate")]
 mod browser;
 pub mod chart;
+pub mod error;
 pub mod investigate;
 pub mod library;
 pub mod player;

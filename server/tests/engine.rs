@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{video, FRAMES};
-use server::engine::{Engine, FrameSettings, OpenVideo};
+use server::frames::{FrameServer, FrameSettings, OpenVideo};
 use server::testvideo::read_pattern;
 
 fn settings(max_decoders: usize) -> FrameSettings {
@@ -18,14 +18,14 @@ fn settings(max_decoders: usize) -> FrameSettings {
     }
 }
 
-fn shown(engine: &Engine, viewer: &str, frame: u64) -> u64 {
+fn shown(engine: &FrameServer, viewer: &str, frame: u64) -> u64 {
     let jpeg = engine.frame_jpeg_blocking(viewer, frame).unwrap();
     read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap()
 }
 
 #[test]
 fn viewers_have_independent_playheads() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(4), None);
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(4), None);
     for n in 10..20 {
         assert_eq!(shown(&engine, "viewer-aaaa", n), n);
         // Another tab far away in between must not move the first one's decoder.
@@ -36,7 +36,7 @@ fn viewers_have_independent_playheads() {
 
 #[test]
 fn decoders_are_bounded_and_evicted_least_recently_used() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2), None);
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(2), None);
     for (i, viewer) in ["viewer-1111", "viewer-2222", "viewer-3333", "viewer-4444"]
         .iter()
         .enumerate()
@@ -50,7 +50,7 @@ fn decoders_are_bounded_and_evicted_least_recently_used() {
 
 #[test]
 fn out_of_range_is_an_error_and_the_engine_keeps_serving() {
-    let engine = Engine::new(&video("h264_gop250.mp4"), settings(2), None);
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(2), None);
     let error = engine
         .frame_jpeg_blocking("viewer-aaaa", FRAMES)
         .unwrap_err()
@@ -69,7 +69,7 @@ fn counts_are_exact_from_the_start() {
     let video = OpenVideo::open(&video("mpeg2.mkv"), None).unwrap();
     assert!(video.info().exact_count);
     assert_eq!(video.info().frames, FRAMES);
-    let engine = Engine::with_video(Ok(Arc::clone(&video)), settings(2));
+    let engine = FrameServer::with_video(Ok(Arc::clone(&video)), settings(2));
     let error = engine
         .frame_jpeg_blocking("viewer-aaaa", FRAMES + 10)
         .unwrap_err()
@@ -79,7 +79,7 @@ fn counts_are_exact_from_the_start() {
 
 #[test]
 fn a_missing_video_is_reported_not_fatal() {
-    let engine = Engine::new(
+    let engine = FrameServer::new(
         std::path::Path::new("/nonexistent/clip.mp4"),
         settings(2),
         None,
@@ -95,7 +95,7 @@ fn a_missing_video_is_reported_not_fatal() {
 #[test]
 fn an_overtaken_request_gets_its_own_frame() {
     // Two requests in flight can arrive out of order: 12 before 11.
-    let engine = Engine::new(
+    let engine = FrameServer::new(
         &video("h264_gop250.mp4"),
         FrameSettings {
             frame_cache: 16,

@@ -1,4 +1,9 @@
-//! The web server: Leptos pages and server functions over axum, with the engine in context.
+//! The web front: Leptos pages and server functions over axum (`backend` puts the library behind
+//! them), the request guard in front, and streamed uploads beside them.
+
+pub mod backend;
+pub mod guard;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,8 +15,9 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
-use crate::guard::Guard;
-use crate::library::{Library, LibraryBackend};
+use crate::library::Library;
+use backend::LibraryBackend;
+use guard::Guard;
 
 /// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
 pub fn site_root() -> String {
@@ -35,8 +41,8 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
     let routes = generate_route_list(App);
     Router::new()
         .route(
-            crate::upload::UPLOAD_PATH,
-            axum::routing::post(move |query, body| crate::upload::upload(library, query, body)),
+            upload::UPLOAD_PATH,
+            axum::routing::post(move |query, body| upload::upload(library, query, body)),
         )
         .leptos_routes_with_context(
             &options,
@@ -49,31 +55,6 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
-}
-
-/// server_fn answers every error with 500; a request whose arguments were wrong gets 400 (and
-/// an id that names no video 404), so clients and logs can tell their mistakes from ours.
-async fn server_fn_error_status(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::StatusCode;
-    let response = next.run(request).await;
-    if response.status() != StatusCode::INTERNAL_SERVER_ERROR
-        || !response
-            .headers()
-            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
-    {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    // Error answers are short messages; a longer one keeps its 500 and loses its body.
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
-    };
-    parts.status = StatusCode::from_u16(app::api::error_status(&bytes))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Serves until Ctrl-C; `guard` decides which requests reach the app.
@@ -102,8 +83,8 @@ pub async fn serve(
     let body_limit = 2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024;
     let mut guard = guard.with_max_body(body_limit as u64);
     if let Some((folder, max_upload)) = library.upload_target() {
-        crate::upload::remove_abandoned_uploads(folder);
-        guard = guard.with_max_upload(max_upload);
+        upload::remove_abandoned_uploads(folder);
+        guard = guard.with_max_upload(upload::UPLOAD_PATH, max_upload);
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -113,11 +94,7 @@ pub async fn serve(
         listener,
         router(library, prompts, options)
             .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-            .layer(axum::middleware::from_fn(server_fn_error_status))
-            .layer(axum::middleware::from_fn_with_state(
-                guard,
-                crate::guard::check,
-            ))
+            .layer(axum::middleware::from_fn_with_state(guard, guard::check))
             .into_make_service(),
     )
     .with_graceful_shutdown(async {

@@ -16,6 +16,7 @@ use app::scores::sampled_frames;
 use app::types::{IndexState, IndexStatus};
 
 use crate::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
+use crate::config::Settings;
 use crate::embed::{Embedder, PreparedImage};
 use crate::video::{Decoder, FrameIndex, Metadata, VideoError};
 
@@ -40,6 +41,19 @@ impl IndexOptions {
             batch_size: 8,
             checkpoint_every: Duration::from_secs(5),
             skip_similar: None,
+        }
+    }
+}
+
+/// The config's indexing settings (the command line overrides them after).
+impl From<&Settings> for IndexOptions {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            cache_dir: settings.embeddings_dir.clone(),
+            sample_fps: settings.sample_fps,
+            batch_size: settings.batch_size,
+            checkpoint_every: Duration::from_secs_f64(settings.checkpoint_secs.clamp(0.0, 3600.0)),
+            skip_similar: settings.skip_similar,
         }
     }
 }
@@ -192,6 +206,13 @@ pub enum IndexError {
     Embed(#[from] crate::embed::EmbedError),
     #[error("stopped")]
     Cancelled,
+}
+
+impl IndexError {
+    /// The message for the browser: it names the video's file, never its folder.
+    pub fn public(&self, video: &Path) -> String {
+        crate::video::without_folder(&self.to_string(), video)
+    }
 }
 
 /// Loads the cache file for (video, model, sampling), moving a damaged one aside.
@@ -461,7 +482,8 @@ pub fn index_into(
             }
         }
         stop_decoding.store(true, Ordering::Relaxed);
-        drop(incoming);
+        // Dropping the receiver (the iterator only borrowed it) unblocks a decoder thread
+        // waiting to send, so the scope can join it.
         drop(receiver);
         save()?;
         match failure {

@@ -1,5 +1,5 @@
-//! The engine behind the server functions: one open video, a decoder per viewer (tab) so that
-//! playheads never disturb each other, and a small cache of encoded frames.
+//! Frames for the browser: one open video, a decoder per viewer (tab) so that playheads never
+//! disturb each other, and a small cache of encoded frames.
 //!
 //! Decoding and encoding run on tokio's blocking pool, never on the async workers.
 
@@ -147,7 +147,7 @@ fn close_oldest(viewers: &mut HashMap<String, ViewerSlot>) {
 }
 
 /// Serves frames of one video to many viewers.
-pub struct Engine {
+pub struct FrameServer {
     /// The video, or why it could not be opened (shown in the page; the server keeps running).
     video: Result<Arc<OpenVideo>, String>,
     settings: FrameSettings,
@@ -162,12 +162,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Engine {
-    /// The engine of the video at `video_path`; its frame index is kept in `index_dir`.
+impl FrameServer {
+    /// The frame server of the video at `video_path`; its frame index is kept in `index_dir`.
     pub fn new(video_path: &Path, settings: FrameSettings, index_dir: Option<&Path>) -> Self {
         let video = OpenVideo::open(video_path, index_dir).map_err(|error| {
             tracing::error!("{error}");
-            public_message(&error.to_string(), video_path)
+            error.public()
         });
         Self::with_video(video, settings)
     }
@@ -290,13 +290,5 @@ impl Engine {
         let jpeg = Arc::new(jpeg);
         lock(&self.cache).put(frame, Arc::clone(&jpeg));
         Ok(jpeg)
-    }
-}
-
-/// An error message for the browser: names the file, not where it lives on this machine.
-pub fn public_message(message: &str, path: &Path) -> String {
-    match (path.to_str(), path.file_name().and_then(|n| n.to_str())) {
-        (Some(full), Some(name)) if !full.is_empty() => message.replace(full, name),
-        _ => message.to_string(),
     }
 }

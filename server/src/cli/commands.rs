@@ -10,56 +10,25 @@ use app::scores::{fill_radius, smooth, softmax_over_prompts};
 use app::types::format_time;
 use serde_json::json;
 
+use super::args::{CacheAction, ExportFormat, ModelArgs};
+use super::settings::{resolve, ConfigArg};
+use super::CommandResult;
 use crate::cache::{EmbeddingFile, ModelKey, TextCache};
-use crate::cli::{CacheAction, CommandResult, ExportFormat, ModelArgs};
 use crate::config::Settings;
 use crate::embed::Embedder;
 use crate::index::{index_video, load_cache, IndexOptions, Progress, VideoToIndex};
 
-/// The config file, or the defaults when the default `config.yaml` is absent (a file named
-/// with --config must exist).
-fn load_config(path: &Path) -> Result<Settings, String> {
-    if !path.exists() && path == Path::new("config.yaml") {
-        return Ok(Settings::default());
-    }
-    Settings::load(path).map_err(|e| e.to_string())
-}
-
-/// Settings from the config file, the environment and the command's flags.
-fn settings(args: &ModelArgs) -> Result<Settings, String> {
-    let mut settings = load_config(&args.config)?;
-    settings.apply_env()?;
-    if let Some(model) = &args.model {
-        settings.model = model.clone();
-    }
-    if let Some(backend) = args.backend {
-        settings.backend = backend;
-    }
-    if let Some(engine) = args.image_engine {
-        settings.image_engine = engine;
-    }
-    if let Some(levels) = args.skip_similar {
-        if !(levels.is_finite() && levels >= 0.0) {
-            return Err(format!(
-                "--skip-similar must be a number of grey levels >= 0, not {levels}"
-            ));
-        }
-        settings.skip_similar = Some(levels);
-    }
-    Ok(settings)
-}
-
-pub fn index_options(
+/// The config's indexing options with the command's `--sample-fps` and `--batch-size`.
+fn index_options(
     settings: &Settings,
     sample_fps: Option<f64>,
     batch_size: Option<usize>,
 ) -> IndexOptions {
+    let options = IndexOptions::from(settings);
     IndexOptions {
-        cache_dir: settings.embeddings_dir.clone(),
-        sample_fps: sample_fps.or(settings.sample_fps),
-        batch_size: batch_size.unwrap_or(settings.batch_size),
-        checkpoint_every: Duration::from_secs_f64(settings.checkpoint_secs.clamp(0.0, 3600.0)),
-        skip_similar: settings.skip_similar,
+        sample_fps: sample_fps.or(options.sample_fps),
+        batch_size: batch_size.unwrap_or(options.batch_size),
+        ..options
     }
 }
 
@@ -86,7 +55,7 @@ pub fn index(
     checkpoint_secs: f64,
 ) -> CommandResult {
     check_sampling(sample_fps, batch_size)?;
-    let settings = settings(args)?;
+    let settings = resolve(args)?;
     let mut options = index_options(&settings, sample_fps, batch_size);
     options.checkpoint_every = Duration::from_secs_f64(checkpoint_secs.max(0.0));
     let video = VideoToIndex::open(path, Some(&options.cache_dir))?;
@@ -193,7 +162,7 @@ struct Indexed {
 
 fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Result<Indexed, String> {
     check_sampling(sample_fps, None)?;
-    let settings = settings(args)?;
+    let settings = resolve(args)?;
     let options = index_options(&settings, sample_fps, None);
     let embedder = crate::embed::load_lazy(&settings)?;
     let (video, cached) = VideoToIndex::open_indexed(path, embedder.as_ref(), &options)?;
@@ -527,8 +496,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> CommandResult {
 }
 
 pub fn cache(action: CacheAction, config: &Path) -> CommandResult {
-    let mut settings = load_config(config)?;
-    settings.apply_env()?;
+    let settings = resolve(&ConfigArg(config))?;
     let dir = &settings.embeddings_dir;
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries

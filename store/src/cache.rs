@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fnv::Fnv64;
+
 // This module names nothing else of the crate: the fuzz targets (server/fuzz) compile it alone.
 
 /// Bumped whenever the layout or the meaning of a field changes. 3: frame numbers are FFmpeg's
@@ -609,24 +611,6 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     unreachable!("an unused name exists")
-}
-
-/// 64-bit FNV-1a: a small, dependency-free checksum; this guards against torn and damaged
-/// files, not against tampering.
-pub(crate) struct Fnv64(u64);
-
-impl Fnv64 {
-    pub(crate) fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    pub(crate) fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 #[cfg(test)]

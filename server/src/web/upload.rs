@@ -181,7 +181,7 @@ pub async fn upload(library: Arc<Library>, query: Query<UploadQuery>, body: Body
 
 /// The video opens and its first frame decodes.
 fn check_decodes(path: &Path) -> Result<(), String> {
-    let public = |e: crate::video::VideoError| crate::engine::public_message(&e.to_string(), path);
+    let public = |e: crate::video::VideoError| e.public();
     let mut decoder = crate::video::Decoder::open(path).map_err(public)?;
     decoder.frame(0).map_err(public)?;
     Ok(())

@@ -1,18 +1,20 @@
 //! The web server's indexing service: loads the model off the async runtime, runs the one
-//! indexing job of the open video in the background, and answers scores from the embeddings
-//! while they grow. However many tabs ask, there is one job per video.
+//! indexing job of the open video in the background, and lends its embeddings (growing) and its
+//! text cache to `search`. However many tabs ask, there is one job per video.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use app::scores::fill_radius;
-use app::types::{IndexState, IndexStatus, PromptScores, ScoreSeries, SearchHit};
+use app::types::{IndexState, IndexStatus};
 
 use crate::cache::{EmbeddingFile, ModelKey, TextCache};
 use crate::embed::{EmbedError, Embedder, PreparedImage};
-use crate::engine::OpenVideo;
-use crate::index::{index_into, load_cache, IndexOptions, Progress, VideoToIndex};
+use crate::video::FrameIndex;
+
+use super::pipeline::{index_into, load_cache, IndexOptions, Progress, VideoToIndex};
 
 /// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
 /// that opening several videos does not split two cores between them.
@@ -62,7 +64,7 @@ impl Drop for QueueTurn<'_> {
     }
 }
 
-pub struct Indexer {
+pub struct IndexService {
     options: IndexOptions,
     queue: Arc<IndexQueue>,
     progress: Progress,
@@ -77,11 +79,12 @@ pub struct Indexer {
     texts_embedded: Arc<AtomicU64>,
 }
 
-impl Indexer {
-    /// Starts loading the model and then indexing `video` on a background thread.
-    /// `load_model` runs on that thread (it may read hundreds of MB or download).
+impl IndexService {
+    /// Starts loading the model and then indexing `video` (its file and frame index, or why it
+    /// cannot be opened) on a background thread. `load_model` runs on that thread (it may read
+    /// hundreds of MB or download).
     pub fn start(
-        video: Result<Arc<OpenVideo>, String>,
+        video: Result<(PathBuf, Arc<FrameIndex>), String>,
         options: IndexOptions,
         queue: Arc<IndexQueue>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, String> + Send + 'static,
@@ -126,7 +129,7 @@ impl Indexer {
 
     fn run(
         &self,
-        video: Result<Arc<OpenVideo>, String>,
+        video: Result<(PathBuf, Arc<FrameIndex>), String>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, String>,
     ) -> Result<(), String> {
         self.progress
@@ -150,9 +153,9 @@ impl Indexer {
             s.model = Some(identity.name.clone());
             s.message = None;
         });
-        let video = video?;
-        let meta = video.metadata();
-        let to_index = VideoToIndex::with_index(video.path(), Arc::clone(video.index()))?;
+        let (path, frames) = video?;
+        let meta = frames.metadata();
+        let to_index = VideoToIndex::with_index(&path, frames)?;
         let _ = self
             .fill_radius
             .set(fill_radius(meta.fps, self.options.sample_fps));
@@ -184,7 +187,7 @@ impl Indexer {
             &store,
             problem,
         )
-        .map_err(|e| crate::engine::public_message(&e.to_string(), video.path()))?;
+        .map_err(|e| e.public(&path))?;
         tracing::info!(
             resumed = report.resumed,
             embedded = report.embedded,
@@ -216,7 +219,8 @@ impl Indexer {
         }
     }
 
-    fn ready_embedder(&self) -> Result<&Arc<dyn Embedder>, String> {
+    /// The model, once loaded; else what the page should say instead.
+    pub fn ready_embedder(&self) -> Result<&Arc<dyn Embedder>, String> {
         self.embedder.get().ok_or_else(|| {
             self.status()
                 .message
@@ -225,7 +229,7 @@ impl Indexer {
     }
 
     /// Text embeddings through the model's text cache.
-    fn embed_texts(
+    pub fn embed_texts(
         &self,
         embedder: &dyn Embedder,
         texts: &[String],
@@ -242,80 +246,15 @@ impl Indexer {
             .map_err(|e| e.to_string())
     }
 
-    /// Cosine scores of the embedded frames. Blocking: embeds prompts not yet cached.
-    pub fn scores_blocking(&self, prompts: &[String]) -> Result<ScoreSeries, String> {
-        let embedder = self.ready_embedder()?;
-        let vectors = self.embed_texts(embedder.as_ref(), prompts)?;
-        let complete = self.status().state == IndexState::Done;
-        let (frames, missing, video_frames, series) = match self.embeddings.get() {
-            Some(store) => {
-                let file = store.read().unwrap_or_else(|e| e.into_inner());
-                (
-                    file.frames.clone(),
-                    file.missing.clone(),
-                    file.header.video_frames,
-                    crate::search::cosine_rows(&file, &vectors),
-                )
-            }
-            None => (Vec::new(), Vec::new(), 0, vec![Vec::new(); prompts.len()]),
-        };
-        Ok(ScoreSeries {
-            frames,
-            missing,
-            video_frames,
-            fill_radius: self.fill_radius.get().copied().unwrap_or(0),
-            complete,
-            logit_scale: embedder.logit_scale(),
-            prompts: prompts
-                .iter()
-                .zip(series)
-                .map(|(prompt, values)| PromptScores {
-                    prompt: prompt.clone(),
-                    values,
-                    truncated: embedder.is_truncated(prompt),
-                })
-                .collect(),
-        })
+    /// The embeddings of the video, once the job has loaded or started them (they grow while
+    /// it runs).
+    pub fn embeddings(&self) -> Option<&Arc<RwLock<EmbeddingFile>>> {
+        self.embeddings.get()
     }
 
-    /// The `top` embedded frames most like `text`, `image` or both, at least a second apart.
-    pub fn search_blocking(
-        &self,
-        text: Option<&str>,
-        image: Option<&[u8]>,
-        top: usize,
-        fps: f64,
-    ) -> Result<Vec<SearchHit>, String> {
-        let embedder = self.ready_embedder()?;
-        let mut queries = Vec::new();
-        if let Some(text) = text {
-            queries.extend(self.embed_texts(embedder.as_ref(), &[text.to_string()])?);
-        }
-        if let Some(bytes) = image {
-            let frame = crate::video::decode_image(bytes)
-                .ok()
-                .filter(|m| !opencv::prelude::MatTraitConst::empty(m))
-                .ok_or("the uploaded file is not an image (JPEG, PNG, BMP or WebP)")?;
-            queries.extend(
-                embedder
-                    .embed_images(std::slice::from_ref(&frame))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let Some(store) = self.embeddings.get() else {
-            return Ok(Vec::new());
-        };
-        let file = store.read().unwrap_or_else(|e| e.into_inner());
-        let min_gap = fps.round().max(1.0) as u64;
-        Ok(
-            crate::search::top_k(&file, &crate::search::combine(&queries), top, min_gap)
-                .into_iter()
-                .map(|h| SearchHit {
-                    frame: h.frame,
-                    score: h.score,
-                })
-                .collect(),
-        )
+    /// How far a frame's score reaches to frames that were not embedded (sampling).
+    pub fn fill_radius(&self) -> u64 {
+        self.fill_radius.get().copied().unwrap_or(0)
     }
 }
 

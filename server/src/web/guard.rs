@@ -23,7 +23,7 @@ pub struct Guard {
     /// Largest request body accepted; bigger declared bodies are refused before reading.
     max_body: Option<u64>,
     /// `POST /api/upload` streams to disk and has its own, larger limit.
-    max_upload: Option<u64>,
+    max_upload: Option<(&'static str, u64)>,
     /// `host[:port]` names this server answers to, lower case; `None` = any.
     hosts: Option<Arc<Vec<String>>>,
     token: Option<Arc<str>>,
@@ -73,9 +73,9 @@ impl Guard {
         self
     }
 
-    /// The limit for uploads (see [`crate::upload::UPLOAD_PATH`]).
-    pub fn with_max_upload(mut self, bytes: u64) -> Self {
-        self.max_upload = Some(bytes);
+    /// The limit for bodies posted to `path` (the upload route, which streams to disk).
+    pub fn with_max_upload(mut self, path: &'static str, bytes: u64) -> Self {
+        self.max_upload = Some((path, bytes));
         self
     }
 
@@ -169,10 +169,9 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = if request.uri().path() == crate::upload::UPLOAD_PATH {
-        guard.max_upload
-    } else {
-        guard.max_body
+    let limit = match guard.max_upload {
+        Some((path, bytes)) if request.uri().path() == path => Some(bytes),
+        _ => guard.max_body,
     };
     if let (Some(length), Some(limit)) = (declared, limit) {
         if length > limit {

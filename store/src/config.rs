@@ -119,7 +119,8 @@ fn default_checkpoint_secs() -> f64 {
 
 /// What computes the local model's image embeddings. Both read the same safetensors and agree
 /// with PyTorch's fp32 goldens (tests/clip_parity.rs), so their caches are interchangeable.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ImageEngine {
     /// ONNX Runtime when its library loads (the faster: `cargo bench -p server --bench clip`),
@@ -133,7 +134,8 @@ pub enum ImageEngine {
 }
 
 /// Which embedder computes CLIP vectors.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// candle, in this process: no Python, no server.

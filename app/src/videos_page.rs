@@ -28,7 +28,7 @@ fn size_text(bytes: u64) -> String {
 }
 
 #[component]
-pub fn LibraryPage() -> impl IntoView {
+pub fn VideosPage() -> impl IntoView {
     let reload = RwSignal::new(0u32);
     let listing = Resource::new_blocking(move || reload.get(), |_| get_library());
     let hydrated = RwSignal::new(false);
@@ -45,7 +45,7 @@ pub fn LibraryPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Listing the videos…"</p> }>
                 {move || Suspend::new(async move {
                     match listing.await {
-                        Ok(library) => view! { <LibraryTable library upload/> }.into_any(),
+                        Ok(library) => view! { <VideoTable library upload/> }.into_any(),
                         Err(error) => view! {
                             <p class="error" role="alert">
                                 {format!("The videos cannot be listed: {error}")}
@@ -68,7 +68,7 @@ struct UploadState {
 }
 
 #[component]
-fn LibraryTable(library: Library, upload: UploadState) -> impl IntoView {
+fn VideoTable(library: Library, upload: UploadState) -> impl IntoView {
     let rows = library
         .videos
         .into_iter()

@@ -118,7 +118,7 @@ fn default_checkpoint_secs() -> f64 {
 }
 
 /// What computes the local model's image embeddings. Both read the same safetensors and agree
-/// with PyTorch's fp32 goldens (tests/clip_parity.rs), so their caches are interchangeable.
+/// with PyTorch's fp32 goldens (server/tests/it/clip_parity.rs), so their caches are interchangeable.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]

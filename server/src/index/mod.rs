@@ -5,6 +5,6 @@ pub mod pipeline;
 pub mod service;
 
 pub use pipeline::{
-    index_into, index_video, load_cache, IndexError, IndexOptions, Progress, VideoToIndex,
+    index_video, load_cache, IndexError, IndexJob, IndexOptions, Progress, VideoToIndex,
 };
 pub use service::{IndexQueue, IndexService};

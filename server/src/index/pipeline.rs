@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -248,156 +248,215 @@ pub fn index_video(
 ) -> Result<IndexReport, IndexError> {
     let (cache_path, file, cache_problem) = load_cache(video, embedder, options);
     let store = RwLock::new(file);
-    index_into(
+    IndexJob {
         video,
         embedder,
         options,
         progress,
         cancel,
-        &cache_path,
-        &store,
+        cache_path: &cache_path,
+        store: &store,
         cache_problem,
-    )
+    }
+    .run()
 }
 
-/// [`index_video`] into an embedding file that others may read while it grows.
-#[allow(clippy::too_many_arguments)]
-pub fn index_into(
-    video: &VideoToIndex,
-    embedder: &dyn Embedder,
-    options: &IndexOptions,
-    progress: &Progress,
-    cancel: &AtomicBool,
-    cache_path: &Path,
-    store: &RwLock<EmbeddingFile>,
-    cache_problem: Option<String>,
-) -> Result<IndexReport, IndexError> {
-    let started = Instant::now();
-    let plan = video.plan(options.sample_fps);
-    let resumed = {
-        let mut file = store.write().unwrap_or_else(|e| e.into_inner());
+/// One run of [`index_video`] into an embedding file that others may read while it grows:
+/// a decoder thread ([`decode`](Self::decode)) feeds the embedding loop
+/// ([`embed`](Self::embed)) on the calling thread.
+pub struct IndexJob<'a> {
+    pub video: &'a VideoToIndex,
+    pub embedder: &'a dyn Embedder,
+    pub options: &'a IndexOptions,
+    pub progress: &'a Progress,
+    pub cancel: &'a AtomicBool,
+    pub cache_path: &'a Path,
+    pub store: &'a RwLock<EmbeddingFile>,
+    /// A damaged cache file moved aside before this run (shown with its progress).
+    pub cache_problem: Option<String>,
+}
+
+/// What the decoder thread sends: a frame by number, or the frame it failed at and why.
+type Decoded = Result<(u64, Frame), (u64, String)>;
+
+/// What this run did with the frames it was given.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    embedded: u64,
+    reused: u64,
+    missing: u64,
+}
+
+impl Tally {
+    fn frames(&self) -> u64 {
+        self.embedded + self.reused + self.missing
+    }
+}
+
+impl IndexJob<'_> {
+    pub fn run(&self) -> Result<IndexReport, IndexError> {
+        let started = Instant::now();
+        let plan = self.video.plan(self.options.sample_fps);
+        let resumed = self.resume_point(&plan);
+        let todo = &plan[resumed..];
+        let resumed = resumed as u64;
+        self.progress.update(|s| {
+            s.state = IndexState::Running;
+            s.done = resumed;
+            s.total = plan.len() as u64;
+            s.model = Some(self.embedder.identity().name);
+            s.message = self.cache_problem.clone();
+        });
+        let report = |tally: Tally| IndexReport {
+            cache_path: self.cache_path.to_path_buf(),
+            resumed,
+            embedded: tally.embedded,
+            reused: tally.reused,
+            missing: tally.missing,
+            planned: plan.len() as u64,
+            seconds: started.elapsed().as_secs_f64(),
+            cache_problem: self.cache_problem.clone(),
+        };
+        if todo.is_empty() {
+            if !self.cache_path.exists() {
+                self.save()?;
+            }
+            return Ok(report(Tally::default()));
+        }
+
+        let stop_decoding = AtomicBool::new(false);
+        let (sender, receiver) = sync_channel::<Decoded>(self.batch_size() * 2);
+        let (tally, failure) = std::thread::scope(|scope| {
+            let stop = &stop_decoding;
+            scope.spawn(move || self.decode(todo, sender, stop));
+            // `embed` owns the receiver: dropping it when it returns (even early, on a failed
+            // checkpoint) unblocks a decoder thread waiting to send, so the scope can join it.
+            let outcome = self.embed(receiver, resumed, plan.len() as u64);
+            stop_decoding.store(true, Ordering::Relaxed);
+            outcome
+        })?;
+        self.save()?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(report(tally)),
+        }
+    }
+
+    /// How many frames of `plan` the file already holds; a file from another plan is emptied.
+    fn resume_point(&self, plan: &[u64]) -> usize {
+        let mut file = self.store.write().unwrap_or_else(|e| e.into_inner());
         // Indexing runs in order, so a valid file holds a prefix of the plan; anything else
         // is from a different plan and is started over rather than mixed.
         if !plan.starts_with(&file.covered_frames()) {
             tracing::warn!(
                 "{} does not match this video's frames; indexing again",
-                cache_path.display()
+                self.cache_path.display()
             );
-            *file = EmbeddingFile::with_skip(file.header.clone(), options.skip_similar);
+            *file = EmbeddingFile::with_skip(file.header.clone(), self.options.skip_similar);
         }
         file.covered()
-    };
-    let save = || -> Result<(), IndexError> {
-        Ok(store
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .save(cache_path)?)
-    };
-    let todo = &plan[resumed..];
-    let resumed = resumed as u64;
-    progress.update(|s| {
-        s.state = IndexState::Running;
-        s.done = resumed;
-        s.total = plan.len() as u64;
-        s.model = Some(embedder.identity().name);
-        s.message = cache_problem.clone();
-    });
-    let report = |embedded, reused, missing| IndexReport {
-        cache_path: cache_path.to_path_buf(),
-        resumed,
-        embedded,
-        reused,
-        missing,
-        planned: plan.len() as u64,
-        seconds: started.elapsed().as_secs_f64(),
-        cache_problem: cache_problem.clone(),
-    };
-    if todo.is_empty() {
-        if !cache_path.exists() {
-            save()?;
-        }
-        return Ok(report(0, 0, 0));
     }
 
-    let batch_size = options.batch_size.max(1);
-    let video_name = video
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stop_decoding = AtomicBool::new(false);
-    let (sender, receiver) = sync_channel::<Result<(u64, Frame), (u64, String)>>(batch_size * 2);
+    fn save(&self) -> Result<(), IndexError> {
+        let file = self.store.read().unwrap_or_else(|e| e.into_inner());
+        Ok(file.save(self.cache_path)?)
+    }
 
-    std::thread::scope(|scope| -> Result<IndexReport, IndexError> {
-        let stop = &stop_decoding;
-        scope.spawn(move || {
-            let opened = match &video.frames {
-                Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
-                None => Decoder::open(&video.path),
-            };
-            let mut decoder = match opened {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = sender.send(Err((todo[0], e.to_string())));
-                    return;
-                }
-            };
-            // The last frame sent to be embedded; a run's first frame is always embedded.
-            let mut last_embedded: Option<PreparedImage> = None;
-            for &n in todo {
-                if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                let decoded = match decoder.frame(n) {
-                    // One broken frame is one frame: recorded, and indexing goes on.
-                    Err(VideoError::Decode { reason, .. }) => {
-                        if sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    other => other,
-                };
-                let item = decoded
-                    .map_err(|e| e.to_string())
-                    .and_then(|frame| embedder.prepare_image(&frame).map_err(|e| e.to_string()))
-                    .map(|prepared| {
-                        let similar = options.skip_similar.is_some_and(|threshold| {
-                            last_embedded.as_ref().is_some_and(|last| {
-                                embedder
-                                    .image_difference(last, &prepared)
-                                    .is_some_and(|d| d < threshold)
-                            })
-                        });
-                        if similar {
-                            (n, Frame::Reuse)
-                        } else {
-                            if options.skip_similar.is_some() {
-                                last_embedded = Some(prepared.clone());
-                            }
-                            (n, Frame::Embed(prepared))
-                        }
-                    })
-                    .map_err(|message| (n, message));
-                let failed = item.is_err();
-                if sender.send(item).is_err() || failed {
-                    return;
-                }
+    fn batch_size(&self) -> usize {
+        self.options.batch_size.max(1)
+    }
+
+    fn video_name(&self) -> String {
+        let name = self.video.path.file_name();
+        name.map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The decoder thread: reads the frames of `todo` in order (one seek at most, then
+    /// sequential decoding), prepares each for the model and sends it on, or notes that it can
+    /// reuse the previous vector. A frame that does not decode is sent as missing and decoding
+    /// goes on; any other failure is sent and ends the thread.
+    fn decode(&self, todo: &[u64], sender: SyncSender<Decoded>, stop: &AtomicBool) {
+        let video = self.video;
+        let opened = match &video.frames {
+            Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
+            None => Decoder::open(&video.path),
+        };
+        let mut decoder = match opened {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = sender.send(Err((todo[0], e.to_string())));
+                return;
             }
-        });
+        };
+        let skip_similar = self.options.skip_similar;
+        // The last frame sent to be embedded; a run's first frame is always embedded.
+        let mut last_embedded: Option<PreparedImage> = None;
+        for &n in todo {
+            if stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let decoded = match decoder.frame(n) {
+                // One broken frame is one frame: recorded, and indexing goes on.
+                Err(VideoError::Decode { reason, .. }) => {
+                    if sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                other => other,
+            };
+            let item = decoded
+                .map_err(|e| e.to_string())
+                .and_then(|frame| {
+                    let prepared = self.embedder.prepare_image(&frame);
+                    prepared.map_err(|e| e.to_string())
+                })
+                .map(|prepared| {
+                    let similar = skip_similar.is_some_and(|threshold| {
+                        last_embedded.as_ref().is_some_and(|last| {
+                            self.embedder
+                                .image_difference(last, &prepared)
+                                .is_some_and(|d| d < threshold)
+                        })
+                    });
+                    if similar {
+                        (n, Frame::Reuse)
+                    } else {
+                        if skip_similar.is_some() {
+                            last_embedded = Some(prepared.clone());
+                        }
+                        (n, Frame::Embed(prepared))
+                    }
+                })
+                .map_err(|message| (n, message));
+            let failed = item.is_err();
+            if sender.send(item).is_err() || failed {
+                return;
+            }
+        }
+    }
 
-        let mut embedded = 0u64;
-        let mut reused = 0u64;
-        let mut missing = 0u64;
-        let mut last_save = Instant::now();
+    /// The embedding loop: gathers what the decoder sends into batches of `batch_size` frames
+    /// to embed, appends each batch to the file, reports progress and saves a checkpoint every
+    /// `checkpoint_every`. Returns what it did and the failure that ended it, if one did; a
+    /// checkpoint that cannot be written ends the run at once.
+    fn embed(
+        &self,
+        decoded: Receiver<Decoded>,
+        resumed: u64,
+        planned: u64,
+    ) -> Result<(Tally, Option<IndexError>), IndexError> {
+        let batch_size = self.batch_size();
+        let mut tally = Tally::default();
         let mut batch: Vec<(u64, Frame)> = Vec::with_capacity(batch_size);
-        // Frames to embed in `batch`; reused ones only ride along.
+        // Frames to embed in `batch`; reused and missing ones only ride along.
         let mut to_embed = 0usize;
         let mut failure: Option<IndexError> = None;
+        let mut last_save = Instant::now();
         let run_started = Instant::now();
-        let mut incoming = receiver.iter();
         loop {
-            let next = incoming.next();
+            let next = decoded.recv().ok();
             let end = next.is_none();
             match next {
                 Some(Ok(item)) => {
@@ -406,91 +465,81 @@ pub fn index_into(
                 }
                 Some(Err((frame, message))) => {
                     failure = Some(IndexError::Video {
-                        video: video_name.clone(),
+                        video: self.video_name(),
                         frame,
                         message,
-                        done: resumed + embedded + reused + missing,
+                        done: resumed + tally.frames(),
                     });
                 }
                 None => {}
             }
-            if cancel.load(Ordering::Relaxed) {
+            if self.cancel.load(Ordering::Relaxed) {
                 failure = Some(IndexError::Cancelled);
             }
             let full = to_embed == batch_size || batch.len() >= MAX_PENDING_FRAMES;
             if !batch.is_empty() && (full || end || failure.is_some()) {
-                let images: Vec<PreparedImage> = batch
-                    .iter_mut()
-                    .filter_map(|(_, frame)| match frame {
-                        Frame::Embed(p) => Some(take(p)),
-                        Frame::Reuse | Frame::Missing(_) => None,
-                    })
-                    .collect();
-                match embedder.embed_prepared(&images) {
-                    Ok(vectors) => {
-                        let mut file = store.write().unwrap_or_else(|e| e.into_inner());
-                        let mut vectors = vectors.into_iter();
-                        let dimension = file.dimension();
-                        for (n, frame) in &batch {
-                            match frame {
-                                Frame::Embed(_) => {
-                                    let vector = vectors.next().unwrap_or_default();
-                                    file.vectors.extend(vector);
-                                    embedded += 1;
-                                }
-                                Frame::Reuse => {
-                                    // The frame before is in the file: runs start embedding.
-                                    let start = file.vectors.len().saturating_sub(dimension);
-                                    let previous = file.vectors[start..].to_vec();
-                                    file.vectors.extend(previous);
-                                    if let Some(skip) = file.skip.as_mut() {
-                                        skip.reused.push(*n);
-                                    }
-                                    reused += 1;
-                                }
-                                Frame::Missing(reason) => {
-                                    tracing::warn!(video = %video_name, frame = n, "frame {n} cannot be decoded ({reason}); recorded as missing, indexing goes on");
-                                    file.missing.push(*n);
-                                    missing += 1;
-                                    let note = format!("frame {n} could not be decoded ({reason}); the chart marks it, indexing goes on");
-                                    progress.update(|s| s.message = Some(note));
-                                    continue;
-                                }
-                            }
-                            file.frames.push(*n);
-                        }
-                        batch.clear();
-                        to_embed = 0;
-                    }
+                match self.append_batch(&mut batch, &mut tally) {
+                    Ok(()) => to_embed = 0,
                     Err(e) => failure = failure.or(Some(IndexError::Embed(e))),
                 }
                 let elapsed = run_started.elapsed().as_secs_f64();
-                let rate = (embedded + reused + missing) as f64 / elapsed.max(1e-9);
-                let done = resumed + embedded + reused + missing;
-                progress.update(|s| {
+                let rate = tally.frames() as f64 / elapsed.max(1e-9);
+                let done = resumed + tally.frames();
+                self.progress.update(|s| {
                     s.done = done;
                     s.frames_per_s = rate;
-                    s.eta_s = (rate > 0.0).then(|| (plan.len() as u64 - done) as f64 / rate);
+                    s.eta_s = (rate > 0.0).then(|| (planned - done) as f64 / rate);
                 });
-                if last_save.elapsed() >= options.checkpoint_every {
-                    save()?;
+                if last_save.elapsed() >= self.options.checkpoint_every {
+                    self.save()?;
                     last_save = Instant::now();
                 }
             }
             if end || failure.is_some() {
-                break;
+                return Ok((tally, failure));
             }
         }
-        stop_decoding.store(true, Ordering::Relaxed);
-        // Dropping the receiver (the iterator only borrowed it) unblocks a decoder thread
-        // waiting to send, so the scope can join it.
-        drop(receiver);
-        save()?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(report(embedded, reused, missing)),
+    }
+
+    /// Embeds the batch's frames in one call and appends the whole batch, in order, to the
+    /// file: embedded frames with their vectors, reused ones with a copy, missing ones noted.
+    /// The batch is emptied once it is in the file.
+    fn append_batch(
+        &self,
+        batch: &mut Vec<(u64, Frame)>,
+        tally: &mut Tally,
+    ) -> Result<(), crate::embed::EmbedError> {
+        let images: Vec<PreparedImage> = batch
+            .iter_mut()
+            .filter_map(|(_, frame)| match frame {
+                Frame::Embed(p) => Some(take(p)),
+                Frame::Reuse | Frame::Missing(_) => None,
+            })
+            .collect();
+        let mut vectors = self.embedder.embed_prepared(&images)?.into_iter();
+        let mut file = self.store.write().unwrap_or_else(|e| e.into_inner());
+        for (n, frame) in batch.drain(..) {
+            match frame {
+                Frame::Embed(_) => {
+                    file.push_embedded(n, &vectors.next().unwrap_or_default());
+                    tally.embedded += 1;
+                }
+                Frame::Reuse => {
+                    file.push_reused(n);
+                    tally.reused += 1;
+                }
+                Frame::Missing(reason) => {
+                    let video = self.video_name();
+                    tracing::warn!(video = %video, frame = n, "frame {n} cannot be decoded ({reason}); recorded as missing, indexing goes on");
+                    file.push_missing(n);
+                    tally.missing += 1;
+                    let note = format!("frame {n} could not be decoded ({reason}); the chart marks it, indexing goes on");
+                    self.progress.update(|s| s.message = Some(note));
+                }
+            }
         }
-    })
+        Ok(())
+    }
 }
 
 /// A decoded frame on its way to the model, a note that it can reuse the previous vector, or

@@ -14,7 +14,7 @@ use crate::cache::{EmbeddingFile, ModelKey, TextCache};
 use crate::embed::{EmbedError, Embedder, PreparedImage};
 use crate::video::FrameIndex;
 
-use super::pipeline::{index_into, load_cache, IndexOptions, Progress, VideoToIndex};
+use super::pipeline::{load_cache, IndexJob, IndexOptions, Progress, VideoToIndex};
 
 /// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
 /// that opening several videos does not split two cores between them.
@@ -177,17 +177,17 @@ impl IndexService {
         } else {
             None
         };
-        let report = index_into(
-            &to_index,
-            embedder.as_ref(),
-            &self.options,
-            &self.progress,
-            &self.cancel,
-            &cache_path,
-            &store,
-            problem,
-        )
-        .map_err(|e| e.public(&path))?;
+        let job = IndexJob {
+            video: &to_index,
+            embedder: embedder.as_ref(),
+            options: &self.options,
+            progress: &self.progress,
+            cancel: &self.cancel,
+            cache_path: &cache_path,
+            store: &store,
+            cache_problem: problem,
+        };
+        let report = job.run().map_err(|e| e.public(&path))?;
         tracing::info!(
             resumed = report.resumed,
             embedded = report.embedded,

@@ -3,14 +3,12 @@
 //! requests), check `auth_token`, the warning for non-loopback binds, and that the Roboflow
 //! key and the token appear in no page, asset, server-function answer or log line.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{http_with, video, HttpResponse};
+use crate::common::{http_with, video, HttpResponse};
 
 const KEY: &str = "rf-SECRET-key-0123456789";
 const TOKEN: &str = "tok-SECRET-9876543210";
@@ -37,7 +35,7 @@ impl Server {
             ),
         )
         .unwrap();
-        let port = common::free_addr().port();
+        let port = crate::common::free_addr().port();
         let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let log = dir.path().join("server.log");
         // Everything the server logs at its default level and above (stdout too).
@@ -45,7 +43,8 @@ impl Server {
             .map(|t| ("CLIP_INVESTIGATOR_AUTH_TOKEN", t))
             .into_iter()
             .collect();
-        let child = common::spawn_serve(&config, addr, &env, common::ServerLog::File(&log));
+        let child =
+            crate::common::spawn_serve(&config, addr, &env, crate::common::ServerLog::File(&log));
         let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         Self {
             child,
@@ -75,7 +74,7 @@ impl Server {
             "application/x-www-form-urlencoded",
             format!(
                 "video={}&viewer=guard-test&frame=7",
-                common::id_of(&video("h264_gop250.mp4"))
+                crate::common::id_of(&video("h264_gop250.mp4"))
             )
             .as_bytes(),
             headers,
@@ -222,7 +221,7 @@ fn everything(server: &Server, headers: &[(&str, &str)]) -> Vec<(String, HttpRes
         answers.push((format!("GET {path}"), server.get(&path, headers)));
     }
     let form = "application/x-www-form-urlencoded";
-    let id = common::id_of(&video("h264_gop250.mp4"));
+    let id = crate::common::id_of(&video("h264_gop250.mp4"));
     let status = format!("video={id}");
     let frame = format!("video={id}&viewer=secrets&frame=3");
     let scores = format!(r#"{{"video":"{id}","prompts":["wall","grass"]}}"#);

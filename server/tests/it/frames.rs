@@ -1,11 +1,9 @@
-//! The engine that serves frames to viewers: independent playheads, bounded decoders, exact
+//! The frame server that serves frames to viewers: independent playheads, bounded decoders, exact
 //! counts established in the background, and errors that leave it serving.
-
-mod common;
 
 use std::sync::Arc;
 
-use common::{video, FRAMES};
+use crate::common::{video, FRAMES};
 use server::frames::{FrameServer, FrameSettings, OpenVideo};
 use server::testvideo::read_pattern;
 

@@ -2,13 +2,11 @@
 //! tiny random-weight CLIP fixture, crash recovery (`kill -9`), bad models, bad prompts and
 //! damaged cache files.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{video, FRAMES};
+use crate::common::{video, FRAMES};
 use server::embed::local::LocalClip;
 use server::embed::Embedder;
 

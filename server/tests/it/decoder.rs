@@ -1,9 +1,7 @@
-//! The video engine on real files: metadata, frame-exact random seeks, sequential play, JPEG
+//! The video decoder on real files: metadata, frame-exact random seeks, sequential play, JPEG
 //! round trips, and bad input.
 
-mod common;
-
-use common::{video, Rng, FRAMES};
+use crate::common::{video, Rng, FRAMES};
 use server::testvideo::read_pattern;
 use server::video::{self, Decoder, VideoError};
 
@@ -112,18 +110,19 @@ fn bad_files_get_clear_errors() {
     assert!(matches!(error, VideoError::NotFound(_)), "{error}");
     assert!(error.to_string().contains("not found"));
 
-    let empty = common::scratch_file("empty.mp4", b"");
+    let empty = crate::common::scratch_file("empty.mp4", b"");
     let error = video::probe(&empty).unwrap_err();
     assert!(matches!(error, VideoError::Empty(_)), "{error}");
 
-    let text = common::scratch_file("notes.mp4", "this is not a video\n".repeat(200).as_bytes());
+    let text =
+        crate::common::scratch_file("notes.mp4", "this is not a video\n".repeat(200).as_bytes());
     let error = video::probe(&text).unwrap_err();
     assert!(
         matches!(error, VideoError::CannotOpen(_) | VideoError::NoFrames(_)),
         "{error}"
     );
 
-    let truncated = common::truncated_copy("h264_gop250.mp4", 0.5);
+    let truncated = crate::common::truncated_copy("h264_gop250.mp4", 0.5);
     let error = video::probe(&truncated).unwrap_err();
     assert!(
         matches!(

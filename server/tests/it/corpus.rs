@@ -9,8 +9,6 @@
 //! `ffmpeg` presents as N (read from the pattern in its pixels), and `index` then `scores`
 //! give one value per frame.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +24,7 @@ fn seed(name: &str) -> u64 {
 
 /// Count, sequential read and 200 random seeks against what `ffmpeg` presents.
 fn check_frames(name: &str) {
-    let path = common::video(name);
+    let path = crate::common::video(name);
     let expected = ffmpeg_patterns(&path).unwrap();
     assert!(
         expected.len() > 50,
@@ -58,7 +56,7 @@ fn check_frames(name: &str) {
     let sequential_exact = expected.len() - wrong.len();
 
     let mut decoder = Decoder::with_index(&path, index).unwrap();
-    let mut rng = common::Rng::new(seed(name));
+    let mut rng = crate::common::Rng::new(seed(name));
     let mut seeks = 0;
     for _ in 0..200 {
         seeks += 1;
@@ -75,7 +73,7 @@ fn check_frames(name: &str) {
         wrong.is_empty(),
         "{name}: random seeks (frame, ffmpeg's, ours): {wrong:?}"
     );
-    // One row of the corpus table (`cargo test --test corpus -- --nocapture`).
+    // One row of the corpus table (`cargo test --test it corpus:: -- --nocapture`).
     eprintln!(
         "corpus | {name} | {} | {ours} | {sequential_exact}/{} | {}/{seeks} |",
         expected.len(),
@@ -97,7 +95,7 @@ macro_rules! corpus_tests {
         #[test]
         fn every_corpus_file_is_checked() {
             let tested = [$($name),*];
-            for (name, _) in common::corpus() {
+            for (name, _) in crate::common::corpus() {
                 assert!(tested.contains(&name), "{name} has no test");
             }
         }
@@ -126,7 +124,7 @@ corpus_tests! {
 
 #[test]
 fn the_older_test_videos_too() {
-    for (name, _) in common::specs() {
+    for (name, _) in crate::common::specs() {
         check_frames(name);
     }
 }
@@ -135,7 +133,7 @@ fn the_older_test_videos_too() {
 fn what_ffmpeg_shows_of_the_edited_files() {
     // The ground truth itself, so the tests above cannot pass on files that are not shaped as
     // intended: the trim starts at frame 33, the captures mid-stream, the offsets do not.
-    let first = |name: &str| ffmpeg_patterns(&common::video(name)).unwrap()[0];
+    let first = |name: &str| ffmpeg_patterns(&crate::common::video(name)).unwrap()[0];
     assert_eq!(first("trimmed_stream_copy.mp4"), 33);
     assert!(first("capture_mid_gop.ts") > 12);
     assert!(first("capture_h264_mid_gop.ts") > 12);
@@ -143,9 +141,9 @@ fn what_ffmpeg_shows_of_the_edited_files() {
     assert_eq!(first("program_stream_0.5s.mpg"), 0);
     assert_eq!(first("h264_bframes_10s.ts"), 0);
     // ffmpeg turns the rotated file upright: its patterns read as 0, 1, 2, …
-    let rotated = ffmpeg_patterns(&common::video("rotated_90.mp4")).unwrap();
+    let rotated = ffmpeg_patterns(&crate::common::video("rotated_90.mp4")).unwrap();
     assert_eq!(rotated, (0..190).collect::<Vec<u64>>());
-    let index = |name: &str| FrameIndex::load_or_build(&common::video(name), None).unwrap();
+    let index = |name: &str| FrameIndex::load_or_build(&crate::common::video(name), None).unwrap();
     let ts = index("h264_bframes_10s.ts");
     assert!(
         (ts.facts.start_time_s.unwrap() - 10.0).abs() < 0.2,
@@ -188,7 +186,7 @@ fn what_ffmpeg_shows_of_the_edited_files() {
 
 #[test]
 fn rotated_videos_are_upright_with_width_and_height_swapped() {
-    let path = common::video("rotated_90.mp4");
+    let path = crate::common::video("rotated_90.mp4");
     let index = FrameIndex::load_or_build(&path, None).unwrap();
     // The file's display matrix turns the stored (sideways) pictures a quarter turn
     // counter-clockwise: 270° clockwise.
@@ -213,7 +211,7 @@ fn rotated_videos_are_upright_with_width_and_height_swapped() {
 #[test]
 fn the_frame_index_is_saved_under_the_content_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::video("h264_bframes_10s.ts");
+    let path = crate::common::video("h264_bframes_10s.ts");
     let built = FrameIndex::load_or_build(&path, Some(dir.path())).unwrap();
     let file = FrameIndex::path_in(dir.path(), &path).unwrap();
     assert!(file.is_file(), "saved as {}", file.display());
@@ -272,12 +270,15 @@ fn index_then_scores_give_one_value_per_frame() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.yaml"),
-        format!("video_path: v.mp4\nmodel: {:?}\n", common::tiny_model()),
+        format!(
+            "video_path: v.mp4\nmodel: {:?}\n",
+            crate::common::tiny_model()
+        ),
     )
     .unwrap();
-    let names = common::corpus().into_iter().map(|(n, _)| n);
-    for name in names.chain(common::specs().into_iter().map(|(n, _)| n)) {
-        let path = common::video(name);
+    let names = crate::common::corpus().into_iter().map(|(n, _)| n);
+    for name in names.chain(crate::common::specs().into_iter().map(|(n, _)| n)) {
+        let path = crate::common::video(name);
         let frames = ffmpeg_patterns(&path).unwrap().len();
         let answer = index_and_score(dir.path(), &path);
         let values = answer["scores"]["a brick wall"].as_array().unwrap();
@@ -298,7 +299,7 @@ fn index_then_scores_give_one_value_per_frame() {
 /// A copy of the MJPEG file whose JPEG of frame `broken` is damaged (its first 400 bytes after
 /// the start-of-image marker zeroed): one frame that cannot be decoded, in an intact file.
 fn with_one_broken_frame(broken: usize) -> std::path::PathBuf {
-    let mut bytes = std::fs::read(common::video("mjpeg_29.97.avi")).unwrap();
+    let mut bytes = std::fs::read(crate::common::video("mjpeg_29.97.avi")).unwrap();
     let starts: Vec<usize> = bytes
         .windows(3)
         .enumerate()
@@ -307,7 +308,7 @@ fn with_one_broken_frame(broken: usize) -> std::path::PathBuf {
         .collect();
     let at = starts[broken] + 2;
     bytes[at..at + 400].fill(0);
-    common::scratch_file("one_broken_frame.avi", &bytes)
+    crate::common::scratch_file("one_broken_frame.avi", &bytes)
 }
 
 #[test]
@@ -341,7 +342,10 @@ fn a_frame_that_cannot_be_decoded_is_one_frame_not_the_end() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.yaml"),
-        format!("video_path: v.mp4\nmodel: {:?}\n", common::tiny_model()),
+        format!(
+            "video_path: v.mp4\nmodel: {:?}\n",
+            crate::common::tiny_model()
+        ),
     )
     .unwrap();
     let answer = index_and_score(dir.path(), &path);

@@ -1,13 +1,11 @@
 //! The binary as a user runs it: `probe`, `frame`, errors, and `serve` answering HTTP.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{http, video, FRAMES};
+use crate::common::{http, video, FRAMES};
 use server::testvideo::read_pattern;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
@@ -66,9 +64,9 @@ fn frame_writes_the_exact_frame_at_full_resolution() {
 
 #[test]
 fn bad_input_exits_non_zero_with_a_clear_message() {
-    let empty = common::scratch_file("cli_empty.mp4", b"");
-    let text = common::scratch_file("cli_text.mp4", "hello\n".repeat(500).as_bytes());
-    let truncated = common::truncated_copy("h264_gop250.mp4", 0.4);
+    let empty = crate::common::scratch_file("cli_empty.mp4", b"");
+    let text = crate::common::scratch_file("cli_text.mp4", "hello\n".repeat(500).as_bytes());
+    let truncated = crate::common::truncated_copy("h264_gop250.mp4", 0.4);
     let h264 = video("h264_gop250.mp4");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["probe", "/nonexistent/a.mp4"], "not found"),
@@ -151,15 +149,16 @@ impl Server {
             ),
         )
         .unwrap();
-        let addr = common::free_addr();
+        let addr = crate::common::free_addr();
         let env = [env, &[("RUST_LOG", "warn")]].concat();
-        let child = common::spawn_serve(&config, addr, &env, common::ServerLog::Discard);
+        let child =
+            crate::common::spawn_serve(&config, addr, &env, crate::common::ServerLog::Discard);
         let video = env
             .iter()
             .find(|(k, _)| *k == "CLIP_INVESTIGATOR_VIDEO")
             .map_or_else(
-                || common::id_of(video_path),
-                |(_, v)| common::id_of(Path::new(v)),
+                || crate::common::id_of(video_path),
+                |(_, v)| crate::common::id_of(Path::new(v)),
             );
         Self {
             child,
@@ -169,7 +168,7 @@ impl Server {
         }
     }
 
-    fn frame(&self, viewer: &str, frame: &str) -> common::HttpResponse {
+    fn frame(&self, viewer: &str, frame: &str) -> crate::common::HttpResponse {
         let body = format!("video={}&viewer={viewer}&frame={frame}", self.video);
         http(
             self.addr,
@@ -221,7 +220,7 @@ fn serve_renders_the_page_and_serves_exact_frames() {
     for n in [0u64, 150, 151, 37, 299] {
         let response = server.frame("viewer-test-1", &n.to_string());
         assert_eq!(response.status, 200, "{}", response.text());
-        let (frame, jpeg) = common::decode_frame_payload(&response.body);
+        let (frame, jpeg) = crate::common::decode_frame_payload(&response.body);
         assert_eq!(frame, n);
         assert_eq!(
             read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap(),
@@ -263,12 +262,13 @@ fn bad_frame_requests_get_errors_and_the_server_keeps_serving() {
     assert!(garbage.status >= 400);
     let ok = server.frame("viewer-test-2", "12");
     assert_eq!(ok.status, 200);
-    assert_eq!(common::decode_frame_payload(&ok.body).0, 12);
+    assert_eq!(crate::common::decode_frame_payload(&ok.body).0, 12);
 }
 
 #[test]
 fn serve_with_a_broken_video_starts_and_shows_the_problem_in_the_page() {
-    let text = common::scratch_file("serve_text.mp4", "not a video\n".repeat(100).as_bytes());
+    let text =
+        crate::common::scratch_file("serve_text.mp4", "not a video\n".repeat(100).as_bytes());
     for path in [Path::new("/nonexistent/missing.mp4"), text.as_path()] {
         let server = Server::start(path);
         let page = http(server.addr, "GET", "/", "text/plain", b"").text();

@@ -3,15 +3,13 @@
 //! tmp dir), damaged cache files, malformed and oversized requests, malformed config files.
 //! No input may crash the process or make it log a panic.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{http, video, HttpResponse};
+use crate::common::{http, video, HttpResponse};
 
 const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
 
@@ -56,7 +54,7 @@ fn video_corpus() -> Vec<(String, PathBuf)> {
         (
             "random bytes named .webm".into(),
             bytes("random.webm", &{
-                let mut rng = common::Rng::new(7);
+                let mut rng = crate::common::Rng::new(7);
                 (0..65536)
                     .map(|_| rng.below(256) as u8)
                     .collect::<Vec<u8>>()
@@ -181,13 +179,14 @@ impl Server {
             ),
         )
         .unwrap();
-        let addr = common::free_addr();
+        let addr = crate::common::free_addr();
         let log = dir.path().join("server.log");
-        let child = common::spawn_serve(&config, addr, &[], common::ServerLog::File(&log));
+        let child =
+            crate::common::spawn_serve(&config, addr, &[], crate::common::ServerLog::File(&log));
         Self {
             child,
             addr,
-            video: common::id_of(video_path),
+            video: crate::common::id_of(video_path),
             log,
             _dir: dir,
         }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks; anything already there is skipped.
+# Installs what a fresh Debian 12 machine lacks to build and run the app; anything already there
+# is skipped. `--tests` also installs what only the tests need (the nightly toolchain and
+# cargo-fuzz for the libFuzzer runs); scripts/test.sh passes it, scripts/run.sh does not.
 set -euo pipefail
+for_tests=false
+[ "${1:-}" = --tests ] && for_tests=true
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
@@ -23,20 +27,30 @@ fi
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-# libFuzzer runs (scripts/fuzz.sh) need nightly and cargo-fuzz; the app itself builds on stable.
-CARGO_FUZZ_VERSION=0.13.2
-rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+# Build tools are compiled without their own fat LTO in one codegen unit (cargo-leptos asks for
+# both): on 2 cores that link step alone took minutes, for tools whose speed does not matter
+# here. Settings from the environment override the package's [profile.release].
+quick_install() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install "$@"
+}
+
+if $for_tests; then
+  # libFuzzer runs (scripts/fuzz.sh) need nightly and cargo-fuzz; the app builds on stable.
+  CARGO_FUZZ_VERSION=0.13.2
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    quick_install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  fi
 fi
 
 if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
   # --ignore-rust-version: one of its dependencies declares a newer rustc than it needs.
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --ignore-rust-version
+  quick_install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --ignore-rust-version
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   # cargo-leptos would otherwise try to download this CLI.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  quick_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
 # Playwright and wasm-opt (npm's binaryen; Debian's older binaryen breaks hydration).

@@ -1,57 +1,51 @@
-//! Server functions: thin wrappers that check their arguments and call the backend.
+//! Server functions: thin wrappers that check their arguments and call the backend. Every one
+//! answers [`ApiError`], whose variant sets the HTTP status.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
+pub use crate::error::ApiError;
 use crate::types::{FrameJpeg, IndexStatus, Library, ScoreSeries, SearchHit, VideoInfo};
 
+/// Where the server functions are mounted.
+pub const PREFIX: &str = "/api/";
+
 #[cfg(feature = "ssr")]
-fn backend() -> Result<crate::backend::Backend, ServerFnError> {
+fn backend() -> Result<std::sync::Arc<dyn crate::backend::VideoBackend>, ApiError> {
     use_context::<crate::backend::Backend>()
-        .ok_or_else(|| ServerFnError::new("the server was started without a video backend"))
+        .map(|b| b.0)
+        .ok_or_else(|| ApiError::Internal("the server was started without a video backend".into()))
+}
+
+/// A server function's answer: an error sets the HTTP status before it is sent.
+#[cfg(feature = "ssr")]
+fn answer<T>(result: Result<T, ApiError>) -> Result<T, ApiError> {
+    if let Err(error) = &result {
+        error.set_response_status();
+    }
+    result
 }
 
 /// Uploads are a plain POST of the file as the body (`?name=FILE`), streamed to disk by the
 /// server: server functions would decode the whole body in memory.
 pub const UPLOAD_URL: &str = "/api/upload";
 
-/// Start of the message for a well-formed id that names no video in the library.
-pub const NO_SUCH_VIDEO: &str = "there is no video ";
-/// The message for anything else given as a video id.
+/// The message for anything given as a video id that is not one.
 pub const NOT_A_VIDEO_ID: &str = "not a video id: open the list of videos and choose one";
 
-/// A refused argument: the answer's status is 400 (see [`error_status`]).
-pub fn bad_argument(message: impl Into<String>) -> ServerFnError {
-    ServerFnError::Args(message.into())
+/// A refused argument: the answer's status is 400.
+pub fn bad_argument(message: impl Into<String>) -> ApiError {
+    ApiError::BadArgument(message.into())
 }
 
-/// The HTTP status for a server function's error answer (`Kind|message`, as server_fn writes
-/// it; server_fn itself answers 500 to everything): arguments that could not be decoded or were
-/// refused 400, an id that names no video 404, anything else 500.
-pub fn error_status(body: &[u8]) -> u16 {
-    let text = String::from_utf8_lossy(&body[..body.len().min(256)]);
-    let (kind, message) = text.split_once('|').unwrap_or(("", &text));
-    match kind {
-        // On the server, deserializing only ever reads the request.
-        "Args" | "MissingArg" | "Deserialization" => 400,
-        "ServerError" if message.starts_with(NO_SUCH_VIDEO) => 404,
-        "ServerError" if message.starts_with(NOT_A_VIDEO_ID) => 400,
-        "ServerError" if message.contains(" is out of range: the video has ") => 400,
-        _ => 500,
-    }
-}
-
-/// The message of an error for the page, without server_fn's framing.
-pub fn error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) | ServerFnError::Args(message) => message.clone(),
-        other => other.to_string(),
-    }
+/// The message of an error for the page.
+pub fn error_text(error: &ApiError) -> String {
+    error.message().to_string()
 }
 
 /// The id, or why it is not one: ids come from the server's own list, never paths.
 #[cfg(feature = "ssr")]
-fn check_video_id(video: &str) -> Result<(), ServerFnError> {
+fn check_video_id(video: &str) -> Result<(), ApiError> {
     if crate::types::is_valid_video_id(video) {
         Ok(())
     } else {
@@ -61,48 +55,51 @@ fn check_video_id(video: &str) -> Result<(), ServerFnError> {
 
 /// The videos of the library.
 #[server(prefix = "/api", endpoint = "library")]
-pub async fn get_library() -> Result<Library, ServerFnError> {
-    backend()?.0.library().await.map_err(ServerFnError::new)
+pub async fn get_library() -> Result<Library, ApiError> {
+    answer(async { backend()?.library().await }.await)
 }
 
 /// Metadata of a video (`None`: the config's `video_path`).
 #[server(prefix = "/api", endpoint = "video_info")]
-pub async fn get_video_info(video: Option<String>) -> Result<VideoInfo, ServerFnError> {
-    let backend = backend()?.0;
-    let video = video.unwrap_or_else(|| backend.default_video());
-    check_video_id(&video)?;
-    backend.info(video).await.map_err(ServerFnError::new)
+pub async fn get_video_info(video: Option<String>) -> Result<VideoInfo, ApiError> {
+    answer(
+        async {
+            let backend = backend()?;
+            let video = video.unwrap_or_else(|| backend.default_video());
+            check_video_id(&video)?;
+            backend.info(video).await
+        }
+        .await,
+    )
 }
 
 /// Exactly frame `frame` as JPEG, from this viewer's (tab's) own decoder.
 #[server(prefix = "/api", endpoint = "frame", output = Postcard)]
-pub async fn get_frame(
-    video: String,
-    viewer: String,
-    frame: u64,
-) -> Result<FrameJpeg, ServerFnError> {
-    check_video_id(&video)?;
-    if !crate::types::is_valid_viewer_id(&viewer) {
-        return Err(bad_argument(
-            "viewer must be 8 to 64 letters, digits or dashes",
-        ));
-    }
-    backend()?
-        .0
-        .frame_jpeg(video, viewer, frame)
-        .await
-        .map_err(ServerFnError::new)
+pub async fn get_frame(video: String, viewer: String, frame: u64) -> Result<FrameJpeg, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            if !crate::types::is_valid_viewer_id(&viewer) {
+                return Err(bad_argument(
+                    "viewer must be 8 to 64 letters, digits or dashes",
+                ));
+            }
+            backend()?.frame_jpeg(video, viewer, frame).await
+        }
+        .await,
+    )
 }
 
 /// How far embedding the video has come.
 #[server(prefix = "/api", endpoint = "index_status")]
-pub async fn get_index_status(video: String) -> Result<IndexStatus, ServerFnError> {
-    check_video_id(&video)?;
-    backend()?
-        .0
-        .index_status(video)
-        .await
-        .map_err(ServerFnError::new)
+pub async fn get_index_status(video: String) -> Result<IndexStatus, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            backend()?.index_status(video).await
+        }
+        .await,
+    )
 }
 
 /// Most prompts one request may score.
@@ -135,14 +132,15 @@ pub fn check_prompts(prompts: &[String]) -> Result<(), String> {
 
 /// Cosine scores of every indexed frame for each prompt.
 #[server(prefix = "/api", endpoint = "scores", input = Json, output = Postcard)]
-pub async fn get_scores(video: String, prompts: Vec<String>) -> Result<ScoreSeries, ServerFnError> {
-    check_video_id(&video)?;
-    check_prompts(&prompts).map_err(bad_argument)?;
-    backend()?
-        .0
-        .scores(video, prompts)
-        .await
-        .map_err(ServerFnError::new)
+pub async fn get_scores(video: String, prompts: Vec<String>) -> Result<ScoreSeries, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_prompts(&prompts).map_err(bad_argument)?;
+            backend()?.scores(video, prompts).await
+        }
+        .await,
+    )
 }
 
 /// Largest image accepted for search.
@@ -157,69 +155,39 @@ pub async fn search_frames(
     text: Option<String>,
     image: Option<Vec<u8>>,
     top: usize,
-) -> Result<Vec<SearchHit>, ServerFnError> {
-    check_video_id(&video)?;
-    let text = text.filter(|t| !t.trim().is_empty());
-    if text.is_none() && image.is_none() {
-        return Err(bad_argument("type a text or choose an image to search for"));
-    }
-    if let Some(text) = &text {
-        check_prompts(std::slice::from_ref(text)).map_err(bad_argument)?;
-    }
-    if image
-        .as_ref()
-        .is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES)
-    {
-        return Err(bad_argument(format!(
-            "the image is larger than {} MB",
-            MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)
-        )));
-    }
-    if top == 0 || top > MAX_SEARCH_RESULTS {
-        return Err(bad_argument(format!(
-            "ask for 1 to {MAX_SEARCH_RESULTS} results"
-        )));
-    }
-    backend()?
-        .0
-        .search(video, text, image, top)
-        .await
-        .map_err(ServerFnError::new)
+) -> Result<Vec<SearchHit>, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            let text = text.filter(|t| !t.trim().is_empty());
+            if text.is_none() && image.is_none() {
+                return Err(bad_argument("type a text or choose an image to search for"));
+            }
+            if let Some(text) = &text {
+                check_prompts(std::slice::from_ref(text)).map_err(bad_argument)?;
+            }
+            if image
+                .as_ref()
+                .is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES)
+            {
+                return Err(bad_argument(format!(
+                    "the image is larger than {} MB",
+                    MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)
+                )));
+            }
+            if top == 0 || top > MAX_SEARCH_RESULTS {
+                return Err(bad_argument(format!(
+                    "ask for 1 to {MAX_SEARCH_RESULTS} results"
+                )));
+            }
+            backend()?.search(video, text, image, top).await
+        }
+        .await,
+    )
 }
 
 /// The config file's prompts.
 #[server(prefix = "/api", endpoint = "prompts")]
-pub async fn get_default_prompts() -> Result<Vec<String>, ServerFnError> {
-    Ok(backend()?.0.default_prompts())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_arguments_are_the_clients_fault_and_server_failures_ours() {
-        assert_eq!(error_status(b"Args|missing field `frame`"), 400);
-        assert_eq!(error_status(b"MissingArg|viewer"), 400);
-        assert_eq!(
-            error_status(format!("ServerError|{NOT_A_VIDEO_ID}").as_bytes()),
-            400
-        );
-        assert_eq!(
-            error_status(format!("ServerError|{NO_SUCH_VIDEO}0123456789abcdef in").as_bytes()),
-            404
-        );
-        assert_eq!(
-            error_status(b"ServerError|frame 900 is out of range: the video has 300 frames"),
-            400
-        );
-        assert_eq!(error_status(b"ServerError|frame 3 cannot be decoded"), 500);
-        assert_eq!(error_status(b"Deserialization|EOF while parsing"), 400);
-        assert_eq!(error_status(b"Serialization|cannot write"), 500);
-        assert_eq!(error_status(b"\xff\xfe"), 500);
-        assert_eq!(
-            error_text(&bad_argument("prompt 1 is empty")),
-            "prompt 1 is empty"
-        );
-    }
+pub async fn get_default_prompts() -> Result<Vec<String>, ApiError> {
+    answer(backend().map(|b| b.default_prompts()))
 }

@@ -1,12 +1,14 @@
 //! The small interface through which server functions reach the video engine.
 //!
-//! The `server` crate implements it (OpenCV, later CLIP) and provides it as Leptos context, so
-//! this crate compiles for the browser without any of those dependencies.
+//! The `server` crate implements it (video decoding, CLIP, the library) and provides it as Leptos
+//! context, so this crate compiles for the browser without any of those dependencies. Errors are
+//! typed ([`ApiError`]): the variant becomes the HTTP status.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::error::ApiError;
 use crate::types::{FrameJpeg, IndexStatus, Library, ScoreSeries, SearchHit, VideoInfo};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -15,13 +17,13 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// well-formed); an id the library does not know is an error, never a path.
 pub trait VideoBackend: Send + Sync + 'static {
     /// The library's videos (probes new files: blocking work runs off the async workers).
-    fn library(&self) -> BoxFuture<Result<Library, String>>;
+    fn library(&self) -> BoxFuture<Result<Library, ApiError>>;
 
     /// The id of the config's `video_path`, opened when a URL names no video.
     fn default_video(&self) -> String;
 
     /// Metadata of a video, opening it (and starting its indexing) on first use.
-    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, String>>;
+    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, ApiError>>;
 
     /// JPEG of exactly `frame`, decoded with `viewer`'s own decoder. Runs off the async workers.
     fn frame_jpeg(
@@ -29,14 +31,17 @@ pub trait VideoBackend: Send + Sync + 'static {
         video: String,
         viewer: String,
         frame: u64,
-    ) -> BoxFuture<Result<FrameJpeg, String>>;
+    ) -> BoxFuture<Result<FrameJpeg, ApiError>>;
 
     /// Progress of embedding a video (starting the job if it is not running).
-    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, String>>;
+    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, ApiError>>;
 
     /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
-    fn scores(&self, video: String, prompts: Vec<String>)
-        -> BoxFuture<Result<ScoreSeries, String>>;
+    fn scores(
+        &self,
+        video: String,
+        prompts: Vec<String>,
+    ) -> BoxFuture<Result<ScoreSeries, ApiError>>;
 
     /// The `top` moments most like `text`, an image (encoded bytes), or both.
     fn search(
@@ -45,7 +50,7 @@ pub trait VideoBackend: Send + Sync + 'static {
         text: Option<String>,
         image: Option<Vec<u8>>,
         top: usize,
-    ) -> BoxFuture<Result<Vec<SearchHit>, String>>;
+    ) -> BoxFuture<Result<Vec<SearchHit>, ApiError>>;
 
     /// The prompts of the config file (`CLIP:`), which the page starts with.
     fn default_prompts(&self) -> Vec<String>;

@@ -326,7 +326,7 @@ mod tests {
         let first = assign_colors(&prompts, &HashMap::new());
         assert_eq!((first["a"], first["b"], first["c"]), (0, 1, 2));
         // Removing "a" and adding "d": b and c keep theirs, d takes the freed slot.
-        let next = assign_colors(&["b", "c", "d"].map(String::from).to_vec(), &first);
+        let next = assign_colors(&["b", "c", "d"].map(String::from), &first);
         assert_eq!((next["b"], next["c"], next["d"]), (1, 2, 0));
     }
 

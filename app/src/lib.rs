@@ -9,12 +9,13 @@ pub mod backend;
 #[cfg(feature = "hydrate")]
 mod browser;
 pub mod chart;
+pub mod error;
 pub mod investigate;
-pub mod library;
 pub mod player;
 pub mod scores;
 pub mod status;
 pub mod types;
+pub mod videos_page;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -57,7 +58,7 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=|| view! { <p class="error" role="alert">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=PlayerPage/>
-                    <Route path=StaticSegment("videos") view=library::LibraryPage/>
+                    <Route path=StaticSegment("videos") view=videos_page::VideosPage/>
                 </Routes>
             </main>
         </Router>

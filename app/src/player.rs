@@ -496,10 +496,7 @@ mod client {
         }
     }
 
-    fn server_message(error: &ServerFnError) -> String {
-        match error {
-            ServerFnError::ServerError(_) | ServerFnError::Args(_) => crate::api::error_text(error),
-            other => format!("could not load the frame: {other}"),
-        }
+    fn server_message(error: &crate::api::ApiError) -> String {
+        crate::api::error_text(error)
     }
 }

@@ -1,25 +1,22 @@
 //! The video library: the config's `video_path` plus the videos in the `library_dirs` folders,
 //! each addressed by an opaque id. A client never names a file: an id is looked up among the
 //! files the library lists, and a listed file must resolve (symlinks followed) inside a library
-//! folder. Each opened video gets its own engine (decoders) and indexing job; the jobs share one
-//! model and take turns (`max_indexing_jobs`), and all decoders share one budget.
+//! folder. Each opened video gets its own frame server (decoders) and indexing job; the jobs
+//! share one model and take turns (`max_indexing_jobs`), and all decoders share one budget.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use app::backend::{BoxFuture, VideoBackend};
-use app::types::{
-    FrameJpeg, IndexState, IndexStatus, Indexed, LibraryVideo, ScoreSeries, SearchHit, VideoInfo,
-};
+use app::types::{IndexState, Indexed, LibraryVideo, VideoInfo};
+use store::fnv::Fnv64;
 
 use crate::cache::EmbeddingFile;
 use crate::config::Settings;
 use crate::embed::Embedder;
-use crate::engine::{Engine, FrameSettings};
-use crate::index::{IndexOptions, VideoToIndex};
-use crate::indexer::{IndexQueue, Indexer};
+use crate::frames::{FrameServer, FrameSettings};
+use crate::index::{IndexOptions, IndexQueue, IndexService, VideoToIndex};
 use crate::video::{self, Metadata};
 
 /// File name endings listed as videos (others in a library folder are ignored).
@@ -60,11 +57,23 @@ impl SharedModel {
     }
 }
 
+/// Why the library cannot give a video.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum LibraryError {
+    #[error("not a video id: open the list of videos and choose one")]
+    NotAnId,
+    #[error("there is no video {0} in the library (it may have been deleted or renamed): open the list of videos and choose one")]
+    NoSuchVideo(String),
+    /// The video is listed but cannot be opened; the message names the file, not its folder.
+    #[error("{0}")]
+    CannotOpen(String),
+}
+
 /// One opened video: its frames and its index.
 pub struct Session {
     pub path: PathBuf,
-    pub engine: Arc<Engine>,
-    pub indexer: Arc<Indexer>,
+    pub frames: Arc<FrameServer>,
+    pub index: Arc<IndexService>,
 }
 
 /// When a file last changed, and its size.
@@ -100,7 +109,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The id of the file at `path` (already resolved): a hash of the path, so it stays the same
 /// across restarts (share links keep working) and tells nothing about where the file lives.
 pub fn video_id(path: &Path) -> String {
-    let mut hash = crate::cache::Fnv64::new();
+    let mut hash = Fnv64::new();
     hash.update(path.as_os_str().as_encoded_bytes());
     format!("{:016x}", hash.finish())
 }
@@ -177,7 +186,7 @@ impl Library {
             roots,
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             frames: FrameSettings::from(settings),
-            index_options: crate::commands::index_options(settings, None, None),
+            index_options: IndexOptions::from(settings),
             model,
             queue: IndexQueue::new(settings.max_indexing_jobs),
             sessions: Mutex::new(HashMap::new()),
@@ -231,21 +240,19 @@ impl Library {
     }
 
     /// The file of `id`, or why there is none. Looked up among the listed files only.
-    pub fn resolve(&self, id: &str) -> Result<PathBuf, String> {
+    pub fn resolve(&self, id: &str) -> Result<PathBuf, LibraryError> {
         if !app::types::is_valid_video_id(id) {
-            return Err(app::api::NOT_A_VIDEO_ID.into());
+            return Err(LibraryError::NotAnId);
         }
         self.files()
             .into_iter()
             .find(|(known, _)| known == id)
             .map(|(_, path)| path)
-            .ok_or_else(|| {
-                format!("{}{id} in the library (it may have been deleted or renamed): open the list of videos and choose one", app::api::NO_SUCH_VIDEO)
-            })
+            .ok_or_else(|| LibraryError::NoSuchVideo(id.to_string()))
     }
 
     /// The open session of `id`, opening the video (and queueing its indexing) on first use.
-    pub fn session(&self, id: &str) -> Result<Arc<Session>, String> {
+    pub fn session(&self, id: &str) -> Result<Arc<Session>, LibraryError> {
         let mut sessions = lock(&self.sessions);
         if let Some(session) = sessions.get(id) {
             if id == self.default_id || session.path.is_file() {
@@ -254,36 +261,42 @@ impl Library {
             // Deleted while open: forget it (its job saves what it has and stops).
             let gone = sessions.remove(id);
             if let Some(gone) = gone {
-                let indexer = Arc::clone(&gone.indexer);
-                std::thread::spawn(move || indexer.stop(std::time::Duration::from_secs(10)));
+                let index = Arc::clone(&gone.index);
+                std::thread::spawn(move || index.stop(std::time::Duration::from_secs(10)));
             }
         }
         let path = self.resolve(id)?;
-        let engine = Arc::new(Engine::new(
+        let frames = Arc::new(FrameServer::new(
             &path,
             self.frames,
             Some(&self.index_options.cache_dir),
         ));
         let model = Arc::clone(&self.model);
-        let indexer = Indexer::start(
-            engine.video().cloned(),
+        let index = IndexService::start(
+            frames
+                .video()
+                .map(|v| (v.path().to_path_buf(), Arc::clone(v.index()))),
             self.index_options.clone(),
             Arc::clone(&self.queue),
             move || model.get(),
         );
         let session = Arc::new(Session {
             path,
-            engine,
-            indexer,
+            frames,
+            index,
         });
         sessions.insert(id.to_string(), Arc::clone(&session));
         Ok(session)
     }
 
     /// Metadata of `id` for the page.
-    pub fn info(&self, id: &str) -> Result<VideoInfo, String> {
+    pub fn info(&self, id: &str) -> Result<VideoInfo, LibraryError> {
         let session = self.session(id)?;
-        let mut info = session.engine.video()?.info();
+        let mut info = session
+            .frames
+            .video()
+            .map_err(LibraryError::CannotOpen)?
+            .info();
         info.id = id.to_string();
         Ok(info)
     }
@@ -293,19 +306,19 @@ impl Library {
     pub fn enforce_decoder_budget(&self) {
         let sessions: Vec<Arc<Session>> = lock(&self.sessions).values().cloned().collect();
         for session in &sessions {
-            session.engine.close_idle_decoders();
+            session.frames.close_idle_decoders();
         }
         loop {
-            let open: usize = sessions.iter().map(|s| s.engine.open_decoders()).sum();
+            let open: usize = sessions.iter().map(|s| s.frames.open_decoders()).sum();
             if open <= self.frames.max_decoders {
                 break;
             }
             let oldest = sessions
                 .iter()
-                .filter_map(|s| s.engine.close_idle_decoders().map(|t| (t, s)))
+                .filter_map(|s| s.frames.close_idle_decoders().map(|t| (t, s)))
                 .min_by_key(|(t, _)| *t);
             match oldest {
-                Some((_, session)) => session.engine.close_oldest_decoder(),
+                Some((_, session)) => session.frames.close_oldest_decoder(),
                 None => break,
             }
         }
@@ -352,11 +365,7 @@ impl Library {
     fn probe(&self, path: &Path) -> Result<Metadata, String> {
         // An open video knows its exact frame count.
         if let Some(session) = lock(&self.sessions).get(&video_id(path)) {
-            return session
-                .engine
-                .video()
-                .map(|v| v.metadata())
-                .map_err(|e| crate::engine::public_message(&e, path));
+            return session.frames.video().map(|v| v.metadata());
         }
         let stamp = stamp(path).ok_or("the file cannot be read")?;
         if let Some(probe) = lock(&self.probes).get(path).filter(|p| p.stamp == stamp) {
@@ -366,7 +375,7 @@ impl Library {
             // The frame index is kept in the cache folder: the video is scanned once, ever.
             video::FrameIndex::load_or_build(path, Some(&self.index_options.cache_dir))
                 .map(|index| index.metadata())
-                .map_err(|e| crate::engine::public_message(&e.to_string(), path));
+                .map_err(|e| e.public());
         lock(&self.probes).insert(
             path.to_path_buf(),
             Probe {
@@ -380,7 +389,7 @@ impl Library {
     /// How much of `path` is indexed: from its running job, else from its cache file.
     fn indexed(&self, id: &str, path: &Path, meta: &Metadata) -> Indexed {
         if let Some(session) = lock(&self.sessions).get(id) {
-            let status = session.indexer.status();
+            let status = session.index.status();
             return match status.state {
                 IndexState::Done => Indexed::Yes,
                 _ if status.done > 0 => Indexed::Partly,
@@ -443,108 +452,6 @@ fn stamp(path: &Path) -> Option<Stamp> {
 fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
     let resolved = path.canonicalize().ok()?;
     (resolved.starts_with(root) && resolved.is_file()).then_some(resolved)
-}
-
-/// The library as the app's server functions see it.
-pub struct LibraryBackend {
-    pub library: Arc<Library>,
-    /// The config's `CLIP:` prompts.
-    pub prompts: Vec<String>,
-}
-
-/// Runs `work` with the session of `video` on tokio's blocking pool.
-fn with_session<T: Send + 'static>(
-    library: &Arc<Library>,
-    video: String,
-    what: &'static str,
-    work: impl FnOnce(Arc<Session>) -> Result<T, String> + Send + 'static,
-) -> BoxFuture<Result<T, String>> {
-    let library = Arc::clone(library);
-    Box::pin(async move {
-        tokio::task::spawn_blocking(move || work(library.session(&video)?))
-            .await
-            .map_err(|e| format!("{what} failed: {e}"))?
-    })
-}
-
-impl VideoBackend for LibraryBackend {
-    fn library(&self) -> BoxFuture<Result<app::types::Library, String>> {
-        let library = Arc::clone(&self.library);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || app::types::Library {
-                videos: library.list(),
-                max_upload_bytes: library.upload_target().map(|(_, limit)| limit),
-            })
-            .await
-            .map_err(|e| format!("listing the videos failed: {e}"))
-        })
-    }
-
-    fn default_video(&self) -> String {
-        self.library.default_id().to_string()
-    }
-
-    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, String>> {
-        let library = Arc::clone(&self.library);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || library.info(&video))
-                .await
-                .map_err(|e| format!("opening the video failed: {e}"))?
-        })
-    }
-
-    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, String>> {
-        with_session(&self.library, video, "reading the index status", |s| {
-            Ok(s.indexer.status())
-        })
-    }
-
-    fn scores(
-        &self,
-        video: String,
-        prompts: Vec<String>,
-    ) -> BoxFuture<Result<ScoreSeries, String>> {
-        with_session(&self.library, video, "scoring", move |s| {
-            s.indexer.scores_blocking(&prompts)
-        })
-    }
-
-    fn search(
-        &self,
-        video: String,
-        text: Option<String>,
-        image: Option<Vec<u8>>,
-        top: usize,
-    ) -> BoxFuture<Result<Vec<SearchHit>, String>> {
-        with_session(&self.library, video, "search", move |s| {
-            let fps = s.engine.video().map_or(0.0, |v| v.metadata().fps);
-            s.indexer
-                .search_blocking(text.as_deref(), image.as_deref(), top, fps)
-        })
-    }
-
-    fn default_prompts(&self) -> Vec<String> {
-        self.prompts.clone()
-    }
-
-    fn frame_jpeg(
-        &self,
-        video: String,
-        viewer: String,
-        frame: u64,
-    ) -> BoxFuture<Result<FrameJpeg, String>> {
-        let library = Arc::clone(&self.library);
-        with_session(&self.library, video, "decoding a frame", move |s| {
-            // The same viewer on another video is another decoder.
-            let jpeg = s.engine.frame_jpeg_blocking(&viewer, frame);
-            library.enforce_decoder_budget();
-            let jpeg = jpeg.map_err(|e| crate::engine::public_message(&e.to_string(), &s.path))?;
-            Ok(FrameJpeg {
-                frame,
-                jpeg: jpeg.as_ref().clone(),
-            })
-        })
-    }
 }
 
 #[cfg(test)]

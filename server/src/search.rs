@@ -1,9 +1,107 @@
 //! Answers from an embedding file: per-frame cosine scores for prompts, and the top moments
-//! for a query, with non-maximum suppression so that one moment does not fill the list.
+//! for a query, with non-maximum suppression so that one moment does not fill the list. The
+//! `*_blocking` functions answer the page from a video's indexing service while it runs.
 
 use app::scores::fill_frames_with_gaps;
+use app::types::{IndexState, PromptScores, ScoreSeries, SearchHit};
 
 use crate::cache::EmbeddingFile;
+use crate::index::IndexService;
+
+/// Why scores or a search cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The model is loading, or failed to load (the message says what to do).
+    #[error("{0}")]
+    NotReady(String),
+    #[error("the uploaded file is not an image (JPEG, PNG, BMP or WebP)")]
+    NotAnImage,
+    #[error("{0}")]
+    Embed(String),
+}
+
+/// Cosine scores of the embedded frames. Blocking: embeds prompts not yet cached.
+pub fn scores_blocking(
+    service: &IndexService,
+    prompts: &[String],
+) -> Result<ScoreSeries, SearchError> {
+    let embedder = service.ready_embedder().map_err(SearchError::NotReady)?;
+    let vectors = service
+        .embed_texts(embedder.as_ref(), prompts)
+        .map_err(SearchError::Embed)?;
+    let complete = service.status().state == IndexState::Done;
+    let (frames, missing, video_frames, series) = match service.embeddings() {
+        Some(store) => {
+            let file = store.read().unwrap_or_else(|e| e.into_inner());
+            (
+                file.frames.clone(),
+                file.missing.clone(),
+                file.header.video_frames,
+                cosine_rows(&file, &vectors),
+            )
+        }
+        None => (Vec::new(), Vec::new(), 0, vec![Vec::new(); prompts.len()]),
+    };
+    Ok(ScoreSeries {
+        frames,
+        missing,
+        video_frames,
+        fill_radius: service.fill_radius(),
+        complete,
+        logit_scale: embedder.logit_scale(),
+        prompts: prompts
+            .iter()
+            .zip(series)
+            .map(|(prompt, values)| PromptScores {
+                prompt: prompt.clone(),
+                values,
+                truncated: embedder.is_truncated(prompt),
+            })
+            .collect(),
+    })
+}
+
+/// The `top` embedded frames most like `text`, `image` or both, at least a second apart.
+pub fn search_blocking(
+    service: &IndexService,
+    text: Option<&str>,
+    image: Option<&[u8]>,
+    top: usize,
+    fps: f64,
+) -> Result<Vec<SearchHit>, SearchError> {
+    let embedder = service.ready_embedder().map_err(SearchError::NotReady)?;
+    let mut queries = Vec::new();
+    if let Some(text) = text {
+        queries.extend(
+            service
+                .embed_texts(embedder.as_ref(), &[text.to_string()])
+                .map_err(SearchError::Embed)?,
+        );
+    }
+    if let Some(bytes) = image {
+        let frame = crate::video::decode_image(bytes)
+            .ok()
+            .filter(|m| !opencv::prelude::MatTraitConst::empty(m))
+            .ok_or(SearchError::NotAnImage)?;
+        queries.extend(
+            embedder
+                .embed_images(std::slice::from_ref(&frame))
+                .map_err(|e| SearchError::Embed(e.to_string()))?,
+        );
+    }
+    let Some(store) = service.embeddings() else {
+        return Ok(Vec::new());
+    };
+    let file = store.read().unwrap_or_else(|e| e.into_inner());
+    let min_gap = fps.round().max(1.0) as u64;
+    Ok(top_k(&file, &combine(&queries), top, min_gap)
+        .into_iter()
+        .map(|h| SearchHit {
+            frame: h.frame,
+            score: h.score,
+        })
+        .collect())
+}
 
 /// Cosine of every embedded frame with each query (`[query][row]`); both sides are unit
 /// vectors, so this is the matrix product `queries x vectorsᵀ`, computed with the same GEMM

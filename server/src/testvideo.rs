@@ -95,7 +95,7 @@ pub fn render_frame(spec: &Spec, index: u32) -> Vec<u8> {
     let period = 64usize;
     let template: Vec<u8> = (0..(w + period))
         .flat_map(|x| {
-            let shade = if (x / (period / 2)) % 2 == 0 {
+            let shade = if (x / (period / 2)).is_multiple_of(2) {
                 1.0
             } else {
                 0.45

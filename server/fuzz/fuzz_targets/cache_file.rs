@@ -4,7 +4,7 @@
 //! (libFuzzer's -malloc_limit_mb catches that; see scripts/fuzz.sh).
 #![no_main]
 
-use clip_investigator_fuzz::cache::{framed, EmbeddingFile};
+use store::cache::{framed, EmbeddingFile};
 use libfuzzer_sys::fuzz_target;
 
 fn check(bytes: &[u8]) {

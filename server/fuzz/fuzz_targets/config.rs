@@ -2,7 +2,7 @@
 //! accepted satisfies the checks the server relies on.
 #![no_main]
 
-use clip_investigator_fuzz::config::Settings;
+use store::config::Settings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -205,6 +205,16 @@ pub fn l2_normalize(v: &mut [f32]) {
     }
 }
 
+impl From<&ModelIdentity> for crate::cache::ModelKey {
+    fn from(m: &ModelIdentity) -> Self {
+        Self {
+            name: m.name.clone(),
+            revision: m.revision.clone(),
+            dimension: m.dimension as u32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -215,15 +225,5 @@ mod tests {
         let mut zero = vec![0.0; 3];
         super::l2_normalize(&mut zero);
         assert_eq!(zero, vec![0.0; 3]);
-    }
-}
-
-impl From<&ModelIdentity> for crate::cache::ModelKey {
-    fn from(m: &ModelIdentity) -> Self {
-        Self {
-            name: m.name.clone(),
-            revision: m.revision.clone(),
-            dimension: m.dimension as u32,
-        }
     }
 }

@@ -66,6 +66,37 @@ pub enum VideoError {
     },
 }
 
+impl VideoError {
+    /// The file the error is about, if it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::NotFound(p) | Self::Empty(p) | Self::CannotOpen(p) | Self::NoVideo(p) => Some(p),
+            Self::NoFrames(p) => Some(p),
+            Self::Truncated { path, .. }
+            | Self::Decode { path, .. }
+            | Self::Codec { path, .. }
+            | Self::OpenCv { path, .. } => Some(path),
+            Self::OutOfRange { .. } | Self::Unavailable(_) => None,
+        }
+    }
+
+    /// The message for the browser: it names the file, never the folder it lives in here.
+    pub fn public(&self) -> String {
+        match self.path() {
+            Some(path) => without_folder(&self.to_string(), path),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// `message` with `path` written as its file name only (what the browser may see).
+pub fn without_folder(message: &str, path: &Path) -> String {
+    match (path.to_str(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(full), Some(name)) if !full.is_empty() => message.replace(full, name),
+        _ => message.to_string(),
+    }
+}
+
 /// Result of [`probe`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metadata {

@@ -1,0 +1,204 @@
+//! The similarity chart: the canvas (click or drag to seek, hover to read the scores, wheel to
+//! zoom, double-click to reset the zoom), the hover readout and the visible range's label.
+//!
+//! Invariants: the canvas's `data-*` attributes describe what is drawn (the end-to-end tests
+//! read them); a mouse position becomes a frame only through the transform of the last draw,
+//! so a click lands on the frame drawn under it.
+
+use leptos::prelude::*;
+
+use super::readout::HoverReadout;
+use super::Investigation;
+use crate::player;
+use crate::types::format_time;
+
+#[component]
+pub fn ChartView(inv: Investigation) -> impl IntoView {
+    let Investigation {
+        player,
+        softmax,
+        hover,
+        x_range,
+        redraws,
+        curves,
+        canvas: canvas_ref,
+        ..
+    } = inv;
+    let total = move || player.info.with(|i| i.frames);
+    let full_range = move || (-0.5, total() as f64 - 0.5);
+    let visible = move || x_range.get().unwrap_or_else(full_range);
+
+    #[cfg(feature = "hydrate")]
+    let mapping = client::chart_effect(inv);
+
+    // Mouse: click or drag seeks, moving shows the readout, wheel zooms, double-click resets.
+    let dragging = RwSignal::new(false);
+    let frame_under = move |ev: &leptos::ev::MouseEvent| -> Option<u64> {
+        #[cfg(feature = "hydrate")]
+        {
+            let canvas = canvas_ref.get_untracked()?;
+            // Offsets from the canvas's exact position: Chrome rounds offsetX/Y to whole pixels,
+            // which can move a click into the neighbouring frame's pixel.
+            let client = |name: &str| {
+                js_sys::Reflect::get(ev, &name.into())
+                    .ok()
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0)
+            };
+            let rect = canvas.get_bounding_client_rect();
+            let offset = (
+                client("clientX") - rect.left(),
+                client("clientY") - rect.top(),
+            );
+            let x = mapping.with_value(|m| {
+                m.as_ref()
+                    .and_then(|m| crate::chart::frame_at(m, &canvas, offset))
+            })?;
+            let last = player.last_frame();
+            Some((x.round().max(0.0) as u64).min(last))
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = ev;
+            None
+        }
+    };
+    let on_down = move |ev: leptos::ev::MouseEvent| {
+        if ev.button() == 0 {
+            if let Some(frame) = frame_under(&ev) {
+                dragging.set(true);
+                player::seek(player, frame);
+            }
+        }
+    };
+    let on_move = move |ev: leptos::ev::MouseEvent| {
+        let frame = frame_under(&ev);
+        hover.set(frame);
+        if dragging.get_untracked() && ev.buttons() & 1 == 1 {
+            if let Some(frame) = frame {
+                if player.playhead.get_untracked() != frame {
+                    player::seek(player, frame);
+                }
+            }
+        }
+    };
+    let on_up = move |_| dragging.set(false);
+    let on_leave = move |_| {
+        hover.set(None);
+        dragging.set(false);
+    };
+    let on_wheel = move |ev: leptos::ev::WheelEvent| {
+        let Some(frame) = frame_under(&ev) else {
+            return;
+        };
+        ev.prevent_default();
+        let factor = if ev.delta_y() < 0.0 { 0.8 } else { 1.25 };
+        let next = crate::chart::zoom(visible(), frame as f64, factor, total());
+        x_range.set((next != full_range()).then_some(next));
+    };
+    let on_dblclick = move |_| x_range.set(None);
+
+    let range_label = move || {
+        let (a, b) = visible();
+        let a = (a.ceil().max(0.0)) as u64;
+        let b = (b.floor().max(0.0) as u64).min(total().saturating_sub(1));
+        let zoomed = x_range.get().is_some();
+        format!(
+            "{}frames {a}–{b} ({} – {}){}",
+            if zoomed { "zoomed: " } else { "" },
+            format_time(inv.time_of(a)),
+            format_time(inv.time_of(b)),
+            if zoomed {
+                " · double-click to reset"
+            } else {
+                " · wheel to zoom"
+            }
+        )
+    };
+    let y_label = move || {
+        if softmax.get() {
+            "probability"
+        } else {
+            "cosine similarity"
+        }
+    };
+
+    view! {
+        <div class="chart-box">
+            <canvas id="chart" node_ref=canvas_ref
+                data-lines=move || curves.with(|c| c.len().to_string())
+                data-prompts=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| &c.prompt).collect::<Vec<_>>()).unwrap_or_default())
+                data-covered=move || curves.with(|c| c.iter().map(|c| c.values.len()).max().unwrap_or(0).to_string())
+                data-y-label=y_label
+                data-redraws=move || redraws.get().to_string()
+                on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
+                on:mouseleave=on_leave on:wheel=on_wheel on:dblclick=on_dblclick
+            ></canvas>
+            <HoverReadout inv/>
+        </div>
+        <p id="chart-range" class="range">{range_label}</p>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use leptos::prelude::*;
+
+    use super::Investigation;
+    use crate::browser;
+
+    /// Redraws the chart whenever what it shows changes, and on window resize; returns the
+    /// chart's coordinate transform for mouse events.
+    pub fn chart_effect(
+        inv: Investigation,
+    ) -> StoredValue<Option<crate::chart::Mapping>, LocalStorage> {
+        let mapping = StoredValue::new_local(None);
+        let resized = RwSignal::new(0u32);
+        let listener =
+            window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
+        std::mem::forget(listener);
+        crate::investigate::chart_hook::install_test_hook(
+            mapping,
+            inv.canvas,
+            resized,
+            inv.player.info.with_untracked(|i| i.fps),
+        );
+        Effect::new(move |_| {
+            resized.track();
+            let Some(canvas) = inv.canvas.get() else {
+                return;
+            };
+            let total = inv.player.info.with(|i| i.frames);
+            let marks: Vec<u64> = inv
+                .hits
+                .with(|h| h.iter().map(|(hit, _)| hit.frame).collect());
+            let started = browser::now_ms();
+            let drawn = inv.curves.with(|curves| {
+                crate::chart::draw(
+                    &canvas,
+                    &crate::chart::ChartInput {
+                        curves,
+                        x_range: inv.x_range.get().unwrap_or((-0.5, total as f64 - 0.5)),
+                        fps: inv.player.info.with(|i| i.fps),
+                        frame_times_ms: &inv.player.info.with(|i| i.frame_times_ms.clone()),
+                        y_label: if inv.softmax.get() {
+                            "probability"
+                        } else {
+                            "cosine similarity"
+                        },
+                        playhead: inv.player.playhead.get(),
+                        hover: inv.hover.get(),
+                        marks: &marks,
+                    },
+                )
+            });
+            let _ = canvas.set_attribute(
+                "data-draw-ms",
+                &format!("{:.2}", browser::now_ms() - started),
+            );
+            mapping.set_value(drawn);
+            inv.redraws.update(|n| *n += 1);
+        });
+        mapping
+    }
+}

@@ -1,0 +1,136 @@
+//! What the chart and the exports show, as pure functions: the per-frame curves of the current
+//! view, and their CSV.
+//!
+//! Invariant: one curve per asked prompt, in the asked order (a prompt with no scores yet gets
+//! an empty curve); a frame that could not be decoded is NaN in a curve and an empty CSV field.
+
+use std::collections::HashMap;
+
+use crate::chart::{color, Curve};
+use crate::scores::{smooth, softmax_over_prompts};
+use crate::types::{ScoreSeries, VideoInfo};
+
+/// The per-frame curves for the current view: filled from the embedded frames, then
+/// softmax over all prompts (CLIP's probabilities) if asked, then smoothed.
+pub fn view_curves(
+    series: &ScoreSeries,
+    prompts: &[String],
+    colors: &HashMap<String, usize>,
+    window: usize,
+    softmax: bool,
+) -> Vec<Curve> {
+    let mut values: Vec<Vec<f32>> = prompts
+        .iter()
+        .map(|p| {
+            series
+                .prompts
+                .iter()
+                .position(|s| &s.prompt == p)
+                .map(|i| series.filled(i))
+                .unwrap_or_default()
+        })
+        .collect();
+    if softmax && !values.is_empty() {
+        values = softmax_over_prompts(&values, series.logit_scale);
+    }
+    prompts
+        .iter()
+        .zip(values)
+        .map(|(prompt, v)| Curve {
+            prompt: prompt.clone(),
+            color: color(colors.get(prompt).copied().unwrap_or(0)),
+            values: smooth(&v, window),
+        })
+        .collect()
+}
+
+/// CSV of the curves: one row per frame with its time.
+pub fn curves_csv(curves: &[Curve], info: &VideoInfo) -> String {
+    let mut out = String::from("frame,time_s");
+    for c in curves {
+        out.push(',');
+        if c.prompt.contains([',', '"', '\n']) {
+            out.push_str(&format!("\"{}\"", c.prompt.replace('"', "\"\"")));
+        } else {
+            out.push_str(&c.prompt);
+        }
+    }
+    out.push('\n');
+    let frames = curves.iter().map(|c| c.values.len()).min().unwrap_or(0);
+    for n in 0..frames {
+        out.push_str(&format!("{n},{:.6}", info.time_s(n as u64)));
+        for c in curves {
+            // A frame that could not be decoded has no value: an empty field.
+            let v = c.values[n];
+            if v.is_nan() {
+                out.push(',');
+            } else {
+                out.push_str(&format!(",{v}"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::assign_colors;
+    use crate::types::PromptScores;
+
+    #[test]
+    fn curves_fill_softmax_and_smooth_in_that_order() {
+        let series = ScoreSeries {
+            frames: vec![0, 2],
+            missing: vec![],
+            video_frames: 4,
+            fill_radius: 1,
+            complete: true,
+            logit_scale: 100.0,
+            prompts: vec![
+                PromptScores {
+                    prompt: "a".into(),
+                    values: vec![0.3, 0.1],
+                    truncated: false,
+                },
+                PromptScores {
+                    prompt: "b".into(),
+                    values: vec![0.1, 0.1],
+                    truncated: false,
+                },
+            ],
+        };
+        let prompts = vec!["a".to_string(), "b".to_string()];
+        let colors = assign_colors(&prompts, &HashMap::new());
+        let raw = view_curves(&series, &prompts, &colors, 1, false);
+        assert_eq!(raw[0].values, vec![0.3, 0.3, 0.1, 0.1]);
+        let soft = view_curves(&series, &prompts, &colors, 1, true);
+        assert!((soft[0].values[0] + soft[1].values[0] - 1.0).abs() < 1e-6);
+        assert!((soft[0].values[3] - 0.5).abs() < 1e-6);
+        let smoothed = view_curves(&series, &prompts, &colors, 3, false);
+        assert!((smoothed[0].values[1] - (0.3 + 0.3 + 0.1) / 3.0).abs() < 1e-6);
+        let info = VideoInfo {
+            id: String::new(),
+            name: String::new(),
+            width: 1,
+            height: 1,
+            fps: 2.0,
+            frames: 4,
+            exact_count: true,
+            frame_times_ms: vec![],
+        };
+        let csv = curves_csv(&raw, &info);
+        assert_eq!(csv.lines().next(), Some("frame,time_s,a,b"));
+        assert_eq!(csv.lines().nth(2), Some("1,0.500000,0.3,0.1"));
+        // Variable frame rate: the frame's own time.
+        let variable = VideoInfo {
+            frame_times_ms: vec![0, 750, 1000, 1500],
+            ..info
+        };
+        assert_eq!(
+            curves_csv(&raw, &variable).lines().nth(2),
+            Some("1,0.750000,0.3,0.1")
+        );
+    }
+}

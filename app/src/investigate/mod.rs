@@ -1,0 +1,124 @@
+//! The investigation panel beside the player: the similarity chart (click or drag to seek,
+//! hover to read every prompt's score, wheel to zoom), live prompts, view controls, search,
+//! share links, export and keyboard shortcuts.
+//!
+//! [`Investigator`] makes the shared [`Investigation`] state and lays out the parts, one
+//! component per file; each file keeps its browser-only (`hydrate`) code beside it.
+
+#[cfg(feature = "hydrate")]
+mod chart_hook;
+mod chart_view;
+mod curves;
+mod keys;
+#[cfg(feature = "hydrate")]
+mod loading;
+mod prompts;
+mod readout;
+mod search;
+mod share;
+mod state;
+mod view_controls;
+
+use leptos::prelude::*;
+
+use self::chart_view::ChartView;
+pub use self::curves::{curves_csv, view_curves};
+use self::keys::{HelpButton, HelpDialog};
+use self::prompts::PromptList;
+use self::search::SearchPanel;
+use self::share::ShareButtons;
+pub use self::state::Investigation;
+use self::view_controls::ViewControls;
+use crate::player::PlayerState;
+use crate::status::IndexStatusLine;
+
+/// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ViewParams {
+    /// `None`: start from the config's prompts.
+    pub prompts: Option<Vec<String>>,
+    pub smooth: usize,
+    pub softmax: bool,
+}
+
+impl ViewParams {
+    /// Reads the query; values that make no sense fall back to the defaults.
+    pub fn parse(prompts: Option<Vec<String>>, smooth: Option<&str>, view: Option<&str>) -> Self {
+        let prompts = prompts
+            .map(|ps| {
+                ps.into_iter()
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .take(crate::api::MAX_PROMPTS)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|ps| !ps.is_empty());
+        Self {
+            prompts,
+            smooth: smooth
+                .and_then(|s| s.parse().ok())
+                .filter(|&s| s <= MAX_SMOOTH)
+                .unwrap_or(1),
+            softmax: view == Some("softmax"),
+        }
+    }
+}
+
+/// Largest smoothing window offered, in frames.
+pub const MAX_SMOOTH: usize = 10_000;
+
+#[component]
+pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
+    let inv = Investigation::new(player, &initial);
+    #[cfg(feature = "hydrate")]
+    loading::start(inv, initial.prompts.is_none());
+    let scores_error = inv.scores_error;
+    view! {
+        <section id="investigator" class="investigator">
+            <IndexStatusLine status=inv.status/>
+            {move || scores_error.get().map(|e| view! { <p class="error" id="scores-error" role="alert">{e}</p> })}
+            <ChartView inv/>
+
+            {view! {
+            <div class="panels">
+                <div class="panel">
+                    <PromptList inv/>
+                    <ViewControls inv/>
+                    <div class="actions">
+                        <ShareButtons inv/>
+                        <HelpButton inv/>
+                    </div>
+                </div>
+                <SearchPanel inv/>
+            </div>
+            }.into_any()}
+            <HelpDialog inv/>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_link_parameters_are_read_safely() {
+        let v = ViewParams::parse(
+            Some(vec!["a cat".into(), "  ".into()]),
+            Some("5"),
+            Some("softmax"),
+        );
+        assert_eq!(v.prompts, Some(vec!["a cat".to_string()]));
+        assert_eq!((v.smooth, v.softmax), (5, true));
+        let bad = ViewParams::parse(Some(vec![" ".into()]), Some("-3"), Some("weird"));
+        assert_eq!(
+            bad,
+            ViewParams {
+                prompts: None,
+                smooth: 1,
+                softmax: false
+            }
+        );
+        assert_eq!(ViewParams::parse(None, Some("99999999"), None).smooth, 1);
+    }
+}

@@ -1,0 +1,122 @@
+//! The state the investigation panel's parts share: one `Copy` bundle of signals (like
+//! [`PlayerState`]), made once per opened video and passed to every child as one prop.
+//!
+//! Invariants: `prompts` holds trimmed, non-empty, distinct prompts (lists go through
+//! [`Investigation::set_prompts`]); `colors` has a slot for every prompt and keeps a prompt's
+//! slot while the prompt stays; `curves` is derived from the others and never set.
+
+use std::collections::{HashMap, HashSet};
+
+use leptos::prelude::*;
+
+use super::{view_curves, ViewParams};
+use crate::chart::{assign_colors, Curve};
+use crate::player::PlayerState;
+use crate::types::{IndexStatus, ScoreSeries, SearchHit};
+
+/// Everything the panel's components read or change; cheap to copy into event handlers.
+#[derive(Clone, Copy)]
+pub struct Investigation {
+    pub player: PlayerState,
+    /// The index job, as last polled (`None` until the first answer).
+    pub status: RwSignal<Option<Result<IndexStatus, String>>>,
+    pub prompts: RwSignal<Vec<String>>,
+    /// Prompts whose curve the legend has switched off.
+    pub hidden: RwSignal<HashSet<String>>,
+    /// Each prompt's colour slot (see [`assign_colors`]).
+    pub colors: RwSignal<HashMap<String, usize>>,
+    /// Smoothing window, in frames (1 to [`super::MAX_SMOOTH`]).
+    pub smoothing: RwSignal<usize>,
+    /// Probabilities (softmax over the prompts) instead of cosine similarities.
+    pub softmax: RwSignal<bool>,
+    /// The scores as the server sent them.
+    pub series: RwSignal<Option<ScoreSeries>>,
+    pub scores_error: RwSignal<Option<String>>,
+    /// The frame under the mouse on the chart.
+    pub hover: RwSignal<Option<u64>>,
+    /// The chart's zoomed frame range; `None`: the whole video.
+    pub x_range: RwSignal<Option<(f64, f64)>>,
+    /// Search results, each with its thumbnail's object URL once loaded.
+    pub hits: RwSignal<Vec<(SearchHit, Option<String>)>>,
+    pub search_error: RwSignal<Option<String>>,
+    pub show_help: RwSignal<bool>,
+    /// The share link has been copied.
+    pub copied: RwSignal<bool>,
+    /// How many times the chart has been drawn (`data-redraws`, for the tests).
+    pub redraws: RwSignal<u32>,
+    /// The curves on the chart: the view of `series`, hidden prompts left out.
+    pub curves: Memo<Vec<Curve>>,
+    /// The chart's canvas: the chart draws on it, the PNG export reads it.
+    pub canvas: NodeRef<leptos::html::Canvas>,
+}
+
+impl Investigation {
+    /// The state for `player`'s video, starting from the share link's view.
+    pub fn new(player: PlayerState, initial: &ViewParams) -> Self {
+        let prompts: RwSignal<Vec<String>> =
+            RwSignal::new(initial.prompts.clone().unwrap_or_default());
+        let hidden: RwSignal<HashSet<String>> = RwSignal::new(HashSet::new());
+        let colors: RwSignal<HashMap<String, usize>> =
+            RwSignal::new(assign_colors(&prompts.get_untracked(), &HashMap::new()));
+        let smoothing = RwSignal::new(initial.smooth);
+        let softmax = RwSignal::new(initial.softmax);
+        let series: RwSignal<Option<ScoreSeries>> = RwSignal::new(None);
+        let curves = Memo::new(move |_| {
+            let hidden = hidden.get();
+            series.with(|s| match s {
+                Some(s) => view_curves(
+                    s,
+                    &prompts.get(),
+                    &colors.get(),
+                    smoothing.get(),
+                    softmax.get(),
+                )
+                .into_iter()
+                .filter(|c| !hidden.contains(&c.prompt))
+                .collect::<Vec<_>>(),
+                None => Vec::new(),
+            })
+        });
+        // A new prompt list keeps the colours of the prompts it still has.
+        Effect::new(move |_| {
+            let list = prompts.get();
+            colors.set(assign_colors(&list, &colors.get_untracked()));
+        });
+        Self {
+            player,
+            status: RwSignal::new(None),
+            prompts,
+            hidden,
+            colors,
+            smoothing,
+            softmax,
+            series,
+            scores_error: RwSignal::new(None),
+            hover: RwSignal::new(None),
+            x_range: RwSignal::new(None),
+            hits: RwSignal::new(Vec::new()),
+            search_error: RwSignal::new(None),
+            show_help: RwSignal::new(false),
+            copied: RwSignal::new(false),
+            redraws: RwSignal::new(0),
+            curves,
+            canvas: NodeRef::new(),
+        }
+    }
+
+    /// Replaces the prompt list: trimmed, blanks and repeats dropped.
+    pub fn set_prompts(self, list: Vec<String>) {
+        let mut seen = HashSet::new();
+        let list: Vec<String> = list
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty() && seen.insert(p.clone()))
+            .collect();
+        self.prompts.set(list);
+    }
+
+    /// Seconds from the start of the video to `frame`; reading it tracks the video's info.
+    pub fn time_of(self, frame: u64) -> f64 {
+        self.player.info.with(|i| i.time_s(frame))
+    }
+}

@@ -1,0 +1,187 @@
+//! The command line's arguments (clap derive types), and nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clip-investigator",
+    version,
+    about = "See how every frame of a video matches text prompts under CLIP."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for `serve`, which also runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web app (the default).
+    Serve(ServeArgs),
+    /// Print a video's metadata.
+    Probe {
+        video: PathBuf,
+        /// Print JSON: {"frames", "fps", "width", "height", "duration_s", "exact_count", …}.
+        #[arg(long)]
+        json: bool,
+        /// Accepted for old scripts: every count is exact now (the frame index).
+        #[arg(long, hide = true)]
+        exact: bool,
+    },
+    /// Write frame N of a video as a full-resolution JPEG.
+    Frame {
+        video: PathBuf,
+        n: u64,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// JPEG quality, 1-100.
+        #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+    },
+    /// Embed every (sampled) frame of a video with CLIP into the cache; resumes where it stopped.
+    Index {
+        video: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Frames per second to embed (default: `sample_fps` from the config, else every frame).
+        #[arg(long)]
+        sample_fps: Option<f64>,
+        /// Frames per model call (default: `batch_size` from the config).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Print a JSON report instead of a progress bar.
+        #[arg(long)]
+        json: bool,
+        /// Seconds of work between saves of the cache file.
+        #[arg(long, default_value_t = 5.0, hide = true)]
+        checkpoint_secs: f64,
+    },
+    /// Per-frame similarity of an indexed video with text prompts.
+    Scores {
+        video: PathBuf,
+        /// A text prompt; repeat for several (default: the config's `CLIP:` list).
+        #[arg(long = "prompt")]
+        prompts: Vec<String>,
+        /// Moving-average window in frames (1 = none).
+        #[arg(long, default_value_t = 1)]
+        smooth: usize,
+        /// CLIP's zero-shot probabilities over the prompts instead of cosine similarity.
+        #[arg(long)]
+        softmax: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// The moments of an indexed video most like a text, an image, or both.
+    Search {
+        video: PathBuf,
+        #[arg(long, required_unless_present = "image")]
+        text: Option<String>,
+        /// An image file (JPEG, PNG, …).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Results are at least this many seconds apart (default: 1).
+        #[arg(long, default_value_t = 1.0)]
+        min_gap_s: f64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// Write per-frame scores (csv, json) or the raw embeddings (npy) of an indexed video.
+    Export {
+        video: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Prompts to score (default: the config's `CLIP:` list); not used for npy.
+        #[arg(long = "prompt")]
+        prompts: Vec<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// List or remove embedding cache files.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// The config file (for `embeddings_dir`).
+        #[arg(
+            long,
+            env = "CLIP_INVESTIGATOR_CONFIG",
+            default_value = "config.yaml",
+            global = true
+        )]
+        config: PathBuf,
+    },
+    /// Write a test video whose frames carry their own index (used by the test suites).
+    #[command(hide = true)]
+    MakeTestVideo {
+        output: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        frames: u32,
+        #[arg(long, default_value_t = 250)]
+        keyframe_interval: u32,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum CacheAction {
+    /// Show each cache file: video, model, frames indexed, size.
+    List,
+    /// Remove all cache files, including ones moved aside as damaged.
+    Clear,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+    Npy,
+}
+
+/// Which model to use; flags win over the config file.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The config file (the old app's config.yaml works unchanged).
+    #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
+    /// A model folder in Hugging Face layout, or a Hub repo id `REPO[@REVISION]`.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::config::BackendKind>,
+    /// What runs the local model's image tower (default: `image_engine` from the config, auto).
+    #[arg(long, value_enum)]
+    pub image_engine: Option<crate::config::ImageEngine>,
+    /// Index: reuse the last embedded frame's vector for frames whose model input differs from
+    /// it by less than LEVELS grey levels (mean absolute difference); other commands: read
+    /// such an index (default: `skip_similar` from the config, else off).
+    #[arg(long, value_name = "LEVELS")]
+    pub skip_similar: Option<f32>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The config file (the old app's config.yaml works unchanged).
+    #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
+    /// Address to listen on; overrides `address` in the config and CLIP_INVESTIGATOR_ADDR.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}

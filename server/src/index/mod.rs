@@ -1,0 +1,10 @@
+//! Indexing: the pipeline that embeds a video's frames into its cache file (`pipeline`), and the
+//! web server's service that runs one such job per open video in the background (`service`).
+
+pub mod pipeline;
+pub mod service;
+
+pub use pipeline::{
+    index_video, load_cache, IndexError, IndexJob, IndexOptions, Progress, VideoToIndex,
+};
+pub use service::{IndexQueue, IndexService};

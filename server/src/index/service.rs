@@ -1,0 +1,293 @@
+//! The web server's indexing service: loads the model off the async runtime, runs the one
+//! indexing job of the open video in the background, and lends its embeddings (growing) and its
+//! text cache to `search`. However many tabs ask, there is one job per video.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use app::scores::fill_radius;
+use app::types::{IndexState, IndexStatus};
+
+use crate::cache::{EmbeddingFile, ModelKey, TextCache};
+use crate::embed::{EmbedError, Embedder, PreparedImage};
+use crate::video::FrameIndex;
+
+use super::pipeline::{load_cache, IndexJob, IndexOptions, Progress, VideoToIndex};
+
+/// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
+/// that opening several videos does not split two cores between them.
+pub struct IndexQueue {
+    running: Mutex<usize>,
+    turn: Condvar,
+    limit: usize,
+}
+
+impl IndexQueue {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            running: Mutex::new(0),
+            turn: Condvar::new(),
+            limit: limit.max(1),
+        })
+    }
+
+    /// Waits for a free place; `None` if `cancel` was set while waiting.
+    fn enter<'a>(&'a self, cancel: &AtomicBool) -> Option<QueueTurn<'a>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            if *running < self.limit {
+                *running += 1;
+                return Some(QueueTurn(self));
+            }
+            running = self
+                .turn
+                .wait_timeout(running, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A job's place in the queue, given back when the job ends however it ends.
+struct QueueTurn<'a>(&'a IndexQueue);
+
+impl Drop for QueueTurn<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        self.0.turn.notify_all();
+    }
+}
+
+pub struct IndexService {
+    options: IndexOptions,
+    queue: Arc<IndexQueue>,
+    progress: Progress,
+    embedder: OnceLock<Arc<dyn Embedder>>,
+    /// The embeddings of the open video, once the job has loaded or started them.
+    embeddings: OnceLock<Arc<RwLock<EmbeddingFile>>>,
+    fill_radius: OnceLock<u64>,
+    texts: Mutex<Option<TextCache>>,
+    cancel: AtomicBool,
+    finished: AtomicBool,
+    images_embedded: Arc<AtomicU64>,
+    texts_embedded: Arc<AtomicU64>,
+}
+
+impl IndexService {
+    /// Starts loading the model and then indexing `video` (its file and frame index, or why it
+    /// cannot be opened) on a background thread. `load_model` runs on that thread (it may read
+    /// hundreds of MB or download).
+    pub fn start(
+        video: Result<(PathBuf, Arc<FrameIndex>), String>,
+        options: IndexOptions,
+        queue: Arc<IndexQueue>,
+        load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, String> + Send + 'static,
+    ) -> Arc<Self> {
+        let indexer = Arc::new(Self {
+            options,
+            queue,
+            progress: Progress::default(),
+            embedder: OnceLock::new(),
+            embeddings: OnceLock::new(),
+            fill_radius: OnceLock::new(),
+            texts: Mutex::new(None),
+            cancel: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            images_embedded: Default::default(),
+            texts_embedded: Default::default(),
+        });
+        let worker = Arc::clone(&indexer);
+        let spawned = std::thread::Builder::new()
+            .name("clip-index".into())
+            .spawn(move || {
+                let result = worker.run(video, load_model);
+                worker
+                    .finished
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Err(message) = result {
+                    tracing::warn!("indexing: {message}");
+                    worker.progress.update(|s| {
+                        s.state = IndexState::Failed;
+                        s.message = Some(message);
+                    });
+                }
+            });
+        if let Err(e) = spawned {
+            indexer.progress.update(|s| {
+                s.state = IndexState::Failed;
+                s.message = Some(format!("cannot start indexing: {e}"));
+            });
+        }
+        indexer
+    }
+
+    fn run(
+        &self,
+        video: Result<(PathBuf, Arc<FrameIndex>), String>,
+        load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, String>,
+    ) -> Result<(), String> {
+        self.progress
+            .update(|s| s.message = Some("loading the CLIP model…".into()));
+        // The full error names folders on this machine: it goes to the log, not the page.
+        let embedder = load_model().map_err(|e| {
+            tracing::error!("{e}");
+            "No CLIP model is loaded, so there are no similarity curves (the video still plays). \
+             The server's log says which files to put where: config.json, model.safetensors and \
+             tokenizer.json in one folder, named by `model:` in config.yaml or --model."
+                .to_string()
+        })?;
+        let embedder: Arc<dyn Embedder> = Arc::new(Counting {
+            inner: embedder,
+            images: Arc::clone(&self.images_embedded),
+            texts: Arc::clone(&self.texts_embedded),
+        });
+        let identity = embedder.identity();
+        let _ = self.embedder.set(Arc::clone(&embedder));
+        self.progress.update(|s| {
+            s.model = Some(identity.name.clone());
+            s.message = None;
+        });
+        let (path, frames) = video?;
+        let meta = frames.metadata();
+        let to_index = VideoToIndex::with_index(&path, frames)?;
+        let _ = self
+            .fill_radius
+            .set(fill_radius(meta.fps, self.options.sample_fps));
+        let (cache_path, file, problem) = load_cache(&to_index, embedder.as_ref(), &self.options);
+        let store = Arc::clone(self.embeddings.get_or_init(|| Arc::new(RwLock::new(file))));
+        // A complete index needs no turn; anything else waits for one (scores of what is
+        // cached are answered meanwhile).
+        let planned = to_index.plan(self.options.sample_fps).len() as u64;
+        let cached = store.read().unwrap_or_else(|e| e.into_inner()).covered() as u64;
+        let _turn = if cached < planned {
+            self.progress.update(|s| {
+                s.done = cached;
+                s.total = planned;
+                s.message = Some("queued: waiting for another video's indexing to finish".into());
+            });
+            let turn = self.queue.enter(&self.cancel);
+            self.progress.update(|s| s.message = None);
+            Some(turn.ok_or("indexing was stopped before its turn came")?)
+        } else {
+            None
+        };
+        let job = IndexJob {
+            video: &to_index,
+            embedder: embedder.as_ref(),
+            options: &self.options,
+            progress: &self.progress,
+            cancel: &self.cancel,
+            cache_path: &cache_path,
+            store: &store,
+            cache_problem: problem,
+        };
+        let report = job.run().map_err(|e| e.public(&path))?;
+        tracing::info!(
+            resumed = report.resumed,
+            embedded = report.embedded,
+            seconds = format!("{:.1}", report.seconds),
+            "indexed {}",
+            cache_path.display()
+        );
+        self.progress.update(|s| {
+            s.state = IndexState::Done;
+            s.eta_s = None;
+        });
+        Ok(())
+    }
+
+    pub fn status(&self) -> IndexStatus {
+        IndexStatus {
+            images_embedded: self.images_embedded.load(Ordering::Relaxed),
+            texts_embedded: self.texts_embedded.load(Ordering::Relaxed),
+            ..self.progress.snapshot()
+        }
+    }
+
+    /// Stops the job at its next batch and waits up to `wait` for it to save its frames.
+    pub fn stop(&self, wait: Duration) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        while !self.finished.load(Ordering::Relaxed) && started.elapsed() < wait {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The model, once loaded; else what the page should say instead.
+    pub fn ready_embedder(&self) -> Result<&Arc<dyn Embedder>, String> {
+        self.embedder.get().ok_or_else(|| {
+            self.status()
+                .message
+                .unwrap_or_else(|| "the CLIP model is still loading".into())
+        })
+    }
+
+    /// Text embeddings through the model's text cache.
+    pub fn embed_texts(
+        &self,
+        embedder: &dyn Embedder,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let mut cache = self.texts.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get_or_insert_with(|| {
+                TextCache::open(
+                    &self.options.cache_dir,
+                    ModelKey::from(&embedder.identity()),
+                )
+            })
+            .embed(|chunk| embedder.embed_texts(chunk), texts)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The embeddings of the video, once the job has loaded or started them (they grow while
+    /// it runs).
+    pub fn embeddings(&self) -> Option<&Arc<RwLock<EmbeddingFile>>> {
+        self.embeddings.get()
+    }
+
+    /// How far a frame's score reaches to frames that were not embedded (sampling).
+    pub fn fill_radius(&self) -> u64 {
+        self.fill_radius.get().copied().unwrap_or(0)
+    }
+}
+
+/// Counts what goes through the model, so the page (and tests) can see that adding a prompt
+/// embeds one text and no image.
+struct Counting {
+    inner: Arc<dyn Embedder>,
+    images: Arc<AtomicU64>,
+    texts: Arc<AtomicU64>,
+}
+
+impl Embedder for Counting {
+    fn identity(&self) -> crate::embed::ModelIdentity {
+        self.inner.identity()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
+    }
+    fn prepare_image(&self, frame: &opencv::core::Mat) -> Result<PreparedImage, EmbedError> {
+        self.inner.prepare_image(frame)
+    }
+    fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let out = self.inner.embed_prepared(images)?;
+        self.images
+            .fetch_add(images.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let out = self.inner.embed_texts(texts)?;
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn is_truncated(&self, text: &str) -> bool {
+        self.inner.is_truncated(text)
+    }
+}

@@ -1,0 +1,141 @@
+//! The server functions' backend: the library behind `app::backend::VideoBackend`, each error
+//! typed as the `ApiError` whose variant becomes the answer's HTTP status.
+
+use std::sync::Arc;
+
+use app::backend::{BoxFuture, VideoBackend};
+use app::error::ApiError;
+use app::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
+
+use crate::library::{Library, LibraryError, Session};
+use crate::search::{self, SearchError};
+use crate::video::VideoError;
+
+/// The library as the app's server functions see it.
+pub struct LibraryBackend {
+    pub library: Arc<Library>,
+    /// The config's `CLIP:` prompts.
+    pub prompts: Vec<String>,
+}
+
+/// Runs `work` with the session of `video` on tokio's blocking pool.
+fn with_session<T: Send + 'static>(
+    library: &Arc<Library>,
+    video: String,
+    what: &'static str,
+    work: impl FnOnce(Arc<Session>) -> Result<T, ApiError> + Send + 'static,
+) -> BoxFuture<Result<T, ApiError>> {
+    let library = Arc::clone(library);
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || work(library.session(&video).map_err(library_error)?))
+            .await
+            .map_err(|e| ApiError::Internal(format!("{what} failed: {e}")))?
+    })
+}
+
+/// Whose fault a library error is: the id's (400, 404) or the video's (503).
+fn library_error(error: LibraryError) -> ApiError {
+    match error {
+        LibraryError::NotAnId => ApiError::BadArgument(error.to_string()),
+        LibraryError::NoSuchVideo(_) => ApiError::NoSuchVideo(error.to_string()),
+        LibraryError::CannotOpen(message) => ApiError::Unavailable(message),
+    }
+}
+
+/// A frame out of range is the request's fault; anything else the video's or ours.
+fn video_error(error: VideoError) -> ApiError {
+    match error {
+        VideoError::OutOfRange { .. } => ApiError::BadArgument(error.public()),
+        VideoError::Unavailable(message) => ApiError::Unavailable(message),
+        other => ApiError::Internal(other.public()),
+    }
+}
+
+/// No model yet is "unavailable"; an image that is not one is the request's fault.
+fn search_error(error: SearchError) -> ApiError {
+    match error {
+        SearchError::NotReady(message) => ApiError::Unavailable(message),
+        SearchError::NotAnImage => ApiError::BadArgument(error.to_string()),
+        SearchError::Embed(message) => ApiError::Internal(message),
+    }
+}
+
+impl VideoBackend for LibraryBackend {
+    fn library(&self) -> BoxFuture<Result<app::types::Library, ApiError>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || app::types::Library {
+                videos: library.list(),
+                max_upload_bytes: library.upload_target().map(|(_, limit)| limit),
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("listing the videos failed: {e}")))
+        })
+    }
+
+    fn default_video(&self) -> String {
+        self.library.default_id().to_string()
+    }
+
+    fn info(&self, video: String) -> BoxFuture<Result<VideoInfo, ApiError>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || library.info(&video).map_err(library_error))
+                .await
+                .map_err(|e| ApiError::Internal(format!("opening the video failed: {e}")))?
+        })
+    }
+
+    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, ApiError>> {
+        with_session(&self.library, video, "reading the index status", |s| {
+            Ok(s.index.status())
+        })
+    }
+
+    fn scores(
+        &self,
+        video: String,
+        prompts: Vec<String>,
+    ) -> BoxFuture<Result<ScoreSeries, ApiError>> {
+        with_session(&self.library, video, "scoring", move |s| {
+            search::scores_blocking(&s.index, &prompts).map_err(search_error)
+        })
+    }
+
+    fn search(
+        &self,
+        video: String,
+        text: Option<String>,
+        image: Option<Vec<u8>>,
+        top: usize,
+    ) -> BoxFuture<Result<Vec<SearchHit>, ApiError>> {
+        with_session(&self.library, video, "search", move |s| {
+            let fps = s.frames.video().map_or(0.0, |v| v.metadata().fps);
+            search::search_blocking(&s.index, text.as_deref(), image.as_deref(), top, fps)
+                .map_err(search_error)
+        })
+    }
+
+    fn default_prompts(&self) -> Vec<String> {
+        self.prompts.clone()
+    }
+
+    fn frame_jpeg(
+        &self,
+        video: String,
+        viewer: String,
+        frame: u64,
+    ) -> BoxFuture<Result<FrameJpeg, ApiError>> {
+        let library = Arc::clone(&self.library);
+        with_session(&self.library, video, "decoding a frame", move |s| {
+            // The same viewer on another video is another decoder.
+            let jpeg = s.frames.frame_jpeg_blocking(&viewer, frame);
+            library.enforce_decoder_budget();
+            let jpeg = jpeg.map_err(video_error)?;
+            Ok(FrameJpeg {
+                frame,
+                jpeg: jpeg.as_ref().clone(),
+            })
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The frame server that serves frames to viewers: independent playheads, bounded decoders, exact
+//! counts established in the background, and errors that leave it serving.
+
+use std::sync::Arc;
+
+use crate::common::{video, FRAMES};
+use server::frames::{FrameServer, FrameSettings, OpenVideo};
+use server::testvideo::read_pattern;
+
+fn settings(max_decoders: usize) -> FrameSettings {
+    FrameSettings {
+        jpeg_quality: 80,
+        display_width: 640,
+        max_decoders,
+        frame_cache: 0,
+    }
+}
+
+fn shown(engine: &FrameServer, viewer: &str, frame: u64) -> u64 {
+    let jpeg = engine.frame_jpeg_blocking(viewer, frame).unwrap();
+    read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap()
+}
+
+#[test]
+fn viewers_have_independent_playheads() {
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(4), None);
+    for n in 10..20 {
+        assert_eq!(shown(&engine, "viewer-aaaa", n), n);
+        // Another tab far away in between must not move the first one's decoder.
+        assert_eq!(shown(&engine, "viewer-bbbb", 280 - n), 280 - n);
+    }
+    assert_eq!(engine.open_decoders(), 2);
+}
+
+#[test]
+fn decoders_are_bounded_and_evicted_least_recently_used() {
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(2), None);
+    for (i, viewer) in ["viewer-1111", "viewer-2222", "viewer-3333", "viewer-4444"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(shown(&engine, viewer, i as u64 * 50), i as u64 * 50);
+        assert!(engine.open_decoders() <= 2);
+    }
+    // An evicted viewer simply gets a new decoder.
+    assert_eq!(shown(&engine, "viewer-1111", 77), 77);
+}
+
+#[test]
+fn out_of_range_is_an_error_and_the_engine_keeps_serving() {
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(2), None);
+    let error = engine
+        .frame_jpeg_blocking("viewer-aaaa", FRAMES)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("out of range") && error.contains("0 to 299"),
+        "{error}"
+    );
+    assert_eq!(shown(&engine, "viewer-aaaa", 42), 42);
+}
+
+#[test]
+fn counts_are_exact_from_the_start() {
+    // MKV does not store a frame count; the frame index (a packet scan) knows it when the
+    // video opens, without decoding it.
+    let video = OpenVideo::open(&video("mpeg2.mkv"), None).unwrap();
+    assert!(video.info().exact_count);
+    assert_eq!(video.info().frames, FRAMES);
+    let engine = FrameServer::with_video(Ok(Arc::clone(&video)), settings(2));
+    let error = engine
+        .frame_jpeg_blocking("viewer-aaaa", FRAMES + 10)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("out of range"), "{error}");
+}
+
+#[test]
+fn a_missing_video_is_reported_not_fatal() {
+    let engine = FrameServer::new(
+        std::path::Path::new("/nonexistent/clip.mp4"),
+        settings(2),
+        None,
+    );
+    let message = engine.video().err().unwrap();
+    assert!(
+        message.contains("not found") && message.contains("video_path"),
+        "{message}"
+    );
+    assert!(engine.frame_jpeg_blocking("viewer-aaaa", 0).is_err());
+}
+
+#[test]
+fn an_overtaken_request_gets_its_own_frame() {
+    // Two requests in flight can arrive out of order: 12 before 11.
+    let engine = FrameServer::new(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            frame_cache: 16,
+            ..settings(2)
+        },
+        None,
+    );
+    for n in [10, 12, 11, 13, 15, 14, 16] {
+        assert_eq!(shown(&engine, "viewer-aaaa", n), n);
+    }
+}
+
+#[test]
+fn the_page_gets_frame_times_only_where_the_rate_varies() {
+    let constant = OpenVideo::open(&video("h264_gop250.mp4"), None).unwrap();
+    assert!(constant.info().frame_times_ms.is_empty());
+    assert_eq!(constant.info().time_s(45), 1.5);
+    let variable = OpenVideo::open(&video("vfr_h264.mp4"), None).unwrap();
+    let info = variable.info();
+    assert_eq!(info.frame_times_ms.len() as u64, FRAMES);
+    // Every 7th frame lasts 1.5 periods: frame 14 is shown at (14 + 2 * 0.5) / 30 s.
+    assert_eq!(info.frame_times_ms[14], 500);
+    assert_eq!(info.frame_at_s(0.5), 14);
+    assert!(
+        info.duration_s() > FRAMES as f64 / 30.0,
+        "{}",
+        info.duration_s()
+    );
+}

@@ -1,0 +1,20 @@
+//! One test binary for the server's integration tests: each file below was its own binary,
+//! and each linked OpenCV, FFmpeg, candle and ONNX Runtime, so one test run linked them eleven
+//! times. Tests that must not share a process with others stay binaries of their own:
+//! `crash.rs` (kills servers with `kill -9` in a loop), `library.rs` (measures a server's peak
+//! memory) and `roboflow.rs` (asserts on elapsed time).
+//!
+//! Run one module with `cargo test -p server --test it corpus::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_inputs;
+mod cli_and_web;
+mod clip_engine;
+mod clip_parity;
+mod corpus;
+mod decoder;
+mod frames;
+mod guard;
+mod preprocess;

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { expect, Page, test } from "@playwright/test";
 
@@ -68,6 +69,7 @@ test("moments from the form are bands on the chart, the CLI's moments, and survi
   expect(found).toEqual(reference.moments.map((m: any) => [m.start_frame, m.end_frame]));
   expect(found.length).toBeGreaterThan(0);
   await expect(page.locator("#chart")).toHaveAttribute("data-bands", JSON.stringify(found));
+  await page.screenshot({ path: `${e2eDir}/moments.png` });
   // The share link carries the query; a fresh browser draws the same bands.
   const link = new URL(page.url());
   expect(JSON.parse(link.searchParams.get("m")!)).toEqual(QUERY);
@@ -124,7 +126,7 @@ test("Shift-drag picks a span that downloads as a clip", async ({ page }) => {
   expect(probe.frames).toBe(61);
 });
 
-test("a clip request from another site, or too long, is refused", async ({ page }) => {
+test("clip requests: another site's, backwards or too long are refused; one at a time per viewer; nothing left behind", async ({ page }) => {
   await openChart(page);
   const info = await (await page.request.post("/api/video_info")).json();
   const foreign = await page.request.post(`/api/clip?video=${info.id}&viewer=x&from=0&to=10`, {
@@ -134,4 +136,19 @@ test("a clip request from another site, or too long, is refused", async ({ page 
   const backwards = await page.request.post(`/api/clip?video=${info.id}&viewer=x&from=10&to=5`);
   expect(backwards.status()).toBe(400);
   expect(await backwards.text()).toContain("from <= to");
+  // The e2e config allows 10 s: the whole 20 s video is too long.
+  const long = await page.request.post(`/api/clip?video=${info.id}&viewer=x&from=0&to=599`);
+  expect(long.status()).toBe(400);
+  expect(await long.text()).toContain("clip_max_s");
+  // One export per viewer at a time: a second while the first encodes gets 409.
+  const first = page.request.post(`/api/clip?video=${info.id}&viewer=busy&from=0&to=299`);
+  await expect
+    .poll(async () => (await (await page.request.get("/api/clip_progress?viewer=busy")).json()).running, { intervals: [20] })
+    .toBe(true);
+  const second = await page.request.post(`/api/clip?video=${info.id}&viewer=busy&from=0&to=10`);
+  expect(second.status()).toBe(409);
+  expect((await first).status()).toBe(200);
+  // Once it is done the viewer may export again, and nothing is left in the clip folder.
+  expect((await page.request.post(`/api/clip?video=${info.id}&viewer=busy&from=0&to=10`)).status()).toBe(200);
+  expect(readdirSync(`${e2eDir}/embeddings/clips`)).toEqual([]);
 });

@@ -13,7 +13,7 @@ use super::commands::{open_indexed, print_json, score_table, Indexed};
 use super::settings::resolve;
 use super::CommandResult;
 use crate::clip::{clip_file_name, export_clip, ClipOptions};
-use crate::index::cuts::cuts_in;
+use crate::index::cuts::{cuts_in, embedding_change};
 use crate::video::FrameIndex;
 
 /// `--threshold`: a cosine, `auto` (mean + 1 std of each curve) or `auto:K` (mean + K std).
@@ -134,16 +134,32 @@ pub fn cuts(path: &Path, model: &ModelArgs, sample_fps: Option<f64>, json: bool)
             "note: scene cuts are measured for {measured} of {frames} frames; `clip-investigator index` measures the rest"
         );
     }
+    // The model's view of each cut: 1 − cos between the embedded frames on either side of it.
+    let file = &indexed.file;
+    let dimension = file.dimension();
+    let across = embedding_change(&file.vectors, dimension);
+    let model_change = |frame: u64| {
+        let i = file.frames.partition_point(|&f| f < frame);
+        (i > 0 && i < file.frames.len()).then(|| across[i])
+    };
     if json {
         let list: Vec<_> = cuts
             .iter()
-            .map(|c| json!({"frame": c.frame, "time_s": indexed.time_s(c.frame), "score": c.change}))
+            .map(|c| {
+                json!({
+                    "frame": c.frame,
+                    "time_s": indexed.time_s(c.frame),
+                    "score": c.change,
+                    "embedding_change": model_change(c.frame),
+                })
+            })
             .collect();
         return print_json(&json!({"measured_frames": measured, "frames": frames, "cuts": list}));
     }
     println!("{} scene cuts in {measured} frames measured", cuts.len());
     for c in &cuts {
-        println!("  frame {}  {}  change {:.1}", c.frame, format_time(indexed.time_s(c.frame)), c.change);
+        let model = model_change(c.frame).map(|m| format!(", embedding change {m:.3}")).unwrap_or_default();
+        println!("  frame {}  {}  change {:.1}{model}", c.frame, format_time(indexed.time_s(c.frame)), c.change);
     }
     Ok(())
 }

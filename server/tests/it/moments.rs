@@ -139,6 +139,8 @@ fn cuts_are_found_while_indexing_at_every_decoded_frame_even_when_sampling() {
             let time = cut["time_s"].as_f64().unwrap();
             assert!((time - cut["frame"].as_f64().unwrap() / 30.0).abs() < 1e-6);
             assert!(cut["score"].as_f64().unwrap() >= 15.0);
+            let model = cut["embedding_change"].as_f64().unwrap();
+            assert!((0.0..=2.0).contains(&model), "{cut}");
         }
     }
 }

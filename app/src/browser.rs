@@ -138,11 +138,12 @@ pub async fn sleep_ms(ms: i32) {
 /// GETs `url` and reads its JSON answer.
 pub async fn fetch_json(url: &str) -> Result<serde_json::Value, String> {
     use wasm_bindgen::JsCast;
-    let response = wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
-        .await
-        .map_err(describe)?
-        .dyn_into::<web_sys::Response>()
-        .map_err(describe)?;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
+            .await
+            .map_err(describe)?
+            .dyn_into::<web_sys::Response>()
+            .map_err(describe)?;
     let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(describe)?)
         .await
         .map_err(describe)?;

@@ -270,14 +270,25 @@ mod draw {
         }
         // Moments and the picked span: bands behind the curves, a frame wide at least.
         let span = |(a, b): (u64, u64), color: RGBColor, alpha: f64| {
-            Rectangle::new([(a as f64 - 0.5, y0), (b as f64 + 0.5, y1)], color.mix(alpha).filled())
+            Rectangle::new(
+                [(a as f64 - 0.5, y0), (b as f64 + 0.5, y1)],
+                color.mix(alpha).filled(),
+            )
         };
         let band_color = rgb(input.band_color);
         for &band in input.bands {
-            chart.draw_series(std::iter::once(span(band, band_color, 0.18))).ok()?;
+            chart
+                .draw_series(std::iter::once(span(band, band_color, 0.18)))
+                .ok()?;
         }
         if let Some(picked) = input.selection {
-            chart.draw_series(std::iter::once(span(picked, RGBColor(0x99, 0xbb, 0xff), 0.22))).ok()?;
+            chart
+                .draw_series(std::iter::once(span(
+                    picked,
+                    RGBColor(0x99, 0xbb, 0xff),
+                    0.22,
+                )))
+                .ok()?;
         }
         for &(value, color) in input.thresholds {
             let y = f64::from(value);
@@ -289,7 +300,10 @@ mod draw {
             let dash = width / 120.0;
             let dashes = (0..60).map(|i| {
                 let x = input.x_range.0 + 2.0 * i as f64 * dash;
-                PathElement::new(vec![(x, y), (x + dash, y)], rgb(color).mix(0.8).stroke_width(1))
+                PathElement::new(
+                    vec![(x, y), (x + dash, y)],
+                    rgb(color).mix(0.8).stroke_width(1),
+                )
             });
             chart.draw_series(dashes).ok()?;
         }
@@ -301,7 +315,10 @@ mod draw {
             .filter(|&&c| (c as f64) >= input.x_range.0 && (c as f64) <= input.x_range.1)
             .map(|&c| {
                 let x = c as f64 - 0.5;
-                PathElement::new(vec![(x, y0), (x, y0 + tick)], RGBColor(0xee, 0xcc, 0x55).stroke_width(scale.round() as u32))
+                PathElement::new(
+                    vec![(x, y0), (x, y0 + tick)],
+                    RGBColor(0xee, 0xcc, 0x55).stroke_width(scale.round() as u32),
+                )
             });
         chart.draw_series(cuts).ok()?;
         for curve in input.curves {

@@ -57,7 +57,10 @@ impl MomentQuery {
     /// A query for one prompt with the defaults.
     pub fn prompt(prompt: &str) -> Self {
         MomentQuery {
-            all_of: vec![Condition { prompt: prompt.to_string(), threshold: Threshold::default() }],
+            all_of: vec![Condition {
+                prompt: prompt.to_string(),
+                threshold: Threshold::default(),
+            }],
             none_of: Vec::new(),
             hysteresis: None,
             gap_s: DEFAULT_GAP_S,
@@ -130,7 +133,12 @@ pub fn find_moments(
     check(query, positive, negative, fps)?;
     let frames = positive[0].len();
     let (mut thresholds, mut margins) = (Vec::new(), Vec::new());
-    for (condition, curve) in query.all_of.iter().zip(positive).chain(query.none_of.iter().zip(negative)) {
+    for (condition, curve) in query
+        .all_of
+        .iter()
+        .zip(positive)
+        .chain(query.none_of.iter().zip(negative))
+    {
         let (threshold, margin) = resolve(condition.threshold, query.hysteresis, curve)?;
         thresholds.push(threshold);
         margins.push(margin);
@@ -145,8 +153,16 @@ pub fn find_moments(
             && negative.iter().zip(lower).all(|(c, &t)| c[n] < t)
     };
     let stays = |n: usize| {
-        positive.iter().zip(upper).zip(upper_margin).all(|((c, &t), &h)| c[n] >= t - h)
-            && negative.iter().zip(lower).zip(lower_margin).all(|((c, &t), &h)| c[n] < t + h)
+        positive
+            .iter()
+            .zip(upper)
+            .zip(upper_margin)
+            .all(|((c, &t), &h)| c[n] >= t - h)
+            && negative
+                .iter()
+                .zip(lower)
+                .zip(lower_margin)
+                .all(|((c, &t), &h)| c[n] < t + h)
     };
     let mut spans: Vec<(u64, u64)> = Vec::new();
     let mut open: Option<usize> = None;
@@ -179,27 +195,51 @@ pub fn find_moments(
         .filter(|&(start, end)| end - start + 1 >= min_frames.max(1))
         .filter_map(|(start, end)| describe(start, end, positive, fps))
         .collect();
-    Ok(Moments { moments, thresholds, hysteresis: margins })
+    Ok(Moments {
+        moments,
+        thresholds,
+        hysteresis: margins,
+    })
 }
 
-fn check(query: &MomentQuery, positive: &[&[f32]], negative: &[&[f32]], fps: f64) -> Result<(), MomentError> {
+fn check(
+    query: &MomentQuery,
+    positive: &[&[f32]],
+    negative: &[&[f32]],
+    fps: f64,
+) -> Result<(), MomentError> {
     if query.all_of.is_empty() {
         return Err(MomentError::NoPositivePrompt);
     }
     if positive.len() != query.all_of.len() {
-        return Err(MomentError::CurveCount { given: positive.len(), expected: query.all_of.len() });
+        return Err(MomentError::CurveCount {
+            given: positive.len(),
+            expected: query.all_of.len(),
+        });
     }
     if negative.len() != query.none_of.len() {
-        return Err(MomentError::CurveCount { given: negative.len(), expected: query.none_of.len() });
+        return Err(MomentError::CurveCount {
+            given: negative.len(),
+            expected: query.none_of.len(),
+        });
     }
     let frames = positive[0].len();
-    if let Some(other) = positive.iter().chain(negative).map(|c| c.len()).find(|&l| l != frames) {
+    if let Some(other) = positive
+        .iter()
+        .chain(negative)
+        .map(|c| c.len())
+        .find(|&l| l != frames)
+    {
         return Err(MomentError::CurveLengths(frames, other));
     }
     if !(fps.is_finite() && fps > 0.0) {
         return Err(MomentError::BadFps);
     }
-    let seconds = [("gap", Some(query.gap_s)), ("minimum length", Some(query.min_len_s)), ("snap tolerance", query.snap_s)];
+    let seconds = [
+        ("gap", Some(query.gap_s)),
+        ("minimum length", Some(query.min_len_s)),
+        ("snap tolerance", query.snap_s),
+    ];
     for (name, value) in seconds {
         if let Some(v) = value {
             if !(v.is_finite() && v >= 0.0) {
@@ -216,12 +256,18 @@ fn check(query: &MomentQuery, positive: &[&[f32]], negative: &[&[f32]], fps: f64
 }
 
 /// The threshold and hysteresis margin a condition resolves to on its curve.
-fn resolve(threshold: Threshold, hysteresis: Option<f32>, curve: &[f32]) -> Result<(f32, f32), MomentError> {
+fn resolve(
+    threshold: Threshold,
+    hysteresis: Option<f32>,
+    curve: &[f32],
+) -> Result<(f32, f32), MomentError> {
     let (mean, std) = mean_std(curve);
     let value = match threshold {
         Threshold::Cosine(t) if t.is_finite() => t,
         Threshold::Auto { k } if k.is_finite() => mean + k * std,
-        Threshold::Cosine(bad) | Threshold::Auto { k: bad } => return Err(MomentError::BadThreshold(bad)),
+        Threshold::Cosine(bad) | Threshold::Auto { k: bad } => {
+            return Err(MomentError::BadThreshold(bad))
+        }
     };
     Ok((value, hysteresis.unwrap_or(DEFAULT_HYSTERESIS_STD * std)))
 }
@@ -229,7 +275,8 @@ fn resolve(threshold: Threshold, hysteresis: Option<f32>, curve: &[f32]) -> Resu
 /// Mean and population standard deviation of the known (non-NaN) values; zeros when none.
 pub fn mean_std(curve: &[f32]) -> (f32, f32) {
     let known = curve.iter().filter(|v| !v.is_nan()).map(|&v| f64::from(v));
-    let (count, sum, squares) = known.fold((0u64, 0.0, 0.0), |(n, s, q), v| (n + 1, s + v, q + v * v));
+    let (count, sum, squares) =
+        known.fold((0u64, 0.0, 0.0), |(n, s, q), v| (n + 1, s + v, q + v * v));
     if count == 0 {
         return (0.0, 0.0);
     }
@@ -253,7 +300,12 @@ fn merge_gaps(spans: Vec<(u64, u64)>, gap_frames: u64) -> Vec<(u64, u64)> {
 /// Moves each start to the nearest cut within `tolerance` frames, and each end to the frame
 /// before the nearest such cut (the last frame of its shot); spans that come to touch or overlap
 /// are joined.
-fn snap_to_cuts(spans: Vec<(u64, u64)>, cuts: &[u64], tolerance: u64, frames: u64) -> Vec<(u64, u64)> {
+fn snap_to_cuts(
+    spans: Vec<(u64, u64)>,
+    cuts: &[u64],
+    tolerance: u64,
+    frames: u64,
+) -> Vec<(u64, u64)> {
     let nearest = |frame: u64| {
         let i = cuts.partition_point(|&c| c < frame);
         [i.checked_sub(1).map(|j| cuts[j]), cuts.get(i).copied()]
@@ -266,8 +318,15 @@ fn snap_to_cuts(spans: Vec<(u64, u64)>, cuts: &[u64], tolerance: u64, frames: u6
     for (start, end) in spans {
         let new_start = nearest(start).unwrap_or(start);
         // A cut at c makes c the first frame of the next shot: the moment ends at c - 1.
-        let new_end = nearest(end + 1).and_then(|c| c.checked_sub(1)).unwrap_or(end).min(frames - 1);
-        let (start, end) = if new_start <= new_end { (new_start, new_end) } else { (start, end) };
+        let new_end = nearest(end + 1)
+            .and_then(|c| c.checked_sub(1))
+            .unwrap_or(end)
+            .min(frames - 1);
+        let (start, end) = if new_start <= new_end {
+            (new_start, new_end)
+        } else {
+            (start, end)
+        };
         match snapped.last_mut() {
             Some(last) if start <= last.1 + 1 => last.1 = last.1.max(end),
             _ => snapped.push((start, end)),
@@ -313,7 +372,10 @@ mod tests {
 
     fn query(threshold: f32) -> MomentQuery {
         MomentQuery {
-            all_of: vec![Condition { prompt: "a".into(), threshold: Threshold::Cosine(threshold) }],
+            all_of: vec![Condition {
+                prompt: "a".into(),
+                threshold: Threshold::Cosine(threshold),
+            }],
             none_of: vec![],
             hysteresis: Some(0.0),
             gap_s: 0.0,
@@ -323,7 +385,11 @@ mod tests {
     }
 
     fn spans(found: &Moments) -> Vec<(u64, u64)> {
-        found.moments.iter().map(|m| (m.start_frame, m.end_frame)).collect()
+        found
+            .moments
+            .iter()
+            .map(|m| (m.start_frame, m.end_frame))
+            .collect()
     }
 
     #[test]
@@ -345,10 +411,16 @@ mod tests {
         let mut q = query(0.5);
         q.hysteresis = Some(0.1);
         // 0.45 stays (>= 0.4); 0.35 leaves; 0.6 re-enters.
-        assert_eq!(spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()), [(1, 3), (5, 5)]);
+        assert_eq!(
+            spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()),
+            [(1, 3), (5, 5)]
+        );
         // Entering needs the threshold itself: 0.45 alone never starts a moment.
         let below = [0.0, 0.45, 0.45, 0.0];
-        assert!(find_moments(&q, &[&below], &[], 10.0, &[]).unwrap().moments.is_empty());
+        assert!(find_moments(&q, &[&below], &[], 10.0, &[])
+            .unwrap()
+            .moments
+            .is_empty());
     }
 
     #[test]
@@ -356,9 +428,15 @@ mod tests {
         let curve = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         let mut q = query(0.5);
         q.gap_s = 0.2; // gaps of fewer than 2 frames merge
-        assert_eq!(spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()), [(0, 3), (7, 7)]);
+        assert_eq!(
+            spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()),
+            [(0, 3), (7, 7)]
+        );
         q.min_len_s = 0.2; // fewer than 2 frames: dropped
-        assert_eq!(spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()), [(0, 3)]);
+        assert_eq!(
+            spans(&find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap()),
+            [(0, 3)]
+        );
     }
 
     #[test]
@@ -367,8 +445,14 @@ mod tests {
         let park = [0.9, 0.1, 0.9, 0.9, 0.9, 0.9];
         let leash = [0.1, 0.1, 0.1, 0.9, 0.1, 0.1];
         let mut q = query(0.5);
-        q.all_of.push(Condition { prompt: "park".into(), threshold: Threshold::Cosine(0.5) });
-        q.none_of.push(Condition { prompt: "leash".into(), threshold: Threshold::Cosine(0.5) });
+        q.all_of.push(Condition {
+            prompt: "park".into(),
+            threshold: Threshold::Cosine(0.5),
+        });
+        q.none_of.push(Condition {
+            prompt: "leash".into(),
+            threshold: Threshold::Cosine(0.5),
+        });
         let found = find_moments(&q, &[&dog, &park], &[&leash], 10.0, &[]).unwrap();
         assert_eq!(spans(&found), [(0, 0), (2, 2), (4, 4)]);
         assert_eq!(found.thresholds, [0.5, 0.5, 0.5]);
@@ -384,8 +468,16 @@ mod tests {
         q.all_of[0].threshold = Threshold::Auto { k: 1.0 };
         q.hysteresis = None;
         let found = find_moments(&q, &[&curve], &[], 10.0, &[]).unwrap();
-        assert!((found.thresholds[0] - 0.6).abs() < 1e-6, "{:?}", found.thresholds);
-        assert!((found.hysteresis[0] - 0.1).abs() < 1e-6, "{:?}", found.hysteresis);
+        assert!(
+            (found.thresholds[0] - 0.6).abs() < 1e-6,
+            "{:?}",
+            found.thresholds
+        );
+        assert!(
+            (found.hysteresis[0] - 0.1).abs() < 1e-6,
+            "{:?}",
+            found.hysteresis
+        );
         assert_eq!(spans(&found), [(4, 4)]);
     }
 
@@ -400,7 +492,10 @@ mod tests {
         assert_eq!(spans(&found), [(10, 29)]);
         // Cuts beyond the tolerance leave the edges where they were.
         q.snap_s = Some(0.1);
-        assert_eq!(spans(&find_moments(&q, &[&curve], &[], 10.0, &[10, 30, 50]).unwrap()), [(12, 27)]);
+        assert_eq!(
+            spans(&find_moments(&q, &[&curve], &[], 10.0, &[10, 30, 50]).unwrap()),
+            [(12, 27)]
+        );
     }
 
     #[test]
@@ -417,16 +512,34 @@ mod tests {
         let curve = [0.0f32; 3];
         let mut q = query(0.5);
         q.all_of.clear();
-        assert_eq!(find_moments(&q, &[], &[], 10.0, &[]), Err(MomentError::NoPositivePrompt));
+        assert_eq!(
+            find_moments(&q, &[], &[], 10.0, &[]),
+            Err(MomentError::NoPositivePrompt)
+        );
         let q = query(0.5);
-        assert!(matches!(find_moments(&q, &[&curve, &curve], &[], 10.0, &[]), Err(MomentError::CurveCount { .. })));
-        assert_eq!(find_moments(&q, &[&curve], &[], 0.0, &[]), Err(MomentError::BadFps));
+        assert!(matches!(
+            find_moments(&q, &[&curve, &curve], &[], 10.0, &[]),
+            Err(MomentError::CurveCount { .. })
+        ));
+        assert_eq!(
+            find_moments(&q, &[&curve], &[], 0.0, &[]),
+            Err(MomentError::BadFps)
+        );
         let mut q = query(f32::NAN);
-        assert!(matches!(find_moments(&q, &[&curve], &[], 10.0, &[]), Err(MomentError::BadThreshold(_))));
+        assert!(matches!(
+            find_moments(&q, &[&curve], &[], 10.0, &[]),
+            Err(MomentError::BadThreshold(_))
+        ));
         q = query(0.5);
         q.gap_s = -1.0;
-        assert_eq!(find_moments(&q, &[&curve], &[], 10.0, &[]), Err(MomentError::BadSeconds("gap")));
+        assert_eq!(
+            find_moments(&q, &[&curve], &[], 10.0, &[]),
+            Err(MomentError::BadSeconds("gap"))
+        );
         // An empty video has no moments and no error.
-        assert!(find_moments(&query(0.5), &[&[]], &[], 10.0, &[]).unwrap().moments.is_empty());
+        assert!(find_moments(&query(0.5), &[&[]], &[], 10.0, &[])
+            .unwrap()
+            .moments
+            .is_empty());
     }
 }

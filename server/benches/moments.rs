@@ -6,8 +6,8 @@
 //! 3. clip export: ours (our decoder, frame-exact, piped to libx264) against `ffmpeg -ss`
 //!    re-encoding and a stream copy, each checked frame by frame against the span asked for.
 //!
-//!     pip install scenedetect opencv-python-headless   # the peer; skipped where missing
-//!     cargo bench -p server --bench moments
+//! Run: `cargo bench -p server --bench moments` (the peer needs
+//! `pip install scenedetect opencv-python-headless`; without it that column says why).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -41,7 +41,11 @@ fn videos(dir: &Path) -> Vec<(String, PathBuf, Vec<u64>)> {
     vec![
         ("pattern 720p, 30 s".into(), pattern, spec.cuts()),
         // Cross-fades only (data/README.md): no hard cut to find.
-        ("data/sample.mp4".into(), root.join("data/sample.mp4"), Vec::new()),
+        (
+            "data/sample.mp4".into(),
+            root.join("data/sample.mp4"),
+            Vec::new(),
+        ),
     ]
 }
 
@@ -64,7 +68,10 @@ fn ours(path: &Path) -> (u64, f64, f64, Vec<u64>) {
         change.push(c.change);
         persist.push(c.persist);
     }
-    let cuts = find_cuts(&change, &persist).iter().map(|c| c.frame).collect();
+    let cuts = find_cuts(&change, &persist)
+        .iter()
+        .map(|c| c.frame)
+        .collect();
     (frames, decode, started.elapsed().as_secs_f64(), cuts)
 }
 
@@ -80,8 +87,14 @@ fn peer(path: &Path) -> Result<(f64, Vec<u64>), String> {
         let text = String::from_utf8_lossy(&output.stderr);
         return Err(text.lines().last().unwrap_or("failed").to_string());
     }
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-    let cuts = value["cuts"].as_array().unwrap().iter().filter_map(|c| c.as_u64()).collect();
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let cuts = value["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_u64())
+        .collect();
     Ok((value["seconds"].as_f64().unwrap_or(f64::NAN), cuts))
 }
 
@@ -90,17 +103,33 @@ fn score(found: &[u64], truth: &[u64]) -> String {
     let near = |a: u64, list: &[u64]| list.iter().any(|&b| a.abs_diff(b) <= 1);
     let hits = found.iter().filter(|&&f| near(f, truth)).count();
     let recalled = truth.iter().filter(|&&t| near(t, found)).count();
-    format!("{hits}/{} right, {recalled}/{} found", found.len(), truth.len())
+    format!(
+        "{hits}/{} right, {recalled}/{} found",
+        found.len(),
+        truth.len()
+    )
 }
 
-fn index_seconds(video: &VideoToIndex, clip: &LocalClip, sample_fps: Option<f64>, cuts: bool) -> f64 {
+fn index_seconds(
+    video: &VideoToIndex,
+    clip: &LocalClip,
+    sample_fps: Option<f64>,
+    cuts: bool,
+) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let options = IndexOptions {
         sample_fps,
         scene_cuts: cuts,
         ..IndexOptions::new(dir.path().to_path_buf())
     };
-    let report = index_video(video, clip, &options, &Progress::default(), &AtomicBool::new(false)).unwrap();
+    let report = index_video(
+        video,
+        clip,
+        &options,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     report.seconds
 }
 
@@ -133,8 +162,16 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-moments");
     std::fs::create_dir_all(&dir).unwrap();
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags = ["avx512f", "avx2"].iter().filter(|f| cpu.contains(*f)).copied().collect::<Vec<_>>();
-    println!("CPU flags: {}; {} cores", flags.join(", "), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let flags = ["avx512f", "avx2"]
+        .iter()
+        .filter(|f| cpu.contains(*f))
+        .copied()
+        .collect::<Vec<_>>();
+    println!(
+        "CPU flags: {}; {} cores",
+        flags.join(", "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     println!("\n1. Cut detection, every frame decoded (seconds; frames/s)");
     println!("| video | frames | our decode | our decode + cuts | PySceneDetect (OpenCV decode) | ours vs PySceneDetect | our cuts | PySceneDetect's cuts |");
@@ -169,7 +206,10 @@ fn main() {
         let without = index_seconds(&video, &clip, sampling, false);
         let with = index_seconds(&video, &clip, sampling, true);
         let label = sampling.map_or("every frame".into(), |f| format!("{f} fps"));
-        println!("| pattern 720p, 900 frames | {label} | {without:.1} s | {with:.1} s | {:.3} |", with / without);
+        println!(
+            "| pattern 720p, 900 frames | {label} | {without:.1} s | {with:.1} s | {:.3} |",
+            with / without
+        );
     }
 
     println!("\n3. Clip export from a 720p H.264 video (keyframe every 250 frames), checked frame by frame");
@@ -184,19 +224,45 @@ fn main() {
         let frames = to - from + 1;
         let ours_out = dir.join("ours.mp4");
         let started = Instant::now();
-        export_clip(&long, index.clone(), from, to, &ours_out, &ClipOptions::default(), &|_, _| {}, &AtomicBool::new(false)).unwrap();
+        export_clip(
+            &long,
+            index.clone(),
+            from..=to,
+            &ours_out,
+            &ClipOptions::default(),
+            &|_, _| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         let ours_s = started.elapsed().as_secs_f64();
         let start = format!("{:.6}", from as f64 / 30.0);
         let reencode = dir.join("reencode.mp4");
         let reencode_s = ffmpeg(&[
-            "-ss".into(), start.clone(), "-i".into(), long.display().to_string(), "-frames:v".into(), frames.to_string(),
-            "-c:v".into(), "libx264".into(), "-preset".into(), "veryfast".into(), "-crf".into(), "18".into(),
+            "-ss".into(),
+            start.clone(),
+            "-i".into(),
+            long.display().to_string(),
+            "-frames:v".into(),
+            frames.to_string(),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "veryfast".into(),
+            "-crf".into(),
+            "18".into(),
             reencode.display().to_string(),
         ]);
         let copy = dir.join("copy.mp4");
         let copy_s = ffmpeg(&[
-            "-ss".into(), start, "-i".into(), long.display().to_string(), "-t".into(), format!("{:.6}", frames as f64 / 30.0),
-            "-c".into(), "copy".into(), copy.display().to_string(),
+            "-ss".into(),
+            start,
+            "-i".into(),
+            long.display().to_string(),
+            "-t".into(),
+            format!("{:.6}", frames as f64 / 30.0),
+            "-c".into(),
+            "copy".into(),
+            copy.display().to_string(),
         ]);
         println!(
             "| frames {from}–{to} ({:.0} s) | {ours_s:.2} s, {} | {reencode_s:.2} s, {} | {copy_s:.2} s, {} |",

@@ -17,6 +17,7 @@
 //!   cancel the partial file is removed and the encoder is killed.
 
 use std::io::{Read, Write};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +52,9 @@ impl Default for ClipOptions {
 pub enum ClipError {
     #[error("a clip needs from <= to < {frames} (the video's frame count), not {from}..={to}")]
     BadSpan { from: u64, to: u64, frames: u64 },
-    #[error("the clip is {seconds:.1} s long; the limit is {limit:.0} s (clip_max_s in the config)")]
+    #[error(
+        "the clip is {seconds:.1} s long; the limit is {limit:.0} s (clip_max_s in the config)"
+    )]
     TooLong { seconds: f64, limit: f64 },
     #[error(transparent)]
     Video(#[from] VideoError),
@@ -85,7 +88,12 @@ pub struct ClipReport {
 }
 
 /// The span a clip of frames `from..=to` covers, checked against the video and the limit.
-pub fn check_span(index: &FrameIndex, from: u64, to: u64, options: &ClipOptions) -> Result<f64, ClipError> {
+pub fn check_span(
+    index: &FrameIndex,
+    from: u64,
+    to: u64,
+    options: &ClipOptions,
+) -> Result<f64, ClipError> {
     let frames = index.frames();
     if from > to || to >= frames {
         return Err(ClipError::BadSpan { from, to, frames });
@@ -105,16 +113,24 @@ pub fn check_span(index: &FrameIndex, from: u64, to: u64, options: &ClipOptions)
 pub fn export_clip(
     video: &Path,
     index: Arc<FrameIndex>,
-    from: u64,
-    to: u64,
+    frames: RangeInclusive<u64>,
     out: &Path,
     options: &ClipOptions,
     progress: &dyn Fn(u64, u64),
     cancel: &AtomicBool,
 ) -> Result<ClipReport, ClipError> {
+    let (from, to) = (*frames.start(), *frames.end());
     let seconds = check_span(&index, from, to, options)?;
     let partial = out.with_extension("partial.mp4");
-    let result = encode(video, index, from, to, &partial, options, progress, cancel, seconds);
+    let job = Job {
+        video,
+        index,
+        from,
+        to,
+        options,
+        seconds,
+    };
+    let result = job.encode(&partial, progress, cancel);
     match result {
         Ok(audio) => {
             std::fs::rename(&partial, out).map_err(|source| ClipError::Io {
@@ -148,75 +164,174 @@ impl Drop for Encoder {
     }
 }
 
-/// Encodes into `partial`; returns whether the clip has audio.
-#[allow(clippy::too_many_arguments)]
-fn encode(
-    video: &Path,
+/// One export's fixed facts.
+struct Job<'a> {
+    video: &'a Path,
     index: Arc<FrameIndex>,
     from: u64,
     to: u64,
-    partial: &Path,
-    options: &ClipOptions,
-    progress: &dyn Fn(u64, u64),
-    cancel: &AtomicBool,
+    options: &'a ClipOptions,
     seconds: f64,
-) -> Result<bool, ClipError> {
-    let mut decoder = Decoder::with_index(video, Arc::clone(&index))?;
-    // The first frame fixes the size the encoder is told (frames are upright, as shown).
-    let first = decoder.frame(from)?;
-    let (width, height) = (first.cols(), first.rows());
-    let audio = !index.facts.audio.is_empty();
-    let args = ffmpeg_args(video, &index, from, width, height, seconds, audio, options, partial);
-    let child = Command::new("ffmpeg")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(ClipError::NoEncoder)?;
-    let mut encoder = Encoder(child);
-    let mut stdin = encoder.0.stdin.take().expect("stdin is piped");
-    // stderr is drained on its own thread so that a chatty encoder never blocks on a full pipe.
-    let mut stderr = encoder.0.stderr.take().expect("stderr is piped");
-    let messages = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let total = to - from + 1;
-    let mut frame = first;
-    for n in from..=to {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(ClipError::Cancelled);
+}
+
+impl Job<'_> {
+    /// Encodes into `partial`; returns whether the clip has audio.
+    fn encode(
+        &self,
+        partial: &Path,
+        progress: &dyn Fn(u64, u64),
+        cancel: &AtomicBool,
+    ) -> Result<bool, ClipError> {
+        let (from, to) = (self.from, self.to);
+        let mut decoder = Decoder::with_index(self.video, Arc::clone(&self.index))?;
+        // The first frame fixes the size the encoder is told (frames are upright, as shown).
+        let first = decoder.frame(from)?;
+        let (width, height) = (first.cols(), first.rows());
+        let audio = !self.index.facts.audio.is_empty();
+        let args = self.ffmpeg_args(width, height, audio, partial);
+        let child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(ClipError::NoEncoder)?;
+        let mut encoder = Encoder(child);
+        let mut stdin = encoder.0.stdin.take().expect("stdin is piped");
+        // stderr is drained on its own thread so that a chatty encoder never blocks on a full pipe.
+        let mut stderr = encoder.0.stderr.take().expect("stderr is piped");
+        let messages = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let total = to - from + 1;
+        let mut frame = first;
+        for n in from..=to {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ClipError::Cancelled);
+            }
+            if n > from {
+                frame = decoder.frame(n)?;
+            }
+            if frame.cols() != width || frame.rows() != height {
+                return Err(ClipError::Encoder(format!(
+                    "frame {n} is {}x{}, the clip's first frame {width}x{height}: the video changes size there; export the parts separately",
+                    frame.cols(),
+                    frame.rows()
+                )));
+            }
+            let bytes = if frame.is_continuous() {
+                frame
+                    .data_bytes()
+                    .map_err(|e| ClipError::Encoder(e.to_string()))?
+                    .to_vec()
+            } else {
+                frame
+                    .try_clone()
+                    .and_then(|m| m.data_bytes().map(<[u8]>::to_vec))
+                    .map_err(|e| ClipError::Encoder(e.to_string()))?
+            };
+            if stdin.write_all(&bytes).is_err() {
+                break; // the encoder quit: its status and message say why, below
+            }
+            progress(n - from + 1, total);
         }
-        if n > from {
-            frame = decoder.frame(n)?;
+        drop(stdin);
+        let status = encoder
+            .0
+            .wait()
+            .map_err(|e| ClipError::Encoder(e.to_string()))?;
+        let text = messages.join().unwrap_or_default();
+        if !status.success() {
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(ClipError::Encoder(format!("{status}: {last}")));
         }
-        if frame.cols() != width || frame.rows() != height {
-            return Err(ClipError::Encoder(format!(
-                "frame {n} is {}x{}, the clip's first frame {width}x{height}: the video changes size there; export the parts separately",
-                frame.cols(),
-                frame.rows()
-            )));
-        }
-        let bytes = if frame.is_continuous() {
-            frame.data_bytes().map_err(|e| ClipError::Encoder(e.to_string()))?.to_vec()
+        Ok(audio)
+    }
+
+    fn ffmpeg_args(&self, width: i32, height: i32, audio: bool, partial: &Path) -> Vec<String> {
+        let index = &self.index;
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let mut args = strings(&["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
+        // Input 0: the frames, raw, in order.
+        let size = format!("{width}x{height}");
+        let rate = rate_argument(index);
+        args.extend(strings(&[
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &size, "-r", &rate, "-i", "pipe:0",
+        ]));
+        if audio {
+            // Input 1: the source for its audio, on the file's own clock (-copyts), sought to a
+            // little before the span and cut exactly by `atrim` on absolute timestamps.
+            let start = index.facts.seconds(index.timestamp(self.from));
+            let file_start = index
+                .facts
+                .audio
+                .iter()
+                .filter_map(|a| a.start_time_s)
+                .chain(index.facts.start_time_s)
+                .fold(f64::INFINITY, f64::min);
+            let file_start = if file_start.is_finite() {
+                file_start
+            } else {
+                0.0
+            };
+            let seek = format!("{:.6}", (start - file_start - 2.0).max(0.0));
+            // Times relative to the span's start; where the audio begins later than the span,
+            // `aresample` fills the gap with silence so picture and sound stay aligned.
+            let trim = format!(
+                "atrim=start={start:.6}:end={end:.6},asetpts=PTS-{start:.6}/TB,aresample=async=1:first_pts=0",
+                end = start + self.seconds
+            );
+            let source = self.video.display().to_string();
+            args.extend(strings(&[
+                "-copyts",
+                "-noaccurate_seek",
+                "-ss",
+                &seek,
+                "-i",
+                &source,
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0",
+                "-af",
+                &trim,
+                "-c:a",
+                "aac",
+                "-b:a",
+                "160k",
+            ]));
         } else {
-            frame.try_clone().and_then(|m| m.data_bytes().map(<[u8]>::to_vec)).map_err(|e| ClipError::Encoder(e.to_string()))?
-        };
-        if stdin.write_all(&bytes).is_err() {
-            break; // the encoder quit: its status and message say why, below
+            args.extend(strings(&["-map", "0:v:0"]));
         }
-        progress(n - from + 1, total);
+        let crf = self.options.crf.to_string();
+        args.extend(strings(&[
+            // yuv420p needs even sizes: a rotated phone video can be odd.
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2,setpts=N/FRAME_RATE/TB",
+            "-c:v",
+            "libx264",
+            "-preset",
+            self.options.preset,
+            "-crf",
+            &crf,
+            "-pix_fmt",
+            "yuv420p",
+            "-fps_mode",
+            "passthrough",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+        ]));
+        args.push(partial.display().to_string());
+        args
     }
-    drop(stdin);
-    let status = encoder.0.wait().map_err(|e| ClipError::Encoder(e.to_string()))?;
-    let text = messages.join().unwrap_or_default();
-    if !status.success() {
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Err(ClipError::Encoder(format!("{status}: {last}")));
-    }
-    Ok(audio)
 }
 
 /// The frame rate the clip is written at: the stream's stated rate where timestamps agree with
@@ -241,79 +356,22 @@ fn rate_argument(index: &FrameIndex) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ffmpeg_args(
-    video: &Path,
-    index: &FrameIndex,
-    from: u64,
-    width: i32,
-    height: i32,
-    seconds: f64,
-    audio: bool,
-    options: &ClipOptions,
-    partial: &Path,
-) -> Vec<String> {
-    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<String>>();
-    let mut args = strings(&["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
-    // Input 0: the frames, raw, in order.
-    let size = format!("{width}x{height}");
-    let rate = rate_argument(index);
-    args.extend(strings(&[
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", &size, "-r", &rate, "-i", "pipe:0",
-    ]));
-    if audio {
-        // Input 1: the source for its audio, on the file's own clock (-copyts), sought to a
-        // little before the span and cut exactly by `atrim` on absolute timestamps.
-        let start = index.facts.seconds(index.timestamp(from));
-        let file_start = index
-            .facts
-            .audio
-            .iter()
-            .filter_map(|a| a.start_time_s)
-            .chain(index.facts.start_time_s)
-            .fold(f64::INFINITY, f64::min);
-        let file_start = if file_start.is_finite() { file_start } else { 0.0 };
-        let seek = (start - file_start - 2.0).max(0.0);
-        args.extend(["-copyts".into(), "-noaccurate_seek".into(), "-ss".into(), format!("{seek:.6}")]);
-        args.extend(["-i".into(), video.display().to_string()]);
-        args.extend([
-            "-map".into(),
-            "0:v:0".into(),
-            "-map".into(),
-            "1:a:0".into(),
-            "-af".into(),
-            format!(
-                // Times relative to the span's start; where the audio begins later than the
-                // span, `aresample` fills the gap with silence so picture and sound stay aligned.
-                "atrim=start={start:.6}:end={end:.6},asetpts=PTS-{start:.6}/TB,aresample=async=1:first_pts=0",
-                end = start + seconds
-            ),
-            "-c:a".into(),
-            "aac".into(),
-            "-b:a".into(),
-            "160k".into(),
-        ]);
-    } else {
-        args.extend(["-map".into(), "0:v:0".into()]);
-    }
-    let crf = options.crf.to_string();
-    args.extend(strings(&[
-        // yuv420p needs even sizes: a rotated phone video can be odd.
-        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,setpts=N/FRAME_RATE/TB", "-c:v", "libx264",
-        "-preset", options.preset, "-crf", &crf, "-pix_fmt", "yuv420p", "-fps_mode", "passthrough",
-        "-movflags", "+faststart", "-f", "mp4",
-    ]));
-    args.push(partial.display().to_string());
-    args
-}
-
 /// A download name for the clip: the video's stem and the span, e.g.
 /// `walk_00m12.3s-00m18.0s.mp4`; only characters safe in any file system and header.
 pub fn clip_file_name(video: &Path, start_s: f64, end_s: f64) -> String {
-    let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut safe: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(60)
         .collect();
     if safe.trim_matches(['_', '.']).is_empty() {
@@ -341,8 +399,17 @@ mod tests {
 
     #[test]
     fn clip_names_carry_the_span_and_nothing_unsafe() {
-        assert_eq!(clip_file_name(Path::new("/v/walk.mp4"), 12.34, 18.0), "walk_00m12.3s-00m18.0s.mp4");
-        assert_eq!(clip_file_name(Path::new("a b\"c.mkv"), 3725.0, 3726.5), "a_b_c_1h02m05.0s-1h02m06.5s.mp4");
-        assert_eq!(clip_file_name(Path::new("..."), 0.0, 1.0), "clip_00m00.0s-00m01.0s.mp4");
+        assert_eq!(
+            clip_file_name(Path::new("/v/walk.mp4"), 12.34, 18.0),
+            "walk_00m12.3s-00m18.0s.mp4"
+        );
+        assert_eq!(
+            clip_file_name(Path::new("a b\"c.mkv"), 3725.0, 3726.5),
+            "a_b_c_1h02m05.0s-1h02m06.5s.mp4"
+        );
+        assert_eq!(
+            clip_file_name(Path::new("..."), 0.0, 1.0),
+            "clip_00m00.0s-00m01.0s.mp4"
+        );
     }
 }

@@ -42,7 +42,13 @@ pub fn scores_blocking(
                 cuts.iter().map(|c| c.frame).collect(),
             )
         }
-        None => (Vec::new(), Vec::new(), 0, vec![Vec::new(); prompts.len()], Vec::new()),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            0,
+            vec![Vec::new(); prompts.len()],
+            Vec::new(),
+        ),
     };
     Ok(ScoreSeries {
         frames,

@@ -341,7 +341,10 @@ impl Settings {
             return Err("max_indexing_jobs must be at least 1".into());
         }
         if !(self.clip_max_s.is_finite() && self.clip_max_s > 0.0) {
-            return Err(format!("clip_max_s must be a positive number of seconds, not {}", self.clip_max_s));
+            return Err(format!(
+                "clip_max_s must be a positive number of seconds, not {}",
+                self.clip_max_s
+            ));
         }
         if self.max_upload_mb == 0 {
             return Err("max_upload_mb must be at least 1 (MiB)".into());

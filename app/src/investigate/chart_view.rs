@@ -85,7 +85,8 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
         hover.set(frame);
         if let (Some(anchor), Some(frame)) = (picking.get_untracked(), frame) {
             if ev.buttons() & 1 == 1 {
-                inv.selection.set(Some((anchor.min(frame), anchor.max(frame))));
+                inv.selection
+                    .set(Some((anchor.min(frame), anchor.max(frame))));
             }
             return;
         }
@@ -192,9 +193,17 @@ mod client {
                 .hits
                 .with(|h| h.iter().map(|(hit, _)| hit.frame).collect());
             let (bands, band_color, thresholds) = moment_marks(inv);
-            let cuts = inv.series.with(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
-            let _ = canvas.set_attribute("data-bands", &serde_json::to_string(&bands).unwrap_or_default());
-            let _ = canvas.set_attribute("data-cuts", &serde_json::to_string(&cuts).unwrap_or_default());
+            let cuts = inv
+                .series
+                .with(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
+            let _ = canvas.set_attribute(
+                "data-bands",
+                &serde_json::to_string(&bands).unwrap_or_default(),
+            );
+            let _ = canvas.set_attribute(
+                "data-cuts",
+                &serde_json::to_string(&cuts).unwrap_or_default(),
+            );
             let started = browser::now_ms();
             let drawn = inv.curves.with(|curves| {
                 crate::chart::draw(
@@ -232,16 +241,29 @@ mod client {
 
     /// The moments' bands, their colour (the query's first prompt's) and the thresholds of the
     /// positive prompts, each in its prompt's colour.
-    fn moment_marks(inv: Investigation) -> (Vec<(u64, u64)>, &'static str, Vec<(f32, &'static str)>) {
+    fn moment_marks(
+        inv: Investigation,
+    ) -> (Vec<(u64, u64)>, &'static str, Vec<(f32, &'static str)>) {
         let Some(query) = inv.query.get() else {
             return (Vec::new(), "#ffffff", Vec::new());
         };
         let colors = inv.colors.get();
-        let color_of = |prompt: &str| colors.get(prompt).map_or("#ffffff", |&slot| crate::chart::color(slot));
-        let band_color = query.all_of.first().map_or("#ffffff", |c| color_of(&c.prompt));
+        let color_of = |prompt: &str| {
+            colors
+                .get(prompt)
+                .map_or("#ffffff", |&slot| crate::chart::color(slot))
+        };
+        let band_color = query
+            .all_of
+            .first()
+            .map_or("#ffffff", |c| color_of(&c.prompt));
         inv.moments.with(|m| match m {
             Some(Ok(found)) => (
-                found.moments.iter().map(|m| (m.start_frame, m.end_frame)).collect(),
+                found
+                    .moments
+                    .iter()
+                    .map(|m| (m.start_frame, m.end_frame))
+                    .collect(),
                 band_color,
                 query
                     .all_of

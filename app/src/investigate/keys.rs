@@ -80,7 +80,9 @@ mod client {
                 "ArrowLeft" => Some(now.saturating_sub(step)),
                 "ArrowRight" => Some((now + step).min(last)),
                 "[" | "]" => {
-                    let cuts = inv.series.with_untracked(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
+                    let cuts = inv
+                        .series
+                        .with_untracked(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
                     let found = if ev.key() == "[" {
                         cuts.iter().rev().find(|&&c| c < now).copied().or(Some(0))
                     } else {

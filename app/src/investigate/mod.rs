@@ -147,6 +147,9 @@ mod tests {
         let json = serde_json::to_string(&query).unwrap();
         let with = ViewParams::parse_with_moments(None, None, None, Some(&json));
         assert_eq!(with.moments, Some(query));
-        assert_eq!(ViewParams::parse_with_moments(None, None, None, Some("{oops")).moments, None);
+        assert_eq!(
+            ViewParams::parse_with_moments(None, None, None, Some("{oops")).moments,
+            None
+        );
     }
 }

@@ -10,7 +10,9 @@
 use leptos::prelude::*;
 
 use super::Investigation;
-use crate::moments::{Condition, MomentQuery, Threshold, DEFAULT_GAP_S, DEFAULT_MIN_LEN_S, DEFAULT_SNAP_S};
+use crate::moments::{
+    Condition, MomentQuery, Threshold, DEFAULT_GAP_S, DEFAULT_MIN_LEN_S, DEFAULT_SNAP_S,
+};
 use crate::player;
 use crate::types::format_time;
 
@@ -21,14 +23,21 @@ pub fn parse_threshold(text: &str) -> Option<Threshold> {
         return Some(Threshold::Auto { k: 1.0 });
     }
     if let Some(k) = text.strip_prefix("auto:") {
-        return k.parse::<f32>().ok().filter(|k| k.is_finite()).map(|k| Threshold::Auto { k });
+        return k
+            .parse::<f32>()
+            .ok()
+            .filter(|k| k.is_finite())
+            .map(|k| Threshold::Auto { k });
     }
-    text.parse::<f32>().ok().filter(|t| t.is_finite()).map(Threshold::Cosine)
+    text.parse::<f32>()
+        .ok()
+        .filter(|t| t.is_finite())
+        .map(Threshold::Cosine)
 }
 
 fn threshold_text(threshold: Threshold) -> String {
     match threshold {
-        Threshold::Auto { k } if k == 1.0 => "auto".into(),
+        Threshold::Auto { k: 1.0 } => "auto".into(),
         Threshold::Auto { k } => format!("auto:{k}"),
         Threshold::Cosine(t) => t.to_string(),
     }
@@ -48,8 +57,14 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
     } = inv;
     // The form starts from the share link's query, else the first prompt with the defaults.
     let start = query.get_untracked();
-    let positive = start.as_ref().and_then(|q| q.all_of.first()).map(|c| c.prompt.clone());
-    let negative = start.as_ref().and_then(|q| q.none_of.first()).map(|c| c.prompt.clone());
+    let positive = start
+        .as_ref()
+        .and_then(|q| q.all_of.first())
+        .map(|c| c.prompt.clone());
+    let negative = start
+        .as_ref()
+        .and_then(|q| q.none_of.first())
+        .map(|c| c.prompt.clone());
     let positive = RwSignal::new(positive.unwrap_or_default());
     let negative = RwSignal::new(negative.unwrap_or_default());
     let threshold = RwSignal::new(
@@ -59,8 +74,18 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
             .map_or("auto".to_string(), |c| threshold_text(c.threshold)),
     );
     let snap = RwSignal::new(start.as_ref().is_none_or(|q| q.snap_s.is_some()));
-    let min_len = RwSignal::new(start.as_ref().map_or(DEFAULT_MIN_LEN_S, |q| q.min_len_s).to_string());
-    let gap = RwSignal::new(start.as_ref().map_or(DEFAULT_GAP_S, |q| q.gap_s).to_string());
+    let min_len = RwSignal::new(
+        start
+            .as_ref()
+            .map_or(DEFAULT_MIN_LEN_S, |q| q.min_len_s)
+            .to_string(),
+    );
+    let gap = RwSignal::new(
+        start
+            .as_ref()
+            .map_or(DEFAULT_GAP_S, |q| q.gap_s)
+            .to_string(),
+    );
     let form_error = RwSignal::new(None::<String>);
     let thumbs = RwSignal::new(std::collections::HashMap::<u64, String>::new());
     #[cfg(feature = "hydrate")]
@@ -70,16 +95,28 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         ev.prevent_default();
         let list = prompts.get_untracked();
         let chosen = positive.get_untracked();
-        let chosen = if chosen.is_empty() { list.first().cloned().unwrap_or_default() } else { chosen };
+        let chosen = if chosen.is_empty() {
+            list.first().cloned().unwrap_or_default()
+        } else {
+            chosen
+        };
         if chosen.is_empty() {
             form_error.set(Some("add a prompt first".into()));
             return;
         }
         let Some(t) = parse_threshold(&threshold.get_untracked()) else {
-            form_error.set(Some("the threshold is `auto`, `auto:K` or a number like 0.25".into()));
+            form_error.set(Some(
+                "the threshold is `auto`, `auto:K` or a number like 0.25".into(),
+            ));
             return;
         };
-        let seconds = |s: RwSignal<String>| s.get_untracked().trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+        let seconds = |s: RwSignal<String>| {
+            s.get_untracked()
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
         let (Some(min_len_s), Some(gap_s)) = (seconds(min_len), seconds(gap)) else {
             form_error.set(Some("minimum length and gap are seconds, 0 or more".into()));
             return;
@@ -88,9 +125,15 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         positive.set(chosen.clone());
         let not = negative.get_untracked();
         query.set(Some(MomentQuery {
-            all_of: vec![Condition { prompt: chosen, threshold: t }],
+            all_of: vec![Condition {
+                prompt: chosen,
+                threshold: t,
+            }],
             none_of: (!not.is_empty() && list.contains(&not))
-                .then(|| Condition { prompt: not, threshold: t })
+                .then_some(Condition {
+                    prompt: not,
+                    threshold: t,
+                })
                 .into_iter()
                 .collect(),
             hysteresis: None,
@@ -109,7 +152,10 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
             .then(|| view! { <option value="">"—"</option> })
             .into_iter()
             .map(|o| o.into_any())
-            .chain(list.into_iter().map(|p| view! { <option value=p.clone()>{p.clone()}</option> }.into_any()))
+            .chain(
+                list.into_iter()
+                    .map(|p| view! { <option value=p.clone()>{p.clone()}</option> }.into_any()),
+            )
             .collect_view()
     };
     let summary = move || {
@@ -133,7 +179,11 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         let _ = (from, to);
     };
     let list = move || {
-        let found = moments.get().and_then(Result::ok).map(|m| m.moments).unwrap_or_default();
+        let found = moments
+            .get()
+            .and_then(Result::ok)
+            .map(|m| m.moments)
+            .unwrap_or_default();
         found
             .into_iter()
             .map(|m| {
@@ -251,7 +301,11 @@ mod client {
         Effect::new(move |_| {
             let peaks: Vec<u64> = inv
                 .moments
-                .with(|m| m.as_ref().and_then(|m| m.as_ref().ok()).map(|m| m.moments.iter().map(|m| m.peak_frame).take(24).collect()))
+                .with(|m| {
+                    m.as_ref()
+                        .and_then(|m| m.as_ref().ok())
+                        .map(|m| m.moments.iter().map(|m| m.peak_frame).take(24).collect())
+                })
                 .unwrap_or_default();
             let video = player.info.with_untracked(|i| i.id.clone());
             let viewer = viewer.clone();
@@ -276,7 +330,10 @@ mod client {
     /// gives, showing the encoder's progress meanwhile.
     pub fn download_clip(inv: Investigation, from: u64, to: u64) {
         let note = inv.clip_note;
-        if note.get_untracked().is_some_and(|n| n.starts_with("encoding")) {
+        if note
+            .get_untracked()
+            .is_some_and(|n| n.starts_with("encoding"))
+        {
             return; // one export at a time
         }
         let video = inv.player.info.with_untracked(|i| i.id.clone());
@@ -333,7 +390,10 @@ mod client {
             .map_err(|_| "the server's answer cannot be read".to_string())?;
         if !response.ok() {
             let text = match response.text() {
-                Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+                Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+                    .await
+                    .ok()
+                    .and_then(|t| t.as_string()),
                 Err(_) => None,
             };
             return Err(text.unwrap_or_default().trim().to_string());
@@ -343,7 +403,11 @@ mod client {
             .get("content-disposition")
             .ok()
             .flatten()
-            .and_then(|d| d.split("filename=\"").nth(1).map(|n| n.trim_end_matches('"').to_string()))
+            .and_then(|d| {
+                d.split("filename=\"")
+                    .nth(1)
+                    .map(|n| n.trim_end_matches('"').to_string())
+            })
             .unwrap_or_else(|| "clip.mp4".into());
         let blob = response.blob().map_err(|_| "no body".to_string())?;
         let blob = wasm_bindgen_futures::JsFuture::from(blob)
@@ -351,7 +415,8 @@ mod client {
             .map_err(|_| "the download was interrupted".to_string())?
             .dyn_into::<web_sys::Blob>()
             .map_err(|_| "the clip cannot be read".to_string())?;
-        let object = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "cannot save".to_string())?;
+        let object = web_sys::Url::create_object_url_with_blob(&blob)
+            .map_err(|_| "cannot save".to_string())?;
         browser::download_url(&name, &object);
         browser::revoke(&object);
         Ok(name)

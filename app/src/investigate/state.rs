@@ -11,8 +11,8 @@ use leptos::prelude::*;
 
 use super::{view_curves, ViewParams};
 use crate::chart::{assign_colors, Curve};
-use crate::player::PlayerState;
 use crate::moments::{find_moments, MomentQuery, Moments};
+use crate::player::PlayerState;
 use crate::types::{IndexStatus, ScoreSeries, SearchHit};
 
 /// Everything the panel's components read or change; cheap to copy into event handlers.
@@ -163,9 +163,19 @@ fn query_moments(
             .iter()
             .find(|c| c.prompt == prompt)
             .map(|c| c.values.as_slice())
-            .ok_or_else(|| format!("add the prompt {prompt:?} to the list to use it in a moment query"))
+            .ok_or_else(|| {
+                format!("add the prompt {prompt:?} to the list to use it in a moment query")
+            })
     };
-    let positive = query.all_of.iter().map(|c| curve(&c.prompt)).collect::<Result<Vec<_>, _>>()?;
-    let negative = query.none_of.iter().map(|c| curve(&c.prompt)).collect::<Result<Vec<_>, _>>()?;
+    let positive = query
+        .all_of
+        .iter()
+        .map(|c| curve(&c.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
+    let negative = query
+        .none_of
+        .iter()
+        .map(|c| curve(&c.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
     find_moments(query, &positive, &negative, fps, &series.cuts).map_err(|e| e.to_string())
 }

@@ -160,7 +160,11 @@ pub(super) struct Indexed {
     pub(super) complete: bool,
 }
 
-pub(super) fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Result<Indexed, String> {
+pub(super) fn open_indexed(
+    path: &Path,
+    args: &ModelArgs,
+    sample_fps: Option<f64>,
+) -> Result<Indexed, String> {
     check_sampling(sample_fps, None)?;
     let settings = resolve(args)?;
     let options = index_options(&settings, sample_fps, None);

@@ -18,16 +18,22 @@ use crate::video::FrameIndex;
 
 /// `--threshold`: a cosine, `auto` (mean + 1 std of each curve) or `auto:K` (mean + K std).
 pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
-    let bad = || format!("--threshold takes a cosine like 0.25, `auto` or `auto:K` (K standard deviations), not {text:?}");
+    let bad = || {
+        format!("--threshold takes a cosine like 0.25, `auto` or `auto:K` (K standard deviations), not {text:?}")
+    };
     match text.trim() {
         "auto" => Ok(Threshold::Auto { k: 1.0 }),
         t if t.starts_with("auto:") => {
             let k: f32 = t["auto:".len()..].parse().map_err(|_| bad())?;
-            k.is_finite().then_some(Threshold::Auto { k }).ok_or_else(bad)
+            k.is_finite()
+                .then_some(Threshold::Auto { k })
+                .ok_or_else(bad)
         }
         t => {
             let v: f32 = t.parse().map_err(|_| bad())?;
-            v.is_finite().then_some(Threshold::Cosine(v)).ok_or_else(bad)
+            v.is_finite()
+                .then_some(Threshold::Cosine(v))
+                .ok_or_else(bad)
         }
     }
 }
@@ -63,7 +69,12 @@ impl MomentArgs {
     }
 }
 
-pub fn moments(path: &Path, model: &ModelArgs, sample_fps: Option<f64>, args: &MomentArgs) -> CommandResult {
+pub fn moments(
+    path: &Path,
+    model: &ModelArgs,
+    sample_fps: Option<f64>,
+    args: &MomentArgs,
+) -> CommandResult {
     if args.prompts.is_empty() {
         return Err("moments needs at least one --prompt TEXT that must hold".into());
     }
@@ -94,7 +105,10 @@ pub fn moments(path: &Path, model: &ModelArgs, sample_fps: Option<f64>, args: &M
     println!(
         "{} moments where {} (thresholds {})",
         found.moments.len(),
-        conditions.chain(negatives).collect::<Vec<_>>().join(" and "),
+        conditions
+            .chain(negatives)
+            .collect::<Vec<_>>()
+            .join(" and "),
         thresholds.collect::<Vec<_>>().join(", ")
     );
     for m in &found.moments {
@@ -158,28 +172,54 @@ pub fn cuts(path: &Path, model: &ModelArgs, sample_fps: Option<f64>, json: bool)
     }
     println!("{} scene cuts in {measured} frames measured", cuts.len());
     for c in &cuts {
-        let model = model_change(c.frame).map(|m| format!(", embedding change {m:.3}")).unwrap_or_default();
-        println!("  frame {}  {}  change {:.1}{model}", c.frame, format_time(indexed.time_s(c.frame)), c.change);
+        let model = model_change(c.frame)
+            .map(|m| format!(", embedding change {m:.3}"))
+            .unwrap_or_default();
+        println!(
+            "  frame {}  {}  change {:.1}{model}",
+            c.frame,
+            format_time(indexed.time_s(c.frame)),
+            c.change
+        );
     }
     Ok(())
 }
 
-pub fn clip(path: &Path, config: &ConfigOnly, from: u64, to: u64, output: Option<&Path>) -> CommandResult {
+pub fn clip(
+    path: &Path,
+    config: &ConfigOnly,
+    from: u64,
+    to: u64,
+    output: Option<&Path>,
+) -> CommandResult {
     let settings = resolve(config)?;
-    let index = FrameIndex::load_or_build(path, Some(&settings.embeddings_dir)).map_err(|e| e.to_string())?;
+    let index = FrameIndex::load_or_build(path, Some(&settings.embeddings_dir))
+        .map_err(|e| e.to_string())?;
     let fps = index.fps().max(1e-9);
     let name = clip_file_name(path, from as f64 / fps, (to + 1) as f64 / fps);
     let output = output.map(Path::to_path_buf).unwrap_or_else(|| name.into());
     let cancel = AtomicBool::new(false);
     let options = ClipOptions::default();
-    let report = export_clip(path, index, from, to, &output, &options, &|_, _| {}, &cancel)
-        .map_err(|e| e.to_string())?;
+    let report = export_clip(
+        path,
+        index,
+        from..=to,
+        &output,
+        &options,
+        &|_, _| {},
+        &cancel,
+    )
+    .map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} ({} frames, {:.2} s, {}, {} KB)",
         output.display(),
         report.frames,
         report.seconds,
-        if report.audio { "with audio" } else { "no audio" },
+        if report.audio {
+            "with audio"
+        } else {
+            "no audio"
+        },
         report.bytes / 1024
     );
     Ok(())

@@ -88,7 +88,10 @@ impl ChangeMeter {
     /// Notes a frame that did not decode: its measures and the next frame's are unknown.
     pub fn skip(&mut self) -> Change {
         self.push(None);
-        Change { change: f32::NAN, persist: f32::NAN }
+        Change {
+            change: f32::NAN,
+            persist: f32::NAN,
+        }
     }
 
     fn push(&mut self, hsv: Option<Mat>) {
@@ -104,7 +107,11 @@ impl ChangeMeter {
 fn small_hsv(frame: &Mat) -> Result<Mat, String> {
     let size = frame.size().map_err(|e| e.to_string())?;
     let longer = size.width.max(size.height);
-    let factor = if longer < MIN_WIDTH { 1.0 } else { f64::from(longer) / f64::from(MIN_WIDTH) };
+    let factor = if longer < MIN_WIDTH {
+        1.0
+    } else {
+        f64::from(longer) / f64::from(MIN_WIDTH)
+    };
     let small = if factor > 1.0 {
         let mut small = Mat::default();
         let side = |pixels: i32| ((f64::from(pixels) / factor).round() as i32).max(1);
@@ -137,7 +144,9 @@ fn without_dark_colour(hsv: &Mat) -> opencv::Result<Mat> {
     let mut out = Vector::<Mat>::new();
     for channel in 0..2 {
         let mut plane = Mat::default();
-        channels.get(channel)?.convert_to(&mut plane, CV_32F, 1.0, 0.0)?;
+        channels
+            .get(channel)?
+            .convert_to(&mut plane, CV_32F, 1.0, 0.0)?;
         let mut weighted = Mat::default();
         core::multiply(&plane, &weight, &mut weighted, 1.0, -1)?;
         out.push(weighted);
@@ -182,14 +191,21 @@ pub fn find_cuts(change: &[f32], persist: &[f32]) -> Vec<Cut> {
         }
         let average = sum / (2 * WINDOW) as f32;
         let ratio = if average.abs() < 1e-5 {
-            if target >= MIN_CHANGE { 255.0 } else { 0.0 }
+            if target >= MIN_CHANGE {
+                255.0
+            } else {
+                0.0
+            }
         } else {
             (target / average).min(255.0)
         };
         let stays_new = persist.get(t + 1).is_some_and(|&p| p >= target * 0.5);
         if ratio >= RATIO && target >= MIN_CHANGE && t as u64 - last_cut >= MIN_SHOT && stays_new {
             last_cut = t as u64;
-            cuts.push(Cut { frame: t as u64, change: target });
+            cuts.push(Cut {
+                frame: t as u64,
+                change: target,
+            });
         }
     }
     cuts
@@ -235,7 +251,10 @@ mod tests {
     /// Measures a sequence of frames, one colour per frame.
     fn measures(frames: &[Mat]) -> (Vec<f32>, Vec<f32>) {
         let mut meter = ChangeMeter::new();
-        frames.iter().map(|f| meter.measure(f).map(|c| (c.change, c.persist)).unwrap()).unzip()
+        frames
+            .iter()
+            .map(|f| meter.measure(f).map(|c| (c.change, c.persist)).unwrap())
+            .unzip()
     }
 
     #[test]
@@ -266,7 +285,11 @@ mod tests {
         frames.extend((1..=15).map(|i| grey(120.0 - 8.0 * f64::from(i))));
         frames.extend((0..20).map(|_| grey(0.0)));
         let (change, persist) = measures(&frames);
-        assert!(change[30] >= MIN_CHANGE, "the flash is a big change: {}", change[30]);
+        assert!(
+            change[30] >= MIN_CHANGE,
+            "the flash is a big change: {}",
+            change[30]
+        );
         assert_eq!(find_cuts(&change, &persist), []);
         // A coloured fade: near black, hue and saturation of (10, 4, 2) are noise, not content.
         let mut frames: Vec<Mat> = (0..30).map(|_| solid(200.0, 80.0, 40.0)).collect();
@@ -288,7 +311,10 @@ mod tests {
             frames.extend((0..length).map(|_| solid(b, g, r)));
         }
         let (change, persist) = measures(&frames);
-        let found: Vec<u64> = find_cuts(&change, &persist).iter().map(|c| c.frame).collect();
+        let found: Vec<u64> = find_cuts(&change, &persist)
+            .iter()
+            .map(|c| c.frame)
+            .collect();
         assert_eq!(found, [30]);
     }
 
@@ -298,7 +324,11 @@ mod tests {
         let mut change = Vec::new();
         let mut persist = Vec::new();
         for n in 0..40 {
-            let c = if n == 20 { meter.skip() } else { meter.measure(&solid(90.0, 90.0, 90.0)).unwrap() };
+            let c = if n == 20 {
+                meter.skip()
+            } else {
+                meter.measure(&solid(90.0, 90.0, 90.0)).unwrap()
+            };
             change.push(c.change);
             persist.push(c.persist);
         }

@@ -325,9 +325,13 @@ impl IndexJob<'_> {
             seconds: started.elapsed().as_secs_f64(),
             cache_problem: self.cache_problem.clone(),
         };
-        let measured = self.store.read().unwrap_or_else(|e| e.into_inner()).scene_measured();
-        let scene = ScenePass::after(measured, self.video.meta.frames)
-            .filter(|_| self.options.scene_cuts);
+        let measured = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .scene_measured();
+        let scene =
+            ScenePass::after(measured, self.video.meta.frames).filter(|_| self.options.scene_cuts);
         if todo.is_empty() && scene.is_none() {
             if !self.cache_path.exists() {
                 self.save()?;
@@ -415,7 +419,12 @@ impl IndexJob<'_> {
         stop: &AtomicBool,
     ) {
         let video = self.video;
-        let first = todo.first().copied().into_iter().chain(measures.first_frame()).min();
+        let first = todo
+            .first()
+            .copied()
+            .into_iter()
+            .chain(measures.first_frame())
+            .min();
         let Some(first) = first else { return };
         let opened = match &video.frames {
             Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
@@ -432,7 +441,13 @@ impl IndexJob<'_> {
         // The last frame sent to be embedded; a run's first frame is always embedded.
         let mut last_embedded: Option<PreparedImage> = None;
         let mut wanted = todo.iter().copied().peekable();
-        let last = todo.last().copied().into_iter().chain(measures.last_frame()).max().unwrap_or(first);
+        let last = todo
+            .last()
+            .copied()
+            .into_iter()
+            .chain(measures.last_frame())
+            .max()
+            .unwrap_or(first);
         for n in first..=last {
             if stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
                 return;

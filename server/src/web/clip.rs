@@ -88,7 +88,12 @@ pub async fn progress(exports: Exports, query: Query<ProgressQuery>) -> Response
 }
 
 pub async fn clip(library: Arc<Library>, exports: Exports, query: Query<ClipQuery>) -> Response {
-    let ClipQuery { video, viewer, from, to } = query.0;
+    let ClipQuery {
+        video,
+        viewer,
+        from,
+        to,
+    } = query.0;
     if viewer.is_empty() || viewer.len() > 64 {
         return refuse(StatusCode::BAD_REQUEST, "viewer must be 1 to 64 characters");
     }
@@ -133,7 +138,10 @@ pub async fn clip(library: Arc<Library>, exports: Exports, query: Query<ClipQuer
         }
     };
     if let Err(e) = std::fs::create_dir_all(&folder) {
-        return refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot create the clip folder: {e}"));
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot create the clip folder: {e}"),
+        );
     }
     let fps = open.index().fps().max(1e-9);
     let name = clip_file_name(open.path(), from as f64 / fps, (to + 1) as f64 / fps);
@@ -144,7 +152,15 @@ pub async fn clip(library: Arc<Library>, exports: Exports, query: Query<ClipQuer
     let path = open.path().to_path_buf();
     let done = tokio::task::spawn_blocking(move || {
         let progress = |done: u64, _total: u64| export.done.store(done, Ordering::Relaxed);
-        let result = export_clip(&path, index, from, to, &work_out, &options, &progress, &export.cancel);
+        let result = export_clip(
+            &path,
+            index,
+            from..=to,
+            &work_out,
+            &options,
+            &progress,
+            &export.cancel,
+        );
         // Opened, then removed: the bytes stay readable through the handle until it closes.
         result.and_then(|report| {
             let file = std::fs::File::open(&work_out).map_err(|source| ClipError::Io {
@@ -166,17 +182,32 @@ pub async fn clip(library: Arc<Library>, exports: Exports, query: Query<ClipQuer
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            return refuse(status, crate::video::without_folder(&e.to_string(), open.path()));
+            return refuse(
+                status,
+                crate::video::without_folder(&e.to_string(), open.path()),
+            );
         }
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("the clip export failed: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the clip export failed: {e}"),
+            )
+        }
     };
-    tracing::info!(frames = report.frames, bytes = report.bytes, "clip {name} exported");
+    tracing::info!(
+        frames = report.frames,
+        bytes = report.bytes,
+        "clip {name} exported"
+    );
     let stream = chunks(tokio::fs::File::from_std(file));
     (
         [
             (header::CONTENT_TYPE, "video/mp4".to_string()),
             (header::CONTENT_LENGTH, report.bytes.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         Body::from_stream(stream),
     )
@@ -204,7 +235,9 @@ fn unique() -> u64 {
 
 /// Clip temporaries left by a process that was killed mid-export.
 pub fn remove_abandoned_clips(folder: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(".clip-") {
             let _ = std::fs::remove_file(entry.path());

@@ -177,7 +177,11 @@ fn a_file_indexed_before_cuts_gets_them_on_the_next_index_without_embedding_agai
     file.scene = None;
     file.save(&cache).unwrap();
     let output = ws.run(&["cuts", arg, "--sample-fps", "3", "--json"]);
-    assert!(stderr(&output).contains("measured for 0 of 460"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("measured for 0 of 460"),
+        "{}",
+        stderr(&output)
+    );
 
     let report = ws.run_json(&["index", arg, "--sample-fps", "3", "--json"]);
     assert_eq!(report["embedded"], 0, "nothing is embedded again: {report}");
@@ -194,9 +198,26 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
     let arg = path.to_str().unwrap();
     let ws = Workspace::new();
     ws.run_json(&["index", arg, "--sample-fps", "6", "--json"]);
-    let scores = ws.run_json(&["scores", arg, "--sample-fps", "6", "--prompt", "grass", "--prompt", "a dog", "--smooth", "5", "--json"]);
+    let scores = ws.run_json(&[
+        "scores",
+        arg,
+        "--sample-fps",
+        "6",
+        "--prompt",
+        "grass",
+        "--prompt",
+        "a dog",
+        "--smooth",
+        "5",
+        "--json",
+    ]);
     let curve = |p: &str| -> Vec<f32> {
-        scores["scores"][p].as_array().unwrap().iter().map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32)).collect()
+        scores["scores"][p]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
+            .collect()
     };
     let (grass, dog) = (curve("grass"), curve("a dog"));
     let cuts = cut_frames(&ws.run_json(&["cuts", arg, "--sample-fps", "6", "--json"]));
@@ -204,10 +225,19 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
     // A cosine threshold at the curve's mean (the tiny model's scores are near it, not near 0).
     let mean = app::moments::mean_std(&grass).0;
     let at_mean = mean.to_string();
-    for (threshold, flag) in [(Threshold::Auto { k: 0.5 }, "auto:0.5"), (Threshold::Cosine(mean), at_mean.as_str())] {
+    for (threshold, flag) in [
+        (Threshold::Auto { k: 0.5 }, "auto:0.5"),
+        (Threshold::Cosine(mean), at_mean.as_str()),
+    ] {
         let query = MomentQuery {
-            all_of: vec![Condition { prompt: "grass".into(), threshold }],
-            none_of: vec![Condition { prompt: "a dog".into(), threshold }],
+            all_of: vec![Condition {
+                prompt: "grass".into(),
+                threshold,
+            }],
+            none_of: vec![Condition {
+                prompt: "a dog".into(),
+                threshold,
+            }],
             hysteresis: None,
             gap_s: 0.5,
             min_len_s: 0.3,
@@ -215,20 +245,44 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
         };
         let expected = find_moments(&query, &[&grass], &[&dog], 30.0, &cuts).unwrap();
         let answer = ws.run_json(&[
-            "moments", arg, "--sample-fps", "6", "--prompt", "grass", "--not", "a dog", "--threshold", flag,
-            "--smooth", "5", "--gap", "0.5", "--min-len", "0.3", "--snap-cuts", "--json",
+            "moments",
+            arg,
+            "--sample-fps",
+            "6",
+            "--prompt",
+            "grass",
+            "--not",
+            "a dog",
+            "--threshold",
+            flag,
+            "--smooth",
+            "5",
+            "--gap",
+            "0.5",
+            "--min-len",
+            "0.3",
+            "--snap-cuts",
+            "--json",
         ]);
-        let moments: Vec<app::moments::Moment> = serde_json::from_value(answer["moments"].clone()).unwrap();
+        let moments: Vec<app::moments::Moment> =
+            serde_json::from_value(answer["moments"].clone()).unwrap();
         // Frames exactly; times and scores to the last bits JSON keeps (serde_json's parser is
         // not exactly round-trip for f64).
         assert_eq!(moments.len(), expected.moments.len(), "{flag}: {answer}");
         for (got, want) in moments.iter().zip(&expected.moments) {
             let frames = |m: &app::moments::Moment| (m.start_frame, m.end_frame, m.peak_frame);
             assert_eq!(frames(got), frames(want), "{flag}");
-            for (a, b) in [(got.start_s, want.start_s), (got.end_s, want.end_s), (got.duration_s, want.duration_s)] {
+            for (a, b) in [
+                (got.start_s, want.start_s),
+                (got.end_s, want.end_s),
+                (got.duration_s, want.duration_s),
+            ] {
                 assert!((a - b).abs() < 1e-9, "{flag}: {a} vs {b}");
             }
-            assert!((got.peak_score - want.peak_score).abs() < 1e-6 && (got.mean_score - want.mean_score).abs() < 1e-6);
+            assert!(
+                (got.peak_score - want.peak_score).abs() < 1e-6
+                    && (got.mean_score - want.mean_score).abs() < 1e-6
+            );
         }
         let thresholds: Vec<f32> = serde_json::from_value(answer["thresholds"].clone()).unwrap();
         assert_eq!(thresholds, expected.thresholds);
@@ -237,7 +291,10 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
             assert!((m.start_s - m.start_frame as f64 / 30.0).abs() < 1e-9);
         }
         println!("{flag}: {} moments", moments.len());
-        assert!(!moments.is_empty(), "{flag}: the query finds something on this video");
+        assert!(
+            !moments.is_empty(),
+            "{flag}: the query finds something on this video"
+        );
     }
     // A moment query without a prompt that must hold is refused by clap, with a reason.
     let output = ws.run(&["moments", arg, "--not", "a dog"]);
@@ -248,7 +305,14 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
 /// The streams of a file as ffprobe sees them: (codec type, codec name, duration in seconds).
 fn streams(path: &Path) -> Vec<(String, String, f64)> {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,duration", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,duration",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -261,7 +325,10 @@ fn streams(path: &Path) -> Vec<(String, String, f64)> {
             (
                 s["codec_type"].as_str().unwrap_or("").to_string(),
                 s["codec_name"].as_str().unwrap_or("").to_string(),
-                s["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN),
+                s["duration"]
+                    .as_str()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(f64::NAN),
             )
         })
         .collect()
@@ -308,7 +375,11 @@ fn clips_start_and_end_on_exactly_the_frames_asked_for_on_users_files() {
             let audio = found.iter().find(|s| s.0 == "audio").unwrap();
             let video_s = (to - from + 1) as f64 / 30.0;
             // Within one AAC frame (1024 samples at 48 kHz) of the picture's length.
-            assert!((audio.2 - video_s).abs() <= 0.025, "{name}: audio {} s, video {video_s} s", audio.2);
+            assert!(
+                (audio.2 - video_s).abs() <= 0.025,
+                "{name}: audio {} s, video {video_s} s",
+                audio.2
+            );
         }
         assert!(!out.with_extension("partial.mp4").exists());
     }
@@ -316,9 +387,22 @@ fn clips_start_and_end_on_exactly_the_frames_asked_for_on_users_files() {
     let source = crate::common::video("h264_bframes.mp4");
     let out = out_dir.path().join("bad.mp4");
     for (from, to) in [("50", "40"), ("0", "190")] {
-        let output = ws.run(&["clip", source.to_str().unwrap(), "--from", from, "--to", to, "-o", out.to_str().unwrap()]);
+        let output = ws.run(&[
+            "clip",
+            source.to_str().unwrap(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert!(!output.status.success());
-        assert!(stderr(&output).contains("from <= to <"), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("from <= to <"),
+            "{}",
+            stderr(&output)
+        );
         assert!(!out.exists());
     }
 }

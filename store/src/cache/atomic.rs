@@ -330,8 +330,10 @@ mod tests {
         });
         let path = Path::new("fuzz.clipemb");
         let mut body = encode(path, &file).unwrap();
+        body.extend(encode(path, file.scene.as_ref().unwrap()).unwrap());
         body.extend(encode(path, file.skip.as_ref().unwrap()).unwrap());
-        assert_eq!(EmbeddingFile::decode(&body).unwrap(), file);
+        let version = crate::cache::FORMAT_VERSION;
+        assert_eq!(EmbeddingFile::decode(&body, version).unwrap(), file);
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let (mut decoded, mut refused) = (0, 0);
         for round in 0..20_000 {
@@ -365,7 +367,7 @@ mod tests {
                     mutant[at] = next(&mut state) as u8;
                 }
             }
-            let result = std::panic::catch_unwind(|| EmbeddingFile::decode(&mutant));
+            let result = std::panic::catch_unwind(|| EmbeddingFile::decode(&mutant, version));
             match result {
                 Ok(Ok(f)) => {
                     assert!(f.is_consistent(), "round {round}");

@@ -277,11 +277,12 @@ impl EmbeddingFile {
     /// A whole cache file's bytes (magic, body, checksum), checked and decoded.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let body = checked_body(bytes)?;
-        let version = match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
-            Ok((v, _)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => v,
-            Ok((other, _)) => return Err(format!("cache format version {other}")),
-            Err(e) => return Err(e.to_string()),
-        };
+        let version =
+            match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
+                Ok((v, _)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => v,
+                Ok((other, _)) => return Err(format!("cache format version {other}")),
+                Err(e) => return Err(e.to_string()),
+            };
         Self::decode(body, version)
     }
 
@@ -412,13 +413,18 @@ mod tests {
         let mut with_gap = sample();
         with_gap.scene.as_mut().unwrap().change[2] = f32::NAN;
         with_gap.save(&path).unwrap();
-        let back = EmbeddingFile::load(&path, &header("tiny")).unwrap().unwrap();
+        let back = EmbeddingFile::load(&path, &header("tiny"))
+            .unwrap()
+            .unwrap();
         assert!(same(&back, &with_gap), "{back:?}");
         let bytes = std::fs::read(&path).unwrap();
         assert!(same(&EmbeddingFile::from_bytes(&bytes).unwrap(), &with_gap));
         // Measures of more frames than the video has, or of unequal lengths, are refused.
         let mut long = sample();
-        long.scene = Some(SceneRecord { change: vec![0.0; 11], persist: vec![0.0; 11] });
+        long.scene = Some(SceneRecord {
+            change: vec![0.0; 11],
+            persist: vec![0.0; 11],
+        });
         assert!(!long.is_consistent());
         let mut uneven = sample();
         uneven.scene.as_mut().unwrap().persist.pop();
@@ -432,17 +438,27 @@ mod tests {
         // Format 3's layout: the body, then the optional skip record; no scene record.
         let mut old = sample();
         old.header.format_version = 3;
-        old.skip = Some(SkipRecord { threshold_milli_levels: 500, reused: vec![2] });
+        old.skip = Some(SkipRecord {
+            threshold_milli_levels: 500,
+            reused: vec![2],
+        });
         let mut body = atomic::encode(&path, &old).unwrap();
         body.extend(atomic::encode(&path, old.skip.as_ref().unwrap()).unwrap());
         atomic::write_body(&path, &body).unwrap();
 
-        let read = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5)).unwrap().unwrap();
+        let read = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5))
+            .unwrap()
+            .unwrap();
         assert_eq!(read.header, header("tiny"), "read as today's format");
         assert_eq!(read.scene, None, "its cuts were never measured");
-        assert_eq!((read.frames.clone(), read.skip.clone()), (old.frames.clone(), old.skip.clone()));
+        assert_eq!(
+            (read.frames.clone(), read.skip.clone()),
+            (old.frames.clone(), old.skip.clone())
+        );
         read.save(&path).unwrap();
-        let again = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5)).unwrap().unwrap();
+        let again = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5))
+            .unwrap()
+            .unwrap();
         assert_eq!(again.scene, Some(SceneRecord::default()));
         assert_eq!(again.skip, old.skip);
     }

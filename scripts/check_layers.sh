@@ -5,7 +5,7 @@
 # Layers, bottom first (a module may name only modules of a lower rank; `super::` inside a
 # module folder is its own business):
 #   0 cache config (the store crate)   1 video testvideo   2 embed   3 index
-#   4 frames search   5 library   6 web   7 cli
+#   4 frames search clip   5 library   6 web   7 cli
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ rank() {
     video | testvideo) echo 1 ;;
     embed) echo 2 ;;
     index) echo 3 ;;
-    frames | search) echo 4 ;;
+    frames | search | clip) echo 4 ;;
     library) echo 5 ;;
     web) echo 6 ;;
     cli) echo 7 ;;

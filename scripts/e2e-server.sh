@@ -25,5 +25,7 @@ CLIP:
 model: "$PWD/server/tests/fixtures/tiny-clip"
 embeddings_dir: "$dir/embeddings"
 library_dirs: ["$library"]
+# Clips longer than this are refused (the end-to-end tests check the refusal).
+clip_max_s: 10
 YAML
 exec "$bin" serve --config "$dir/config.yaml" --addr "127.0.0.1:${E2E_PORT:-3100}"

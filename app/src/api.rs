@@ -29,6 +29,10 @@ fn answer<T>(result: Result<T, ApiError>) -> Result<T, ApiError> {
 /// Uploads are a plain POST of the file as the body (`?name=FILE`), streamed to disk by the
 /// server: server functions would decode the whole body in memory.
 pub const UPLOAD_URL: &str = "/api/upload";
+/// `POST ?video=ID&viewer=V&from=F&to=T`: frames F..=T as an MP4 download.
+pub const CLIP_URL: &str = "/api/clip";
+/// `GET ?viewer=V`: that viewer's clip export, as [`crate::types::ClipProgress`] JSON.
+pub const CLIP_PROGRESS_URL: &str = "/api/clip_progress";
 
 /// The message for anything given as a video id that is not one.
 pub const NOT_A_VIDEO_ID: &str = "not a video id: open the list of videos and choose one";

@@ -117,3 +117,35 @@ pub fn download_url(name: &str, url: &str) {
         }
     }
 }
+
+/// Sets `key` in the address bar (removes it for `None`) without a navigation.
+pub fn set_query_param(key: &str, value: Option<&str>) {
+    edit_query(|params| match value {
+        Some(v) => params.set(key, v),
+        None => params.delete(key),
+    });
+}
+
+/// Waits `ms` milliseconds (a `setTimeout` as a future).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = leptos::prelude::window()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// GETs `url` and reads its JSON answer.
+pub async fn fetch_json(url: &str) -> Result<serde_json::Value, String> {
+    use wasm_bindgen::JsCast;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
+            .await
+            .map_err(describe)?
+            .dyn_into::<web_sys::Response>()
+            .map_err(describe)?;
+    let text = wasm_bindgen_futures::JsFuture::from(response.text().map_err(describe)?)
+        .await
+        .map_err(describe)?;
+    serde_json::from_str(&text.as_string().unwrap_or_default()).map_err(|e| e.to_string())
+}

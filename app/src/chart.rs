@@ -188,6 +188,15 @@ mod draw {
         pub playhead: u64,
         pub hover: Option<u64>,
         pub marks: &'a [u64],
+        /// Moments (first and last frame), shaded in `band_color`.
+        pub bands: &'a [(u64, u64)],
+        pub band_color: &'a str,
+        /// Thresholds the moments came from: a dashed line each, in its prompt's colour.
+        pub thresholds: &'a [(f32, &'static str)],
+        /// Scene cuts: thin ticks on the time axis.
+        pub cuts: &'a [u64],
+        /// A span picked by Shift-drag.
+        pub selection: Option<(u64, u64)>,
     }
 
     fn rgb(hex: &str) -> RGBColor {
@@ -259,6 +268,59 @@ mod draw {
                     .ok()?;
             }
         }
+        // Moments and the picked span: bands behind the curves, a frame wide at least.
+        let span = |(a, b): (u64, u64), color: RGBColor, alpha: f64| {
+            Rectangle::new(
+                [(a as f64 - 0.5, y0), (b as f64 + 0.5, y1)],
+                color.mix(alpha).filled(),
+            )
+        };
+        let band_color = rgb(input.band_color);
+        for &band in input.bands {
+            chart
+                .draw_series(std::iter::once(span(band, band_color, 0.18)))
+                .ok()?;
+        }
+        if let Some(picked) = input.selection {
+            chart
+                .draw_series(std::iter::once(span(
+                    picked,
+                    RGBColor(0x99, 0xbb, 0xff),
+                    0.22,
+                )))
+                .ok()?;
+        }
+        for &(value, color) in input.thresholds {
+            let y = f64::from(value);
+            if y < y0 || y > y1 {
+                continue;
+            }
+            // Dashes by hand: plotters' canvas backend draws solid paths only.
+            let width = input.x_range.1 - input.x_range.0;
+            let dash = width / 120.0;
+            let dashes = (0..60).map(|i| {
+                let x = input.x_range.0 + 2.0 * i as f64 * dash;
+                PathElement::new(
+                    vec![(x, y), (x + dash, y)],
+                    rgb(color).mix(0.8).stroke_width(1),
+                )
+            });
+            chart.draw_series(dashes).ok()?;
+        }
+        // Cuts: ticks rising from the time axis, a tenth of the plot high.
+        let tick = (y1 - y0) * 0.06;
+        let cuts = input
+            .cuts
+            .iter()
+            .filter(|&&c| (c as f64) >= input.x_range.0 && (c as f64) <= input.x_range.1)
+            .map(|&c| {
+                let x = c as f64 - 0.5;
+                PathElement::new(
+                    vec![(x, y0), (x, y0 + tick)],
+                    RGBColor(0xee, 0xcc, 0x55).stroke_width(scale.round() as u32),
+                )
+            });
+        chart.draw_series(cuts).ok()?;
         for curve in input.curves {
             for points in segments(&curve.values, start, end, columns) {
                 chart

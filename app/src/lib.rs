@@ -11,6 +11,7 @@ mod browser;
 pub mod chart;
 pub mod error;
 pub mod investigate;
+pub mod moments;
 pub mod player;
 pub mod scores;
 pub mod status;
@@ -73,7 +74,12 @@ fn PlayerPage() -> impl IntoView {
     let frame_param = query.with_untracked(|q| q.get("frame"));
     let video = query.with_untracked(|q| q.get("video"));
     let view = query.with_untracked(|q| {
-        investigate::ViewParams::parse(q.get_all("p"), q.get_str("smooth"), q.get_str("view"))
+        investigate::ViewParams::parse_with_moments(
+            q.get_all("p"),
+            q.get_str("smooth"),
+            q.get_str("view"),
+            q.get_str("m"),
+        )
     });
     let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {

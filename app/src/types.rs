@@ -175,6 +175,8 @@ pub struct ScoreSeries {
     pub prompts: Vec<PromptScores>,
     /// CLIP's temperature, for the softmax (probability) view.
     pub logit_scale: f32,
+    /// Scene cuts found so far (first frames of new shots), ascending.
+    pub cuts: Vec<u64>,
 }
 
 impl ScoreSeries {
@@ -341,4 +343,12 @@ mod tests {
         assert!(!is_valid_viewer_id("../../etc/passwd"));
         assert!(!is_valid_viewer_id(&"x".repeat(65)));
     }
+}
+
+/// How far a viewer's clip export is (frames encoded of the clip's frames).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClipProgress {
+    pub running: bool,
+    pub done: u64,
+    pub total: u64,
 }

@@ -6,7 +6,8 @@
 //! - `video`, `testvideo`: decoding with FFmpeg's libraries, the test videos;
 //! - `embed`: CLIP (in process or through Roboflow);
 //! - `index`: embedding a video into its cache file; the service that runs those jobs;
-//! - `frames`, `search`: per-viewer decoders and the JPEG cache; scores and search over an index;
+//! - `frames`, `search`, `clip`: per-viewer decoders and the JPEG cache; scores and search over
+//!   an index; frame-exact clip export;
 //! - `library`: videos by opaque id, their sessions, the indexing queue;
 //! - fronts: `web` (router, guard, uploads, the server functions' backend) and `cli`.
 
@@ -16,6 +17,7 @@
 pub use store::{cache, config};
 
 pub mod cli;
+pub mod clip;
 pub mod embed;
 pub mod frames;
 pub mod index;

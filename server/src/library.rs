@@ -91,6 +91,8 @@ pub struct Library {
     /// The library folders, resolved; folders that do not exist are left out (and logged).
     roots: Vec<PathBuf>,
     max_upload_bytes: u64,
+    /// Longest clip the page may export (`clip_max_s`).
+    clip_max_s: f64,
     frames: FrameSettings,
     index_options: IndexOptions,
     model: Arc<SharedModel>,
@@ -185,6 +187,7 @@ impl Library {
             default_video,
             roots,
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
+            clip_max_s: settings.clip_max_s,
             frames: FrameSettings::from(settings),
             index_options: IndexOptions::from(settings),
             model,
@@ -252,6 +255,12 @@ impl Library {
     }
 
     /// The open session of `id`, opening the video (and queueing its indexing) on first use.
+    /// Where clips are written while they are exported (inside the cache folder), and the
+    /// longest clip allowed, in seconds.
+    pub fn clip_target(&self) -> (PathBuf, f64) {
+        (self.index_options.cache_dir.join("clips"), self.clip_max_s)
+    }
+
     pub fn session(&self, id: &str) -> Result<Arc<Session>, LibraryError> {
         let mut sessions = lock(&self.sessions);
         if let Some(session) = sessions.get(id) {

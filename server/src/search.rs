@@ -30,17 +30,25 @@ pub fn scores_blocking(
         .embed_texts(embedder.as_ref(), prompts)
         .map_err(SearchError::Embed)?;
     let complete = service.status().state == IndexState::Done;
-    let (frames, missing, video_frames, series) = match service.embeddings() {
+    let (frames, missing, video_frames, series, cuts) = match service.embeddings() {
         Some(store) => {
             let file = store.read().unwrap_or_else(|e| e.into_inner());
+            let (cuts, _) = crate::index::cuts::cuts_in(&file);
             (
                 file.frames.clone(),
                 file.missing.clone(),
                 file.header.video_frames,
                 cosine_rows(&file, &vectors),
+                cuts.iter().map(|c| c.frame).collect(),
             )
         }
-        None => (Vec::new(), Vec::new(), 0, vec![Vec::new(); prompts.len()]),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            0,
+            vec![Vec::new(); prompts.len()],
+            Vec::new(),
+        ),
     };
     Ok(ScoreSeries {
         frames,
@@ -49,6 +57,7 @@ pub fn scores_blocking(
         fill_radius: service.fill_radius(),
         complete,
         logit_scale: embedder.logit_scale(),
+        cuts,
         prompts: prompts
             .iter()
             .zip(series)
@@ -256,6 +265,7 @@ mod tests {
     fn file(frames: Vec<u64>, vectors: Vec<[f32; 2]>, total: u64) -> EmbeddingFile {
         EmbeddingFile {
             skip: None,
+            scene: None,
             header: CacheHeader {
                 format_version: FORMAT_VERSION,
                 model: ModelKey {

@@ -55,6 +55,13 @@ pub struct Spec {
     pub keyframe_interval: u32,
     /// Irregular frame durations (every 7th frame is shown 50% longer).
     pub variable_frame_rate: bool,
+    /// The stripes change colour every [`SCENE_LENGTH`] frames (hard cuts); off, one scene.
+    pub scene_changes: bool,
+    /// A frame whose stripes are white (a photographer's flash): a big change, not a cut.
+    pub flash_at: Option<u32>,
+    /// `(first, frames)`: the stripes fade to black over `frames` frames from `first`, and stay
+    /// black to the end of that scene. Not a cut either.
+    pub fade_to_black: Option<(u32, u32)>,
 }
 
 impl Spec {
@@ -70,6 +77,34 @@ impl Spec {
             open_gop: false,
             keyframe_interval: 250,
             variable_frame_rate: false,
+            scene_changes: true,
+            flash_at: None,
+            fade_to_black: None,
+        }
+    }
+
+    /// The frames where a new scene starts (its hard cuts), ascending.
+    pub fn cuts(&self) -> Vec<u64> {
+        if !self.scene_changes {
+            return Vec::new();
+        }
+        (1..self.frames.div_ceil(SCENE_LENGTH))
+            .map(|i| u64::from(i * SCENE_LENGTH))
+            .collect()
+    }
+
+    /// How bright frame `index`'s stripes are (1 = the scene's colours) and whether they flash.
+    fn light(&self, index: u32) -> f32 {
+        if self.flash_at == Some(index) {
+            return f32::INFINITY;
+        }
+        match self.fade_to_black {
+            Some((first, frames))
+                if index >= first && index / SCENE_LENGTH == first / SCENE_LENGTH =>
+            {
+                (1.0 - (index - first + 1) as f32 / frames.max(1) as f32).max(0.0)
+            }
+            _ => 1.0,
         }
     }
 }
@@ -91,7 +126,12 @@ pub fn render_frame(spec: &Spec, index: u32) -> Vec<u8> {
     let band = h / 9;
     let block = w / PATTERN_BITS as usize;
     // Stripes below the band: a row template shifted each row and each frame (motion).
-    let scene = SCENES[(index / SCENE_LENGTH) as usize % SCENES.len()];
+    let scene = if spec.scene_changes {
+        SCENES[(index / SCENE_LENGTH) as usize % SCENES.len()]
+    } else {
+        SCENES[0]
+    };
+    let light = spec.light(index);
     let period = 64usize;
     let template: Vec<u8> = (0..(w + period))
         .flat_map(|x| {
@@ -100,7 +140,8 @@ pub fn render_frame(spec: &Spec, index: u32) -> Vec<u8> {
             } else {
                 0.45
             };
-            scene.map(|c| (c as f32 * shade) as u8)
+            // A flash saturates every channel (`as u8` clamps).
+            scene.map(|c| (c as f32 * shade * light) as u8)
         })
         .collect();
     for y in band..h {

@@ -202,6 +202,14 @@ fn killing_the_server_while_it_indexes_loses_at_most_a_checkpoint() {
         worst <= 1e-6,
         "resumed index differs from an uninterrupted one by {worst}"
     );
+    // The scene-cut measures resume too (a few frames before the first new one are re-read):
+    // bit for bit those of an uninterrupted run (Debug, because NaN != NaN).
+    assert_eq!(
+        format!("{:?}", resumed.scene),
+        format!("{:?}", fresh.scene),
+        "scene measures after kills differ from an uninterrupted run's"
+    );
+    assert_eq!(resumed.scene_measured(), resumed.header.video_frames);
     println!(
         "{KILLS} kills, {kills_while_indexing} while indexing; worst loss {worst_loss} frames; final index equals an uninterrupted one (max diff {worst:e})"
     );

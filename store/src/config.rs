@@ -30,6 +30,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "library_dirs",
     "max_upload_mb",
     "max_indexing_jobs",
+    "clip_max_s",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -104,6 +105,13 @@ pub struct Settings {
     /// Videos indexed at the same time; the others wait in a queue.
     #[serde(default = "default_max_indexing_jobs")]
     pub max_indexing_jobs: usize,
+    /// Longest clip the page may export, in seconds (each is re-encoded: it costs CPU).
+    #[serde(default = "default_clip_max_s")]
+    pub clip_max_s: f64,
+}
+
+fn default_clip_max_s() -> f64 {
+    300.0
 }
 
 fn default_max_upload_mb() -> u64 {
@@ -205,6 +213,7 @@ impl Default for Settings {
             library_dirs: Vec::new(),
             max_upload_mb: default_max_upload_mb(),
             max_indexing_jobs: default_max_indexing_jobs(),
+            clip_max_s: default_clip_max_s(),
         }
     }
 }
@@ -330,6 +339,12 @@ impl Settings {
         }
         if self.max_indexing_jobs == 0 {
             return Err("max_indexing_jobs must be at least 1".into());
+        }
+        if !(self.clip_max_s.is_finite() && self.clip_max_s > 0.0) {
+            return Err(format!(
+                "clip_max_s must be a positive number of seconds, not {}",
+                self.clip_max_s
+            ));
         }
         if self.max_upload_mb == 0 {
             return Err("max_upload_mb must be at least 1 (MiB)".into());

@@ -84,6 +84,11 @@ pub fn install_test_hook(
                     playhead: frames as u64 / 2,
                     hover: None,
                     marks: &[],
+                    bands: &[],
+                    band_color: "#ffffff",
+                    thresholds: &[],
+                    cuts: &[],
+                    selection: None,
                 },
             );
             let ms = browser::now_ms() - started;

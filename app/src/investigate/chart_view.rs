@@ -1,5 +1,6 @@
-//! The similarity chart: the canvas (click or drag to seek, hover to read the scores, wheel to
-//! zoom, double-click to reset the zoom), the hover readout and the visible range's label.
+//! The similarity chart: the canvas (click or drag to seek, Shift-drag to pick a span, hover to
+//! read the scores, wheel to zoom, double-click to reset the zoom), moments as bands, scene cuts
+//! as ticks, the hover readout and the visible range's label.
 //!
 //! Invariants: the canvas's `data-*` attributes describe what is drawn (the end-to-end tests
 //! read them); a mouse position becomes a frame only through the transform of the last draw,
@@ -63,9 +64,17 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
             None
         }
     };
+    // Shift-drag picks a span (to export as a clip) instead of seeking.
+    let picking = RwSignal::new(None::<u64>);
     let on_down = move |ev: leptos::ev::MouseEvent| {
         if ev.button() == 0 {
             if let Some(frame) = frame_under(&ev) {
+                if ev.shift_key() {
+                    ev.prevent_default();
+                    picking.set(Some(frame));
+                    inv.selection.set(Some((frame, frame)));
+                    return;
+                }
                 dragging.set(true);
                 player::seek(player, frame);
             }
@@ -74,6 +83,13 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
     let on_move = move |ev: leptos::ev::MouseEvent| {
         let frame = frame_under(&ev);
         hover.set(frame);
+        if let (Some(anchor), Some(frame)) = (picking.get_untracked(), frame) {
+            if ev.buttons() & 1 == 1 {
+                inv.selection
+                    .set(Some((anchor.min(frame), anchor.max(frame))));
+            }
+            return;
+        }
         if dragging.get_untracked() && ev.buttons() & 1 == 1 {
             if let Some(frame) = frame {
                 if player.playhead.get_untracked() != frame {
@@ -82,10 +98,14 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
             }
         }
     };
-    let on_up = move |_| dragging.set(false);
+    let on_up = move |_| {
+        dragging.set(false);
+        picking.set(None);
+    };
     let on_leave = move |_| {
         hover.set(None);
         dragging.set(false);
+        picking.set(None);
     };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
         let Some(frame) = frame_under(&ev) else {
@@ -172,6 +192,18 @@ mod client {
             let marks: Vec<u64> = inv
                 .hits
                 .with(|h| h.iter().map(|(hit, _)| hit.frame).collect());
+            let (bands, band_color, thresholds) = moment_marks(inv);
+            let cuts = inv
+                .series
+                .with(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
+            let _ = canvas.set_attribute(
+                "data-bands",
+                &serde_json::to_string(&bands).unwrap_or_default(),
+            );
+            let _ = canvas.set_attribute(
+                "data-cuts",
+                &serde_json::to_string(&cuts).unwrap_or_default(),
+            );
             let started = browser::now_ms();
             let drawn = inv.curves.with(|curves| {
                 crate::chart::draw(
@@ -189,6 +221,11 @@ mod client {
                         playhead: inv.player.playhead.get(),
                         hover: inv.hover.get(),
                         marks: &marks,
+                        bands: &bands,
+                        band_color,
+                        thresholds: &thresholds,
+                        cuts: &cuts,
+                        selection: inv.selection.get(),
                     },
                 )
             });
@@ -200,5 +237,42 @@ mod client {
             inv.redraws.update(|n| *n += 1);
         });
         mapping
+    }
+
+    /// The moments' bands, their colour (the query's first prompt's) and the thresholds of the
+    /// positive prompts, each in its prompt's colour.
+    fn moment_marks(
+        inv: Investigation,
+    ) -> (Vec<(u64, u64)>, &'static str, Vec<(f32, &'static str)>) {
+        let Some(query) = inv.query.get() else {
+            return (Vec::new(), "#ffffff", Vec::new());
+        };
+        let colors = inv.colors.get();
+        let color_of = |prompt: &str| {
+            colors
+                .get(prompt)
+                .map_or("#ffffff", |&slot| crate::chart::color(slot))
+        };
+        let band_color = query
+            .all_of
+            .first()
+            .map_or("#ffffff", |c| color_of(&c.prompt));
+        inv.moments.with(|m| match m {
+            Some(Ok(found)) => (
+                found
+                    .moments
+                    .iter()
+                    .map(|m| (m.start_frame, m.end_frame))
+                    .collect(),
+                band_color,
+                query
+                    .all_of
+                    .iter()
+                    .zip(&found.thresholds)
+                    .map(|(c, &t)| (t, color_of(&c.prompt)))
+                    .collect(),
+            ),
+            _ => (Vec::new(), band_color, Vec::new()),
+        })
     }
 }

@@ -88,6 +88,7 @@ mod tests {
             fill_radius: 1,
             complete: true,
             logit_scale: 100.0,
+            cuts: vec![],
             prompts: vec![
                 PromptScores {
                     prompt: "a".into(),

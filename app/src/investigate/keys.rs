@@ -1,4 +1,4 @@
-//! Keyboard shortcuts (play, step, jump) and the help that lists them, opened by `?` or its
+//! Keyboard shortcuts (play, step, jump, previous/next scene cut) and the help that lists them, opened by `?` or its
 //! button and closed by Escape or a click.
 //!
 //! Invariant: keys typed into a field, or with Ctrl, Meta or Alt, are left to the browser; a
@@ -36,9 +36,10 @@ pub fn HelpDialog(inv: Investigation) -> impl IntoView {
                     <dt>"← / →"</dt><dd>"one frame back / forward"</dd>
                     <dt>"Shift + ← / →"</dt><dd>"one second back / forward"</dd>
                     <dt>"Home / End"</dt><dd>"first / last frame"</dd>
+                    <dt>"[ / ]"</dt><dd>"previous / next scene cut"</dd>
                     <dt>"?"</dt><dd>"this help"</dd>
                 </dl>
-                <p class="note">"Chart: click or drag to seek, wheel to zoom, double-click to reset the zoom."</p>
+                <p class="note">"Chart: click or drag to seek, Shift-drag to pick a span to download, wheel to zoom, double-click to reset the zoom. Ticks on the time axis are scene cuts."</p>
             </div>
         })
     }
@@ -78,6 +79,20 @@ mod client {
                 }
                 "ArrowLeft" => Some(now.saturating_sub(step)),
                 "ArrowRight" => Some((now + step).min(last)),
+                "[" | "]" => {
+                    let cuts = inv
+                        .series
+                        .with_untracked(|s| s.as_ref().map(|s| s.cuts.clone()).unwrap_or_default());
+                    let found = if ev.key() == "[" {
+                        cuts.iter().rev().find(|&&c| c < now).copied().or(Some(0))
+                    } else {
+                        cuts.iter().find(|&&c| c > now).copied()
+                    };
+                    match found {
+                        Some(cut) => Some(cut),
+                        None => return,
+                    }
+                }
                 "Home" => Some(0),
                 "End" => Some(last),
                 "?" => {

@@ -1,6 +1,7 @@
 //! The investigation panel beside the player: the similarity chart (click or drag to seek,
 //! hover to read every prompt's score, wheel to zoom), live prompts, view controls, search,
-//! share links, export and keyboard shortcuts.
+//! share links, export, moments (bands on the chart, a list to play or download as clips),
+//! scene cuts and keyboard shortcuts.
 //!
 //! [`Investigator`] makes the shared [`Investigation`] state and lays out the parts, one
 //! component per file; each file keeps its browser-only (`hydrate`) code beside it.
@@ -12,6 +13,7 @@ mod curves;
 mod keys;
 #[cfg(feature = "hydrate")]
 mod loading;
+mod moments_panel;
 mod prompts;
 mod readout;
 mod search;
@@ -24,26 +26,43 @@ use leptos::prelude::*;
 use self::chart_view::ChartView;
 pub use self::curves::{curves_csv, view_curves};
 use self::keys::{HelpButton, HelpDialog};
+use self::moments_panel::MomentsPanel;
 use self::prompts::PromptList;
 use self::search::SearchPanel;
 use self::share::ShareButtons;
 pub use self::state::Investigation;
 use self::view_controls::ViewControls;
+use crate::moments::MomentQuery;
 use crate::player::PlayerState;
 use crate::status::IndexStatusLine;
 
-/// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`.
+/// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, and `m`, the
+/// moment query (JSON).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewParams {
     /// `None`: start from the config's prompts.
     pub prompts: Option<Vec<String>>,
     pub smooth: usize,
     pub softmax: bool,
+    pub moments: Option<MomentQuery>,
 }
 
 impl ViewParams {
     /// Reads the query; values that make no sense fall back to the defaults.
     pub fn parse(prompts: Option<Vec<String>>, smooth: Option<&str>, view: Option<&str>) -> Self {
+        Self::parse_with_moments(prompts, smooth, view, None)
+    }
+
+    /// Also reads `m`, a moment query as JSON; one that does not parse is left out.
+    pub fn parse_with_moments(
+        prompts: Option<Vec<String>>,
+        smooth: Option<&str>,
+        view: Option<&str>,
+        moments: Option<&str>,
+    ) -> Self {
+        let moments = moments
+            .and_then(|m| serde_json::from_str::<MomentQuery>(m).ok())
+            .filter(|q| !q.all_of.is_empty());
         let prompts = prompts
             .map(|ps| {
                 ps.into_iter()
@@ -60,6 +79,7 @@ impl ViewParams {
                 .filter(|&s| s <= MAX_SMOOTH)
                 .unwrap_or(1),
             softmax: view == Some("softmax"),
+            moments,
         }
     }
 }
@@ -90,6 +110,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
                     </div>
                 </div>
                 <SearchPanel inv/>
+                <MomentsPanel inv/>
             </div>
             }.into_any()}
             <HelpDialog inv/>
@@ -116,9 +137,19 @@ mod tests {
             ViewParams {
                 prompts: None,
                 smooth: 1,
-                softmax: false
+                softmax: false,
+                moments: None,
             }
         );
         assert_eq!(ViewParams::parse(None, Some("99999999"), None).smooth, 1);
+        // A moment query travels as JSON; a broken one is dropped.
+        let query = MomentQuery::prompt("a dog");
+        let json = serde_json::to_string(&query).unwrap();
+        let with = ViewParams::parse_with_moments(None, None, None, Some(&json));
+        assert_eq!(with.moments, Some(query));
+        assert_eq!(
+            ViewParams::parse_with_moments(None, None, None, Some("{oops")).moments,
+            None
+        );
     }
 }

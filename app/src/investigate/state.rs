@@ -11,6 +11,7 @@ use leptos::prelude::*;
 
 use super::{view_curves, ViewParams};
 use crate::chart::{assign_colors, Curve};
+use crate::moments::{find_moments, MomentQuery, Moments};
 use crate::player::PlayerState;
 use crate::types::{IndexStatus, ScoreSeries, SearchHit};
 
@@ -48,6 +49,17 @@ pub struct Investigation {
     pub curves: Memo<Vec<Curve>>,
     /// The chart's canvas: the chart draws on it, the PNG export reads it.
     pub canvas: NodeRef<leptos::html::Canvas>,
+    /// The moment query; `None`: no moments shown.
+    pub query: RwSignal<Option<MomentQuery>>,
+    /// The query's moments on the current view's curves (smoothed, cosine or probability as
+    /// chosen), or why there are none.
+    pub moments: Memo<Option<Result<Moments, String>>>,
+    /// A span picked by Shift-dragging across the chart (first and last frame).
+    pub selection: RwSignal<Option<(u64, u64)>>,
+    /// A moment being played: playback stops at its last frame.
+    pub playing_span: RwSignal<Option<(u64, u64)>>,
+    /// The clip export, as the user should read it ("encoding 40 of 120 frames", an error).
+    pub clip_note: RwSignal<Option<String>>,
 }
 
 impl Investigation {
@@ -77,6 +89,16 @@ impl Investigation {
                 None => Vec::new(),
             })
         });
+        let query = RwSignal::new(initial.moments.clone());
+        let moments = Memo::new(move |_| {
+            let query = query.get()?;
+            Some(series.with(|s| {
+                let s = s.as_ref().ok_or_else(|| "no scores yet".to_string())?;
+                let view = (smoothing.get(), softmax.get());
+                let fps = player.info.with(|i| i.fps);
+                query_moments(&query, s, &prompts.get(), &colors.get(), view, fps)
+            }))
+        });
         // A new prompt list keeps the colours of the prompts it still has.
         Effect::new(move |_| {
             let list = prompts.get();
@@ -101,6 +123,11 @@ impl Investigation {
             redraws: RwSignal::new(0),
             curves,
             canvas: NodeRef::new(),
+            query,
+            moments,
+            selection: RwSignal::new(None),
+            playing_span: RwSignal::new(None),
+            clip_note: RwSignal::new(None),
         }
     }
 
@@ -119,4 +146,36 @@ impl Investigation {
     pub fn time_of(self, frame: u64) -> f64 {
         self.player.info.with(|i| i.time_s(frame))
     }
+}
+
+/// The moments of `query` on the view's curves of its prompts, which must be on the list.
+fn query_moments(
+    query: &MomentQuery,
+    series: &ScoreSeries,
+    prompts: &[String],
+    colors: &HashMap<String, usize>,
+    (smoothing, softmax): (usize, bool),
+    fps: f64,
+) -> Result<Moments, String> {
+    let curves = view_curves(series, prompts, colors, smoothing, softmax);
+    let curve = |prompt: &str| {
+        curves
+            .iter()
+            .find(|c| c.prompt == prompt)
+            .map(|c| c.values.as_slice())
+            .ok_or_else(|| {
+                format!("add the prompt {prompt:?} to the list to use it in a moment query")
+            })
+    };
+    let positive = query
+        .all_of
+        .iter()
+        .map(|c| curve(&c.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
+    let negative = query
+        .none_of
+        .iter()
+        .map(|c| curve(&c.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
+    find_moments(query, &positive, &negative, fps, &series.cuts).map_err(|e| e.to_string())
 }

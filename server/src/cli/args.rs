@@ -116,6 +116,71 @@ pub enum Command {
         #[arg(long)]
         sample_fps: Option<f64>,
     },
+    /// The spans of an indexed video where prompts hold (and others do not).
+    Moments {
+        video: PathBuf,
+        /// A prompt that must hold; repeat for several (all must hold).
+        #[arg(long = "prompt", required = true)]
+        prompts: Vec<String>,
+        /// A prompt that must not hold; repeatable.
+        #[arg(long = "not")]
+        not: Vec<String>,
+        /// A cosine like 0.25, `auto` (each curve's mean + 1 std) or `auto:K`.
+        /// (Negative cosines are fine: `--threshold -0.2`.)
+        #[arg(long, default_value = "auto", allow_hyphen_values = true, value_parser = crate::cli::moments::parse_threshold)]
+        threshold: app::moments::Threshold,
+        /// A moment ends when a prompt falls this far below its threshold (default: a quarter
+        /// of the curve's standard deviation).
+        #[arg(long)]
+        hysteresis: Option<f32>,
+        /// Drop moments shorter than this many seconds.
+        #[arg(long, default_value_t = app::moments::DEFAULT_MIN_LEN_S)]
+        min_len: f64,
+        /// Join moments less than this many seconds apart.
+        #[arg(long, default_value_t = app::moments::DEFAULT_GAP_S)]
+        gap: f64,
+        /// Move each moment's edges to the nearest scene cut within --snap-s seconds.
+        #[arg(long)]
+        snap_cuts: bool,
+        #[arg(long, default_value_t = app::moments::DEFAULT_SNAP_S)]
+        snap_s: f64,
+        /// Moving-average window in frames applied to the curves first (1 = raw).
+        #[arg(long, default_value_t = 1)]
+        smooth: usize,
+        /// Print JSON: {"moments": [{"start_frame", "end_frame", "start_s", "end_s", …}], …}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// The scene cuts found while indexing a video.
+    Cuts {
+        video: PathBuf,
+        /// Print JSON: {"cuts": [{"frame", "time_s", "score"}], …}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        sample_fps: Option<f64>,
+    },
+    /// Write frames FROM..=TO of a video as an MP4 (H.264, with the source's audio), frame-exact.
+    Clip {
+        video: PathBuf,
+        /// The clip's first frame.
+        #[arg(long)]
+        from: u64,
+        /// The clip's last frame (inclusive).
+        #[arg(long)]
+        to: u64,
+        /// Default: VIDEO_00m12.3s-00m18.0s.mp4 in the current folder.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigOnly,
+    },
     /// List or remove embedding cache files.
     Cache {
         #[command(subcommand)]
@@ -174,6 +239,13 @@ pub struct ModelArgs {
     /// such an index (default: `skip_similar` from the config, else off).
     #[arg(long, value_name = "LEVELS")]
     pub skip_similar: Option<f32>,
+}
+
+/// Only the config file (for its cache folder).
+#[derive(Args, Debug, Clone)]
+pub struct ConfigOnly {
+    #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

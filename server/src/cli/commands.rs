@@ -149,18 +149,22 @@ fn draw_progress(progress: &Progress, finished: &AtomicBool) {
 }
 
 /// An indexed video with its embeddings and the model that made them.
-struct Indexed {
-    video: VideoToIndex,
+pub(super) struct Indexed {
+    pub(super) video: VideoToIndex,
     /// The video's frame index when it was at hand or saved: exact frame times.
-    frame_index: Option<Arc<crate::video::FrameIndex>>,
-    file: EmbeddingFile,
-    embedder: Arc<dyn Embedder>,
-    settings: Settings,
-    radius: u64,
-    complete: bool,
+    pub(super) frame_index: Option<Arc<crate::video::FrameIndex>>,
+    pub(super) file: EmbeddingFile,
+    pub(super) embedder: Arc<dyn Embedder>,
+    pub(super) settings: Settings,
+    pub(super) radius: u64,
+    pub(super) complete: bool,
 }
 
-fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Result<Indexed, String> {
+pub(super) fn open_indexed(
+    path: &Path,
+    args: &ModelArgs,
+    sample_fps: Option<f64>,
+) -> Result<Indexed, String> {
     check_sampling(sample_fps, None)?;
     let settings = resolve(args)?;
     let options = index_options(&settings, sample_fps, None);
@@ -216,7 +220,7 @@ fn open_indexed(path: &Path, args: &ModelArgs, sample_fps: Option<f64>) -> Resul
 
 impl Indexed {
     /// Seconds from frame 0 to `frame`: its presentation time where the frame index is known.
-    fn time_s(&self, frame: u64) -> f64 {
+    pub(super) fn time_s(&self, frame: u64) -> f64 {
         match &self.frame_index {
             Some(index) if frame < index.frames() => index.time_s(frame),
             _ => app::types::seconds_at(frame, self.video.meta.fps),
@@ -260,7 +264,7 @@ fn prompts_or_config(prompts: Vec<String>, settings: &Settings) -> Result<Vec<St
 }
 
 /// Per-frame series for frames `0..covered`, after the optional softmax and smoothing.
-fn score_table(
+pub(super) fn score_table(
     indexed: &Indexed,
     prompts: &[String],
     window: usize,
@@ -324,7 +328,7 @@ pub fn scores(
 }
 
 /// Writes JSON to stdout, treating a closed pipe (`| head`) as success.
-fn print_json(value: &serde_json::Value) -> CommandResult {
+pub(super) fn print_json(value: &serde_json::Value) -> CommandResult {
     let mut out = std::io::stdout().lock();
     match serde_json::to_writer(&mut out, value)
         .map_err(std::io::Error::from)
@@ -485,7 +489,7 @@ fn npy(file: &EmbeddingFile) -> Vec<u8> {
 }
 
 /// Writes atomically, so a failed export never leaves half a file under the name.
-fn write_file(path: &Path, bytes: &[u8]) -> CommandResult {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> CommandResult {
     let temporary = PathBuf::from(format!("{}.partial", path.display()));
     std::fs::write(&temporary, bytes)
         .and_then(|_| std::fs::rename(&temporary, path))

@@ -1,9 +1,10 @@
 //! The `clip-investigator` command line: `args` (the clap types, only there), `settings` (one
 //! way from config file, environment and flags to `Settings`, for every subcommand), `commands`
-//! (the CLIP subcommands); `serve`, `probe` and `frame` are here.
+//! (the CLIP subcommands), `moments` (moments, cuts, clips); `serve`, `probe` and `frame` are here.
 
 pub mod args;
 pub mod commands;
+pub mod moments;
 pub mod settings;
 
 use std::path::Path;
@@ -79,6 +80,48 @@ pub fn run(cli: Cli) -> CommandResult {
             model,
             sample_fps,
         }) => commands::export(&video, &model, sample_fps, format, &output, prompts),
+        Some(Command::Moments {
+            video,
+            prompts,
+            not,
+            threshold,
+            hysteresis,
+            min_len,
+            gap,
+            snap_cuts,
+            snap_s,
+            smooth,
+            json,
+            model,
+            sample_fps,
+        }) => {
+            let args = moments::MomentArgs {
+                prompts,
+                not,
+                threshold,
+                hysteresis,
+                min_len_s: min_len,
+                gap_s: gap,
+                snap_cuts,
+                snap_s,
+                smooth,
+                json,
+            };
+            moments::moments(&video, &model, sample_fps, &args)
+        }
+        Some(Command::Cuts {
+            video,
+            json,
+            model,
+            sample_fps,
+        }) => moments::cuts(&video, &model, sample_fps, json),
+        Some(Command::Clip {
+            video,
+            from,
+            to,
+            output,
+            config,
+        }) => moments::clip(&video, &config, from, to, output.as_deref()),
         Some(Command::Cache { action, config }) => commands::cache(action, &config),
         Some(Command::MakeTestVideo {
             output,

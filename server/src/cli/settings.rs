@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::Settings;
 
-use super::args::{ModelArgs, ServeArgs};
+use super::args::{ConfigOnly, ModelArgs, ServeArgs};
 
 /// What a subcommand's arguments say about settings.
 pub trait SettingsArgs {
@@ -37,6 +37,12 @@ pub struct ConfigArg<'a>(pub &'a Path);
 impl SettingsArgs for ConfigArg<'_> {
     fn config(&self) -> &Path {
         self.0
+    }
+}
+
+impl SettingsArgs for ConfigOnly {
+    fn config(&self) -> &Path {
+        &self.config
     }
 }
 

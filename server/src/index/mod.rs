@@ -1,6 +1,7 @@
 //! Indexing: the pipeline that embeds a video's frames into its cache file (`pipeline`), and the
 //! web server's service that runs one such job per open video in the background (`service`).
 
+pub mod cuts;
 pub mod pipeline;
 pub mod service;
 

@@ -20,6 +20,9 @@ use crate::config::Settings;
 use crate::embed::{Embedder, PreparedImage};
 use crate::video::{Decoder, FrameIndex, Metadata, VideoError};
 
+use super::cuts::{self, Change, ChangeMeter};
+use opencv::core::Mat;
+
 #[derive(Clone, Debug)]
 pub struct IndexOptions {
     pub cache_dir: PathBuf,
@@ -31,6 +34,9 @@ pub struct IndexOptions {
     /// Skip a frame whose model input differs from the last embedded frame's by less than
     /// this many grey levels (mean absolute difference), reusing that frame's vector.
     pub skip_similar: Option<f32>,
+    /// Measure every decoded frame for scene cuts (on by default; off only to measure its
+    /// cost in the benchmark).
+    pub scene_cuts: bool,
 }
 
 impl IndexOptions {
@@ -41,6 +47,7 @@ impl IndexOptions {
             batch_size: 8,
             checkpoint_every: Duration::from_secs(5),
             skip_similar: None,
+            scene_cuts: true,
         }
     }
 }
@@ -54,6 +61,7 @@ impl From<&Settings> for IndexOptions {
             batch_size: settings.batch_size,
             checkpoint_every: Duration::from_secs_f64(settings.checkpoint_secs.clamp(0.0, 3600.0)),
             skip_similar: settings.skip_similar,
+            scene_cuts: true,
         }
     }
 }
@@ -317,18 +325,30 @@ impl IndexJob<'_> {
             seconds: started.elapsed().as_secs_f64(),
             cache_problem: self.cache_problem.clone(),
         };
-        if todo.is_empty() {
+        let measured = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .scene_measured();
+        let scene =
+            ScenePass::after(measured, self.video.meta.frames).filter(|_| self.options.scene_cuts);
+        if todo.is_empty() && scene.is_none() {
             if !self.cache_path.exists() {
                 self.save()?;
             }
             return Ok(report(Tally::default()));
+        }
+        if todo.is_empty() {
+            self.progress.update(|s| {
+                s.message = Some("measuring scene cuts (the embeddings are complete)".into());
+            });
         }
 
         let stop_decoding = AtomicBool::new(false);
         let (sender, receiver) = sync_channel::<Decoded>(self.batch_size() * 2);
         let (tally, failure) = std::thread::scope(|scope| {
             let stop = &stop_decoding;
-            scope.spawn(move || self.decode(todo, sender, stop));
+            scope.spawn(move || self.decode(todo, scene, sender, stop));
             // `embed` owns the receiver: dropping it when it returns (even early, on a failed
             // checkpoint) unblocks a decoder thread waiting to send, so the scope can join it.
             let outcome = self.embed(receiver, resumed, plan.len() as u64);
@@ -375,9 +395,37 @@ impl IndexJob<'_> {
     /// The decoder thread: reads the frames of `todo` in order (one seek at most, then
     /// sequential decoding), prepares each for the model and sends it on, or notes that it can
     /// reuse the previous vector. A frame that does not decode is sent as missing and decoding
-    /// goes on; any other failure is sent and ends the thread.
-    fn decode(&self, todo: &[u64], sender: SyncSender<Decoded>, stop: &AtomicBool) {
+    /// goes on; any other failure is sent and ends the thread. While `scene` asks for it, every
+    /// frame from its start is decoded and measured for scene cuts as well (the same pass: a
+    /// sampled index decodes the frames between its samples anyway), and the measures go into
+    /// the file in order.
+    fn decode(
+        &self,
+        todo: &[u64],
+        scene: Option<ScenePass>,
+        sender: SyncSender<Decoded>,
+        stop: &AtomicBool,
+    ) {
+        let mut measures = SceneWriter::new(self.store, scene);
+        self.decode_frames(todo, &mut measures, &sender, stop);
+        measures.flush();
+    }
+
+    fn decode_frames(
+        &self,
+        todo: &[u64],
+        measures: &mut SceneWriter,
+        sender: &SyncSender<Decoded>,
+        stop: &AtomicBool,
+    ) {
         let video = self.video;
+        let first = todo
+            .first()
+            .copied()
+            .into_iter()
+            .chain(measures.first_frame())
+            .min();
+        let Some(first) = first else { return };
         let opened = match &video.frames {
             Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
             None => Decoder::open(&video.path),
@@ -385,27 +433,50 @@ impl IndexJob<'_> {
         let mut decoder = match opened {
             Ok(d) => d,
             Err(e) => {
-                let _ = sender.send(Err((todo[0], e.to_string())));
+                let _ = sender.send(Err((first, e.to_string())));
                 return;
             }
         };
         let skip_similar = self.options.skip_similar;
         // The last frame sent to be embedded; a run's first frame is always embedded.
         let mut last_embedded: Option<PreparedImage> = None;
-        for &n in todo {
+        let mut wanted = todo.iter().copied().peekable();
+        let last = todo
+            .last()
+            .copied()
+            .into_iter()
+            .chain(measures.last_frame())
+            .max()
+            .unwrap_or(first);
+        for n in first..=last {
             if stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
                 return;
+            }
+            let embed = wanted.next_if_eq(&n).is_some();
+            if !embed && !measures.wants(n) {
+                continue;
             }
             let decoded = match decoder.frame(n) {
                 // One broken frame is one frame: recorded, and indexing goes on.
                 Err(VideoError::Decode { reason, .. }) => {
-                    if sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
+                    measures.skip(n);
+                    if embed && sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
                         return;
                     }
                     continue;
                 }
                 other => other,
             };
+            if let Ok(frame) = &decoded {
+                measures.measure(n, frame);
+            }
+            if !embed {
+                if let Err(e) = decoded {
+                    let _ = sender.send(Err((n, e.to_string())));
+                    return;
+                }
+                continue;
+            }
             let item = decoded
                 .map_err(|e| e.to_string())
                 .and_then(|frame| {
@@ -549,6 +620,108 @@ enum Frame {
     Reuse,
     Missing(String),
 }
+
+/// The frames a run measures for scene cuts: from a few frames before the first unmeasured one
+/// (so the detector knows what came before it) to the last frame of the video.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScenePass {
+    /// The first frame decoded for the measures.
+    pub from: u64,
+    /// The first frame whose measures are new (earlier ones are only re-read).
+    pub first_new: u64,
+    pub frames: u64,
+}
+
+impl ScenePass {
+    /// The pass a file with `measured` frames measured needs, if any.
+    pub fn after(measured: u64, frames: u64) -> Option<Self> {
+        (measured < frames).then(|| ScenePass {
+            from: measured.saturating_sub(cuts::PERSIST as u64 + 1),
+            first_new: measured,
+            frames,
+        })
+    }
+}
+
+/// Measures frames for scene cuts and writes the new measures into the file in batches (a lock
+/// per frame would contend with readers of the embeddings).
+struct SceneWriter<'a> {
+    store: &'a RwLock<EmbeddingFile>,
+    pass: Option<ScenePass>,
+    meter: ChangeMeter,
+    /// The next frame the meter expects; a gap (a frame not fed) ends the pass for this run.
+    next: u64,
+    pending: Vec<(u64, Change)>,
+}
+
+impl<'a> SceneWriter<'a> {
+    fn new(store: &'a RwLock<EmbeddingFile>, pass: Option<ScenePass>) -> Self {
+        Self {
+            store,
+            next: pass.map_or(0, |p| p.from),
+            pass,
+            meter: ChangeMeter::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn first_frame(&self) -> Option<u64> {
+        self.pass.map(|p| p.from)
+    }
+
+    fn last_frame(&self) -> Option<u64> {
+        self.pass.map(|p| p.frames.saturating_sub(1))
+    }
+
+    fn wants(&self, n: u64) -> bool {
+        self.pass.is_some_and(|p| n >= p.from && n < p.frames)
+    }
+
+    fn measure(&mut self, n: u64, frame: &Mat) {
+        if !self.wants(n) || n != self.next {
+            return;
+        }
+        let change = match self.meter.measure(frame) {
+            Ok(change) => change,
+            Err(e) => {
+                tracing::warn!(frame = n, "scene measure failed ({e}); recorded as unknown");
+                self.meter.skip()
+            }
+        };
+        self.record(n, change);
+    }
+
+    fn skip(&mut self, n: u64) {
+        if self.wants(n) && n == self.next {
+            let change = self.meter.skip();
+            self.record(n, change);
+        }
+    }
+
+    fn record(&mut self, n: u64, change: Change) {
+        self.next = n + 1;
+        if self.pass.is_some_and(|p| n >= p.first_new) {
+            self.pending.push((n, change));
+            if self.pending.len() >= SCENE_FLUSH_FRAMES {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut file = self.store.write().unwrap_or_else(|e| e.into_inner());
+        let scene = file.scene.get_or_insert_with(Default::default);
+        for (n, c) in self.pending.drain(..) {
+            scene.set(n, c.change, c.persist);
+        }
+    }
+}
+
+/// Scene measures held by the decoder thread before they go into the file.
+const SCENE_FLUSH_FRAMES: usize = 64;
 
 /// Frames held before a flush when most are reused (so that progress and checkpoints go on).
 const MAX_PENDING_FRAMES: usize = 256;

@@ -164,8 +164,12 @@ impl IndexService {
         // A complete index needs no turn; anything else waits for one (scores of what is
         // cached are answered meanwhile).
         let planned = to_index.plan(self.options.sample_fps).len() as u64;
-        let cached = store.read().unwrap_or_else(|e| e.into_inner()).covered() as u64;
-        let _turn = if cached < planned {
+        let (cached, scene_complete) = {
+            let file = store.read().unwrap_or_else(|e| e.into_inner());
+            (file.covered() as u64, file.scene_complete())
+        };
+        // Measuring the scene cuts of an older file decodes the whole video: it waits too.
+        let _turn = if cached < planned || !scene_complete {
             self.progress.update(|s| {
                 s.done = cached;
                 s.total = planned;

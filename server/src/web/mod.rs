@@ -2,6 +2,7 @@
 //! them), the request guard in front, and streamed uploads beside them.
 
 pub mod backend;
+pub mod clip;
 pub mod guard;
 pub mod upload;
 
@@ -39,7 +40,18 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
         prompts,
     }));
     let routes = generate_route_list(App);
+    let exports = clip::Exports::default();
+    let clip_library = Arc::clone(&library);
+    let clip_exports = exports.clone();
     Router::new()
+        .route(
+            clip::CLIP_PATH,
+            axum::routing::post(move |query| clip::clip(clip_library, clip_exports, query)),
+        )
+        .route(
+            clip::CLIP_PROGRESS_PATH,
+            axum::routing::get(move |query| clip::progress(exports, query)),
+        )
         .route(
             upload::UPLOAD_PATH,
             axum::routing::post(move |query, body| upload::upload(library, query, body)),
@@ -86,6 +98,7 @@ pub async fn serve(
         upload::remove_abandoned_uploads(folder);
         guard = guard.with_max_upload(upload::UPLOAD_PATH, max_upload);
     }
+    clip::remove_abandoned_clips(&library.clip_target().0);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;

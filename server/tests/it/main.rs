@@ -17,4 +17,5 @@ mod corpus;
 mod decoder;
 mod frames;
 mod guard;
+mod moments;
 mod preprocess;

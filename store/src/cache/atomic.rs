@@ -125,7 +125,7 @@ pub fn read_versioned<T: serde::de::DeserializeOwned>(
     path: &Path,
     version: u32,
 ) -> Result<Option<T>, CacheError> {
-    let Some(body) = read_checked_body(path, version)? else {
+    let Some((_, body)) = read_checked_body(path, version..=version)? else {
         return Ok(None);
     };
     decode_bounded(&body)
@@ -133,8 +133,12 @@ pub fn read_versioned<T: serde::de::DeserializeOwned>(
         .map_err(|e| corrupt(path, &e.to_string()))
 }
 
-/// The checked body of a file of format `version` (see [`read_versioned`]).
-pub(super) fn read_checked_body(path: &Path, version: u32) -> Result<Option<Vec<u8>>, CacheError> {
+/// The checked body of a file whose format version is one of `versions` (see
+/// [`read_versioned`]), and that version.
+pub(super) fn read_checked_body(
+    path: &Path,
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<Option<(u32, Vec<u8>)>, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -150,12 +154,12 @@ pub(super) fn read_checked_body(path: &Path, version: u32) -> Result<Option<Vec<
     let found: u32 = bincode::serde::decode_from_slice(body, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|_| corrupt(path, "unreadable version"))?;
-    if found != version {
+    if !versions.contains(&found) {
         return Err(match move_aside(path) {
             Ok(moved_to) => CacheError::OtherFormat {
                 path: path.to_path_buf(),
                 found,
-                expected: version,
+                expected: *versions.end(),
                 moved_to,
             },
             Err(source) => CacheError::Io {
@@ -164,7 +168,7 @@ pub(super) fn read_checked_body(path: &Path, version: u32) -> Result<Option<Vec<
             },
         });
     }
-    Ok(Some(body.to_vec()))
+    Ok(Some((found, body.to_vec())))
 }
 
 /// bincode decoding with a byte budget. bincode allocates what a length field claims before it
@@ -326,8 +330,10 @@ mod tests {
         });
         let path = Path::new("fuzz.clipemb");
         let mut body = encode(path, &file).unwrap();
+        body.extend(encode(path, file.scene.as_ref().unwrap()).unwrap());
         body.extend(encode(path, file.skip.as_ref().unwrap()).unwrap());
-        assert_eq!(EmbeddingFile::decode(&body).unwrap(), file);
+        let version = crate::cache::FORMAT_VERSION;
+        assert_eq!(EmbeddingFile::decode(&body, version).unwrap(), file);
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let (mut decoded, mut refused) = (0, 0);
         for round in 0..20_000 {
@@ -361,7 +367,7 @@ mod tests {
                     mutant[at] = next(&mut state) as u8;
                 }
             }
-            let result = std::panic::catch_unwind(|| EmbeddingFile::decode(&mutant));
+            let result = std::panic::catch_unwind(|| EmbeddingFile::decode(&mutant, version));
             match result {
                 Ok(Ok(f)) => {
                     assert!(f.is_consistent(), "round {round}");

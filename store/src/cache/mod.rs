@@ -26,8 +26,14 @@ pub use text::TextCache;
 // This module names nothing else of the crate: the fuzz targets (server/fuzz) compile it alone.
 
 /// Bumped whenever the layout or the meaning of a field changes. 3: frame numbers are FFmpeg's
-/// presentation order (the frame index), and frames that cannot be decoded are recorded.
-pub const FORMAT_VERSION: u32 = 3;
+/// presentation order (the frame index), and frames that cannot be decoded are recorded. 4: a
+/// scene record (per-frame content change, for scene cuts) follows the body.
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest embedding-file format still read: a format-3 file reads with no scene record,
+/// and the next index pass measures its cuts without embedding anything again.
+pub const OLDEST_READABLE_VERSION: u32 = 3;
+/// The text-embedding cache's format (unchanged by format 4 of the embedding files).
+pub const TEXT_FORMAT_VERSION: u32 = 3;
 
 /// The model as recorded in a cache file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +72,39 @@ pub struct EmbeddingFile {
     /// after the rest of the body, so files without it (format 2 as first written) still read.
     #[serde(skip)]
     pub skip: Option<SkipRecord>,
+    /// Every decoded frame's content change, for scene cuts; `None` in a format-3 file, whose
+    /// cuts were never measured. Stored between the body and the skip record.
+    #[serde(skip)]
+    pub scene: Option<SceneRecord>,
+}
+
+/// The scene-cut measures of frames `0..change.len()` (every frame, sampled or not), in the
+/// order decoded: `change[n]` compares frame n with frame n - 1, `persist[n]` with the few
+/// frames before that (the smallest difference); NaN where a frame did not decode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SceneRecord {
+    pub change: Vec<f32>,
+    pub persist: Vec<f32>,
+}
+
+impl SceneRecord {
+    /// Frames measured so far (from frame 0).
+    pub fn measured(&self) -> u64 {
+        self.change.len() as u64
+    }
+
+    /// Sets frame `n`'s measures: the next frame, or one measured again after a resume (the
+    /// detector re-reads a few frames before the first new one to know what came before).
+    pub fn set(&mut self, n: u64, change: f32, persist: f32) {
+        let n = n as usize;
+        if n < self.change.len() {
+            self.change[n] = change;
+            self.persist[n] = persist;
+        } else if n == self.change.len() {
+            self.change.push(change);
+            self.persist.push(persist);
+        }
+    }
 }
 
 /// What skipping similar frames did: which frames got a copy of the previous frame's vector
@@ -111,6 +150,7 @@ impl EmbeddingFile {
             vectors: Vec::new(),
             missing: Vec::new(),
             skip: None,
+            scene: Some(SceneRecord::default()),
         }
     }
 
@@ -156,15 +196,31 @@ impl EmbeddingFile {
     /// Writes atomically: readers see the old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), CacheError> {
         let mut body = encode(path, self)?;
+        // Format 4 always has a scene record; a format-3 file read earlier gets an empty one.
+        match &self.scene {
+            Some(scene) => body.extend(encode(path, scene)?),
+            None => body.extend(encode(path, &SceneRecord::default())?),
+        }
         if let Some(skip) = &self.skip {
             body.extend(encode(path, skip)?);
         }
         write_body(path, &body)
     }
 
-    /// The file and its optional skip record from a checked body.
-    fn decode(body: &[u8]) -> Result<Self, String> {
-        let (mut file, used): (Self, usize) = decode_bounded(body).map_err(|e| e.to_string())?;
+    /// The file, its scene record (format 4) and its optional skip record from a checked body
+    /// of format `version`. A format-3 file comes back as format 4 with no scene record, so it
+    /// matches today's headers and its next save is a format-4 file.
+    fn decode(body: &[u8], version: u32) -> Result<Self, String> {
+        let (mut file, mut used): (Self, usize) =
+            decode_bounded(body).map_err(|e| e.to_string())?;
+        if version >= 4 {
+            let (scene, length): (SceneRecord, usize) =
+                decode_bounded(&body[used..]).map_err(|e| format!("scene record: {e}"))?;
+            used += length;
+            file.scene = Some(scene);
+        } else {
+            file.header.format_version = FORMAT_VERSION;
+        }
         if used < body.len() {
             let (skip, tail): (SkipRecord, usize) =
                 decode_bounded(&body[used..]).map_err(|e| format!("skip record: {e}"))?;
@@ -191,10 +247,11 @@ impl EmbeddingFile {
         expected: &CacheHeader,
         skip: Option<f32>,
     ) -> Result<Option<Self>, CacheError> {
-        let Some(body) = read_checked_body(path, FORMAT_VERSION)? else {
+        let versions = OLDEST_READABLE_VERSION..=FORMAT_VERSION;
+        let Some((version, body)) = read_checked_body(path, versions)? else {
             return Ok(None);
         };
-        let file = Self::decode(&body).map_err(|reason| corrupt(path, &reason))?;
+        let file = Self::decode(&body, version).map_err(|reason| corrupt(path, &reason))?;
         let threshold = |s: &Option<SkipRecord>| s.as_ref().map(|s| s.threshold_milli_levels);
         if file.header != *expected || threshold(&file.skip) != skip.map(milli_levels) {
             return Err(match move_aside(path) {
@@ -220,17 +277,28 @@ impl EmbeddingFile {
     /// A whole cache file's bytes (magic, body, checksum), checked and decoded.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let body = checked_body(bytes)?;
-        match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
-            Ok((FORMAT_VERSION, _)) => {}
-            Ok((other, _)) => return Err(format!("cache format version {other}")),
-            Err(e) => return Err(e.to_string()),
-        }
-        Self::decode(body)
+        let version =
+            match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
+                Ok((v, _)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => v,
+                Ok((other, _)) => return Err(format!("cache format version {other}")),
+                Err(e) => return Err(e.to_string()),
+            };
+        Self::decode(body, version)
     }
 
     /// Planned frames done so far: embedded, or found impossible to decode.
     pub fn covered(&self) -> usize {
         self.frames.len() + self.missing.len()
+    }
+
+    /// Frames whose scene-cut measures are in the file (from frame 0; 0 when never measured).
+    pub fn scene_measured(&self) -> u64 {
+        self.scene.as_ref().map_or(0, SceneRecord::measured)
+    }
+
+    /// Whether every frame of the video has its scene-cut measures.
+    pub fn scene_complete(&self) -> bool {
+        self.scene_measured() >= self.header.video_frames
     }
 
     /// The frames done so far (embedded or missing), ascending.
@@ -263,9 +331,14 @@ impl EmbeddingFile {
         self.missing.push(frame);
     }
 
-    /// One vector per frame, frames ascending; missing frames ascending and not embedded.
+    /// One vector per frame, frames ascending; missing frames ascending and not embedded; the
+    /// scene record's two measures cover the same frames, no more than the video has.
     fn is_consistent(&self) -> bool {
-        self.vectors.len() == self.frames.len() * self.dimension()
+        let scene_fits = self.scene.as_ref().is_none_or(|s| {
+            s.change.len() == s.persist.len() && s.measured() <= self.header.video_frames
+        });
+        scene_fits
+            && self.vectors.len() == self.frames.len() * self.dimension()
             && self.frames.windows(2).all(|w| w[0] < w[1])
             && self.missing.windows(2).all(|w| w[0] < w[1])
             && self
@@ -320,7 +393,85 @@ mod tests {
         let mut file = EmbeddingFile::new(header("tiny"));
         file.frames = vec![0, 1, 2];
         file.vectors = (0..12).map(|i| i as f32 / 12.0).collect();
+        file.scene = Some(SceneRecord {
+            change: vec![0.0, 1.5, 2.0, 40.0],
+            persist: vec![0.0, 1.5, 2.0, 38.0],
+        });
         file
+    }
+
+    /// Bytes equal as bits: the scene record holds NaN, which `==` never equals.
+    fn same(a: &EmbeddingFile, b: &EmbeddingFile) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn the_scene_record_round_trips_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scene.clipemb");
+        // A frame that did not decode has NaN measures.
+        let mut with_gap = sample();
+        with_gap.scene.as_mut().unwrap().change[2] = f32::NAN;
+        with_gap.save(&path).unwrap();
+        let back = EmbeddingFile::load(&path, &header("tiny"))
+            .unwrap()
+            .unwrap();
+        assert!(same(&back, &with_gap), "{back:?}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(same(&EmbeddingFile::from_bytes(&bytes).unwrap(), &with_gap));
+        // Measures of more frames than the video has, or of unequal lengths, are refused.
+        let mut long = sample();
+        long.scene = Some(SceneRecord {
+            change: vec![0.0; 11],
+            persist: vec![0.0; 11],
+        });
+        assert!(!long.is_consistent());
+        let mut uneven = sample();
+        uneven.scene.as_mut().unwrap().persist.pop();
+        assert!(!uneven.is_consistent());
+    }
+
+    #[test]
+    fn a_format_3_file_reads_with_no_scene_record_and_saves_as_format_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.clipemb");
+        // Format 3's layout: the body, then the optional skip record; no scene record.
+        let mut old = sample();
+        old.header.format_version = 3;
+        old.skip = Some(SkipRecord {
+            threshold_milli_levels: 500,
+            reused: vec![2],
+        });
+        let mut body = atomic::encode(&path, &old).unwrap();
+        body.extend(atomic::encode(&path, old.skip.as_ref().unwrap()).unwrap());
+        atomic::write_body(&path, &body).unwrap();
+
+        let read = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.header, header("tiny"), "read as today's format");
+        assert_eq!(read.scene, None, "its cuts were never measured");
+        assert_eq!(
+            (read.frames.clone(), read.skip.clone()),
+            (old.frames.clone(), old.skip.clone())
+        );
+        read.save(&path).unwrap();
+        let again = EmbeddingFile::load_skipping(&path, &header("tiny"), Some(0.5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.scene, Some(SceneRecord::default()));
+        assert_eq!(again.skip, old.skip);
+    }
+
+    #[test]
+    fn scene_measures_are_set_in_order_or_measured_again() {
+        let mut scene = SceneRecord::default();
+        scene.set(0, 0.0, 0.0);
+        scene.set(1, 5.0, 5.0);
+        scene.set(3, 9.0, 9.0); // not the next frame: ignored
+        scene.set(1, 6.0, 6.0); // measured again after a resume
+        assert_eq!(scene.change, [0.0, 6.0]);
+        assert_eq!(scene.measured(), 2);
     }
 
     #[test]

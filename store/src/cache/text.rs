@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_versioned, safe_name, write_versioned, ModelKey, FORMAT_VERSION};
+use super::{read_versioned, safe_name, write_versioned, ModelKey, TEXT_FORMAT_VERSION};
 
 /// Text embeddings per (model, prompt), so a prompt costs one forward pass per model, ever.
 pub struct TextCache {
@@ -32,7 +32,7 @@ impl TextCache {
     pub fn open(dir: &Path, model: ModelKey) -> Self {
         let name = safe_name(&format!("texts-{}-{}", model.name, model.revision), 100);
         let path = dir.join(format!("{name}.clipemb"));
-        let entries = match read_versioned::<TextCacheFile>(&path, FORMAT_VERSION) {
+        let entries = match read_versioned::<TextCacheFile>(&path, TEXT_FORMAT_VERSION) {
             Ok(Some(file)) if file.model == model => file.entries.into_iter().collect(),
             Ok(Some(_)) => {
                 tracing::warn!(
@@ -89,7 +89,7 @@ impl TextCache {
                 self.entries.extend(chunk.iter().cloned().zip(vectors));
             }
             let file = TextCacheFile {
-                format_version: FORMAT_VERSION,
+                format_version: TEXT_FORMAT_VERSION,
                 model: self.model.clone(),
                 entries: self
                     .entries

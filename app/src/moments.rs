@@ -28,6 +28,41 @@ impl Default for Threshold {
     }
 }
 
+/// `auto`, `auto:K` or a cosine like `0.25`: how the CLI's `--threshold` and the page's field
+/// write a threshold.
+impl std::str::FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("a threshold is a cosine like 0.25, `auto` or `auto:K` (K standard deviations), not {text:?}")
+        };
+        let number = |t: &str| {
+            t.parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(bad)
+        };
+        match text.trim() {
+            "auto" => Ok(Threshold::Auto { k: 1.0 }),
+            t => match t.strip_prefix("auto:") {
+                Some(k) => number(k).map(|k| Threshold::Auto { k }),
+                None => number(t).map(Threshold::Cosine),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Threshold::Auto { k } if *k == 1.0 => write!(f, "auto"),
+            Threshold::Auto { k } => write!(f, "auto:{k}"),
+            Threshold::Cosine(t) => write!(f, "{t}"),
+        }
+    }
+}
+
 /// One prompt of a query and its threshold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
@@ -505,6 +540,21 @@ mod tests {
         assert_eq!(spans(&found), [(0, 0), (2, 2)]);
         let (mean, std) = mean_std(&curve);
         assert_eq!((mean, std), (1.0, 0.0));
+    }
+
+    #[test]
+    fn thresholds_read_and_write_as_the_cli_takes_them() {
+        for (text, threshold) in [
+            ("auto", Threshold::Auto { k: 1.0 }),
+            ("auto:0.5", Threshold::Auto { k: 0.5 }),
+            ("-0.2", Threshold::Cosine(-0.2)),
+        ] {
+            assert_eq!(text.parse::<Threshold>(), Ok(threshold));
+            assert_eq!(threshold.to_string(), text);
+        }
+        for bad in ["", "auto:", "auto:x", "NaN", "inf", "high"] {
+            assert!(bad.parse::<Threshold>().is_err(), "{bad}");
+        }
     }
 
     #[test]

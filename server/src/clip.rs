@@ -197,9 +197,10 @@ impl Job<'_> {
             .spawn()
             .map_err(ClipError::NoEncoder)?;
         let mut encoder = Encoder(child);
-        let mut stdin = encoder.0.stdin.take().expect("stdin is piped");
+        let piped = || ClipError::Encoder("ffmpeg started without its pipes".into());
+        let mut stdin = encoder.0.stdin.take().ok_or_else(piped)?;
         // stderr is drained on its own thread so that a chatty encoder never blocks on a full pipe.
-        let mut stderr = encoder.0.stderr.take().expect("stderr is piped");
+        let mut stderr = encoder.0.stderr.take().ok_or_else(piped)?;
         let messages = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);

@@ -16,33 +16,6 @@ use crate::moments::{
 use crate::player;
 use crate::types::format_time;
 
-/// `auto`, `auto:K` or a number, as the CLI's `--threshold` reads it.
-pub fn parse_threshold(text: &str) -> Option<Threshold> {
-    let text = text.trim();
-    if text == "auto" {
-        return Some(Threshold::Auto { k: 1.0 });
-    }
-    if let Some(k) = text.strip_prefix("auto:") {
-        return k
-            .parse::<f32>()
-            .ok()
-            .filter(|k| k.is_finite())
-            .map(|k| Threshold::Auto { k });
-    }
-    text.parse::<f32>()
-        .ok()
-        .filter(|t| t.is_finite())
-        .map(Threshold::Cosine)
-}
-
-fn threshold_text(threshold: Threshold) -> String {
-    match threshold {
-        Threshold::Auto { k: 1.0 } => "auto".into(),
-        Threshold::Auto { k } => format!("auto:{k}"),
-        Threshold::Cosine(t) => t.to_string(),
-    }
-}
-
 #[component]
 pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
     let Investigation {
@@ -71,7 +44,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         start
             .as_ref()
             .and_then(|q| q.all_of.first())
-            .map_or("auto".to_string(), |c| threshold_text(c.threshold)),
+            .map_or("auto".to_string(), |c| c.threshold.to_string()),
     );
     let snap = RwSignal::new(start.as_ref().is_none_or(|q| q.snap_s.is_some()));
     let min_len = RwSignal::new(
@@ -104,7 +77,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
             form_error.set(Some("add a prompt first".into()));
             return;
         }
-        let Some(t) = parse_threshold(&threshold.get_untracked()) else {
+        let Ok(t) = threshold.get_untracked().parse::<Threshold>() else {
             form_error.set(Some(
                 "the threshold is `auto`, `auto:K` or a number like 0.25".into(),
             ));

@@ -127,7 +127,7 @@ pub enum Command {
         not: Vec<String>,
         /// A cosine like 0.25, `auto` (each curve's mean + 1 std) or `auto:K`.
         /// (Negative cosines are fine: `--threshold -0.2`.)
-        #[arg(long, default_value = "auto", allow_hyphen_values = true, value_parser = crate::cli::moments::parse_threshold)]
+        #[arg(long, default_value = "auto", allow_hyphen_values = true)]
         threshold: app::moments::Threshold,
         /// A moment ends when a prompt falls this far below its threshold (default: a quarter
         /// of the curve's standard deviation).

@@ -16,28 +16,6 @@ use crate::clip::{clip_file_name, export_clip, ClipOptions};
 use crate::index::cuts::{cuts_in, embedding_change};
 use crate::video::FrameIndex;
 
-/// `--threshold`: a cosine, `auto` (mean + 1 std of each curve) or `auto:K` (mean + K std).
-pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
-    let bad = || {
-        format!("--threshold takes a cosine like 0.25, `auto` or `auto:K` (K standard deviations), not {text:?}")
-    };
-    match text.trim() {
-        "auto" => Ok(Threshold::Auto { k: 1.0 }),
-        t if t.starts_with("auto:") => {
-            let k: f32 = t["auto:".len()..].parse().map_err(|_| bad())?;
-            k.is_finite()
-                .then_some(Threshold::Auto { k })
-                .ok_or_else(bad)
-        }
-        t => {
-            let v: f32 = t.parse().map_err(|_| bad())?;
-            v.is_finite()
-                .then_some(Threshold::Cosine(v))
-                .ok_or_else(bad)
-        }
-    }
-}
-
 /// The arguments of `moments`, gathered.
 pub struct MomentArgs {
     pub prompts: Vec<String>,

@@ -18,6 +18,46 @@ pub fn sampled_frames(total: u64, fps: f64, sample_fps: Option<f64>) -> Vec<u64>
     }
 }
 
+/// Coarse-to-fine passes over `plan` (the frames a straight index embeds, ascending): the
+/// first pass takes one frame every `first_spacing` frames of the plan (at least 1), each next
+/// pass the midpoints between the frames taken so far (and after the last one, towards the
+/// end), until every frame of the plan is taken. Every planned frame is in exactly one pass;
+/// each pass is ascending; the spacing between taken frames halves from pass to pass.
+pub fn progressive_passes(plan: &[u64], first_spacing: f64) -> Vec<Vec<u64>> {
+    if plan.is_empty() {
+        return Vec::new();
+    }
+    let spacing = if first_spacing.is_finite() {
+        first_spacing.max(1.0)
+    } else {
+        1.0
+    };
+    // Positions in `plan`, not frame numbers: a sampled plan is already spaced.
+    let mut taken: Vec<usize> = (0..)
+        .map(|k| (k as f64 * spacing).round() as usize)
+        .take_while(|&p| p < plan.len())
+        .collect();
+    taken.dedup();
+    let mut passes = vec![taken.iter().map(|&p| plan[p]).collect::<Vec<u64>>()];
+    loop {
+        // Midpoints of each gap of two or more positions; the end of the plan bounds the last.
+        let bounds = taken.iter().copied().chain(std::iter::once(plan.len()));
+        let midpoints: Vec<usize> = taken
+            .iter()
+            .zip(bounds.skip(1))
+            .filter(|(&a, b)| b - a >= 2)
+            .map(|(&a, b)| a + (b - a) / 2)
+            .collect();
+        if midpoints.is_empty() {
+            break;
+        }
+        passes.push(midpoints.iter().map(|&p| plan[p]).collect());
+        taken.extend(midpoints);
+        taken.sort_unstable();
+    }
+    passes
+}
+
 /// The largest distance from a frame to the sampled frame that stands in for it.
 pub fn fill_radius(fps: f64, sample_fps: Option<f64>) -> u64 {
     match sample_fps {
@@ -177,6 +217,49 @@ mod tests {
             fill_frames_with_gaps(&[0, 4], &[1.0, 2.0], &[], 10, 2),
             fill_frames(&[0, 4], &[1.0, 2.0], 10, 2)
         );
+    }
+
+    #[test]
+    fn progressive_passes_cover_the_plan_once_halving_the_spacing() {
+        let plan: Vec<u64> = (0..300).collect();
+        let passes = progressive_passes(&plan, 30.0);
+        // One frame a second first, then every half second, quarter, …, then every frame.
+        assert_eq!(passes[0], (0..10).map(|k| k * 30).collect::<Vec<u64>>());
+        assert_eq!(
+            passes[1],
+            (0..10).map(|k| k * 30 + 15).collect::<Vec<u64>>()
+        );
+        let mut all: Vec<u64> = passes.concat();
+        all.sort_unstable();
+        assert_eq!(all, plan, "every planned frame exactly once");
+        assert!(passes.iter().all(|p| p.windows(2).all(|w| w[0] < w[1])));
+        // The largest gap between frames taken so far halves (rounded up) from pass to pass.
+        let mut taken: Vec<u64> = Vec::new();
+        let mut last_gap = u64::MAX;
+        for pass in &passes {
+            taken.extend(pass);
+            taken.sort_unstable();
+            let gap = taken
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .chain([plan.len() as u64 - taken[taken.len() - 1]])
+                .max()
+                .unwrap();
+            assert!(
+                gap < last_gap && (last_gap == u64::MAX || gap <= last_gap.div_ceil(2)),
+                "{gap} after {last_gap}"
+            );
+            last_gap = gap;
+        }
+        assert_eq!(last_gap, 1);
+        // A sampled plan is spaced by plan positions; a spacing under one frame is every frame.
+        let sampled = sampled_frames(900, 30.0, Some(2.0));
+        assert_eq!(
+            progressive_passes(&sampled, 2.0)[0],
+            sampled.iter().step_by(2).copied().collect::<Vec<u64>>()
+        );
+        assert_eq!(progressive_passes(&plan, 0.3), vec![plan.clone()]);
+        assert!(progressive_passes(&[], 30.0).is_empty());
     }
 
     #[test]

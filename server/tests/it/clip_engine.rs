@@ -17,12 +17,13 @@ fn fixture() -> PathBuf {
 }
 
 /// A config in a fresh folder: the tiny model, a private embeddings folder, two prompts.
-struct Workspace {
+/// (`moments.rs` uses it too.)
+pub(crate) struct Workspace {
     dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config.yaml"),
@@ -35,15 +36,15 @@ impl Workspace {
         Self { dir }
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("config.yaml")
     }
 
-    fn embeddings(&self) -> PathBuf {
+    pub(crate) fn embeddings(&self) -> PathBuf {
         self.dir.path().join("embeddings")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .args(args)
@@ -54,11 +55,11 @@ impl Workspace {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
-    fn run_json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn run_json(&self, args: &[&str]) -> serde_json::Value {
         let output = self.run(args);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -66,7 +67,7 @@ impl Workspace {
         })
     }
 
-    fn cache_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn cache_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.embeddings())
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -78,7 +79,7 @@ impl Workspace {
     }
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

@@ -5,72 +5,13 @@
 //! pattern against what FFmpeg presents.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use app::moments::{find_moments, Condition, MomentQuery, Threshold};
 use server::cache::EmbeddingFile;
 use server::testvideo::{self, Codec, Spec};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
-}
-
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.yaml"),
-            format!(
-                "video_path: video.mp4\nCLIP:\n  - grass\nmodel: {:?}\nembeddings_dir: {:?}\n",
-                fixture(),
-                dir.path().join("embeddings")
-            ),
-        )
-        .unwrap();
-        Self { dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("config.yaml"))
-            .env("RUST_LOG", "warn")
-            .env("HF_HUB_OFFLINE", "1")
-            .output()
-            .unwrap()
-    }
-
-    fn run_json(&self, args: &[&str]) -> serde_json::Value {
-        let output = self.run(args);
-        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stdout))
-        })
-    }
-
-    fn cache_file(&self) -> PathBuf {
-        let dir = self.dir.path().join("embeddings");
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                !name.starts_with("texts-") && name.ends_with(".clipemb")
-            })
-            .expect("a cache file")
-    }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::clip_engine::{stderr, Workspace};
 
 /// A pattern video written once per test run.
 fn written(name: &str, spec: &Spec) -> PathBuf {
@@ -171,7 +112,7 @@ fn a_file_indexed_before_cuts_gets_them_on_the_next_index_without_embedding_agai
     let ws = Workspace::new();
     ws.run_json(&["index", arg, "--sample-fps", "3", "--json"]);
     // Take the scene record away, as a format-3 file has none.
-    let cache = ws.cache_file();
+    let cache = ws.cache_files().remove(0);
     let mut file = EmbeddingFile::from_bytes(&std::fs::read(&cache).unwrap()).unwrap();
     let vectors = file.vectors.clone();
     file.scene = None;

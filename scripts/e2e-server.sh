@@ -16,6 +16,9 @@ rm -rf "$library"
 mkdir -p "$library"
 [ -f "$dir/short.mp4" ] || "$bin" make-test-video "$dir/short.mp4" --frames 90 --keyframe-interval 30
 cp "$dir/short.mp4" "$library/short.mp4"
+# Long enough that its coarse-to-fine index is seen refining (progressive.spec.ts).
+[ -f "$dir/long.mp4" ] || "$bin" make-test-video "$dir/long.mp4" --frames 2400 --keyframe-interval 250
+cp "$dir/long.mp4" "$library/long.mp4"
 cat > "$dir/config.yaml" <<YAML
 roboflow_api_key: ""
 video_path: "$video"

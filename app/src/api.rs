@@ -106,6 +106,27 @@ pub async fn get_index_status(video: String) -> Result<IndexStatus, ApiError> {
     )
 }
 
+/// Longest span a viewer may ask to have refined first, in frames (an hour at 30 fps).
+pub const MAX_LOOK_FRAMES: u64 = 108_000;
+
+/// Where the viewer looks (its chart's zoom window, or around its playhead): a coarse-to-fine
+/// index embeds those frames before it goes on. The most recent viewer to move wins.
+#[server(prefix = "/api", endpoint = "look_at")]
+pub async fn look_at(video: String, from: u64, to: u64) -> Result<(), ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            if from > to || to - from >= MAX_LOOK_FRAMES {
+                return Err(bad_argument(format!(
+                    "look at frames from..=to with from <= to, at most {MAX_LOOK_FRAMES} frames; got {from}..={to}"
+                )));
+            }
+            backend()?.look_at(video, from, to).await
+        }
+        .await,
+    )
+}
+
 /// Most prompts one request may score.
 pub const MAX_PROMPTS: usize = 1000;
 /// Longest prompt accepted, in characters (CLIP reads 77 tokens; longer ones are cut).

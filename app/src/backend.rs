@@ -36,6 +36,9 @@ pub trait VideoBackend: Send + Sync + 'static {
     /// Progress of embedding a video (starting the job if it is not running).
     fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, ApiError>>;
 
+    /// A viewer looks at frames `from..=to`: a coarse-to-fine index refines them first.
+    fn look_at(&self, video: String, from: u64, to: u64) -> BoxFuture<Result<(), ApiError>>;
+
     /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
     fn scores(
         &self,

@@ -23,8 +23,24 @@ pub fn describe(status: &IndexStatus) -> String {
                 .eta_s
                 .map(|s| format!(", {} left", format_time(s)))
                 .unwrap_or_default();
+            let pass = if status.passes > 0 {
+                let pass_eta = status
+                    .pass_eta_s
+                    .map(|s| format!(", {} left", format_time(s)))
+                    .unwrap_or_default();
+                format!(
+                    "; pass {} of {} ({} / {} frames{pass_eta}), {}",
+                    status.pass,
+                    status.passes,
+                    status.pass_done,
+                    status.pass_total,
+                    spacing_text(status.spacing_s),
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}",
+                "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}{pass}",
                 status.done, status.total, status.frames_per_s
             )
         }
@@ -34,6 +50,27 @@ pub fn describe(status: &IndexStatus) -> String {
             .clone()
             .unwrap_or_else(|| "Indexing failed.".into()),
     }
+}
+
+/// "1 sample / 0.5 s": how fine the curves are while a coarse-to-fine index refines.
+pub fn spacing_text(seconds: f64) -> String {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return "first pass".into();
+    }
+    let text = if seconds >= 0.995 {
+        format!("{:.0}", seconds)
+    } else if seconds >= 0.1 {
+        format!("{:.2}", seconds)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        format!("{:.3}", seconds)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    };
+    format!("1 sample / {text} s")
 }
 
 /// The line for `status`, which [`poll`] keeps up to date.
@@ -106,5 +143,33 @@ mod tests {
             ..status
         };
         assert_eq!(describe(&done), "Indexed 600 frames with tiny-clip.");
+    }
+
+    #[test]
+    fn a_coarse_to_fine_index_says_its_pass_and_how_fine_the_curves_are() {
+        let status = IndexStatus {
+            state: IndexState::Running,
+            done: 60,
+            total: 600,
+            frames_per_s: 10.0,
+            eta_s: Some(54.0),
+            model: Some("tiny-clip".into()),
+            pass: 2,
+            passes: 6,
+            pass_done: 10,
+            pass_total: 20,
+            pass_eta_s: Some(1.0),
+            spacing_s: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&status),
+            "Indexing with tiny-clip: 60 / 600 frames (10%), 10.0 frames/s, 00:54.00 left; \
+             pass 2 of 6 (10 / 20 frames, 00:01.00 left), 1 sample / 1 s"
+        );
+        assert_eq!(spacing_text(0.5), "1 sample / 0.5 s");
+        assert_eq!(spacing_text(0.25), "1 sample / 0.25 s");
+        assert_eq!(spacing_text(2.0 / 30.0), "1 sample / 0.067 s");
+        assert_eq!(spacing_text(0.0), "first pass");
     }
 }

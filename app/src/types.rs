@@ -136,6 +136,24 @@ pub struct IndexStatus {
     /// Images and texts this server has run through the model since it started.
     pub images_embedded: u64,
     pub texts_embedded: u64,
+    /// Coarse-to-fine indexing: the pass running (from 1) of `passes`; both 0 for a straight
+    /// index.
+    pub pass: u32,
+    pub passes: u32,
+    /// The widest gap, in frames, between embedded frames across the part of the video the
+    /// index covers so far (the whole video once the first pass is done), and in seconds.
+    pub spacing_frames: u64,
+    pub spacing_s: f64,
+    /// How far an embedded frame's score stands in for its unembedded neighbours while the
+    /// passes run (0: only as far as the sampling rate says).
+    pub fill_radius: u64,
+    /// Frames of the running pass embedded and planned, and the time the pass still needs.
+    pub pass_done: u64,
+    pub pass_total: u64,
+    pub pass_eta_s: Option<f64>,
+    /// Frames decoded per frame embedded in the last pass finished (seeks to keyframes keep
+    /// sparse passes from decoding the whole video).
+    pub decoded_per_embedded: f64,
 }
 
 /// One search result.
@@ -177,6 +195,13 @@ pub struct ScoreSeries {
     pub logit_scale: f32,
     /// Scene cuts found so far (first frames of new shots), ascending.
     pub cuts: Vec<u64>,
+    /// The widest gap, in frames, between embedded frames while a coarse-to-fine index refines
+    /// (1 once every frame is embedded; the sampling step for a sampled index).
+    pub spacing_frames: u64,
+    /// Seconds between samples at that spacing.
+    pub spacing_s: f64,
+    /// A coarse-to-fine index is still refining.
+    pub refining: bool,
 }
 
 impl ScoreSeries {

@@ -29,8 +29,9 @@ pub fn scores_blocking(
     let vectors = service
         .embed_texts(embedder.as_ref(), prompts)
         .map_err(SearchError::Embed)?;
-    let complete = service.status().state == IndexState::Done;
-    let (frames, missing, video_frames, series, cuts) = match service.embeddings() {
+    let status = service.status();
+    let complete = status.state == IndexState::Done;
+    let (frames, missing, video_frames, series, cuts, fps) = match service.embeddings() {
         Some(store) => {
             let file = store.read().unwrap_or_else(|e| e.into_inner());
             let (cuts, _) = crate::index::cuts::cuts_in(&file);
@@ -40,6 +41,7 @@ pub fn scores_blocking(
                 file.header.video_frames,
                 cosine_rows(&file, &vectors),
                 cuts.iter().map(|c| c.frame).collect(),
+                file.header.video_fps_micros as f64 / 1e6,
             )
         }
         None => (
@@ -48,9 +50,24 @@ pub fn scores_blocking(
             0,
             vec![Vec::new(); prompts.len()],
             Vec::new(),
+            0.0,
         ),
     };
+    // How fine the curves are: the running pass's spacing, or once done, the widest gap.
+    let refining = status.passes > 0 && !complete;
+    let spacing_frames = if refining {
+        status.spacing_frames
+    } else {
+        crate::index::passes::coverage(&frames, video_frames).0
+    };
     Ok(ScoreSeries {
+        spacing_frames,
+        spacing_s: if fps > 0.0 {
+            spacing_frames as f64 / fps
+        } else {
+            0.0
+        },
+        refining,
         frames,
         missing,
         video_frames,

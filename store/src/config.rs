@@ -31,6 +31,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_upload_mb",
     "max_indexing_jobs",
     "clip_max_s",
+    "progressive",
+    "coarse_interval_s",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -108,6 +110,21 @@ pub struct Settings {
     /// Longest clip the page may export, in seconds (each is re-encoded: it costs CPU).
     #[serde(default = "default_clip_max_s")]
     pub clip_max_s: f64,
+    /// The web server indexes coarse to fine: the whole video once per `coarse_interval_s`
+    /// first, then ever finer (the CLI's `index` runs straight unless `--progressive`).
+    #[serde(default = "default_progressive")]
+    pub progressive: bool,
+    /// Seconds between the frames of the first coarse pass.
+    #[serde(default = "default_coarse_interval_s")]
+    pub coarse_interval_s: f64,
+}
+
+fn default_progressive() -> bool {
+    true
+}
+
+fn default_coarse_interval_s() -> f64 {
+    1.0
 }
 
 fn default_clip_max_s() -> f64 {
@@ -214,6 +231,8 @@ impl Default for Settings {
             max_upload_mb: default_max_upload_mb(),
             max_indexing_jobs: default_max_indexing_jobs(),
             clip_max_s: default_clip_max_s(),
+            progressive: default_progressive(),
+            coarse_interval_s: default_coarse_interval_s(),
         }
     }
 }
@@ -344,6 +363,12 @@ impl Settings {
             return Err(format!(
                 "clip_max_s must be a positive number of seconds, not {}",
                 self.clip_max_s
+            ));
+        }
+        if !(self.coarse_interval_s.is_finite() && self.coarse_interval_s > 0.0) {
+            return Err(format!(
+                "coarse_interval_s must be a positive number of seconds, not {}",
+                self.coarse_interval_s
             ));
         }
         if self.max_upload_mb == 0 {

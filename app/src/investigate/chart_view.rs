@@ -135,6 +135,18 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
             }
         )
     };
+    // "1 sample / 0.5 s, refining…" while a coarse-to-fine index refines the curves.
+    let fineness = move || {
+        inv.series.with(|s| match s {
+            Some(s) if s.refining && s.spacing_frames > 1 => view! {
+                <span id="chart-fineness" class="fineness">
+                    {format!(" · {}, refining…", crate::status::spacing_text(s.spacing_s))}
+                </span>
+            }
+            .into_any(),
+            _ => ().into_any(),
+        })
+    };
     let y_label = move || {
         if softmax.get() {
             "probability"
@@ -149,6 +161,7 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
                 data-lines=move || curves.with(|c| c.len().to_string())
                 data-prompts=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| &c.prompt).collect::<Vec<_>>()).unwrap_or_default())
                 data-covered=move || curves.with(|c| c.iter().map(|c| c.values.len()).max().unwrap_or(0).to_string())
+                data-spacing=move || inv.series.with(|s| s.as_ref().map_or(0, |s| s.spacing_frames).to_string())
                 data-y-label=y_label
                 data-redraws=move || redraws.get().to_string()
                 on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
@@ -156,7 +169,7 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
             ></canvas>
             <HoverReadout inv/>
         </div>
-        <p id="chart-range" class="range">{range_label}</p>
+        <p id="chart-range" class="range">{range_label}{fineness}</p>
     }
 }
 

@@ -89,6 +89,9 @@ mod tests {
             complete: true,
             logit_scale: 100.0,
             cuts: vec![],
+            spacing_frames: 2,
+            spacing_s: 2.0 / 30.0,
+            refining: false,
             prompts: vec![
                 PromptScores {
                     prompt: "a".into(),

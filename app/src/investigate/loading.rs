@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::Investigation;
-use crate::api::{get_default_prompts, get_scores};
+use crate::api::{get_default_prompts, get_scores, look_at};
 use crate::types::IndexState;
 
 /// Starts the polling and fetching; `use_defaults`: the link named no prompts.
@@ -29,6 +29,7 @@ pub fn start(inv: Investigation, use_defaults: bool) {
             }
         }
     });
+    follow_view(inv);
     // Fetch scores when the prompts change, and again while indexing makes progress.
     Effect::new(move |_| {
         let prompts = inv.prompts.get();
@@ -85,6 +86,47 @@ fn fetch_scores(inv: Investigation, prompts: Vec<String>) {
                 });
             }
             Err(e) => inv.scores_error.set(Some(crate::api::error_text(&e))),
+        }
+    });
+}
+
+/// Seconds either side of the playhead refined first when the chart is not zoomed.
+const LOOK_AROUND_S: f64 = 10.0;
+
+/// While a coarse-to-fine index refines, tells the server where this viewer looks: the chart's
+/// zoom window, or [`LOOK_AROUND_S`] around the playhead. Sent when the span moves by more
+/// than a quarter of itself, so playing along re-sends every few seconds, not every frame.
+fn follow_view(inv: Investigation) {
+    let sent: StoredValue<Option<(u64, u64)>> = StoredValue::new(None);
+    Effect::new(move |_| {
+        let refining = inv
+            .status
+            .with(|s| matches!(s, Some(Ok(s)) if s.state == IndexState::Running && s.passes > 0));
+        if !refining {
+            return;
+        }
+        let (id, frames, fps) = inv.player.info.with(|i| (i.id.clone(), i.frames, i.fps));
+        let last = frames.saturating_sub(1);
+        let span = match inv.x_range.get() {
+            Some((a, b)) => (
+                (a.max(0.0).floor() as u64).min(last),
+                (b.max(0.0).ceil() as u64).min(last),
+            ),
+            None => {
+                let at = inv.player.playhead.get();
+                let reach = (LOOK_AROUND_S * fps.max(1.0)).round() as u64;
+                (at.saturating_sub(reach), at.saturating_add(reach).min(last))
+            }
+        };
+        let moved = sent.get_value().is_none_or(|(a, b)| {
+            let tolerance = ((b - a) / 4).max(1);
+            a.abs_diff(span.0) > tolerance || b.abs_diff(span.1) > tolerance
+        });
+        if moved && span.0 <= span.1 {
+            sent.set_value(Some(span));
+            spawn_local(async move {
+                let _ = look_at(id, span.0, span.1).await;
+            });
         }
     });
 }

@@ -61,6 +61,15 @@ pub enum Command {
         /// Seconds of work between saves of the cache file.
         #[arg(long, default_value_t = 5.0, hide = true)]
         checkpoint_secs: f64,
+        /// Coarse to fine: the whole video at one frame per `--coarse-interval` seconds
+        /// first, then ever finer passes until every frame is embedded (the same file as a
+        /// straight index in the end). The web server always indexes this way.
+        #[arg(long)]
+        progressive: bool,
+        /// Seconds between the frames of the first coarse pass (default:
+        /// `coarse_interval_s` from the config, else 1).
+        #[arg(long, value_name = "SECONDS", requires = "progressive")]
+        coarse_interval: Option<f64>,
     },
     /// Per-frame similarity of an indexed video with text prompts.
     Scores {

@@ -28,6 +28,8 @@ fn index_options(
     IndexOptions {
         sample_fps: sample_fps.or(options.sample_fps),
         batch_size: batch_size.unwrap_or(options.batch_size),
+        // The CLI indexes straight unless `index --progressive` says otherwise.
+        coarse_interval_s: None,
         ..options
     }
 }
@@ -53,11 +55,25 @@ pub fn index(
     batch_size: Option<usize>,
     json: bool,
     checkpoint_secs: f64,
+    // `Some`: coarse to fine, at this first spacing in seconds or the config's.
+    progressive: Option<Option<f64>>,
 ) -> CommandResult {
     check_sampling(sample_fps, batch_size)?;
     let settings = resolve(args)?;
     let mut options = index_options(&settings, sample_fps, batch_size);
     options.checkpoint_every = Duration::from_secs_f64(checkpoint_secs.max(0.0));
+    if let Some(interval) = progressive {
+        let interval = interval.unwrap_or(settings.coarse_interval_s);
+        if !(interval.is_finite() && interval > 0.0) {
+            return Err(format!(
+                "--coarse-interval must be a positive number of seconds, not {interval}"
+            ));
+        }
+        if options.skip_similar.is_some() {
+            return Err("--progressive cannot skip similar frames (each frame is compared with the one before it, so that index runs in order); drop --skip-similar or --progressive".into());
+        }
+        options.coarse_interval_s = Some(interval);
+    }
     let video = VideoToIndex::open(path, Some(&options.cache_dir))?;
     let embedder = crate::embed::load(&settings)?;
     let progress = Progress::default();
@@ -89,6 +105,14 @@ pub fn index(
             "frames_per_s": fps,
             "model": embedder.identity().name,
             "peak_rss_mb": peak_rss_mb(),
+            "passes": report.passes.iter().map(|p| json!({
+                "spacing_frames": p.spacing_frames,
+                "frames": p.frames,
+                "decoded": p.decoded,
+                "decoded_per_embedded": p.decoded as f64 / p.frames.max(1) as f64,
+                "seconds": p.seconds,
+                "finished_at_s": p.finished_at_s,
+            })).collect::<Vec<_>>(),
         });
         println!("{value}");
     } else {
@@ -108,6 +132,19 @@ pub fn index(
             report.embedded + report.reused,
             report.cache_path.display()
         );
+        if report.passes.len() > 1 {
+            for (i, pass) in report.passes.iter().enumerate() {
+                println!(
+                    "  pass {}: {} frames in {:.1} s (done at {:.1} s), then 1 sample / {} frames; {:.1} frames decoded per frame embedded",
+                    i + 1,
+                    pass.frames,
+                    pass.seconds,
+                    pass.finished_at_s,
+                    pass.spacing_frames,
+                    pass.decoded as f64 / pass.frames.max(1) as f64
+                );
+            }
+        }
         if report.missing > 0 {
             println!(
                 "{} frames could not be decoded (the file is damaged there); they are recorded as missing and shown as gaps",
@@ -142,7 +179,23 @@ fn draw_progress(progress: &Progress, finished: &AtomicBool) {
             .eta_s
             .map(|s| format!(", {} left", format_time(s)))
             .unwrap_or_default();
-        bar.set_message(format!("{:.1} frames/s{eta}", status.frames_per_s));
+        let pass = if status.passes > 0 {
+            let pass_eta = status
+                .pass_eta_s
+                .map(|s| format!(", {} left", format_time(s)))
+                .unwrap_or_default();
+            format!(
+                "; pass {}/{} {}/{}{pass_eta}, {}",
+                status.pass,
+                status.passes,
+                status.pass_done,
+                status.pass_total,
+                app::status::spacing_text(status.spacing_s)
+            )
+        } else {
+            String::new()
+        };
+        bar.set_message(format!("{:.1} frames/s{eta}{pass}", status.frames_per_s));
         std::thread::sleep(Duration::from_millis(200));
     }
     bar.finish_and_clear();

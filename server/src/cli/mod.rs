@@ -36,6 +36,8 @@ pub fn run(cli: Cli) -> CommandResult {
             batch_size,
             json,
             checkpoint_secs,
+            progressive,
+            coarse_interval,
         }) => commands::index(
             &video,
             &model,
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> CommandResult {
             batch_size,
             json,
             checkpoint_secs,
+            progressive.then_some(coarse_interval),
         ),
         Some(Command::Scores {
             video,

@@ -2,10 +2,13 @@
 //! web server's service that runs one such job per open video in the background (`service`).
 
 pub mod cuts;
+pub mod passes;
 pub mod pipeline;
 pub mod service;
 
+pub use passes::Focus;
 pub use pipeline::{
-    index_video, load_cache, IndexError, IndexJob, IndexOptions, Progress, VideoToIndex,
+    index_video, load_cache, IndexError, IndexJob, IndexOptions, IndexReport, PassReport, Progress,
+    VideoToIndex,
 };
 pub use service::{IndexQueue, IndexService};

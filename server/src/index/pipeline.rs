@@ -1,5 +1,10 @@
 //! Indexing: embed the sampled frames of a video into its cache file.
 //!
+//! A run is one or more passes (see `passes`): one straight pass from the start, or coarse to
+//! fine, the whole video at one frame a second first and then ever finer, with detours into
+//! the span a viewer looks at. Frames go into the file in their places whatever the order, so
+//! the finished file is the same either way.
+//!
 //! One decoder thread reads frames in order (sequential `grab`/`read`, never a seek per
 //! frame) and prepares them for the model; the calling thread embeds them in batches. A
 //! bounded channel between the two lets decoding overlap inference while holding at most a
@@ -21,6 +26,7 @@ use crate::embed::{Embedder, PreparedImage};
 use crate::video::{Decoder, FrameIndex, Metadata, VideoError};
 
 use super::cuts::{self, Change, ChangeMeter};
+use super::passes::{coverage, plan_passes, Focus, Pass, Schedule};
 use opencv::core::Mat;
 
 #[derive(Clone, Debug)]
@@ -37,6 +43,11 @@ pub struct IndexOptions {
     /// Measure every decoded frame for scene cuts (on by default; off only to measure its
     /// cost in the benchmark).
     pub scene_cuts: bool,
+    /// Coarse to fine: the first pass embeds one frame per this many seconds across the whole
+    /// video, each next pass halves the spacing, until every planned frame is embedded.
+    /// `None`: one straight pass from the start. Skipping similar frames compares each frame
+    /// with the one before it, so it always runs straight.
+    pub coarse_interval_s: Option<f64>,
 }
 
 impl IndexOptions {
@@ -48,7 +59,23 @@ impl IndexOptions {
             checkpoint_every: Duration::from_secs(5),
             skip_similar: None,
             scene_cuts: true,
+            coarse_interval_s: None,
         }
+    }
+
+    /// The first pass's spacing in plan positions, when this index runs coarse to fine.
+    fn first_spacing(&self, fps: f64) -> Option<f64> {
+        let interval = self
+            .coarse_interval_s
+            .filter(|s| s.is_finite() && *s > 0.0)?;
+        if self.skip_similar.is_some() {
+            return None;
+        }
+        let plan_rate = match self.sample_fps {
+            Some(rate) if rate > 0.0 && rate < fps => rate,
+            _ => fps,
+        };
+        (plan_rate > 0.0).then_some(interval * plan_rate)
     }
 }
 
@@ -62,6 +89,7 @@ impl From<&Settings> for IndexOptions {
             checkpoint_every: Duration::from_secs_f64(settings.checkpoint_secs.clamp(0.0, 3600.0)),
             skip_similar: settings.skip_similar,
             scene_cuts: true,
+            coarse_interval_s: settings.progressive.then_some(settings.coarse_interval_s),
         }
     }
 }
@@ -197,6 +225,22 @@ pub struct IndexReport {
     pub seconds: f64,
     /// A damaged or foreign cache file that was moved aside before starting over.
     pub cache_problem: Option<String>,
+    /// Each pass this run made (one for a straight index).
+    pub passes: Vec<PassReport>,
+}
+
+/// What one pass did: a coarse pass decodes only what its frames need.
+#[derive(Clone, Debug, Default)]
+pub struct PassReport {
+    /// Widest gap between embedded frames once the pass was done.
+    pub spacing_frames: u64,
+    /// Frames this pass embedded (or found missing), detours into the viewer's span included.
+    pub frames: u64,
+    /// Pictures the decoder produced for them (seeks included, scene-cut measuring too).
+    pub decoded: u64,
+    pub seconds: f64,
+    /// Seconds from the run's start to this pass's end.
+    pub finished_at_s: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +309,7 @@ pub fn index_video(
         cache_path: &cache_path,
         store: &store,
         cache_problem,
+        focus: None,
     }
     .run()
 }
@@ -282,6 +327,8 @@ pub struct IndexJob<'a> {
     pub store: &'a RwLock<EmbeddingFile>,
     /// A damaged cache file moved aside before this run (shown with its progress).
     pub cache_problem: Option<String>,
+    /// The span a viewer looks at, refined first by a coarse-to-fine index.
+    pub focus: Option<&'a Focus>,
 }
 
 /// What the decoder thread sends: a frame by number, or the frame it failed at and why.
@@ -305,76 +352,183 @@ impl IndexJob<'_> {
     pub fn run(&self) -> Result<IndexReport, IndexError> {
         let started = Instant::now();
         let plan = self.video.plan(self.options.sample_fps);
-        let resumed = self.resume_point(&plan);
-        let todo = &plan[resumed..];
-        let resumed = resumed as u64;
+        let covered = self.resume_point(&plan);
+        let resumed = covered.len() as u64;
+        let total = self.video.meta.frames;
+        let first_spacing = self.options.first_spacing(self.video.meta.fps);
+        let passes = plan_passes(&plan, &covered, first_spacing, total);
+        let progressive = first_spacing.is_some();
         self.progress.update(|s| {
             s.state = IndexState::Running;
             s.done = resumed;
             s.total = plan.len() as u64;
             s.model = Some(self.embedder.identity().name);
             s.message = self.cache_problem.clone();
+            s.passes = if progressive { passes.len() as u32 } else { 0 };
         });
-        let report = |tally: Tally| IndexReport {
+        let mut report = IndexReport {
             cache_path: self.cache_path.to_path_buf(),
             resumed,
-            embedded: tally.embedded,
-            reused: tally.reused,
-            missing: tally.missing,
+            embedded: 0,
+            reused: 0,
+            missing: 0,
             planned: plan.len() as u64,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: 0.0,
             cache_problem: self.cache_problem.clone(),
+            passes: Vec::new(),
         };
         let measured = self
             .store
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .scene_measured();
-        let scene =
-            ScenePass::after(measured, self.video.meta.frames).filter(|_| self.options.scene_cuts);
-        if todo.is_empty() && scene.is_none() {
+        let scene = ScenePass::after(measured, total).filter(|_| self.options.scene_cuts);
+        let todo: usize = passes.iter().map(|p| p.frames.len()).sum();
+        if todo == 0 && scene.is_none() {
             if !self.cache_path.exists() {
                 self.save()?;
             }
-            return Ok(report(Tally::default()));
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
         }
-        if todo.is_empty() {
+        if todo == 0 {
             self.progress.update(|s| {
                 s.message = Some("measuring scene cuts (the embeddings are complete)".into());
             });
         }
 
+        let schedule = Schedule::new(&passes, self.focus.filter(|_| progressive));
+        let mut done = resumed;
+        // How fine the curves are before a pass: what the passes before it reached.
+        let mut reach = coverage(&covered, total);
+        for (number, pass) in passes.iter().enumerate() {
+            let last = number + 1 == passes.len();
+            // Scene cuts need every frame in order: the last pass decodes them all anyway.
+            let scene = scene.filter(|_| last);
+            let pass_total = schedule.still_to_do(&pass.frames);
+            if pass_total == 0 && scene.is_none() {
+                reach = (pass.spacing_after, pass.radius_after);
+                continue;
+            }
+            // The first pass fills a prefix at its own spacing; later ones refine a whole curve.
+            let (spacing, radius) = if number == 0 {
+                (
+                    pass.spacing_after,
+                    pass.radius_after.min(pass.spacing_after / 2 + 1),
+                )
+            } else {
+                reach
+            };
+            let fps = self.video.meta.fps;
+            self.progress.update(|s| {
+                s.pass = if progressive { number as u32 + 1 } else { 0 };
+                s.pass_done = 0;
+                s.pass_total = pass_total;
+                s.pass_eta_s = None;
+                s.spacing_frames = if progressive { spacing } else { 0 };
+                s.spacing_s = if progressive && fps > 0.0 {
+                    spacing as f64 / fps
+                } else {
+                    0.0
+                };
+                s.fill_radius = if progressive { radius } else { 0 };
+            });
+            if number > 0 {
+                schedule.allow_detours();
+            }
+            let pass_started = Instant::now();
+            let outcome = self.run_pass(pass, scene, &schedule, done, plan.len() as u64);
+            let (tally, decoded, failure) = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    let _ = self.save();
+                    return Err(e);
+                }
+            };
+            report.embedded += tally.embedded;
+            report.reused += tally.reused;
+            report.missing += tally.missing;
+            done += tally.frames();
+            let per_frame = decoded as f64 / tally.frames().max(1) as f64;
+            self.progress.update(|s| s.decoded_per_embedded = per_frame);
+            report.passes.push(PassReport {
+                spacing_frames: pass.spacing_after,
+                frames: tally.frames(),
+                decoded,
+                seconds: pass_started.elapsed().as_secs_f64(),
+                finished_at_s: started.elapsed().as_secs_f64(),
+            });
+            if let Some(e) = failure {
+                self.save()?;
+                return Err(e);
+            }
+            reach = (pass.spacing_after, pass.radius_after);
+            // Each pass ends with a checkpoint: its curves survive a crash whole.
+            self.save()?;
+        }
+        self.progress.update(|s| {
+            s.spacing_frames = if progressive { reach.0 } else { 0 };
+            s.spacing_s = 0.0;
+            s.fill_radius = 0;
+            s.pass_eta_s = None;
+        });
+        self.save()?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// One pass: a decoder thread ([`decode`](Self::decode)) feeds the embedding loop
+    /// ([`embed`](Self::embed)) on this thread. Returns what it did, the pictures decoded, and
+    /// the failure that ended it, if one did.
+    fn run_pass(
+        &self,
+        pass: &Pass,
+        scene: Option<ScenePass>,
+        schedule: &Schedule,
+        done_before: u64,
+        planned: u64,
+    ) -> Result<(Tally, u64, Option<IndexError>), IndexError> {
         let stop_decoding = AtomicBool::new(false);
+        let decoded = std::sync::atomic::AtomicU64::new(0);
         let (sender, receiver) = sync_channel::<Decoded>(self.batch_size() * 2);
         let (tally, failure) = std::thread::scope(|scope| {
             let stop = &stop_decoding;
-            scope.spawn(move || self.decode(todo, scene, sender, stop));
+            let decoded = &decoded;
+            scope.spawn(move || {
+                let count = self.decode(&pass.frames, scene, schedule, sender, stop);
+                decoded.store(count, Ordering::Relaxed);
+            });
             // `embed` owns the receiver: dropping it when it returns (even early, on a failed
             // checkpoint) unblocks a decoder thread waiting to send, so the scope can join it.
-            let outcome = self.embed(receiver, resumed, plan.len() as u64);
+            let outcome = self.embed(receiver, &pass.frames, done_before, planned);
             stop_decoding.store(true, Ordering::Relaxed);
             outcome
         })?;
-        self.save()?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(report(tally)),
-        }
+        Ok((tally, decoded.load(Ordering::Relaxed), failure))
     }
 
-    /// How many frames of `plan` the file already holds; a file from another plan is emptied.
-    fn resume_point(&self, plan: &[u64]) -> usize {
+    /// The frames of `plan` the file already holds, ascending; a file from another plan is
+    /// emptied.
+    fn resume_point(&self, plan: &[u64]) -> Vec<u64> {
         let mut file = self.store.write().unwrap_or_else(|e| e.into_inner());
-        // Indexing runs in order, so a valid file holds a prefix of the plan; anything else
-        // is from a different plan and is started over rather than mixed.
-        if !plan.starts_with(&file.covered_frames()) {
+        let covered = file.covered_frames();
+        // A straight index that skips similar frames runs in order, so its file holds a prefix
+        // of the plan; any other index may hold any of the plan's frames (coarse to fine).
+        // Anything else is from a different plan and is started over rather than mixed.
+        let fits = if self.options.skip_similar.is_some() {
+            plan.starts_with(&covered)
+        } else {
+            covered.iter().all(|f| plan.binary_search(f).is_ok())
+        };
+        if !fits {
             tracing::warn!(
                 "{} does not match this video's frames; indexing again",
                 self.cache_path.display()
             );
             *file = EmbeddingFile::with_skip(file.header.clone(), self.options.skip_similar);
+            return Vec::new();
         }
-        file.covered()
+        covered
     }
 
     fn save(&self) -> Result<(), IndexError> {
@@ -399,25 +553,32 @@ impl IndexJob<'_> {
     /// frame from its start is decoded and measured for scene cuts as well (the same pass: a
     /// sampled index decodes the frames between its samples anyway), and the measures go into
     /// the file in order.
+    ///
+    /// Frames are taken from `schedule`; whenever the viewer's focus moves, the frames not done
+    /// yet in its span are decoded and sent first (a detour), then the pass goes on where it
+    /// was. Returns the pictures the decoder produced.
     fn decode(
         &self,
         todo: &[u64],
         scene: Option<ScenePass>,
+        schedule: &Schedule,
         sender: SyncSender<Decoded>,
         stop: &AtomicBool,
-    ) {
+    ) -> u64 {
         let mut measures = SceneWriter::new(self.store, scene);
-        self.decode_frames(todo, &mut measures, &sender, stop);
+        let decoded = self.decode_frames(todo, &mut measures, schedule, &sender, stop);
         measures.flush();
+        decoded
     }
 
     fn decode_frames(
         &self,
         todo: &[u64],
         measures: &mut SceneWriter,
+        schedule: &Schedule,
         sender: &SyncSender<Decoded>,
         stop: &AtomicBool,
-    ) {
+    ) -> u64 {
         let video = self.video;
         let first = todo
             .first()
@@ -425,7 +586,7 @@ impl IndexJob<'_> {
             .into_iter()
             .chain(measures.first_frame())
             .min();
-        let Some(first) = first else { return };
+        let Some(first) = first else { return 0 };
         let opened = match &video.frames {
             Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
             None => Decoder::open(&video.path),
@@ -434,10 +595,12 @@ impl IndexJob<'_> {
             Ok(d) => d,
             Err(e) => {
                 let _ = sender.send(Err((first, e.to_string())));
-                return;
+                return 0;
             }
         };
         let skip_similar = self.options.skip_similar;
+        // Checked at once: a viewer may have moved before this pass began.
+        let mut focus_seen = None;
         // The last frame sent to be embedded; a run's first frame is always embedded.
         let mut last_embedded: Option<PreparedImage> = None;
         let mut wanted = todo.iter().copied().peekable();
@@ -448,11 +611,21 @@ impl IndexJob<'_> {
             .chain(measures.last_frame())
             .max()
             .unwrap_or(first);
+        let stopped = || stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed);
         for n in first..=last {
-            if stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
-                return;
+            if stopped() {
+                return decoder.pictures_decoded();
             }
-            let embed = wanted.next_if_eq(&n).is_some();
+            if Some(schedule.focus_changes()) != focus_seen {
+                focus_seen = Some(schedule.focus_changes());
+                // The viewer's span first, whichever pass its frames belong to.
+                while let Some(t) = schedule.take_in_focus() {
+                    if stopped() || !self.send_frame(t, decoder.frame(t), sender) {
+                        return decoder.pictures_decoded();
+                    }
+                }
+            }
+            let embed = wanted.next_if_eq(&n).is_some() && schedule.take(n);
             if !embed && !measures.wants(n) {
                 continue;
             }
@@ -461,7 +634,7 @@ impl IndexJob<'_> {
                 Err(VideoError::Decode { reason, .. }) => {
                     measures.skip(n);
                     if embed && sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
-                        return;
+                        return decoder.pictures_decoded();
                     }
                     continue;
                 }
@@ -473,7 +646,7 @@ impl IndexJob<'_> {
             if !embed {
                 if let Err(e) = decoded {
                     let _ = sender.send(Err((n, e.to_string())));
-                    return;
+                    return decoder.pictures_decoded();
                 }
                 continue;
             }
@@ -503,9 +676,30 @@ impl IndexJob<'_> {
                 .map_err(|message| (n, message));
             let failed = item.is_err();
             if sender.send(item).is_err() || failed {
-                return;
+                return decoder.pictures_decoded();
             }
         }
+        decoder.pictures_decoded()
+    }
+
+    /// Sends frame `n` of a detour to be embedded (a coarse-to-fine index never skips similar
+    /// frames); `false` when the run must end.
+    fn send_frame(
+        &self,
+        n: u64,
+        decoded: Result<Mat, VideoError>,
+        sender: &SyncSender<Decoded>,
+    ) -> bool {
+        let item = match decoded {
+            Err(VideoError::Decode { reason, .. }) => Ok((n, Frame::Missing(reason))),
+            Err(e) => Err((n, e.to_string())),
+            Ok(frame) => match self.embedder.prepare_image(&frame) {
+                Ok(prepared) => Ok((n, Frame::Embed(prepared))),
+                Err(e) => Err((n, e.to_string())),
+            },
+        };
+        let failed = item.is_err();
+        sender.send(item).is_ok() && !failed
     }
 
     /// The embedding loop: gathers what the decoder sends into batches of `batch_size` frames
@@ -515,9 +709,12 @@ impl IndexJob<'_> {
     fn embed(
         &self,
         decoded: Receiver<Decoded>,
+        pass: &[u64],
         resumed: u64,
         planned: u64,
     ) -> Result<(Tally, Option<IndexError>), IndexError> {
+        let pass_total = self.progress.snapshot().pass_total;
+        let mut pass_done = 0u64;
         let batch_size = self.batch_size();
         let mut tally = Tally::default();
         let mut batch: Vec<(u64, Frame)> = Vec::with_capacity(batch_size);
@@ -532,6 +729,7 @@ impl IndexJob<'_> {
             match next {
                 Some(Ok(item)) => {
                     to_embed += usize::from(matches!(item.1, Frame::Embed(_)));
+                    pass_done += u64::from(pass.binary_search(&item.0).is_ok());
                     batch.push(item);
                 }
                 Some(Err((frame, message))) => {
@@ -556,10 +754,13 @@ impl IndexJob<'_> {
                 let elapsed = run_started.elapsed().as_secs_f64();
                 let rate = tally.frames() as f64 / elapsed.max(1e-9);
                 let done = resumed + tally.frames();
+                let in_pass = pass_done.min(pass_total);
                 self.progress.update(|s| {
                     s.done = done;
                     s.frames_per_s = rate;
-                    s.eta_s = (rate > 0.0).then(|| (planned - done) as f64 / rate);
+                    s.eta_s = (rate > 0.0).then(|| planned.saturating_sub(done) as f64 / rate);
+                    s.pass_done = in_pass;
+                    s.pass_eta_s = (rate > 0.0).then(|| (pass_total - in_pass) as f64 / rate);
                 });
                 if last_save.elapsed() >= self.options.checkpoint_every {
                     self.save()?;
@@ -588,26 +789,35 @@ impl IndexJob<'_> {
             })
             .collect();
         let mut vectors = self.embedder.embed_prepared(&images)?.into_iter();
+        let mut rows: Vec<(u64, Vec<f32>)> = Vec::with_capacity(batch.len());
+        let mut missing = Vec::new();
         let mut file = self.store.write().unwrap_or_else(|e| e.into_inner());
         for (n, frame) in batch.drain(..) {
             match frame {
                 Frame::Embed(_) => {
-                    file.push_embedded(n, &vectors.next().unwrap_or_default());
+                    rows.push((n, vectors.next().unwrap_or_default()));
                     tally.embedded += 1;
                 }
                 Frame::Reuse => {
-                    file.push_reused(n);
+                    // Only a straight index skips, so the frame before is the row before.
+                    let previous = rows.last().map(|r| r.1.clone());
+                    rows.push((n, previous.unwrap_or_else(|| file.last_vector().to_vec())));
+                    file.note_reused(n);
                     tally.reused += 1;
                 }
                 Frame::Missing(reason) => {
                     let video = self.video_name();
                     tracing::warn!(video = %video, frame = n, "frame {n} cannot be decoded ({reason}); recorded as missing, indexing goes on");
-                    file.push_missing(n);
+                    missing.push(n);
                     tally.missing += 1;
                     let note = format!("frame {n} could not be decoded ({reason}); the chart marks it, indexing goes on");
                     self.progress.update(|s| s.message = Some(note));
                 }
             }
+        }
+        file.insert_embedded(rows);
+        for n in missing {
+            file.insert_missing(n);
         }
         Ok(())
     }

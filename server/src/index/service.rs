@@ -14,6 +14,7 @@ use crate::cache::{EmbeddingFile, ModelKey, TextCache};
 use crate::embed::{EmbedError, Embedder, PreparedImage};
 use crate::video::FrameIndex;
 
+use super::passes::Focus;
 use super::pipeline::{load_cache, IndexJob, IndexOptions, Progress, VideoToIndex};
 
 /// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
@@ -72,6 +73,8 @@ pub struct IndexService {
     /// The embeddings of the open video, once the job has loaded or started them.
     embeddings: OnceLock<Arc<RwLock<EmbeddingFile>>>,
     fill_radius: OnceLock<u64>,
+    /// The span the latest viewer to move looks at: a coarse-to-fine job refines it first.
+    focus: Focus,
     texts: Mutex<Option<TextCache>>,
     cancel: AtomicBool,
     finished: AtomicBool,
@@ -96,6 +99,7 @@ impl IndexService {
             embedder: OnceLock::new(),
             embeddings: OnceLock::new(),
             fill_radius: OnceLock::new(),
+            focus: Focus::default(),
             texts: Mutex::new(None),
             cancel: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -190,6 +194,7 @@ impl IndexService {
             cache_path: &cache_path,
             store: &store,
             cache_problem: problem,
+            focus: Some(&self.focus),
         };
         let report = job.run().map_err(|e| e.public(&path))?;
         tracing::info!(
@@ -256,9 +261,18 @@ impl IndexService {
         self.embeddings.get()
     }
 
-    /// How far a frame's score reaches to frames that were not embedded (sampling).
+    /// How far a frame's score reaches to frames that were not embedded: as far as sampling
+    /// says, and while coarse-to-fine passes run, as far as the current pass's spacing.
     pub fn fill_radius(&self) -> u64 {
-        self.fill_radius.get().copied().unwrap_or(0)
+        let sampled = self.fill_radius.get().copied().unwrap_or(0);
+        sampled.max(self.progress.snapshot().fill_radius)
+    }
+
+    /// A viewer looks at frames `span` (its chart's zoom window, or around its playhead): a
+    /// coarse-to-fine job embeds that span's frames before it goes on with its pass. The
+    /// latest call wins.
+    pub fn look_at(&self, span: std::ops::RangeInclusive<u64>) {
+        self.focus.set(span);
     }
 }
 

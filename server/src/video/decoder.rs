@@ -61,6 +61,8 @@ pub struct Decoder {
     /// What FFmpeg last said went wrong, for the error message.
     last_error: Option<String>,
     errors_in_a_row: u32,
+    /// Pictures decoded since opening (what sparse indexing passes cost).
+    decoded: u64,
 }
 
 /// What the decoder showed next.
@@ -112,6 +114,7 @@ impl Decoder {
             picture: ffmpeg::frame::Video::empty(),
             last_error: None,
             errors_in_a_row: 0,
+            decoded: 0,
         })
     }
 
@@ -121,6 +124,11 @@ impl Decoder {
 
     pub fn frames(&self) -> u64 {
         self.index.frames()
+    }
+
+    /// Pictures decoded since the decoder was opened, whether shown or only passed through.
+    pub fn pictures_decoded(&self) -> u64 {
+        self.decoded
     }
 
     /// The frame the next sequential read returns (`frames()` at the end; unknown right after
@@ -274,6 +282,7 @@ impl Decoder {
             match self.codec.receive_frame(&mut self.picture) {
                 Ok(()) => {
                     self.errors_in_a_row = 0;
+                    self.decoded += 1;
                     let frame = match self.index.method {
                         IndexMethod::Counted => {
                             self.counted += 1;

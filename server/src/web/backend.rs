@@ -92,6 +92,18 @@ impl VideoBackend for LibraryBackend {
         })
     }
 
+    fn look_at(&self, video: String, from: u64, to: u64) -> BoxFuture<Result<(), ApiError>> {
+        with_session(
+            &self.library,
+            video,
+            "noting where the viewer looks",
+            move |s| {
+                s.index.look_at(from..=to);
+                Ok(())
+            },
+        )
+    }
+
     fn scores(
         &self,
         video: String,

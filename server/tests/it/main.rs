@@ -19,3 +19,4 @@ mod frames;
 mod guard;
 mod moments;
 mod preprocess;
+mod progressive;

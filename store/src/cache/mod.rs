@@ -326,9 +326,74 @@ impl EmbeddingFile {
         self.frames.push(frame);
     }
 
+    /// The last row's vector (empty in an empty file).
+    pub fn last_vector(&self) -> &[f32] {
+        &self.vectors[self.vectors.len().saturating_sub(self.dimension())..]
+    }
+
+    /// Notes in the skip record that `frame`'s vector is a copy of the frame's before it.
+    pub fn note_reused(&mut self, frame: u64) {
+        if let Some(skip) = self.skip.as_mut() {
+            skip.reused.push(frame);
+        }
+    }
+
     /// Records the next planned frame as one that cannot be decoded: no vector.
     pub fn push_missing(&mut self, frame: u64) {
         self.missing.push(frame);
+    }
+
+    /// Puts embedded frames, in any order and anywhere in the video, in their places: the file
+    /// stays ascending, as if they had been appended in order (a coarse-to-fine index embeds
+    /// frames out of order, and its finished file equals a straight index's). A frame already
+    /// in the file gets the new vector. One pass over the rows after the first new frame.
+    pub fn insert_embedded(&mut self, mut rows: Vec<(u64, Vec<f32>)>) {
+        let dimension = self.dimension();
+        rows.sort_unstable_by_key(|(frame, _)| *frame);
+        rows.dedup_by_key(|(frame, _)| *frame);
+        rows.retain(|(frame, vector)| {
+            if vector.len() != dimension {
+                return false;
+            }
+            match self.frames.binary_search(frame) {
+                Ok(at) => {
+                    self.vectors[at * dimension..(at + 1) * dimension].copy_from_slice(vector);
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+        self.missing
+            .retain(|m| rows.binary_search_by_key(m, |r| r.0).is_err());
+        let old = self.frames.len();
+        self.frames.resize(old + rows.len(), 0);
+        self.vectors.resize((old + rows.len()) * dimension, 0.0);
+        // Merge from the back: each old row after a new frame moves up once.
+        let (mut kept, mut new, mut write) = (old, rows.len(), old + rows.len());
+        while new > 0 {
+            let (frame, vector) = &rows[new - 1];
+            write -= 1;
+            if kept > 0 && self.frames[kept - 1] > *frame {
+                kept -= 1;
+                self.frames[write] = self.frames[kept];
+                self.vectors
+                    .copy_within(kept * dimension..(kept + 1) * dimension, write * dimension);
+            } else {
+                self.frames[write] = *frame;
+                self.vectors[write * dimension..(write + 1) * dimension].copy_from_slice(vector);
+                new -= 1;
+            }
+        }
+    }
+
+    /// Records a planned frame, anywhere in the video, as one that cannot be decoded.
+    pub fn insert_missing(&mut self, frame: u64) {
+        if self.frames.binary_search(&frame).is_ok() {
+            return;
+        }
+        if let Err(at) = self.missing.binary_search(&frame) {
+            self.missing.insert(at, frame);
+        }
     }
 
     /// One vector per frame, frames ascending; missing frames ascending and not embedded; the
@@ -488,6 +553,35 @@ mod tests {
         );
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn frames_inserted_in_any_order_equal_frames_appended_in_order() {
+        let vector = |n: u64| (0..4).map(|i| (n * 10 + i) as f32).collect::<Vec<f32>>();
+        let mut in_order = EmbeddingFile::new(header("tiny"));
+        for n in 0..10 {
+            if n == 6 {
+                in_order.push_missing(n);
+            } else {
+                in_order.push_embedded(n, &vector(n));
+            }
+        }
+        // Coarse to fine: every 4th frame, then the midpoints, then the rest, in batches.
+        let mut coarse = EmbeddingFile::new(header("tiny"));
+        let batches: [&[u64]; 4] = [&[0, 4, 8], &[2, 9], &[7, 5, 3, 1], &[6]];
+        for batch in batches {
+            let rows = batch.iter().filter(|&&n| n != 6).map(|&n| (n, vector(n)));
+            coarse.insert_embedded(rows.collect());
+            if batch.contains(&6) {
+                coarse.insert_missing(6);
+            }
+        }
+        assert_eq!(coarse, in_order);
+        assert!(coarse.is_consistent());
+        // A frame embedded again gets its new vector and stays one row.
+        coarse.insert_embedded(vec![(4, vec![9.0; 4])]);
+        assert_eq!(coarse.frames.len(), 9);
+        assert_eq!(&coarse.vectors[16..20], &[9.0; 4]);
     }
 
     #[test]

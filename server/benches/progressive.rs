@@ -1,0 +1,242 @@
+//! Time to answer: coarse-to-fine indexing against a straight index of the same video, in one
+//! run, ViT-B/32 with random weights (speed does not depend on the weights' values).
+//!
+//! Videos: 1280x720 H.264 at 30 fps (x264 ultrafast, a keyframe every 250 frames, 2 B-frames),
+//! made by ffmpeg's `testsrc2` and by data/sample.mp4 looped and scaled to 720p, 1, 10 and 60
+//! minutes long (the 60-minute files are the 10-minute ones joined by stream copy), kept in
+//! cargo's bench tmp dir, never committed.
+//!
+//! Per video: the time to the first whole-video curve (the first pass, one frame a second),
+//! the time to every frame, the straight index's time, and the frames decoded per frame
+//! embedded in each pass. `PROGRESSIVE_BENCH_FULL` lists the lengths (minutes) indexed to the
+//! end both ways (default `1`); the others run only the first pass, as a full hour of ViT-B/32
+//! on 2 cores takes hours. `PROGRESSIVE_BENCH_MINUTES` lists the lengths (default `1,10,60`).
+//!
+//! Run: `cargo bench -p server --bench progressive`.
+
+#[path = "shared/vit_b32.rs"]
+mod vit_b32;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use server::config::ImageEngine;
+use server::embed::local::LocalClip;
+use server::index::{index_video, IndexError, IndexOptions, IndexReport, Progress, VideoToIndex};
+
+fn ffmpeg(args: &[&str]) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+const X264: [&str; 10] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-bf",
+    "2",
+    "-g",
+    "250",
+    "-pix_fmt",
+    "yuv420p",
+];
+
+/// `kind` ("testsrc2" or "sample") at `minutes`, made once.
+fn video(dir: &Path, kind: &str, minutes: u32) -> PathBuf {
+    let path = dir.join(format!("{kind}_720p_{minutes}min.mp4"));
+    if path.exists() {
+        return path;
+    }
+    let partial = dir.join(format!("{kind}_720p_{minutes}min.partial.mp4"));
+    if minutes > 10 && minutes.is_multiple_of(10) {
+        let ten = video(dir, kind, 10);
+        let list = dir.join(format!("{kind}-{minutes}.txt"));
+        let line = format!("file '{}'\n", ten.display());
+        std::fs::write(&list, line.repeat(minutes as usize / 10)).unwrap();
+        let list = list.to_str().unwrap();
+        ffmpeg(&[
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            list,
+            "-c",
+            "copy",
+            partial.to_str().unwrap(),
+        ]);
+    } else {
+        let seconds = (minutes * 60).to_string();
+        let source = match kind {
+            "testsrc2" => format!("testsrc2=s=1280x720:r=30:d={seconds}"),
+            _ => String::new(),
+        };
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample.mp4");
+        let mut args: Vec<&str> = if kind == "testsrc2" {
+            vec!["-f", "lavfi", "-i", &source]
+        } else {
+            vec![
+                "-stream_loop",
+                "-1",
+                "-i",
+                sample.to_str().unwrap(),
+                "-vf",
+                "scale=1280:720",
+                "-r",
+                "30",
+            ]
+        };
+        args.extend(["-t", &seconds, "-an"]);
+        args.extend(X264);
+        args.push(partial.to_str().unwrap());
+        ffmpeg(&args);
+    }
+    std::fs::rename(&partial, &path).unwrap();
+    path
+}
+
+struct Run {
+    /// Seconds to the end of the first pass (the first whole-video curve).
+    first_curve_s: f64,
+    /// Seconds to every frame; `None` when the run stopped after the first pass.
+    total_s: Option<f64>,
+    report: Option<IndexReport>,
+    /// Frames decoded per frame embedded in the first pass.
+    first_decoded_per_embedded: f64,
+}
+
+/// Indexes `video` into a fresh cache folder, coarse to fine when `coarse` is set; with
+/// `first_pass_only`, stops once the first pass is done.
+fn index(
+    video: &VideoToIndex,
+    clip: &LocalClip,
+    coarse: Option<f64>,
+    first_pass_only: bool,
+) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let options = IndexOptions {
+        coarse_interval_s: coarse,
+        ..IndexOptions::new(dir.path().to_path_buf())
+    };
+    let progress = Progress::default();
+    let cancel = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let started = Instant::now();
+    let first_curve = std::sync::Mutex::new(None::<(f64, f64)>);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                let status = progress.snapshot();
+                if status.pass >= 2 && first_curve.lock().unwrap().is_none() {
+                    *first_curve.lock().unwrap() =
+                        Some((started.elapsed().as_secs_f64(), status.decoded_per_embedded));
+                    if first_pass_only {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let result = index_video(video, clip, &options, &progress, &cancel);
+        finished.store(true, Ordering::Relaxed);
+        result
+    });
+    let total_s = started.elapsed().as_secs_f64();
+    match result {
+        Ok(report) => {
+            let first = report.passes.first().cloned().unwrap_or_default();
+            Run {
+                first_curve_s: first.finished_at_s,
+                total_s: Some(total_s),
+                first_decoded_per_embedded: first.decoded as f64 / first.frames.max(1) as f64,
+                report: Some(report),
+            }
+        }
+        Err(IndexError::Cancelled) => {
+            let (first_curve_s, per_frame) =
+                first_curve.lock().unwrap().unwrap_or((f64::NAN, f64::NAN));
+            Run {
+                first_curve_s,
+                total_s: None,
+                report: None,
+                first_decoded_per_embedded: per_frame,
+            }
+        }
+        Err(e) => panic!("indexing failed: {e}"),
+    }
+}
+
+fn list(var: &str, default: &str) -> Vec<u32> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|m| m.trim().parse().ok())
+        .collect()
+}
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-progressive");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip =
+        LocalClip::load_with(&vit_b32::bench_model(), "vit-b32-random", ImageEngine::Auto).unwrap();
+    let minutes = list("PROGRESSIVE_BENCH_MINUTES", "1,10,60");
+    let full = list("PROGRESSIVE_BENCH_FULL", "1");
+    println!(
+        "| video | frames | time to the first whole-video curve (1 s spacing) | time to every frame | straight index, same run | progressive / straight | decoded frames per embedded frame, first pass |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut pass_tables = Vec::new();
+    for &length in &minutes {
+        for kind in ["testsrc2", "sample"] {
+            let path = video(&dir, kind, length);
+            let to_index = VideoToIndex::open(&path, None).unwrap();
+            let frames = to_index.meta.frames;
+            let whole = full.contains(&length);
+            let progressive = index(&to_index, &clip, Some(1.0), !whole);
+            let (straight_s, ratio) = if whole {
+                let straight = index(&to_index, &clip, None, false);
+                let straight_s = straight.total_s.unwrap();
+                (
+                    format!("{straight_s:.0} s"),
+                    format!("{:.3}", progressive.total_s.unwrap() / straight_s),
+                )
+            } else {
+                ("—".to_string(), "—".to_string())
+            };
+            let first_decoded = format!("{:.1}", progressive.first_decoded_per_embedded);
+            println!(
+                "| {kind} 720p {length} min | {frames} | {:.1} s | {} | {straight_s} | {ratio} | {first_decoded} |",
+                progressive.first_curve_s,
+                progressive
+                    .total_s
+                    .map_or("— (first pass only)".into(), |s| format!("{s:.0} s")),
+            );
+            if let Some(report) = &progressive.report {
+                let mut table = format!(
+                    "\n{kind} 720p {length} min, per pass:\n| pass | frames | spacing after (frames) | seconds | done at (s) | decoded per embedded |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n"
+                );
+                for (i, p) in report.passes.iter().enumerate() {
+                    table += &format!(
+                        "| {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+                        i + 1,
+                        p.frames,
+                        p.spacing_frames,
+                        p.seconds,
+                        p.finished_at_s,
+                        p.decoded as f64 / p.frames.max(1) as f64
+                    );
+                }
+                pass_tables.push(table);
+            }
+        }
+    }
+    for table in pass_tables {
+        print!("{table}");
+    }
+}

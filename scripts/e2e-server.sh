@@ -19,6 +19,8 @@ cp "$dir/short.mp4" "$library/short.mp4"
 # Long enough that its coarse-to-fine index is seen refining (progressive.spec.ts).
 [ -f "$dir/long.mp4" ] || "$bin" make-test-video "$dir/long.mp4" --frames 2400 --keyframe-interval 250
 cp "$dir/long.mp4" "$library/long.mp4"
+# Indexed afresh each run, as on a new machine: progressive.spec.ts watches an index refine.
+rm -rf "$dir/embeddings"
 cat > "$dir/config.yaml" <<YAML
 roboflow_api_key: ""
 video_path: "$video"

@@ -109,6 +109,16 @@ pub async fn get_index_status(video: String) -> Result<IndexStatus, ApiError> {
 /// Longest span a viewer may ask to have refined first, in frames (an hour at 30 fps).
 pub const MAX_LOOK_FRAMES: u64 = 108_000;
 
+/// A span to refine first: `from..=to`, not backwards, at most [`MAX_LOOK_FRAMES`] frames.
+pub fn check_look_span(from: u64, to: u64) -> Result<(), String> {
+    if from > to || to - from >= MAX_LOOK_FRAMES {
+        return Err(format!(
+            "look at frames from..=to with from <= to, at most {MAX_LOOK_FRAMES} frames; got {from}..={to}"
+        ));
+    }
+    Ok(())
+}
+
 /// Where the viewer looks (its chart's zoom window, or around its playhead): a coarse-to-fine
 /// index embeds those frames before it goes on. The most recent viewer to move wins.
 #[server(prefix = "/api", endpoint = "look_at")]
@@ -116,11 +126,7 @@ pub async fn look_at(video: String, from: u64, to: u64) -> Result<(), ApiError> 
     answer(
         async move {
             check_video_id(&video)?;
-            if from > to || to - from >= MAX_LOOK_FRAMES {
-                return Err(bad_argument(format!(
-                    "look at frames from..=to with from <= to, at most {MAX_LOOK_FRAMES} frames; got {from}..={to}"
-                )));
-            }
+            check_look_span(from, to).map_err(bad_argument)?;
             backend()?.look_at(video, from, to).await
         }
         .await,
@@ -215,4 +221,21 @@ pub async fn search_frames(
 #[server(prefix = "/api", endpoint = "prompts")]
 pub async fn get_default_prompts() -> Result<Vec<String>, ApiError> {
     answer(backend().map(|b| b.default_prompts()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_to_refine_first_is_checked() {
+        assert!(check_look_span(0, 0).is_ok());
+        assert!(check_look_span(100, 700).is_ok());
+        assert!(check_look_span(0, MAX_LOOK_FRAMES - 1).is_ok());
+        assert!(check_look_span(0, MAX_LOOK_FRAMES).is_err());
+        let backwards = check_look_span(9, 3).unwrap_err();
+        assert!(backwards.contains("from <= to"), "{backwards}");
+        assert!(check_look_span(u64::MAX, u64::MAX).is_ok());
+        assert!(check_look_span(0, u64::MAX).is_err());
+    }
 }

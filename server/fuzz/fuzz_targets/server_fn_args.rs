@@ -3,7 +3,10 @@
 //! Refused or accepted, never a panic.
 #![no_main]
 
-use app::api::{check_prompts, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, SearchFrames};
+use app::api::{
+    check_look_span, check_prompts, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt,
+    SearchFrames,
+};
 use app::types::{is_valid_video_id, is_valid_viewer_id};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 6 {
         0 => {
             if let Some(args) = form::<GetFrame>(body) {
                 let _ = is_valid_video_id(&args.video) && is_valid_viewer_id(&args.viewer);
@@ -31,6 +34,11 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Some(args) = form::<GetIndexStatus>(body) {
                 let _ = is_valid_video_id(&args.video);
+            }
+        }
+        5 => {
+            if let Some(args) = form::<LookAt>(body) {
+                let _ = is_valid_video_id(&args.video) && check_look_span(args.from, args.to).is_ok();
             }
         }
         3 => {

@@ -23,25 +23,12 @@ pub fn describe(status: &IndexStatus) -> String {
                 .eta_s
                 .map(|s| format!(", {} left", format_time(s)))
                 .unwrap_or_default();
-            let pass = if status.passes > 0 {
-                let pass_eta = status
-                    .pass_eta_s
-                    .map(|s| format!(", {} left", format_time(s)))
-                    .unwrap_or_default();
-                format!(
-                    "; pass {} of {} ({} / {} frames{pass_eta}), {}",
-                    status.pass,
-                    status.passes,
-                    status.pass_done,
-                    status.pass_total,
-                    spacing_text(status.spacing_s),
-                )
-            } else {
-                String::new()
-            };
             format!(
-                "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}{pass}",
-                status.done, status.total, status.frames_per_s
+                "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}{}",
+                status.done,
+                status.total,
+                status.frames_per_s,
+                pass_text(status)
             )
         }
         IndexState::Done => format!("Indexed {} frames with {model}.", status.done),
@@ -50,6 +37,26 @@ pub fn describe(status: &IndexStatus) -> String {
             .clone()
             .unwrap_or_else(|| "Indexing failed.".into()),
     }
+}
+
+/// "; pass 2 of 6 (10 / 20 frames, 00:01.00 left), 1 sample / 1 s" for a coarse-to-fine index
+/// (the page's status line and the CLI's progress bar); empty for a straight one.
+pub fn pass_text(status: &IndexStatus) -> String {
+    if status.passes == 0 {
+        return String::new();
+    }
+    let pass_eta = status
+        .pass_eta_s
+        .map(|s| format!(", {} left", format_time(s)))
+        .unwrap_or_default();
+    format!(
+        "; pass {} of {} ({} / {} frames{pass_eta}), {}",
+        status.pass,
+        status.passes,
+        status.pass_done,
+        status.pass_total,
+        spacing_text(status.spacing_s),
+    )
 }
 
 /// "1 sample / 0.5 s": how fine the curves are while a coarse-to-fine index refines.

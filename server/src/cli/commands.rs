@@ -179,22 +179,7 @@ fn draw_progress(progress: &Progress, finished: &AtomicBool) {
             .eta_s
             .map(|s| format!(", {} left", format_time(s)))
             .unwrap_or_default();
-        let pass = if status.passes > 0 {
-            let pass_eta = status
-                .pass_eta_s
-                .map(|s| format!(", {} left", format_time(s)))
-                .unwrap_or_default();
-            format!(
-                "; pass {}/{} {}/{}{pass_eta}, {}",
-                status.pass,
-                status.passes,
-                status.pass_done,
-                status.pass_total,
-                app::status::spacing_text(status.spacing_s)
-            )
-        } else {
-            String::new()
-        };
+        let pass = app::status::pass_text(&status);
         bar.set_message(format!("{:.1} frames/s{eta}{pass}", status.frames_per_s));
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -334,6 +334,15 @@ pub struct IndexJob<'a> {
 /// What the decoder thread sends: a frame by number, or the frame it failed at and why.
 type Decoded = Result<(u64, Frame), (u64, String)>;
 
+/// Frames done before a pass and planned in all (for the whole index's progress), and the
+/// pass's own frames still to do.
+#[derive(Clone, Copy)]
+struct Counts {
+    done_before: u64,
+    planned: u64,
+    pass_total: u64,
+}
+
 /// What this run did with the frames it was given.
 #[derive(Clone, Copy, Default)]
 struct Tally {
@@ -437,7 +446,12 @@ impl IndexJob<'_> {
                 schedule.allow_detours();
             }
             let pass_started = Instant::now();
-            let outcome = self.run_pass(pass, scene, &schedule, done, plan.len() as u64);
+            let counts = Counts {
+                done_before: done,
+                planned: plan.len() as u64,
+                pass_total,
+            };
+            let outcome = self.run_pass(pass, scene, &schedule, counts);
             let (tally, decoded, failure) = match outcome {
                 Ok(outcome) => outcome,
                 Err(e) => {
@@ -466,13 +480,13 @@ impl IndexJob<'_> {
             // Each pass ends with a checkpoint: its curves survive a crash whole.
             self.save()?;
         }
+        // Every pass ended with a checkpoint: the file is saved.
         self.progress.update(|s| {
             s.spacing_frames = if progressive { reach.0 } else { 0 };
             s.spacing_s = 0.0;
             s.fill_radius = 0;
             s.pass_eta_s = None;
         });
-        self.save()?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -485,8 +499,7 @@ impl IndexJob<'_> {
         pass: &Pass,
         scene: Option<ScenePass>,
         schedule: &Schedule,
-        done_before: u64,
-        planned: u64,
+        counts: Counts,
     ) -> Result<(Tally, u64, Option<IndexError>), IndexError> {
         let stop_decoding = AtomicBool::new(false);
         let decoded = std::sync::atomic::AtomicU64::new(0);
@@ -500,7 +513,7 @@ impl IndexJob<'_> {
             });
             // `embed` owns the receiver: dropping it when it returns (even early, on a failed
             // checkpoint) unblocks a decoder thread waiting to send, so the scope can join it.
-            let outcome = self.embed(receiver, &pass.frames, done_before, planned);
+            let outcome = self.embed(receiver, &pass.frames, counts);
             stop_decoding.store(true, Ordering::Relaxed);
             outcome
         })?;
@@ -710,10 +723,13 @@ impl IndexJob<'_> {
         &self,
         decoded: Receiver<Decoded>,
         pass: &[u64],
-        resumed: u64,
-        planned: u64,
+        counts: Counts,
     ) -> Result<(Tally, Option<IndexError>), IndexError> {
-        let pass_total = self.progress.snapshot().pass_total;
+        let Counts {
+            done_before: resumed,
+            planned,
+            pass_total,
+        } = counts;
         let mut pass_done = 0u64;
         let batch_size = self.batch_size();
         let mut tally = Tally::default();

@@ -14,92 +14,17 @@
 //!
 //! Run: `cargo bench -p server --bench progressive`.
 
+#[path = "shared/long_videos.rs"]
+mod long_videos;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use server::config::ImageEngine;
 use server::embed::local::LocalClip;
 use server::index::{index_video, IndexError, IndexOptions, IndexReport, Progress, VideoToIndex};
-
-fn ffmpeg(args: &[&str]) {
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "ffmpeg {args:?}");
-}
-
-const X264: [&str; 10] = [
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-bf",
-    "2",
-    "-g",
-    "250",
-    "-pix_fmt",
-    "yuv420p",
-];
-
-/// `kind` ("testsrc2" or "sample") at `minutes`, made once.
-fn video(dir: &Path, kind: &str, minutes: u32) -> PathBuf {
-    let path = dir.join(format!("{kind}_720p_{minutes}min.mp4"));
-    if path.exists() {
-        return path;
-    }
-    let partial = dir.join(format!("{kind}_720p_{minutes}min.partial.mp4"));
-    if minutes > 10 && minutes.is_multiple_of(10) {
-        let ten = video(dir, kind, 10);
-        let list = dir.join(format!("{kind}-{minutes}.txt"));
-        let line = format!("file '{}'\n", ten.display());
-        std::fs::write(&list, line.repeat(minutes as usize / 10)).unwrap();
-        let list = list.to_str().unwrap();
-        ffmpeg(&[
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            list,
-            "-c",
-            "copy",
-            partial.to_str().unwrap(),
-        ]);
-    } else {
-        let seconds = (minutes * 60).to_string();
-        let source = match kind {
-            "testsrc2" => format!("testsrc2=s=1280x720:r=30:d={seconds}"),
-            _ => String::new(),
-        };
-        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample.mp4");
-        let mut args: Vec<&str> = if kind == "testsrc2" {
-            vec!["-f", "lavfi", "-i", &source]
-        } else {
-            vec![
-                "-stream_loop",
-                "-1",
-                "-i",
-                sample.to_str().unwrap(),
-                "-vf",
-                "scale=1280:720",
-                "-r",
-                "30",
-            ]
-        };
-        args.extend(["-t", &seconds, "-an"]);
-        args.extend(X264);
-        args.push(partial.to_str().unwrap());
-        ffmpeg(&args);
-    }
-    std::fs::rename(&partial, &path).unwrap();
-    path
-}
 
 struct Run {
     /// Seconds to the end of the first pass (the first whole-video curve).
@@ -181,8 +106,7 @@ fn list(var: &str, default: &str) -> Vec<u32> {
 }
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-progressive");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = long_videos::folder();
     let clip =
         LocalClip::load_with(&vit_b32::bench_model(), "vit-b32-random", ImageEngine::Auto).unwrap();
     let minutes = list("PROGRESSIVE_BENCH_MINUTES", "1,10,60");
@@ -194,7 +118,7 @@ fn main() {
     let mut pass_tables = Vec::new();
     for &length in &minutes {
         for kind in ["testsrc2", "sample"] {
-            let path = video(&dir, kind, length);
+            let path = long_videos::video(&dir, kind, length);
             let to_index = VideoToIndex::open(&path, None).unwrap();
             let frames = to_index.meta.frames;
             let whole = full.contains(&length);

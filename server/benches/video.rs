@@ -11,6 +11,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/long_videos.rs"]
+mod long_videos;
 #[path = "shared/opencv_peer.rs"]
 mod opencv_peer;
 #[path = "shared/timing.rs"]
@@ -88,53 +90,7 @@ fn measure(expected: &[u64], seed: u64, mut frame: impl FnMut(u64) -> Option<Mat
 /// The frame index of an hour of 1280x720 H.264 at 30 fps (ffmpeg's testsrc2, ten minutes
 /// encoded once and joined six times by stream copy): packet scan against the old decode scan.
 fn hour_long_scan() {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-video");
-    std::fs::create_dir_all(&dir).unwrap();
-    let ten = dir.join("testsrc2_720p_10min.mp4");
-    let hour = dir.join("testsrc2_720p_60min.mp4");
-    let ffmpeg = |args: &[&str]| {
-        let status = std::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "ffmpeg {args:?}");
-    };
-    if !ten.exists() {
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=1280x720:r=30:d=600",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "250",
-            "-pix_fmt",
-            "yuv420p",
-            ten.to_str().unwrap(),
-        ]);
-    }
-    if !hour.exists() {
-        let list = dir.join("six.txt");
-        let line = format!("file '{}'\n", ten.display());
-        std::fs::write(&list, line.repeat(6)).unwrap();
-        ffmpeg(&[
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            list.to_str().unwrap(),
-            "-c",
-            "copy",
-            hour.to_str().unwrap(),
-        ]);
-    }
+    let hour = long_videos::video(&long_videos::folder(), "testsrc2", 60);
     let started = Instant::now();
     let index = FrameIndex::load_or_build(&hour, None).unwrap();
     let scan_s = started.elapsed().as_secs_f64();

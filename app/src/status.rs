@@ -19,10 +19,7 @@ pub fn describe(status: &IndexStatus) -> String {
             } else {
                 0.0
             };
-            let eta = status
-                .eta_s
-                .map(|s| format!(", {} left", format_time(s)))
-                .unwrap_or_default();
+            let eta = time_left(status.eta_s);
             format!(
                 "Indexing with {model}: {} / {} frames ({percent:.0}%), {:.1} frames/s{eta}{}",
                 status.done,
@@ -45,10 +42,7 @@ pub fn pass_text(status: &IndexStatus) -> String {
     if status.passes == 0 {
         return String::new();
     }
-    let pass_eta = status
-        .pass_eta_s
-        .map(|s| format!(", {} left", format_time(s)))
-        .unwrap_or_default();
+    let pass_eta = time_left(status.pass_eta_s);
     format!(
         "; pass {} of {} ({} / {} frames{pass_eta}), {}",
         status.pass,
@@ -57,6 +51,13 @@ pub fn pass_text(status: &IndexStatus) -> String {
         status.pass_total,
         spacing_text(status.spacing_s),
     )
+}
+
+/// ", 00:36.00 left" when the time left is known.
+pub fn time_left(seconds: Option<f64>) -> String {
+    seconds
+        .map(|s| format!(", {} left", format_time(s)))
+        .unwrap_or_default()
 }
 
 /// "1 sample / 0.5 s": how fine the curves are while a coarse-to-fine index refines.

@@ -175,10 +175,7 @@ fn draw_progress(progress: &Progress, finished: &AtomicBool) {
         let status = progress.snapshot();
         bar.set_length(status.total);
         bar.set_position(status.done);
-        let eta = status
-            .eta_s
-            .map(|s| format!(", {} left", format_time(s)))
-            .unwrap_or_default();
+        let eta = app::status::time_left(status.eta_s);
         let pass = app::status::pass_text(&status);
         bar.set_message(format!("{:.1} frames/s{eta}{pass}", status.frames_per_s));
         std::thread::sleep(Duration::from_millis(200));

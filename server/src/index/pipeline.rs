@@ -428,20 +428,19 @@ impl IndexJob<'_> {
             } else {
                 reach
             };
-            let fps = self.video.meta.fps;
-            self.progress.update(|s| {
-                s.pass = if progressive { number as u32 + 1 } else { 0 };
-                s.pass_done = 0;
-                s.pass_total = pass_total;
-                s.pass_eta_s = None;
-                s.spacing_frames = if progressive { spacing } else { 0 };
-                s.spacing_s = if progressive && fps > 0.0 {
-                    spacing as f64 / fps
-                } else {
-                    0.0
-                };
-                s.fill_radius = if progressive { radius } else { 0 };
-            });
+            // A straight run leaves the pass fields at 0: the page then shows no pass.
+            if progressive {
+                let fps = self.video.meta.fps;
+                self.progress.update(|s| {
+                    s.pass = number as u32 + 1;
+                    s.pass_done = 0;
+                    s.pass_total = pass_total;
+                    s.pass_eta_s = None;
+                    s.spacing_frames = spacing;
+                    s.spacing_s = if fps > 0.0 { spacing as f64 / fps } else { 0.0 };
+                    s.fill_radius = radius;
+                });
+            }
             if number > 0 {
                 schedule.allow_detours();
             }
@@ -480,13 +479,16 @@ impl IndexJob<'_> {
             // Each pass ends with a checkpoint: its curves survive a crash whole.
             self.save()?;
         }
-        // Every pass ended with a checkpoint: the file is saved.
-        self.progress.update(|s| {
-            s.spacing_frames = if progressive { reach.0 } else { 0 };
-            s.spacing_s = 0.0;
-            s.fill_radius = 0;
-            s.pass_eta_s = None;
-        });
+        // Every pass ended with a checkpoint: the file is saved. Every planned frame is in it,
+        // so no score stands in for its neighbours beyond the sampling any more.
+        if progressive {
+            self.progress.update(|s| {
+                s.spacing_frames = reach.0;
+                s.spacing_s = 0.0;
+                s.fill_radius = 0;
+                s.pass_eta_s = None;
+            });
+        }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -502,22 +504,19 @@ impl IndexJob<'_> {
         counts: Counts,
     ) -> Result<(Tally, u64, Option<IndexError>), IndexError> {
         let stop_decoding = AtomicBool::new(false);
-        let decoded = std::sync::atomic::AtomicU64::new(0);
         let (sender, receiver) = sync_channel::<Decoded>(self.batch_size() * 2);
-        let (tally, failure) = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let stop = &stop_decoding;
-            let decoded = &decoded;
-            scope.spawn(move || {
-                let count = self.decode(&pass.frames, scene, schedule, sender, stop);
-                decoded.store(count, Ordering::Relaxed);
-            });
+            let decoder =
+                scope.spawn(move || self.decode(&pass.frames, scene, schedule, sender, stop));
             // `embed` owns the receiver: dropping it when it returns (even early, on a failed
-            // checkpoint) unblocks a decoder thread waiting to send, so the scope can join it.
+            // checkpoint) unblocks a decoder thread waiting to send, so it can be joined.
             let outcome = self.embed(receiver, &pass.frames, counts);
             stop_decoding.store(true, Ordering::Relaxed);
-            outcome
-        })?;
-        Ok((tally, decoded.load(Ordering::Relaxed), failure))
+            // A decoder thread that panicked decoded nothing this report can count.
+            let decoded = decoder.join().unwrap_or(0);
+            outcome.map(|(tally, failure)| (tally, decoded, failure))
+        })
     }
 
     /// The frames of `plan` the file already holds, ascending; a file from another plan is
@@ -579,27 +578,10 @@ impl IndexJob<'_> {
         stop: &AtomicBool,
     ) -> u64 {
         let mut measures = SceneWriter::new(self.store, scene);
-        let decoded = self.decode_frames(todo, &mut measures, schedule, &sender, stop);
-        measures.flush();
-        decoded
-    }
-
-    fn decode_frames(
-        &self,
-        todo: &[u64],
-        measures: &mut SceneWriter,
-        schedule: &Schedule,
-        sender: &SyncSender<Decoded>,
-        stop: &AtomicBool,
-    ) -> u64 {
+        let Some(frames) = frames_to_visit(todo, &measures) else {
+            return 0;
+        };
         let video = self.video;
-        let first = todo
-            .first()
-            .copied()
-            .into_iter()
-            .chain(measures.first_frame())
-            .min();
-        let Some(first) = first else { return 0 };
         let opened = match &video.frames {
             Some(index) => Decoder::with_index(&video.path, Arc::clone(index)),
             None => Decoder::open(&video.path),
@@ -607,34 +589,44 @@ impl IndexJob<'_> {
         let mut decoder = match opened {
             Ok(d) => d,
             Err(e) => {
-                let _ = sender.send(Err((first, e.to_string())));
+                let _ = sender.send(Err((*frames.start(), e.to_string())));
                 return 0;
             }
         };
+        self.decode_frames(&mut decoder, todo, &mut measures, schedule, &sender, stop);
+        measures.flush();
+        decoder.pictures_decoded()
+    }
+
+    fn decode_frames(
+        &self,
+        decoder: &mut Decoder,
+        todo: &[u64],
+        measures: &mut SceneWriter,
+        schedule: &Schedule,
+        sender: &SyncSender<Decoded>,
+        stop: &AtomicBool,
+    ) {
         let skip_similar = self.options.skip_similar;
         // Checked at once: a viewer may have moved before this pass began.
         let mut focus_seen = None;
         // The last frame sent to be embedded; a run's first frame is always embedded.
         let mut last_embedded: Option<PreparedImage> = None;
         let mut wanted = todo.iter().copied().peekable();
-        let last = todo
-            .last()
-            .copied()
-            .into_iter()
-            .chain(measures.last_frame())
-            .max()
-            .unwrap_or(first);
         let stopped = || stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed);
-        for n in first..=last {
+        let Some(frames) = frames_to_visit(todo, measures) else {
+            return;
+        };
+        for n in frames {
             if stopped() {
-                return decoder.pictures_decoded();
+                return;
             }
             if Some(schedule.focus_changes()) != focus_seen {
                 focus_seen = Some(schedule.focus_changes());
                 // The viewer's span first, whichever pass its frames belong to.
                 while let Some(t) = schedule.take_in_focus() {
                     if stopped() || !self.send_frame(t, decoder.frame(t), sender) {
-                        return decoder.pictures_decoded();
+                        return;
                     }
                 }
             }
@@ -647,7 +639,7 @@ impl IndexJob<'_> {
                 Err(VideoError::Decode { reason, .. }) => {
                     measures.skip(n);
                     if embed && sender.send(Ok((n, Frame::Missing(reason)))).is_err() {
-                        return decoder.pictures_decoded();
+                        return;
                     }
                     continue;
                 }
@@ -659,7 +651,7 @@ impl IndexJob<'_> {
             if !embed {
                 if let Err(e) = decoded {
                     let _ = sender.send(Err((n, e.to_string())));
-                    return decoder.pictures_decoded();
+                    return;
                 }
                 continue;
             }
@@ -689,10 +681,9 @@ impl IndexJob<'_> {
                 .map_err(|message| (n, message));
             let failed = item.is_err();
             if sender.send(item).is_err() || failed {
-                return decoder.pictures_decoded();
+                return;
             }
         }
-        decoder.pictures_decoded()
     }
 
     /// Sends frame `n` of a detour to be embedded (a coarse-to-fine index never skips similar
@@ -944,6 +935,24 @@ impl<'a> SceneWriter<'a> {
             scene.set(n, c.change, c.persist);
         }
     }
+}
+
+/// The frames a decoder thread goes through: from the first frame to embed or measure to the
+/// last; `None` when there is neither.
+fn frames_to_visit(todo: &[u64], measures: &SceneWriter) -> Option<std::ops::RangeInclusive<u64>> {
+    let first = todo
+        .first()
+        .copied()
+        .into_iter()
+        .chain(measures.first_frame())
+        .min()?;
+    let last = todo
+        .last()
+        .copied()
+        .into_iter()
+        .chain(measures.last_frame())
+        .max()?;
+    Some(first..=last)
 }
 
 /// Scene measures held by the decoder thread before they go into the file.

@@ -10,11 +10,16 @@ Run by hand (not in CI); it needs ffmpeg and, in a virtual environment:
     python3 -m venv /tmp/tinyclip-venv
     /tmp/tinyclip-venv/bin/pip install torch transformers safetensors open_clip_torch pillow numpy
     /tmp/tinyclip-venv/bin/python3 scripts/make_tiny_clip.py
+    /tmp/tinyclip-venv/bin/python3 scripts/make_tiny_clip.py --hidden-act gelu --out tiny-clip-gelu
+
+The second writes the same model with the exact GELU of LAION's OpenCLIP checkpoints (their
+Hugging Face configs say `hidden_act: gelu`) into server/tests/fixtures/tiny-clip-gelu/.
 
 (The PyPI torch wheel for Linux pulls in the CUDA libraries, several GB; a CPU-only torch works
 just as well.) Nothing is downloaded at run time: the tokenizer's vocabulary is OpenAI's CLIP
 BPE file (MIT licence) that ships inside the open_clip_torch wheel, the weights are random.
 """
+import argparse
 import gzip
 import importlib.metadata
 import json
@@ -34,7 +39,9 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "server" / "tests" / "fixtures" / "tiny-clip"
+FIXTURES = ROOT / "server" / "tests" / "fixtures"
+OUT = FIXTURES / "tiny-clip"  # set by --out
+HIDDEN_ACT = "quick_gelu"  # set by --hidden-act
 VIDEO = ROOT / "data" / "sample.mp4"
 SEED = 0
 FRAMES = [30, 200, 420]
@@ -174,7 +181,7 @@ def make_model():
     # pool at the first <|endoftext|>, which is also the argmax of the ids that candle pools at.
     # quick_gelu and layer_norm_eps 1e-5 are what OpenAI's CLIP uses and all candle supports.
     common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  projection_dim=16, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+                  projection_dim=16, hidden_act=HIDDEN_ACT, layer_norm_eps=1e-5)
     text = dict(common, vocab_size=49408, max_position_embeddings=CONTEXT, bos_token_id=BOS,
                 eos_token_id=EOS, pad_token_id=EOS)
     vision = dict(common, image_size=32, patch_size=8, num_channels=3)
@@ -211,6 +218,12 @@ def l2(v):
 
 
 def main():
+    global OUT, HIDDEN_ACT
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden-act", default="quick_gelu", choices=["quick_gelu", "gelu"])
+    parser.add_argument("--out", default="tiny-clip", help="folder under server/tests/fixtures")
+    args = parser.parse_args()
+    OUT, HIDDEN_ACT = FIXTURES / args.out, args.hidden_act
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.iterdir():  # start clean, keeping the hand-written README.md
         if old.name != "README.md":
@@ -271,6 +284,7 @@ def main():
         p["embedding_normalized"] = l2(txt[i]).tolist()
     golden = {
         "about": "made by scripts/make_tiny_clip.py; see README.md",
+        "hidden_act": HIDDEN_ACT,
         "seed": SEED,
         "versions": {
             "python": sys.version.split()[0],

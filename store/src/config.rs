@@ -33,6 +33,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "clip_max_s",
     "progressive",
     "coarse_interval_s",
+    "progressive_memory_mb",
 ];
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -117,6 +118,14 @@ pub struct Settings {
     /// Seconds between the frames of the first coarse pass.
     #[serde(default = "default_coarse_interval_s")]
     pub coarse_interval_s: f64,
+    /// Memory (MiB) a coarse-to-fine index may fill with frames a pass decodes on its way and
+    /// keeps for the next pass, which then need not decode the video again. 0: none kept.
+    #[serde(default = "default_progressive_memory_mb")]
+    pub progressive_memory_mb: u64,
+}
+
+fn default_progressive_memory_mb() -> u64 {
+    512
 }
 
 fn default_progressive() -> bool {
@@ -233,6 +242,7 @@ impl Default for Settings {
             clip_max_s: default_clip_max_s(),
             progressive: default_progressive(),
             coarse_interval_s: default_coarse_interval_s(),
+            progressive_memory_mb: default_progressive_memory_mb(),
         }
     }
 }

@@ -112,6 +112,7 @@ pub fn index(
                 "decoded_per_embedded": p.decoded as f64 / p.frames.max(1) as f64,
                 "seconds": p.seconds,
                 "finished_at_s": p.finished_at_s,
+                "kept_for_later": p.kept_for_later,
             })).collect::<Vec<_>>(),
         });
         println!("{value}");
@@ -135,13 +136,17 @@ pub fn index(
         if report.passes.len() > 1 {
             for (i, pass) in report.passes.iter().enumerate() {
                 println!(
-                    "  pass {}: {} frames in {:.1} s (done at {:.1} s), then 1 sample / {} frames; {:.1} frames decoded per frame embedded",
+                    "  pass {}: {} frames in {:.1} s (done at {:.1} s), then 1 sample / {} frames; {:.1} frames decoded per frame embedded{}",
                     i + 1,
                     pass.frames,
                     pass.seconds,
                     pass.finished_at_s,
                     pass.spacing_frames,
-                    pass.decoded as f64 / pass.frames.max(1) as f64
+                    pass.decoded as f64 / pass.frames.max(1) as f64,
+                    match pass.kept_for_later {
+                        0 => String::new(),
+                        kept => format!("; {kept} frames of the next passes kept on the way"),
+                    }
                 );
             }
         }

@@ -56,10 +56,21 @@ pub enum EmbedError {
 /// the model (the indexing pipeline prepares frames while the previous batch is embedded).
 #[derive(Clone)]
 pub enum PreparedImage {
-    /// CLIP's normalised `3 x H x W` input.
-    Pixels(Vec<f32>),
+    /// CLIP's input resized and cropped, `H x W` RGB bytes: normalised just before the model,
+    /// so a frame waiting for it takes a quarter of the memory of its floats.
+    Cropped(Vec<u8>),
     /// A base64 JPEG for an inference server.
     Base64Jpeg(String),
+}
+
+impl PreparedImage {
+    /// The bytes this image holds in memory.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Self::Cropped(bytes) => bytes.len(),
+            Self::Base64Jpeg(text) => text.len(),
+        }
+    }
 }
 
 /// Batch embedding of images (BGR frames) and texts.

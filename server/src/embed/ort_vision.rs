@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use crate::embed::local::model::{Activation, VisionConfig};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 use ort::session::{builder::GraphOptimizationLevel, Session};
 
 use super::onnx_proto::{Attr, Graph};
@@ -67,7 +67,7 @@ pub struct OrtVision {
 impl OrtVision {
     /// Builds the graph from `weights` (vision tower + `visual_projection`) and starts a session
     /// that uses `threads` cores.
-    pub fn load(weights: &Path, config: &ClipVisionConfig, threads: usize) -> Result<Self, String> {
+    pub fn load(weights: &Path, config: &VisionConfig, threads: usize) -> Result<Self, String> {
         let environment = environment()?;
         let model = vision_graph(weights, config)
             .map_err(|e| format!("cannot read {} for ONNX Runtime: {e}", weights.display()))?;
@@ -125,10 +125,12 @@ impl OrtVision {
 
 /// The ONNX model (opset 17) of CLIP's image tower, mirroring Hugging Face's
 /// `CLIPVisionModelWithProjection`, with the checkpoint's weights as initializers.
-pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result<Vec<u8>> {
+pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec<u8>> {
     // SAFETY: read-only memory map of a file the app never writes.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
-    let (e, heads) = (c.embed_dim, c.num_attention_heads);
+    let encoder = &c.encoder;
+    let (e, heads) = (encoder.embed_dim, encoder.num_attention_heads);
+    let eps = encoder.layer_norm_eps as f32;
     let head_dim = e / heads;
     let patches = (c.image_size / c.patch_size).pow(2);
     let positions = patches + 1;
@@ -192,7 +194,7 @@ pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result
         Ok(g.node(
             "LayerNormalization",
             &[x, &w, &b],
-            &[Attr::Int("axis", -1), Attr::Float("epsilon", 1e-5)],
+            &[Attr::Int("axis", -1), Attr::Float("epsilon", eps)],
         ))
     };
     // `parts` linear layers of the same input as one Gemm (weights stacked by output).
@@ -224,7 +226,7 @@ pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result
     };
 
     x = layer_norm(&mut g, &x, "pre_layrnorm")?;
-    if c.num_hidden_layers == 0 {
+    if encoder.num_hidden_layers == 0 {
         return Err(candle_core::Error::Msg(
             "the vision tower has no layers".into(),
         ));
@@ -235,6 +237,11 @@ pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result
         &[-1, positions as i64, 3, heads as i64, head_dim as i64],
     );
     let alpha = g.floats("quick_gelu_alpha", &[], &[1.702]);
+    let (half, one, sqrt_half) = (
+        g.floats("half", &[], &[0.5]),
+        g.floats("one", &[], &[1.0]),
+        g.floats("sqrt_half", &[], &[std::f32::consts::FRAC_1_SQRT_2]),
+    );
     let (q_index, k_index, v_index) = (
         g.ints("q", &[], &[0]),
         g.ints("k", &[], &[1]),
@@ -250,8 +257,8 @@ pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result
     let class_heads = g.ints("class_heads", &[4], &[-1, 1, heads as i64, head_dim as i64]);
     // Hugging Face scales the queries by head_dim^-0.5 after q_proj: folded into q_proj.
     let scale = (head_dim as f32).powf(-0.5);
-    let last = c.num_hidden_layers.saturating_sub(1);
-    for layer in 0..c.num_hidden_layers {
+    let last = encoder.num_hidden_layers.saturating_sub(1);
+    for layer in 0..encoder.num_hidden_layers {
         let prefix = format!("encoder.layers.{layer}");
         let proj = |name: &str, scale: f32| (format!("{prefix}.self_attn.{name}_proj"), scale);
         let h = layer_norm(&mut g, &x, &format!("{prefix}.layer_norm1"))?;
@@ -310,17 +317,28 @@ pub fn vision_graph(weights: &Path, c: &ClipVisionConfig) -> candle_core::Result
             &h,
             &[(format!("{prefix}.mlp.fc1"), 1.0)],
             e,
-            c.intermediate_size,
+            encoder.intermediate_size,
         )?;
-        // quick_gelu(x) = x * sigmoid(1.702 x)
-        let scaled = g.node("Mul", &[&h, &alpha], &[]);
-        let gate = g.node("Sigmoid", &[&scaled], &[]);
+        let gate = match encoder.activation {
+            // quick_gelu(x) = x * sigmoid(1.702 x)
+            Activation::QuickGelu => {
+                let scaled = g.node("Mul", &[&h, &alpha], &[]);
+                g.node("Sigmoid", &[&scaled], &[])
+            }
+            // gelu(x) = x * 0.5 * (1 + erf(x / sqrt 2)), exact as PyTorch's nn.GELU()
+            Activation::Gelu => {
+                let scaled = g.node("Mul", &[&h, &sqrt_half], &[]);
+                let erf = g.node("Erf", &[&scaled], &[]);
+                let shifted = g.node("Add", &[&erf, &one], &[]);
+                g.node("Mul", &[&shifted, &half], &[])
+            }
+        };
         let h = g.node("Mul", &[&h, &gate], &[]);
         let h = gemm(
             &mut g,
             &h,
             &[(format!("{prefix}.mlp.fc2"), 1.0)],
-            c.intermediate_size,
+            encoder.intermediate_size,
             e,
         )?;
         x = g.node("Add", &[&x, &h], &[]);

@@ -94,6 +94,14 @@ pub struct RgbImage<'a> {
 
 /// `CLIPImageProcessor(image)["pixel_values"][0]`: `3 * crop_height * crop_width` floats.
 pub fn preprocess(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<f32> {
+    normalize(&resize_and_crop(image, config), config)
+}
+
+/// The processor's resize and centre crop, before rescaling: `crop_height * crop_width` RGB
+/// pixels, 3 bytes each, row-major, zero where the crop reaches past the resized image (as
+/// transformers pads). A quarter of the floats' size: the form indexing keeps frames in while
+/// they wait for the model.
+pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u8> {
     let (width, height) = resized_size(image.width, image.height, config.shortest_edge as usize);
     let (crop_w, crop_h) = (config.crop_width as usize, config.crop_height as usize);
     // transformers' center_crop: integer offsets, padding with zeros where the image is smaller.
@@ -104,27 +112,42 @@ pub fn preprocess(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<f32> {
     let xs = left.max(0) as usize..((left + crop_w as isize).min(width as isize)).max(0) as usize;
     let ys = top.max(0) as usize..((top + crop_h as isize).min(height as isize)).max(0) as usize;
     let window = resize_window(image, width, height, xs.clone(), ys.clone());
+    if xs.len() == crop_w && ys.len() == crop_h {
+        return window;
+    }
     let window_w = xs.len();
     // Where crop coordinate `i` falls in the window, if inside the resized image.
     let inside = |i: usize, offset: isize, range: &std::ops::Range<usize>| {
         let at = i as isize + offset;
         (at >= 0 && range.contains(&(at as usize))).then(|| at as usize - range.start)
     };
-    let mut out = vec![0f32; 3 * crop_h * crop_w];
-    for c in 0..3 {
-        let zero = (0.0 - config.mean[c]) / config.std[c];
-        for y in 0..crop_h {
-            let wy = inside(y, top, &ys);
-            let plane_row = &mut out[(c * crop_h + y) * crop_w..(c * crop_h + y + 1) * crop_w];
-            for (x, value) in plane_row.iter_mut().enumerate() {
-                *value = match (wy, inside(x, left, &xs)) {
-                    (Some(wy), Some(wx)) => {
-                        let v = f32::from(window[(wy * window_w + wx) * 3 + c]) / 255.0;
-                        (v - config.mean[c]) / config.std[c]
-                    }
-                    _ => zero,
-                };
+    let mut out = vec![0u8; crop_h * crop_w * 3];
+    for y in 0..crop_h {
+        let Some(wy) = inside(y, top, &ys) else {
+            continue;
+        };
+        for x in 0..crop_w {
+            if let Some(wx) = inside(x, left, &xs) {
+                let from = (wy * window_w + wx) * 3;
+                out[(y * crop_w + x) * 3..][..3].copy_from_slice(&window[from..from + 3]);
             }
+        }
+    }
+    out
+}
+
+/// Rescale by 1/255 and normalise [`resize_and_crop`]'s bytes: `3 * crop_height * crop_width`
+/// floats, channel planes. Zero bytes (the padding) become what transformers pads with.
+pub fn normalize(crop: &[u8], config: &PreprocessConfig) -> Vec<f32> {
+    let plane = crop.len() / 3;
+    let mut out = vec![0f32; 3 * plane];
+    for c in 0..3 {
+        let (mean, std) = (config.mean[c], config.std[c]);
+        for (value, pixel) in out[c * plane..(c + 1) * plane]
+            .iter_mut()
+            .zip(crop.chunks_exact(3))
+        {
+            *value = (f32::from(pixel[c]) / 255.0 - mean) / std;
         }
     }
     out

@@ -253,7 +253,7 @@ impl Embedder for RoboflowEmbedder {
             .iter()
             .map(|image| match image {
                 PreparedImage::Base64Jpeg(value) => Ok(json!({"type": "base64", "value": value})),
-                PreparedImage::Pixels(_) => Err(EmbedError::Encode(
+                PreparedImage::Cropped(_) => Err(EmbedError::Encode(
                     "the inference server takes JPEG images, not pixel tensors".into(),
                 )),
             })

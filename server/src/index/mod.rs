@@ -5,6 +5,7 @@ pub mod cuts;
 pub mod passes;
 pub mod pipeline;
 pub mod service;
+pub mod stash;
 
 pub use passes::Focus;
 pub use pipeline::{

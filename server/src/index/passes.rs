@@ -145,6 +145,11 @@ impl<'a> Schedule<'a> {
         self.lock().remove(&n)
     }
 
+    /// Whether frame `n` is still to be taken.
+    pub fn is_pending(&self, n: u64) -> bool {
+        self.lock().contains(&n)
+    }
+
     /// Frames of `frames` not taken yet.
     pub fn still_to_do(&self, frames: &[u64]) -> u64 {
         let remaining = self.lock();

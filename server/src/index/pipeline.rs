@@ -26,7 +26,8 @@ use crate::embed::{Embedder, PreparedImage};
 use crate::video::{Decoder, FrameIndex, Metadata, VideoError};
 
 use super::cuts::{self, Change, ChangeMeter};
-use super::passes::{coverage, plan_passes, Focus, Pass, Schedule};
+use super::passes::{coverage, plan_passes, Focus, Schedule};
+use super::stash::Stash;
 use opencv::core::Mat;
 
 #[derive(Clone, Debug)]
@@ -48,7 +49,14 @@ pub struct IndexOptions {
     /// `None`: one straight pass from the start. Skipping similar frames compares each frame
     /// with the one before it, so it always runs straight.
     pub coarse_interval_s: Option<f64>,
+    /// Bytes of prepared frames a coarse-to-fine pass may keep for the next two passes (frames
+    /// it decodes on its way anyway), so that those need not decode the video again.
+    pub keep_for_later_passes: usize,
 }
+
+/// What a coarse-to-fine index keeps for later passes by default: 512 MiB, 3,500 frames of a
+/// 224 x 224 model.
+pub const KEEP_FOR_LATER_PASSES: usize = 512 << 20;
 
 impl IndexOptions {
     pub fn new(cache_dir: PathBuf) -> Self {
@@ -60,6 +68,7 @@ impl IndexOptions {
             skip_similar: None,
             scene_cuts: true,
             coarse_interval_s: None,
+            keep_for_later_passes: KEEP_FOR_LATER_PASSES,
         }
     }
 
@@ -90,6 +99,10 @@ impl From<&Settings> for IndexOptions {
             skip_similar: settings.skip_similar,
             scene_cuts: true,
             coarse_interval_s: settings.progressive.then_some(settings.coarse_interval_s),
+            keep_for_later_passes: usize::try_from(
+                settings.progressive_memory_mb.saturating_mul(1 << 20),
+            )
+            .unwrap_or(usize::MAX),
         }
     }
 }
@@ -241,6 +254,9 @@ pub struct PassReport {
     pub seconds: f64,
     /// Seconds from the run's start to this pass's end.
     pub finished_at_s: f64,
+    /// Frames of the next two passes this one decoded on its way and kept, so that those do not
+    /// decode them again.
+    pub kept_for_later: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -334,6 +350,20 @@ pub struct IndexJob<'a> {
 /// What the decoder thread sends: a frame by number, or the frame it failed at and why.
 type Decoded = Result<(u64, Frame), (u64, String)>;
 
+/// The frames a pass's decoder thread works on.
+#[derive(Clone, Copy)]
+struct PassFrames<'a> {
+    /// The pass's frames, ascending.
+    todo: &'a [u64],
+    /// Where frames are taken from, the pass's and the detours'.
+    schedule: &'a Schedule<'a>,
+    /// Frames of the next pass and of the one after it to keep on the way, each ascending;
+    /// empty where this pass keeps none.
+    later: [&'a [u64]; 2],
+    /// Frames kept for later passes (by a pass before, for this one).
+    stash: &'a Mutex<Stash>,
+}
+
 /// Frames done before a pass and planned in all (for the whole index's progress), and the
 /// pass's own frames still to do.
 #[derive(Clone, Copy)]
@@ -407,6 +437,12 @@ impl IndexJob<'_> {
         }
 
         let schedule = Schedule::new(&passes, self.focus.filter(|_| progressive));
+        let budget = if progressive {
+            self.options.keep_for_later_passes
+        } else {
+            0
+        };
+        let stash = Mutex::new(Stash::new(budget));
         let mut done = resumed;
         // How fine the curves are before a pass: what the passes before it reached.
         let mut reach = coverage(&covered, total);
@@ -450,7 +486,21 @@ impl IndexJob<'_> {
                 planned: plan.len() as u64,
                 pass_total,
             };
-            let outcome = self.run_pass(pass, scene, &schedule, counts);
+            // A pass that decodes the video keeps frames for the next two, nearest first, which
+            // then decode nothing (or only what did not fit) and keep none; not for the last
+            // pass, which decodes every frame anyway (scene cuts).
+            let keeping = lock(&stash).is_empty();
+            let later = |k: usize| match passes.get(number + k) {
+                Some(p) if keeping && number + k + 1 < passes.len() => p.frames.as_slice(),
+                _ => &[],
+            };
+            let work = PassFrames {
+                todo: &pass.frames,
+                schedule: &schedule,
+                later: [later(1), later(2)],
+                stash: &stash,
+            };
+            let outcome = self.run_pass(work, scene, counts);
             let (tally, decoded, failure) = match outcome {
                 Ok(outcome) => outcome,
                 Err(e) => {
@@ -470,6 +520,11 @@ impl IndexJob<'_> {
                 decoded,
                 seconds: pass_started.elapsed().as_secs_f64(),
                 finished_at_s: started.elapsed().as_secs_f64(),
+                kept_for_later: if keeping {
+                    lock(&stash).len() as u64
+                } else {
+                    0
+                },
             });
             if let Some(e) = failure {
                 self.save()?;
@@ -498,20 +553,18 @@ impl IndexJob<'_> {
     /// the failure that ended it, if one did.
     fn run_pass(
         &self,
-        pass: &Pass,
+        work: PassFrames,
         scene: Option<ScenePass>,
-        schedule: &Schedule,
         counts: Counts,
     ) -> Result<(Tally, u64, Option<IndexError>), IndexError> {
         let stop_decoding = AtomicBool::new(false);
         let (sender, receiver) = sync_channel::<Decoded>(self.batch_size() * 2);
         std::thread::scope(|scope| {
             let stop = &stop_decoding;
-            let decoder =
-                scope.spawn(move || self.decode(&pass.frames, scene, schedule, sender, stop));
+            let decoder = scope.spawn(move || self.decode(work, scene, sender, stop));
             // `embed` owns the receiver: dropping it when it returns (even early, on a failed
             // checkpoint) unblocks a decoder thread waiting to send, so it can be joined.
-            let outcome = self.embed(receiver, &pass.frames, counts);
+            let outcome = self.embed(receiver, work.todo, counts);
             stop_decoding.store(true, Ordering::Relaxed);
             // A decoder thread that panicked decoded nothing this report can count.
             let decoded = decoder.join().unwrap_or(0);
@@ -568,17 +621,18 @@ impl IndexJob<'_> {
     ///
     /// Frames are taken from `schedule`; whenever the viewer's focus moves, the frames not done
     /// yet in its span are decoded and sent first (a detour), then the pass goes on where it
-    /// was. Returns the pictures the decoder produced.
+    /// was. A frame a pass before kept is sent without decoding; frames of the next two passes
+    /// that the decoder decodes on its way are prepared (on a keeper thread) and kept (see
+    /// [`Stash`]). Returns the pictures the decoder produced.
     fn decode(
         &self,
-        todo: &[u64],
+        work: PassFrames,
         scene: Option<ScenePass>,
-        schedule: &Schedule,
         sender: SyncSender<Decoded>,
         stop: &AtomicBool,
     ) -> u64 {
         let mut measures = SceneWriter::new(self.store, scene);
-        let Some(frames) = frames_to_visit(todo, &measures) else {
+        let Some(frames) = frames_to_visit(work.todo, &measures) else {
             return 0;
         };
         let video = self.video;
@@ -593,7 +647,23 @@ impl IndexJob<'_> {
                 return 0;
             }
         };
-        self.decode_frames(&mut decoder, todo, &mut measures, schedule, &sender, stop);
+        let has_later = work.later.iter().any(|l| !l.is_empty());
+        std::thread::scope(|scope| {
+            // Frames kept for later passes are prepared on a thread of their own: where a pass
+            // waits on decoding (the first), that work would otherwise leave a core idle.
+            let keeper = has_later.then(|| {
+                let (to_keep, kept) = sync_channel::<ToKeep>(KEEPER_QUEUE);
+                scope.spawn(move || {
+                    for (n, frame, reserve) in kept {
+                        if let Ok(image) = self.embedder.prepare_image(&frame) {
+                            lock(work.stash).keep(n, image, reserve);
+                        }
+                    }
+                });
+                to_keep
+            });
+            self.decode_frames(&mut decoder, work, &mut measures, &sender, keeper, stop);
+        });
         measures.flush();
         decoder.pictures_decoded()
     }
@@ -601,23 +671,33 @@ impl IndexJob<'_> {
     fn decode_frames(
         &self,
         decoder: &mut Decoder,
-        todo: &[u64],
+        work: PassFrames,
         measures: &mut SceneWriter,
-        schedule: &Schedule,
         sender: &SyncSender<Decoded>,
+        keeper: Option<SyncSender<ToKeep>>,
         stop: &AtomicBool,
     ) {
+        let PassFrames { todo, schedule, .. } = work;
         let skip_similar = self.options.skip_similar;
         // Checked at once: a viewer may have moved before this pass began.
         let mut focus_seen = None;
         // The last frame sent to be embedded; a run's first frame is always embedded.
         let mut last_embedded: Option<PreparedImage> = None;
         let mut wanted = todo.iter().copied().peekable();
+        // Where the next frames of the two later passes are in their lists.
+        let mut later_at = [0usize; 2];
         let stopped = || stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed);
         let Some(frames) = frames_to_visit(todo, measures) else {
             return;
         };
-        for n in frames {
+        // From the next pass's first frame to its last as well, to keep those.
+        let ends = work
+            .later
+            .iter()
+            .flat_map(|l| l.first().into_iter().chain(l.last()));
+        let first = ends.clone().copied().fold(*frames.start(), u64::min);
+        let last = ends.copied().fold(*frames.end(), u64::max);
+        for n in first..=last {
             if stopped() {
                 return;
             }
@@ -625,13 +705,46 @@ impl IndexJob<'_> {
                 focus_seen = Some(schedule.focus_changes());
                 // The viewer's span first, whichever pass its frames belong to.
                 while let Some(t) = schedule.take_in_focus() {
-                    if stopped() || !self.send_frame(t, decoder.frame(t), sender) {
+                    if stopped() {
+                        return;
+                    }
+                    let sent = match lock(work.stash).take(t) {
+                        Some(kept) => sender.send(Ok((t, Frame::Embed(kept)))).is_ok(),
+                        None => self.send_frame(t, decoder.frame(t), sender),
+                    };
+                    if !sent {
                         return;
                     }
                 }
             }
             let embed = wanted.next_if_eq(&n).is_some() && schedule.take(n);
+            if embed && !measures.wants(n) {
+                if let Some(kept) = lock(work.stash).take(n) {
+                    if sender.send(Ok((n, Frame::Embed(kept)))).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             if !embed && !measures.wants(n) {
+                for (at, frames) in later_at.iter_mut().zip(work.later) {
+                    while frames.get(*at).is_some_and(|&f| f < n) {
+                        *at += 1;
+                    }
+                }
+                let [next, after] = work.later;
+                // Frames of the pass after the next leave room for the next pass's still ahead.
+                let reserve = if next.get(later_at[0]) == Some(&n) {
+                    Some(0)
+                } else if after.get(later_at[1]) == Some(&n) {
+                    Some((next.len() - later_at[0]) as u64)
+                } else {
+                    None
+                };
+                if let (Some(reserve), Some(keeper)) = (reserve, &keeper) {
+                    let next_target = wanted.peek().copied();
+                    keep_on_the_way(decoder, n, next_target, reserve, work, keeper);
+                }
                 continue;
             }
             let decoded = match decoder.frame(n) {
@@ -961,7 +1074,41 @@ const SCENE_FLUSH_FRAMES: usize = 64;
 /// Frames held before a flush when most are reused (so that progress and checkpoints go on).
 const MAX_PENDING_FRAMES: usize = 256;
 
+/// A frame for the keeper thread to prepare and keep: its number, the picture, and the frames
+/// to leave room for.
+type ToKeep = (u64, Mat, u64);
+
+/// Pictures waiting for the keeper thread (each a few MB).
+const KEEPER_QUEUE: usize = 2;
+
+/// Hands frame `n` of a later pass to the keeper when the decoder decodes it anyway on its way
+/// to `next_target` (this pass's next frame), or when no keyframe lies between here and it (the
+/// later pass would decode more to reach it: from its keyframe), and the budget has room for
+/// it beside `reserve` frames. A frame that fails is left to its pass, which
+/// reports it.
+fn keep_on_the_way(
+    decoder: &mut Decoder,
+    n: u64,
+    next_target: Option<u64>,
+    reserve: u64,
+    work: PassFrames,
+    keeper: &SyncSender<ToKeep>,
+) {
+    let on_the_way =
+        next_target.is_some_and(|t| decoder.passes_on_the_way(n, t)) || decoder.in_reach(n);
+    if !on_the_way || !lock(work.stash).has_room(reserve) || !work.schedule.is_pending(n) {
+        return;
+    }
+    if let Ok(frame) = decoder.frame(n) {
+        let _ = keeper.send((n, frame, reserve));
+    }
+}
+
+fn lock(stash: &Mutex<Stash>) -> std::sync::MutexGuard<'_, Stash> {
+    stash.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Moves a prepared image out of the batch, leaving an empty one.
 fn take(image: &mut PreparedImage) -> PreparedImage {
-    std::mem::replace(image, PreparedImage::Pixels(Vec::new()))
+    std::mem::replace(image, PreparedImage::Cropped(Vec::new()))
 }

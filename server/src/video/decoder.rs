@@ -8,6 +8,11 @@
 //!   aims earlier and, at worst, the file is opened again at its top.
 //! - Between requests the decoder stays where it is, so playing forward and short jumps decode
 //!   on instead of seeking; a jump decodes forward or seeks, whichever decodes fewer packets.
+//! - On the way to frame n, a picture no other picture refers to and that shows before n is
+//!   not decoded (FFmpeg's `skip_frame` "noref", packet by packet): nothing can ask for it
+//!   before n is returned, and no other picture changes without it. Pictures are still known
+//!   by timestamp, so skipping cannot shift a frame number; where a frame is not reached with
+//!   skipping (timestamps that disagree with the index), the decoder stops skipping for good.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +68,12 @@ pub struct Decoder {
     errors_in_a_row: u32,
     /// Pictures decoded since opening (what sparse indexing passes cost).
     decoded: u64,
+    /// The frame `decode_to` is heading for: unreferenced pictures before it are skipped.
+    heading_for: Option<u64>,
+    /// Whether unreferenced pictures on the way may be skipped (not where frames are counted).
+    skip_passed: bool,
+    /// Whether the codec is set to skip unreferenced pictures now.
+    skipping: bool,
 }
 
 /// What the decoder showed next.
@@ -100,6 +111,7 @@ impl Decoder {
         Ok(Self {
             path: path.to_path_buf(),
             converter: Converter::new(index.facts.rotation),
+            skip_passed: index.method != IndexMethod::Counted,
             index,
             source,
             codec,
@@ -115,6 +127,8 @@ impl Decoder {
             last_error: None,
             errors_in_a_row: 0,
             decoded: 0,
+            heading_for: None,
+            skipping: false,
         })
     }
 
@@ -135,6 +149,32 @@ impl Decoder {
     /// a failed read: then `u64::MAX`).
     pub fn position(&self) -> u64 {
         self.next.unwrap_or(u64::MAX)
+    }
+
+    /// Whether reaching frame `t` from here decodes frame `m` on the way: decoding on passes
+    /// every frame from [`position`](Self::position), a seek every frame from `t`'s decode
+    /// start.
+    pub fn passes_on_the_way(&self, m: u64, t: u64) -> bool {
+        if m >= t || t >= self.index.frames() {
+            return false;
+        }
+        let start = self.index.start_for(t);
+        if self.should_decode_forward(t, start) {
+            m >= self.position()
+        } else {
+            self.index.start_for(m) == start
+        }
+    }
+
+    /// Whether frame `n` lies ahead with no decode start between here and it: decoding on to
+    /// it decodes fewer pictures than decoding it from its own decode start would.
+    pub fn in_reach(&self, n: u64) -> bool {
+        let Some(next) = self.next else { return false };
+        if n < next || n >= self.index.frames() {
+            return false;
+        }
+        let start_packet = u64::from(self.index.starts()[self.index.start_for(n)].packet);
+        self.packet_pos.is_some_and(|here| start_packet <= here)
     }
 
     /// Exactly frame `n`, upright, as BGR. A frame past the end or one that cannot be decoded
@@ -175,14 +215,15 @@ impl Decoder {
         if self.should_decode_forward(n, start) && self.decode_to(n)?.is_ok() {
             return Ok(());
         }
-        let mut tried = Vec::new();
-        for candidate in self.restart_candidates(n, start) {
-            if tried.contains(&candidate) {
-                continue;
-            }
-            tried.push(candidate);
-            self.restart(candidate)?;
-            if self.decode_to(n)?.is_ok() {
+        if self.restart_for(n, start)? {
+            return Ok(());
+        }
+        if self.skip_passed {
+            // A skipped picture may have been this frame after all (packet timestamps that
+            // disagree with the pictures'): from now on every picture is decoded.
+            tracing::debug!(path = %self.path.display(), frame = n, "frame not reached while skipping unreferenced pictures; decoding all of them");
+            self.skip_passed = false;
+            if self.restart_for(n, start)? {
                 return Ok(());
             }
         }
@@ -196,6 +237,22 @@ impl Decoder {
                 .map(|e| format!("the decoder failed ({e})"))
                 .unwrap_or_else(|| "the decoder showed no picture for it".into()),
         })
+    }
+
+    /// Restarts at frame `n`'s decode start, then earlier ones, until decoding on reaches it.
+    fn restart_for(&mut self, n: u64, start: usize) -> Result<bool, VideoError> {
+        let mut tried = Vec::new();
+        for candidate in self.restart_candidates(n, start) {
+            if tried.contains(&candidate) {
+                continue;
+            }
+            tried.push(candidate);
+            self.restart(candidate)?;
+            if self.decode_to(n)?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether frame `n` is best reached by decoding on from where the decoder is.
@@ -245,6 +302,17 @@ impl Decoder {
         // Far enough past the frame's packet, pictures that are no frame of the index mean
         // it will not come (the timestamps after this seek are not the index's).
         let give_up_after = self.index.packet_of(n) + REORDER_PACKETS;
+        self.heading_for = Some(n);
+        let reached = self.decode_on_to(n, give_up_after);
+        self.heading_for = None;
+        reached
+    }
+
+    fn decode_on_to(
+        &mut self,
+        n: u64,
+        give_up_after: u64,
+    ) -> Result<Result<(), Missed>, VideoError> {
         loop {
             match self.receive()? {
                 Shown::Frame(m) if m < n => continue,
@@ -327,6 +395,7 @@ impl Decoder {
             }
         }
         self.holding = false;
+        self.skip_unreferenced(self.shows_before_target());
         match self.codec.send_packet(&self.packet) {
             Ok(()) => {}
             // Full: keep the packet for after the next picture is taken out.
@@ -338,6 +407,34 @@ impl Decoder {
             Err(error) => self.last_error = Some(error.to_string()),
         }
         self.packet_pos = self.packet_pos.map(|p| p + 1);
+    }
+
+    /// Whether the packet in `packet` shows a frame before the one `decode_to` heads for.
+    fn shows_before_target(&self) -> bool {
+        let Some(n) = self.heading_for.filter(|_| self.skip_passed) else {
+            return false;
+        };
+        let shown = PacketInfo::of(&self.packet)
+            .pts
+            .and_then(|ts| self.index.frame_at_timestamp(ts));
+        shown.is_some_and(|m| m < n)
+    }
+
+    /// Sets whether the codec skips the next packets' pictures when nothing refers to them.
+    fn skip_unreferenced(&mut self, skip: bool) {
+        if skip == self.skipping {
+            return;
+        }
+        let discard = if skip {
+            ffmpeg::ffi::AVDiscard::AVDISCARD_NONREF
+        } else {
+            ffmpeg::ffi::AVDiscard::AVDISCARD_DEFAULT
+        };
+        // SAFETY: `as_mut_ptr` points at the open codec context `self.codec` owns; the field
+        // is read by the decoder for each packet sent after this (frame threads copy it when
+        // the packet is handed to them).
+        unsafe { (*self.codec.as_mut_ptr()).skip_frame = discard };
+        self.skipping = skip;
     }
 
     fn end_input(&mut self) {
@@ -398,6 +495,7 @@ impl Decoder {
             reason: e.to_string(),
         })?;
         self.holding = false;
+        self.skipping = false;
         self.packet_pos = Some(0);
         self.counted = 0;
         self.input_ended = false;

@@ -40,6 +40,12 @@ impl Workspace {
         self.dir.path().join("config.yaml")
     }
 
+    /// Adds `lines` (YAML settings) to the config.
+    pub(crate) fn add_to_config(&self, lines: &str) {
+        let config = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(self.config(), config + lines).unwrap();
+    }
+
     pub(crate) fn embeddings(&self) -> PathBuf {
         self.dir.path().join("embeddings")
     }
@@ -423,11 +429,15 @@ fn bad_models_are_refused_with_what_to_do() {
     );
 
     let config = std::fs::read_to_string(fixture().join("config.json")).unwrap();
-    let gelu = config.replace("quick_gelu", "gelu");
-    assert_ne!(gelu, config);
-    let unsupported = broken_model("config.json", Some(gelu.as_bytes()));
+    // An activation no CLIP checkpoint uses: refused, naming it and those that work.
+    let relu = config.replace("quick_gelu", "relu");
+    assert_ne!(relu, config);
+    let unsupported = broken_model("config.json", Some(relu.as_bytes()));
     let error = index_with_model(unsupported.path());
-    assert!(error.contains("quick_gelu"), "{error}");
+    assert!(
+        error.contains("\"relu\"") && error.contains("quick_gelu") && error.contains("gelu"),
+        "{error}"
+    );
 
     // Weights of another shape than config.json says.
     let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();

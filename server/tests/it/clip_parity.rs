@@ -1,7 +1,8 @@
-//! The local backend against PyTorch + transformers on the same tiny random-weight CLIP
-//! (fixture and goldens: scripts/make_tiny_clip.py, see tests/fixtures/tiny-clip/README.md).
-//! The image tower is checked on both engines: candle and ONNX Runtime (whose library
-//! scripts/setup.sh installs; without it these tests fail and say so).
+//! The local backend against PyTorch + transformers on the same tiny random-weight CLIPs
+//! (fixtures and goldens: scripts/make_tiny_clip.py, see tests/fixtures/tiny-clip/README.md):
+//! `tiny-clip` with OpenAI's `quick_gelu`, `tiny-clip-gelu` with the exact `gelu` of LAION's
+//! OpenCLIP checkpoints. The image tower is checked on both engines: candle and ONNX Runtime
+//! (whose library scripts/setup.sh installs; without it these tests fail and say so).
 
 use std::path::PathBuf;
 
@@ -9,12 +10,29 @@ use server::config::ImageEngine;
 use server::embed::local::LocalClip;
 use server::embed::Embedder;
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
+/// Each fixture and the activation its config.json names.
+const FIXTURES: [(&str, &str); 2] = [("tiny-clip", "quick_gelu"), ("tiny-clip-gelu", "gelu")];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
-fn goldens() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture().join("goldens.json")).unwrap()).unwrap()
+fn goldens(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn each_fixture_has_the_activation_it_tests() {
+    for (name, act) in FIXTURES {
+        let config = std::fs::read_to_string(fixture(name).join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        for tower in ["text_config", "vision_config"] {
+            assert_eq!(config[tower]["hidden_act"], act, "{name} {tower}");
+        }
+    }
 }
 
 fn floats(value: &serde_json::Value) -> Vec<f32> {
@@ -28,8 +46,8 @@ fn floats(value: &serde_json::Value) -> Vec<f32> {
 
 const ENGINES: [ImageEngine; 2] = [ImageEngine::Candle, ImageEngine::Onnxruntime];
 
-fn load(engine: ImageEngine) -> LocalClip {
-    let clip = LocalClip::load_with(&fixture(), "tiny-clip", engine)
+fn load(name: &str, engine: ImageEngine) -> LocalClip {
+    let clip = LocalClip::load_with(&fixture(name), name, engine)
         .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
     let expected = match engine {
         ImageEngine::Onnxruntime => "onnxruntime",
@@ -55,8 +73,14 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn token_ids_match_the_reference_tokenizer() {
-    let clip = LocalClip::load(&fixture()).unwrap();
-    let goldens = goldens();
+    for (name, _) in FIXTURES {
+        token_ids_match_on(name);
+    }
+}
+
+fn token_ids_match_on(name: &str) {
+    let clip = LocalClip::load(&fixture(name)).unwrap();
+    let goldens = goldens(name);
     let prompts = goldens["prompts"].as_array().unwrap();
     assert_eq!(prompts.len(), 10);
     for prompt in prompts {
@@ -82,8 +106,14 @@ fn token_ids_match_the_reference_tokenizer() {
 
 #[test]
 fn text_embeddings_match_pytorch() {
-    let clip = LocalClip::load(&fixture()).unwrap();
-    let goldens = goldens();
+    for (name, _) in FIXTURES {
+        text_embeddings_match_pytorch_on(name);
+    }
+}
+
+fn text_embeddings_match_pytorch_on(name: &str) {
+    let clip = LocalClip::load(&fixture(name)).unwrap();
+    let goldens = goldens(name);
     let prompts = goldens["prompts"].as_array().unwrap();
     let texts: Vec<String> = prompts
         .iter()
@@ -94,9 +124,15 @@ fn text_embeddings_match_pytorch() {
     for (prompt, vector) in prompts.iter().zip(&ours) {
         let diff = max_abs_diff(vector, &floats(&prompt["embedding_normalized"]));
         worst = worst.max(diff);
-        assert!(diff <= 1e-4, "{:?}: max abs diff {diff}", prompt["text"]);
+        assert!(
+            diff <= 1e-4,
+            "{name} {:?}: max abs diff {diff}",
+            prompt["text"]
+        );
+        let cos = cosine(vector, &floats(&prompt["embedding_normalized"]));
+        assert!(cos >= 0.999, "{name} {:?}: cosine {cos}", prompt["text"]);
     }
-    println!("worst text embedding difference: {worst:e}");
+    println!("{name}: worst text embedding difference: {worst:e}");
     // One at a time, each short prompt runs only up to its end token (not all 77 positions):
     // the same embedding, as the causal mask promises.
     let mut worst_alone = 0f32;
@@ -107,26 +143,28 @@ fn text_embeddings_match_pytorch() {
         worst_alone = worst_alone.max(diff);
         assert!(
             diff <= 1e-4,
-            "{:?} alone: max abs diff {diff}",
+            "{name} {:?} alone: max abs diff {diff}",
             prompt["text"]
         );
     }
-    println!("worst text embedding difference, one prompt at a time: {worst_alone:e}");
+    println!("{name}: worst text embedding difference, one prompt at a time: {worst_alone:e}");
 }
 
 #[test]
 fn preprocessing_and_image_embeddings_match_pytorch() {
-    for engine in ENGINES {
-        image_embeddings_match_pytorch(engine);
+    for (name, _) in FIXTURES {
+        for engine in ENGINES {
+            image_embeddings_match_pytorch(name, engine);
+        }
     }
 }
 
-fn image_embeddings_match_pytorch(engine: ImageEngine) {
-    let clip = load(engine);
-    let goldens = goldens();
+fn image_embeddings_match_pytorch(name: &str, engine: ImageEngine) {
+    let clip = load(name, engine);
+    let goldens = goldens(name);
     let mut worst_pixels = 0f32;
     for frame in goldens["frames"].as_array().unwrap() {
-        let path = fixture()
+        let path = fixture(name)
             .join("frames")
             .join(frame["file"].as_str().unwrap().rsplit('/').next().unwrap());
         let image =
@@ -142,25 +180,27 @@ fn image_embeddings_match_pytorch(engine: ImageEngine) {
         let diff = max_abs_diff(&ours[0], &golden);
         assert!(
             diff <= 1e-4,
-            "{engine:?} {path:?}: embedding max abs diff {diff}"
+            "{name} {engine:?} {path:?}: embedding max abs diff {diff}"
         );
         let cos = cosine(&ours[0], &golden);
-        assert!(cos >= 0.999, "{engine:?} {path:?}: cosine {cos}");
-        println!("{engine:?} {path:?}: image embedding max abs diff {diff:e}, cosine {cos}");
+        assert!(cos >= 0.999, "{name} {engine:?} {path:?}: cosine {cos}");
+        println!("{name} {engine:?} {path:?}: image embedding max abs diff {diff:e}, cosine {cos}");
     }
     println!("worst preprocessing difference: {worst_pixels:e}");
 }
 
 #[test]
 fn cosine_scores_match_pytorch() {
-    for engine in ENGINES {
-        cosine_scores_match_pytorch_on(engine);
+    for (name, _) in FIXTURES {
+        for engine in ENGINES {
+            cosine_scores_match_pytorch_on(name, engine);
+        }
     }
 }
 
-fn cosine_scores_match_pytorch_on(engine: ImageEngine) {
-    let clip = load(engine);
-    let goldens = goldens();
+fn cosine_scores_match_pytorch_on(name: &str, engine: ImageEngine) {
+    let clip = load(name, engine);
+    let goldens = goldens(name);
     let texts: Vec<String> = goldens["prompts"]
         .as_array()
         .unwrap()
@@ -182,7 +222,7 @@ fn cosine_scores_match_pytorch_on(engine: ImageEngine) {
             let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
             assert!(
                 (score - row[j]).abs() <= 1e-5,
-                "{engine:?} frame {i} prompt {j}: {score} vs {}",
+                "{name} {engine:?} frame {i} prompt {j}: {score} vs {}",
                 row[j]
             );
         }

@@ -76,6 +76,26 @@ fn sequential_play_after_a_seek_stays_exact() {
 }
 
 #[test]
+fn unreferenced_pictures_before_the_frame_asked_for_are_skipped() {
+    // A third of this file's pictures are B-frames no other picture refers to: on the way to
+    // frame 240 they are not decoded, and frame 240 is still exactly frame 240.
+    let path = video("h264_gop250.mp4");
+    let mut jump = Decoder::open(&path).unwrap();
+    assert_eq!(read_pattern(&jump.frame(240).unwrap()).unwrap(), 240);
+    let decoded = jump.pictures_decoded();
+    assert!(
+        (150..200).contains(&decoded),
+        "{decoded} pictures decoded for 241 frames"
+    );
+    // Every frame asked for is decoded, unreferenced or not.
+    let mut every = Decoder::open(&path).unwrap();
+    for n in 0..=240 {
+        assert_eq!(read_pattern(&every.frame(n).unwrap()).unwrap(), n);
+    }
+    assert!(every.pictures_decoded() >= 241);
+}
+
+#[test]
 fn a_jpeg_of_frame_n_decodes_back_to_n() {
     let mut decoder = Decoder::open(&video("h264_gop250.mp4")).unwrap();
     for n in [0, 1, 201, 299] {

@@ -33,6 +33,21 @@ fn straight_and_progressive(path: &Path, extra: &[&str]) -> (Vec<u8>, Vec<u8>, s
     (bytes(&straight), bytes(&progressive), report)
 }
 
+/// Per pass: frames kept for later passes and pictures decoded.
+fn kept_and_decoded(report: &serde_json::Value) -> Vec<(u64, u64)> {
+    report["passes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kept_for_later"].as_u64().unwrap(),
+                p["decoded"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn passes(report: &serde_json::Value) -> Vec<(u64, u64, f64)> {
     report["passes"]
         .as_array()
@@ -52,21 +67,34 @@ fn passes(report: &serde_json::Value) -> Vec<(u64, u64, f64)> {
 fn a_progressive_index_ends_byte_identical_to_a_straight_one() {
     // 300 frames at 30 fps, a keyframe every 250: first pass one frame a second.
     let path = video("h264_gop250.mp4");
-    let (straight, progressive, report) = straight_and_progressive(&path, &[]);
-    assert!(straight == progressive, "the finished files differ");
+    let (straight_every, progressive, report) = straight_and_progressive(&path, &[]);
+    assert!(straight_every == progressive, "the finished files differ");
     let passes = passes(&report);
     eprintln!("h264_gop250.mp4 passes (frames, spacing after, decoded per embedded): {passes:?}");
     assert_eq!(passes.iter().map(|p| p.0).sum::<u64>(), 300);
     assert_eq!(passes[0].0, 10, "one frame a second");
     let spacings: Vec<u64> = passes.iter().map(|p| p.1).collect();
     assert_eq!(spacings, [30, 15, 8, 4, 2, 1]);
-    // The first pass decodes on from one frame to the next (no keyframe between them): about
-    // 30 pictures per frame, not the whole video per frame.
+    // The first pass decodes on from one frame to the next (no keyframe between them), not the
+    // whole video per frame, and skips the pictures on the way that nothing refers to (a third
+    // of this file's): about 20 pictures per frame rather than 30.
     assert!(
-        passes[0].2 <= 31.0,
+        passes[0].2 <= 25.0,
         "first pass decoded {} per frame",
         passes[0].2
     );
+    // Pass 1 decodes through the frames of passes 2 and 3 and keeps them, pass 4 those of
+    // pass 5: passes 2, 3 and 5 decode nothing. The last pass decodes every frame for scene
+    // cuts, so none are kept for it.
+    let kept = kept_and_decoded(&report);
+    eprintln!("h264_gop250.mp4 passes (kept for later passes, decoded): {kept:?}");
+    assert_eq!(kept[0].0, passes[1].0 + passes[2].0);
+    assert_eq!(kept[3].0, passes[4].0);
+    for pass in [1, 2, 4] {
+        assert_eq!(kept[pass].1, 0, "pass {} decodes nothing", pass + 1);
+    }
+    assert_eq!(kept[1].0 + kept[2].0 + kept[4].0 + kept[5].0, 0);
+    assert!(kept[5].1 >= 300, "the last pass decodes every frame");
 
     // Sampled at 5 fps: the passes cover the sampled plan, the file equals the straight one.
     let (straight, progressive, report) = straight_and_progressive(&path, &["--sample-fps", "5"]);
@@ -77,6 +105,19 @@ fn a_progressive_index_ends_byte_identical_to_a_straight_one() {
     let passes = self::passes(&report);
     assert_eq!(passes.iter().map(|p| p.0).sum::<u64>(), 50);
     assert_eq!(passes[0].0, 10);
+
+    // With no memory to keep frames in, each pass decodes what it needs itself: the same file.
+    let unkept = Workspace::new();
+    unkept.add_to_config("progressive_memory_mb: 0\n");
+    let report = unkept.run_json(&["index", path.to_str().unwrap(), "--json", "--progressive"]);
+    let unkept = std::fs::read(&unkept.cache_files()[0]).unwrap();
+    assert!(
+        straight_every == unkept,
+        "without keeping: the finished files differ"
+    );
+    assert!(kept_and_decoded(&report)
+        .iter()
+        .all(|&(kept, decoded)| kept == 0 && decoded > 0));
 }
 
 #[test]

@@ -1,11 +1,12 @@
-//! A model folder's configuration: the files it must hold, and `config.json` read into
-//! candle's CLIP configuration. Configurations candle's CLIP cannot compute exactly (another
-//! activation or layer-norm epsilon) are refused here rather than run wrongly.
+//! A model folder's configuration: the files it must hold, and `config.json` read into the
+//! towers' configuration ([`super::model`]). Configurations the towers cannot compute exactly
+//! (an activation other than `quick_gelu` or `gelu`) are refused here rather than run wrongly.
 
 use std::path::{Path, PathBuf};
 
-use candle_transformers::models::clip::{self, text_model, vision_model};
 use serde::Deserialize;
+
+use super::model::{Activation, ClipConfig, EncoderConfig, TextConfig, VisionConfig};
 
 use crate::embed::ModelIdentity;
 
@@ -91,39 +92,48 @@ fn default_channels() -> usize {
     3
 }
 
-/// Turns `config.json` into candle's configuration, refusing what candle would compute wrongly.
-pub(super) fn clip_config(path: &Path, text: &str) -> Result<clip::ClipConfig, ModelError> {
+/// Turns `config.json` into the towers' configuration, refusing what they would compute
+/// wrongly.
+pub(super) fn clip_config(path: &Path, text: &str) -> Result<ClipConfig, ModelError> {
+    check_model_type(path, text)?;
     let hf: HfConfig = serde_json::from_str(text).map_err(|e| ModelError::Config {
         path: path.into(),
         message: e.to_string(),
     })?;
-    for (tower, name) in [
-        (&hf.text_config, "text_config"),
-        (&hf.vision_config, "vision_config"),
-    ] {
-        if tower.hidden_act != "quick_gelu" {
-            return Err(ModelError::Unsupported {
+    let encoder = |tower: &HfTower, name: &str| -> Result<EncoderConfig, ModelError> {
+        let activation =
+            Activation::named(&tower.hidden_act).ok_or_else(|| ModelError::Unsupported {
                 path: path.into(),
-                message: format!("{name}.hidden_act is {:?}; candle's CLIP implements only quick_gelu (OpenAI's CLIP models use it)", tower.hidden_act),
-            });
-        }
-        if (tower.layer_norm_eps - 1e-5).abs() > 1e-12 {
-            return Err(ModelError::Unsupported {
+                message: format!("{name}.hidden_act is {:?}; CLIP models here use quick_gelu (OpenAI's) or gelu (LAION's OpenCLIP)", tower.hidden_act),
+            })?;
+        if !(tower.layer_norm_eps.is_finite() && tower.layer_norm_eps > 0.0) {
+            return Err(ModelError::Config {
                 path: path.into(),
                 message: format!(
-                    "{name}.layer_norm_eps is {}; candle's CLIP uses 1e-5",
+                    "{name}.layer_norm_eps must be a positive number, not {}",
                     tower.layer_norm_eps
                 ),
             });
         }
-        if tower.num_attention_heads == 0 || tower.hidden_size % tower.num_attention_heads != 0 {
+        if tower.num_attention_heads == 0
+            || !tower.hidden_size.is_multiple_of(tower.num_attention_heads)
+        {
             return Err(ModelError::Config {
                 path: path.into(),
                 message: format!("{name}: hidden_size must be a multiple of num_attention_heads"),
             });
         }
-    }
+        Ok(EncoderConfig {
+            embed_dim: tower.hidden_size,
+            intermediate_size: tower.intermediate_size,
+            num_hidden_layers: tower.num_hidden_layers,
+            num_attention_heads: tower.num_attention_heads,
+            activation,
+            layer_norm_eps: tower.layer_norm_eps,
+        })
+    };
     let (t, v) = (&hf.text_config, &hf.vision_config);
+    let (text_encoder, vision_encoder) = (encoder(t, "text_config")?, encoder(v, "vision_config")?);
     if t.vocab_size == 0
         || v.image_size == 0
         || v.patch_size == 0
@@ -143,35 +153,49 @@ pub(super) fn clip_config(path: &Path, text: &str) -> Result<clip::ClipConfig, M
             ),
         });
     }
-    Ok(clip::ClipConfig {
-        text_config: text_model::ClipTextConfig {
+    Ok(ClipConfig {
+        text_config: TextConfig {
+            encoder: text_encoder,
             vocab_size: t.vocab_size,
-            embed_dim: t.hidden_size,
-            activation: text_model::Activation::QuickGelu,
-            intermediate_size: t.intermediate_size,
             max_position_embeddings: t.max_position_embeddings,
-            pad_with: None,
-            num_hidden_layers: t.num_hidden_layers,
-            num_attention_heads: t.num_attention_heads,
             projection_dim: hf.projection_dim,
         },
-        vision_config: vision_model::ClipVisionConfig {
-            embed_dim: v.hidden_size,
-            activation: text_model::Activation::QuickGelu,
-            intermediate_size: v.intermediate_size,
-            num_hidden_layers: v.num_hidden_layers,
-            num_attention_heads: v.num_attention_heads,
-            projection_dim: hf.projection_dim,
-            num_channels: v.num_channels,
+        vision_config: VisionConfig {
+            encoder: vision_encoder,
             image_size: v.image_size,
             patch_size: v.patch_size,
+            num_channels: v.num_channels,
+            projection_dim: hf.projection_dim,
         },
         logit_scale_init_value: hf.logit_scale_init_value,
         image_size: v.image_size,
     })
 }
 
-pub(super) fn read_config(folder: &Path) -> Result<clip::ClipConfig, ModelError> {
+/// Refuses a checkpoint of another family before its fields are read, naming what it is.
+fn check_model_type(path: &Path, text: &str) -> Result<(), ModelError> {
+    #[derive(Deserialize)]
+    struct Family {
+        model_type: Option<String>,
+    }
+    let Ok(Family {
+        model_type: Some(kind),
+    }) = serde_json::from_str::<Family>(text)
+    else {
+        return Ok(());
+    };
+    let message = match kind.as_str() {
+        "clip" => return Ok(()),
+        "siglip" | "siglip2" => format!("model_type is {kind:?}: SigLIP checkpoints are not supported yet; use a CLIP checkpoint (model_type \"clip\": OpenAI's, or LAION's OpenCLIP in Hugging Face layout)"),
+        other => format!("model_type is {other:?}, not a CLIP model; use a CLIP checkpoint in Hugging Face layout (model_type \"clip\")"),
+    };
+    Err(ModelError::Unsupported {
+        path: path.into(),
+        message,
+    })
+}
+
+pub(super) fn read_config(folder: &Path) -> Result<ClipConfig, ModelError> {
     let config_path = folder.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Config {
         path: config_path.clone(),
@@ -215,24 +239,46 @@ mod tests {
     fn the_architecture_comes_from_config_json() {
         let config =
             clip_config(Path::new("config.json"), &config_json("quick_gelu", 1e-5)).unwrap();
-        assert_eq!(config.text_config.embed_dim, 32);
+        assert_eq!(config.text_config.encoder.embed_dim, 32);
+        assert_eq!(config.text_config.encoder.activation, Activation::QuickGelu);
+        let config = clip_config(Path::new("config.json"), &config_json("gelu", 1e-6)).unwrap();
+        assert_eq!(config.text_config.encoder.activation, Activation::Gelu);
+        assert_eq!(config.text_config.encoder.layer_norm_eps, 1e-6);
         assert_eq!(config.vision_config.patch_size, 8);
         assert_eq!(config.image_size, 32);
         assert_eq!(config.text_config.projection_dim, 16);
     }
 
     #[test]
-    fn configs_candle_cannot_run_are_refused() {
-        let error = clip_config(Path::new("config.json"), &config_json("gelu", 1e-5))
+    fn configs_the_towers_cannot_run_are_refused() {
+        let error = clip_config(Path::new("config.json"), &config_json("gelu_new", 1e-5))
             .err()
             .unwrap()
             .to_string();
-        assert!(error.contains("quick_gelu"), "{error}");
-        let error = clip_config(Path::new("config.json"), &config_json("quick_gelu", 1e-6))
+        assert!(
+            error.contains("\"gelu_new\"") && error.contains("quick_gelu"),
+            "{error}"
+        );
+        let error = clip_config(Path::new("config.json"), &config_json("gelu", 0.0))
             .err()
             .unwrap()
             .to_string();
         assert!(error.contains("layer_norm_eps"), "{error}");
+        let siglip = config_json("gelu", 1e-5).replacen('{', r#"{"model_type": "siglip", "#, 1);
+        let error = clip_config(Path::new("config.json"), &siglip)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("\"siglip\"") && error.contains("not supported yet"),
+            "{error}"
+        );
+        let bert = config_json("gelu", 1e-5).replacen('{', r#"{"model_type": "bert", "#, 1);
+        let error = clip_config(Path::new("config.json"), &bert)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("\"bert\", not a CLIP model"), "{error}");
         let error = clip_config(Path::new("config.json"), "{}")
             .err()
             .unwrap()

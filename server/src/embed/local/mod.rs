@@ -1,13 +1,14 @@
 //! In-process CLIP with candle, from a model folder in Hugging Face layout:
 //! `config.json`, `model.safetensors`, `tokenizer.json` (and optionally
-//! `preprocessor_config.json`). Laid out as candle's own CLIP: the configuration and its
-//! refusals (`config`), the text tower with its tokenizer (`text`), and the image tower on
+//! `preprocessor_config.json`). The configuration and its refusals (`config`), CLIP's two
+//! transformers (`model`), the text tower with its tokenizer (`text`), and the image tower on
 //! candle or ONNX Runtime (`vision`); this file loads a folder into them.
 //!
-//! The architecture is read from `config.json`; configurations candle's CLIP cannot compute
-//! exactly (another activation or layer-norm epsilon) are refused rather than run wrongly.
+//! The architecture is read from `config.json`; configurations the towers cannot compute
+//! exactly (another activation, another model family) are refused rather than run wrongly.
 
 mod config;
+pub mod model;
 mod text;
 mod vision;
 
@@ -15,7 +16,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::clip;
 use opencv::core::Mat;
 
 pub use config::{identity_of, ModelError, CONTEXT_LENGTH, REQUIRED_FILES};
@@ -30,7 +30,7 @@ pub struct LocalClip {
     text: TextTower,
     tokenizer: ClipTokenizer,
     images: ImageTower,
-    config: clip::ClipConfig,
+    config: model::ClipConfig,
     identity: ModelIdentity,
     device: Device,
     /// `exp(logit_scale)`: the multiplier of cosine scores in CLIP's zero-shot softmax.
@@ -77,7 +77,7 @@ impl LocalClip {
         // SAFETY: the file is memory-mapped read-only; the app never writes model files.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| ModelError::weights(&weights, e))?;
-        // candle's CLIP substitutes random values for a missing class embedding: refuse instead.
+        // Named first, so that a checkpoint of another layout gets a message that says so.
         for name in [
             "vision_model.embeddings.class_embedding",
             "visual_projection.weight",
@@ -136,7 +136,7 @@ impl LocalClip {
         self.images.engine_name()
     }
 
-    pub fn config(&self) -> &clip::ClipConfig {
+    pub fn config(&self) -> &model::ClipConfig {
         &self.config
     }
 }
@@ -151,7 +151,7 @@ impl Embedder for LocalClip {
     }
 
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
-        self.preprocess_frame(frame).map(PreparedImage::Pixels)
+        self.images.crop_frame(frame).map(PreparedImage::Cropped)
     }
 
     fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -161,13 +161,13 @@ impl Embedder for LocalClip {
         let pixels = images
             .iter()
             .map(|image| match image {
-                PreparedImage::Pixels(p) => Ok(p.as_slice()),
+                PreparedImage::Cropped(crop) => Ok(self.images.normalize(crop)),
                 PreparedImage::Base64Jpeg(_) => Err(EmbedError::Model(
                     "the local model takes pixel tensors, not JPEG images".into(),
                 )),
             })
-            .collect::<Result<Vec<&[f32]>, _>>()?;
-        self.images.embed(&pixels, &self.device)
+            .collect::<Result<Vec<Vec<f32>>, _>>()?;
+        self.embed_pixels(&pixels)
     }
 
     fn is_truncated(&self, text: &str) -> bool {
@@ -175,7 +175,7 @@ impl Embedder for LocalClip {
     }
 
     fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
-        let (PreparedImage::Pixels(a), PreparedImage::Pixels(b)) = (a, b) else {
+        let (PreparedImage::Cropped(a), PreparedImage::Cropped(b)) = (a, b) else {
             return None;
         };
         self.images.difference(a, b)

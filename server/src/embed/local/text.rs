@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::clip::{self, text_model};
+use candle_nn::VarBuilder;
+
+use super::model::{TextConfig, TextTransformer};
 
 use super::config::{ModelError, CONTEXT_LENGTH};
 use crate::embed::EmbedError;
@@ -62,10 +63,8 @@ impl ClipTokenizer {
 
     /// CLIP tokens of `text`: start, the BPE tokens (cut to fit), end, then padding.
     ///
-    /// Padding uses id 0, never the end token: candle reads each text's embedding at its
-    /// largest token id, which must be the one end token (with the CLIP vocabulary the end
-    /// token has the largest id). Padding does not change the result otherwise: the causal
-    /// mask hides later positions from the end token.
+    /// Padding uses id 0. It does not change the result: the text's embedding is read at the
+    /// end token, and the causal mask hides later positions from it.
     pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
         let encoding = self
             .tokenizer
@@ -95,26 +94,17 @@ impl ClipTokenizer {
 
 /// The text transformer (`text_model.*`) and `text_projection`.
 pub(super) struct TextTower {
-    model: text_model::ClipTextTransformer,
-    projection: Linear,
+    model: TextTransformer,
 }
 
 impl TextTower {
     pub(super) fn load(
         vb: &VarBuilder,
         weights: &Path,
-        config: &text_model::ClipTextConfig,
+        config: &TextConfig,
     ) -> Result<Self, ModelError> {
-        let error = |e| ModelError::weights(weights, e);
         Ok(Self {
-            model: text_model::ClipTextTransformer::new(vb.pp("text_model"), config)
-                .map_err(error)?,
-            projection: candle_nn::linear_no_bias(
-                config.embed_dim,
-                config.projection_dim,
-                vb.pp("text_projection"),
-            )
-            .map_err(error)?,
+            model: TextTransformer::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
         })
     }
 
@@ -141,9 +131,13 @@ impl TextTower {
             .collect();
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (tokens.len(), length), device)?;
-            let features = self.projection.forward(&self.model.forward(&ids)?)?;
-            clip::div_l2_norm(&features)?.to_vec2::<f32>()
+            let ends: Vec<usize> = tokens.iter().map(|t| t.end).collect();
+            self.model.forward(&ids, &ends)?.to_vec2::<f32>()
         };
-        run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))
+        let mut vectors = run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))?;
+        vectors
+            .iter_mut()
+            .for_each(|v| crate::embed::l2_normalize(v));
+        Ok(vectors)
     }
 }

@@ -4,15 +4,15 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::clip::{self, vision_model};
+use candle_nn::VarBuilder;
 use opencv::core::Mat;
 use opencv::prelude::*;
 
 use super::config::ModelError;
+use super::model::{VisionConfig, VisionTransformer};
 use crate::config::ImageEngine;
 use crate::embed::ort_vision::OrtVision;
-use crate::embed::preprocess::{preprocess, PreprocessConfig, RgbImage};
+use crate::embed::preprocess::{normalize, resize_and_crop, PreprocessConfig, RgbImage};
 use crate::embed::EmbedError;
 
 /// `preprocessor_config.json` when the folder has one, else CLIP's processor for `image_size`.
@@ -30,10 +30,7 @@ pub(super) fn read_preprocess(
 
 /// What runs the transformer.
 enum Engine {
-    Candle {
-        vision: vision_model::ClipVisionTransformer,
-        projection: Linear,
-    },
+    Candle(VisionTransformer),
     OnnxRuntime(OrtVision),
 }
 
@@ -48,22 +45,14 @@ impl ImageTower {
     pub(super) fn load(
         vb: &VarBuilder,
         weights: &Path,
-        config: &vision_model::ClipVisionConfig,
+        config: &VisionConfig,
         preprocess: PreprocessConfig,
         engine: ImageEngine,
     ) -> Result<Self, ModelError> {
         let candle = || -> Result<Engine, ModelError> {
-            let error = |e| ModelError::weights(weights, e);
-            Ok(Engine::Candle {
-                vision: vision_model::ClipVisionTransformer::new(vb.pp("vision_model"), config)
-                    .map_err(error)?,
-                projection: candle_nn::linear_no_bias(
-                    config.embed_dim,
-                    config.projection_dim,
-                    vb.pp("visual_projection"),
-                )
-                .map_err(error)?,
-            })
+            VisionTransformer::new(vb, config)
+                .map(Engine::Candle)
+                .map_err(|e| ModelError::weights(weights, e))
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let engine = match engine {
@@ -86,6 +75,11 @@ impl ImageTower {
 
     /// The model's input for an 8-bit BGR frame: `3 * height * width` floats, channel planes.
     pub(super) fn preprocess_frame(&self, frame: &Mat) -> Result<Vec<f32>, EmbedError> {
+        self.crop_frame(frame).map(|crop| self.normalize(&crop))
+    }
+
+    /// The frame resized and cropped for the model, 8-bit RGB (see [`resize_and_crop`]).
+    pub(super) fn crop_frame(&self, frame: &Mat) -> Result<Vec<u8>, EmbedError> {
         if frame.typ() != opencv::core::CV_8UC3 {
             return Err(EmbedError::Model(format!(
                 "frames must be 8-bit BGR images (OpenCV type {}), got type {}",
@@ -112,7 +106,12 @@ impl ImageTower {
             pixels: bytes,
             bgr: true,
         };
-        Ok(preprocess(&image, &self.preprocess))
+        Ok(resize_and_crop(&image, &self.preprocess))
+    }
+
+    /// The model's input from [`crop_frame`](Self::crop_frame)'s bytes.
+    pub(super) fn normalize(&self, crop: &[u8]) -> Vec<f32> {
+        normalize(crop, &self.preprocess)
     }
 
     /// L2-normalised embeddings of preprocessed images.
@@ -132,14 +131,18 @@ impl ImageTower {
             )));
         }
         match &self.engine {
-            Engine::Candle { vision, projection } => {
+            Engine::Candle(vision) => {
                 let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
                 let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                     let pixels = Tensor::from_vec(flat, (images.len(), 3, h, w), device)?;
-                    let features = projection.forward(&vision.forward(&pixels)?)?;
-                    clip::div_l2_norm(&features)?.to_vec2::<f32>()
+                    vision.forward(&pixels)?.to_vec2::<f32>()
                 };
-                run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))
+                let mut vectors =
+                    run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))?;
+                vectors
+                    .iter_mut()
+                    .for_each(|v| crate::embed::l2_normalize(v));
+                Ok(vectors)
             }
             Engine::OnnxRuntime(session) => {
                 let mut vectors = session
@@ -153,31 +156,23 @@ impl ImageTower {
         }
     }
 
-    /// Mean absolute difference of two preprocessed images, in grey levels (0-255).
-    pub(super) fn difference(&self, a: &[f32], b: &[f32]) -> Option<f32> {
-        if a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(3) {
+    /// Mean absolute difference of two cropped images, in grey levels (0-255).
+    pub(super) fn difference(&self, a: &[u8], b: &[u8]) -> Option<f32> {
+        if a.len() != b.len() || a.is_empty() {
             return None;
         }
-        // Inputs are (level / 255 - mean) / std per channel plane: back to grey levels.
-        let plane = a.len() / 3;
-        let total: f64 = (0..3)
-            .map(|c| {
-                let range = c * plane..(c + 1) * plane;
-                let sum: f32 = a[range.clone()]
-                    .iter()
-                    .zip(&b[range])
-                    .map(|(x, y)| (x - y).abs())
-                    .sum();
-                f64::from(sum) * f64::from(self.preprocess.std[c]) * 255.0
-            })
+        let total: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
             .sum();
-        Some((total / a.len() as f64) as f32)
+        Some((total as f64 / a.len() as f64) as f32)
     }
 
     /// What runs the transformer: "candle" or "onnxruntime".
     pub(super) fn engine_name(&self) -> &'static str {
         match self.engine {
-            Engine::Candle { .. } => "candle",
+            Engine::Candle(_) => "candle",
             Engine::OnnxRuntime(_) => "onnxruntime",
         }
     }

@@ -1,0 +1,294 @@
+//! CLIP's two transformers on candle, mirroring the Hugging Face checkpoint's names
+//! (`text_model.*`, `vision_model.*`) as candle-transformers' `models::clip` does, with what
+//! that module lacks: the activation the config names (`quick_gelu` in OpenAI's checkpoints,
+//! `gelu` in LAION's OpenCLIP ones) and the config's `layer_norm_eps`.
+//!
+//! Invariants:
+//! - Every weight is read under the checkpoint's own name and shape; a missing or misshapen
+//!   one is an error, never a random initialisation.
+//! - The text embedding is read at the end token's position, which the tokenizer gives (as
+//!   transformers reads it at `eos_token_id`), not guessed from the ids.
+
+use candle_core::{IndexOp, Module, Result, Tensor, D};
+use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
+
+/// The MLP's activation, as `hidden_act` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x * sigmoid(1.702 x)`, OpenAI's CLIP.
+    QuickGelu,
+    /// The exact GELU, `x * Φ(x)` with the error function (PyTorch's `nn.GELU()`).
+    Gelu,
+}
+
+impl Activation {
+    /// The activation `hidden_act` names, if this crate computes it exactly.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "quick_gelu" => Some(Self::QuickGelu),
+            "gelu" => Some(Self::Gelu),
+            _ => None,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702f64)?)?,
+            Self::Gelu => xs.gelu_erf(),
+        }
+    }
+}
+
+/// What the text and vision encoders share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderConfig {
+    pub embed_dim: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub activation: Activation,
+    pub layer_norm_eps: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextConfig {
+    pub encoder: EncoderConfig,
+    pub vocab_size: usize,
+    pub max_position_embeddings: usize,
+    pub projection_dim: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisionConfig {
+    pub encoder: EncoderConfig,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_channels: usize,
+    pub projection_dim: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipConfig {
+    pub text_config: TextConfig,
+    pub vision_config: VisionConfig,
+    pub logit_scale_init_value: f32,
+    pub image_size: usize,
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+        let e = c.embed_dim;
+        let linear = |name: &str| candle_nn::linear(e, e, vb.pp(name));
+        Ok(Self {
+            q_proj: linear("q_proj")?,
+            k_proj: linear("k_proj")?,
+            v_proj: linear("v_proj")?,
+            out_proj: linear("out_proj")?,
+            heads: c.num_attention_heads,
+            scale: ((e / c.num_attention_heads) as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (batch, positions, e) = xs.dims3()?;
+        let head_dim = e / self.heads;
+        let split = |t: Tensor| -> Result<Tensor> {
+            t.reshape((batch, positions, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        let mut weights = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            weights = weights.broadcast_add(mask)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&weights)?;
+        let out = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch, positions, e))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+struct EncoderLayer {
+    self_attn: Attention,
+    layer_norm1: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    activation: Activation,
+    layer_norm2: LayerNorm,
+}
+
+impl EncoderLayer {
+    fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+        let (e, eps) = (c.embed_dim, c.layer_norm_eps);
+        Ok(Self {
+            self_attn: Attention::new(vb.pp("self_attn"), c)?,
+            layer_norm1: candle_nn::layer_norm(e, eps, vb.pp("layer_norm1"))?,
+            fc1: candle_nn::linear(e, c.intermediate_size, vb.pp("mlp.fc1"))?,
+            fc2: candle_nn::linear(c.intermediate_size, e, vb.pp("mlp.fc2"))?,
+            activation: c.activation,
+            layer_norm2: candle_nn::layer_norm(e, eps, vb.pp("layer_norm2"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let attended = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let xs = (xs + attended)?;
+        let h = self.fc1.forward(&self.layer_norm2.forward(&xs)?)?;
+        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
+        xs + h
+    }
+}
+
+struct Encoder {
+    layers: Vec<EncoderLayer>,
+}
+
+impl Encoder {
+    fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| EncoderLayer::new(vb.pp(format!("layers.{i}")), c))
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        self.layers
+            .iter()
+            .try_fold(xs.clone(), |xs, layer| layer.forward(&xs, mask))
+    }
+}
+
+/// `text_model.*` and `text_projection`: a prompt's embedding, not yet L2-normalised.
+pub struct TextTransformer {
+    token_embedding: candle_nn::Embedding,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+    projection: Linear,
+}
+
+impl TextTransformer {
+    /// Reads the weights under `text_model` and `text_projection` of `vb`.
+    pub fn new(vb: &VarBuilder, c: &TextConfig) -> Result<Self> {
+        let tm = vb.pp("text_model");
+        let e = c.encoder.embed_dim;
+        Ok(Self {
+            token_embedding: candle_nn::embedding(
+                c.vocab_size,
+                e,
+                tm.pp("embeddings.token_embedding"),
+            )?,
+            position_embedding: tm.get(
+                (c.max_position_embeddings, e),
+                "embeddings.position_embedding.weight",
+            )?,
+            encoder: Encoder::new(tm.pp("encoder"), &c.encoder)?,
+            final_layer_norm: candle_nn::layer_norm(
+                e,
+                c.encoder.layer_norm_eps,
+                tm.pp("final_layer_norm"),
+            )?,
+            projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("text_projection"))?,
+        })
+    }
+
+    /// `ids`: `[batch, length]` token ids; `ends`: each row's end-token position.
+    pub fn forward(&self, ids: &Tensor, ends: &[usize]) -> Result<Tensor> {
+        let (batch, length) = ids.dims2()?;
+        let xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
+        let xs = self
+            .encoder
+            .forward(&xs, Some(&causal_mask(length, ids)?))?;
+        let xs = self.final_layer_norm.forward(&xs)?;
+        let pooled = (0..batch)
+            .map(|b| xs.i((b, ends[b]))?.unsqueeze(0))
+            .collect::<Result<Vec<_>>>()?;
+        self.projection.forward(&Tensor::cat(&pooled, 0)?)
+    }
+}
+
+/// Each position sees itself and the positions before it.
+fn causal_mask(length: usize, like: &Tensor) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..length)
+        .flat_map(|i| (0..length).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (1, 1, length, length), like.device())
+}
+
+/// `vision_model.*` and `visual_projection`: an image's embedding, not yet L2-normalised.
+pub struct VisionTransformer {
+    patch_embedding: candle_nn::Conv2d,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_layrnorm: LayerNorm,
+    encoder: Encoder,
+    post_layernorm: LayerNorm,
+    projection: Linear,
+}
+
+impl VisionTransformer {
+    /// Reads the weights under `vision_model` and `visual_projection` of `vb`.
+    pub fn new(vb: &VarBuilder, c: &VisionConfig) -> Result<Self> {
+        let vm = vb.pp("vision_model");
+        let (e, eps) = (c.encoder.embed_dim, c.encoder.layer_norm_eps);
+        let positions = (c.image_size / c.patch_size).pow(2) + 1;
+        let conv = Conv2dConfig {
+            stride: c.patch_size,
+            ..Default::default()
+        };
+        Ok(Self {
+            patch_embedding: candle_nn::conv2d_no_bias(
+                c.num_channels,
+                e,
+                c.patch_size,
+                conv,
+                vm.pp("embeddings.patch_embedding"),
+            )?,
+            class_embedding: vm.get(e, "embeddings.class_embedding")?,
+            position_embedding: vm.get((positions, e), "embeddings.position_embedding.weight")?,
+            pre_layrnorm: candle_nn::layer_norm(e, eps, vm.pp("pre_layrnorm"))?,
+            encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
+            post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
+            projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("visual_projection"))?,
+        })
+    }
+
+    /// `pixels`: `[batch, channels, size, size]`.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let batch = pixels.dim(0)?;
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let e = self.class_embedding.dim(D::Minus1)?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, e))?
+            .repeat((batch, 1, 1))?;
+        let xs = Tensor::cat(&[class, patches], 1)?.broadcast_add(&self.position_embedding)?;
+        let xs = self.pre_layrnorm.forward(&xs)?;
+        let xs = self.encoder.forward(&xs, None)?;
+        let pooled = self.post_layernorm.forward(&xs.i((.., 0))?)?;
+        self.projection.forward(&pooled)
+    }
+}

@@ -235,9 +235,10 @@ pub struct ModelArgs {
     /// The config file (the old app's config.yaml works unchanged).
     #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
     pub config: PathBuf,
-    /// A model folder in Hugging Face layout, or a Hub repo id `REPO[@REVISION]`.
+    /// A model folder in Hugging Face layout, or a Hub repo id `REPO[@REVISION]`. `scores`
+    /// takes it twice or more to compare models (each video indexed with each).
     #[arg(long)]
-    pub model: Option<String>,
+    pub model: Vec<String>,
     #[arg(long, value_enum)]
     pub backend: Option<crate::config::BackendKind>,
     /// What runs the local model's image tower (default: `image_engine` from the config, auto).

@@ -328,6 +328,9 @@ pub fn scores(
     softmax: bool,
     json: bool,
 ) -> CommandResult {
+    if args.model.len() > 1 {
+        return compare_models(path, args, sample_fps, prompts, window, softmax, json);
+    }
     let indexed = open_indexed(path, args, sample_fps)?;
     let prompts = prompts_or_config(prompts, &indexed.settings)?;
     let (covered, series) = score_table(&indexed, &prompts, window, softmax)?;
@@ -365,6 +368,105 @@ pub fn scores(
         }
         Ok(())
     }
+}
+
+/// `scores --model A --model B …`: each model's scores of the same video (each indexed with
+/// that model), and for two models their difference A - B per prompt, over the frames both
+/// cover, where the models disagree most.
+fn compare_models(
+    path: &Path,
+    args: &ModelArgs,
+    sample_fps: Option<f64>,
+    prompts: Vec<String>,
+    window: usize,
+    softmax: bool,
+    json: bool,
+) -> CommandResult {
+    let mut runs = Vec::new();
+    for model in &args.model {
+        let one = ModelArgs {
+            model: vec![model.clone()],
+            ..args.clone()
+        };
+        let indexed = open_indexed(path, &one, sample_fps)?;
+        let prompts = prompts_or_config(prompts.clone(), &indexed.settings)?;
+        let (covered, series) = score_table(&indexed, &prompts, window, softmax)?;
+        runs.push((indexed, prompts, covered, series));
+    }
+    let prompts = runs[0].1.clone();
+    // Two models: A - B over the frames both cover.
+    let difference: Option<Vec<Vec<f32>>> = match runs.as_slice() {
+        [(_, _, covered_a, a), (_, _, covered_b, b)] => Some(
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| {
+                    let both = (*covered_a).min(*covered_b) as usize;
+                    a.iter().zip(b).take(both).map(|(x, y)| x - y).collect()
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    if json {
+        let models: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(indexed, _, covered, series)| {
+                let scores: serde_json::Map<String, serde_json::Value> = prompts
+                    .iter()
+                    .zip(series)
+                    .map(|(p, s)| (p.clone(), json!(s)))
+                    .collect();
+                json!({
+                    "model": indexed.embedder.identity().name,
+                    "frames": (0..*covered).collect::<Vec<u64>>(),
+                    "missing": indexed.file.missing,
+                    "scores": scores,
+                })
+            })
+            .collect();
+        let mut value = json!({
+            "video": path.file_name().map(|n| n.to_string_lossy()),
+            "fps": runs[0].0.video.meta.fps,
+            "models": models,
+        });
+        if let Some(difference) = &difference {
+            let by_prompt: serde_json::Map<String, serde_json::Value> = prompts
+                .iter()
+                .zip(difference)
+                .map(|(p, d)| (p.clone(), json!(d)))
+                .collect();
+            value["difference"] = json!(by_prompt);
+        }
+        return print_json(&value);
+    }
+    for (indexed, _, covered, _) in &runs {
+        println!(
+            "{}: {covered} frames scored",
+            indexed.embedder.identity().name
+        );
+    }
+    if let Some(difference) = &difference {
+        let (a, b) = (
+            runs[0].0.embedder.identity().name,
+            runs[1].0.embedder.identity().name,
+        );
+        println!("{a} - {b}:");
+        for (prompt, d) in prompts.iter().zip(difference) {
+            let widest = d
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()));
+            match widest {
+                Some((n, v)) => println!(
+                    "  {prompt:?}: they disagree most at frame {n} ({}): {v:+.4}",
+                    format_time(runs[0].0.time_s(n as u64))
+                ),
+                None => println!("  {prompt:?}: no frame scored by both"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes JSON to stdout, treating a closed pipe (`| head`) as success.

@@ -63,8 +63,14 @@ impl SettingsArgs for ModelArgs {
         &self.config
     }
     fn apply(&self, settings: &mut Settings) -> Result<(), String> {
-        if let Some(model) = &self.model {
-            settings.model = model.clone();
+        match self.model.as_slice() {
+            [] => {}
+            [model] => settings.model = model.clone(),
+            _ => {
+                return Err(
+                    "only `scores` compares several models; give this command one --model".into(),
+                )
+            }
         }
         if let Some(backend) = self.backend {
             settings.backend = backend;

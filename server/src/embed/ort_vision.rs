@@ -236,12 +236,15 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
         &[5],
         &[-1, positions as i64, 3, heads as i64, head_dim as i64],
     );
-    let alpha = g.floats("quick_gelu_alpha", &[], &[1.702]);
-    let (half, one, sqrt_half) = (
-        g.floats("half", &[], &[0.5]),
-        g.floats("one", &[], &[1.0]),
-        g.floats("sqrt_half", &[], &[std::f32::consts::FRAC_1_SQRT_2]),
-    );
+    // The activation's constants: only those its nodes use (ONNX Runtime warns of others).
+    let constants: Vec<String> = match encoder.activation {
+        Activation::QuickGelu => vec![g.floats("quick_gelu_alpha", &[], &[1.702])],
+        Activation::Gelu => vec![
+            g.floats("sqrt_half", &[], &[std::f32::consts::FRAC_1_SQRT_2]),
+            g.floats("one", &[], &[1.0]),
+            g.floats("half", &[], &[0.5]),
+        ],
+    };
     let (q_index, k_index, v_index) = (
         g.ints("q", &[], &[0]),
         g.ints("k", &[], &[1]),
@@ -322,15 +325,15 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
         let gate = match encoder.activation {
             // quick_gelu(x) = x * sigmoid(1.702 x)
             Activation::QuickGelu => {
-                let scaled = g.node("Mul", &[&h, &alpha], &[]);
+                let scaled = g.node("Mul", &[&h, &constants[0]], &[]);
                 g.node("Sigmoid", &[&scaled], &[])
             }
             // gelu(x) = x * 0.5 * (1 + erf(x / sqrt 2)), exact as PyTorch's nn.GELU()
             Activation::Gelu => {
-                let scaled = g.node("Mul", &[&h, &sqrt_half], &[]);
+                let scaled = g.node("Mul", &[&h, &constants[0]], &[]);
                 let erf = g.node("Erf", &[&scaled], &[]);
-                let shifted = g.node("Add", &[&erf, &one], &[]);
-                g.node("Mul", &[&shifted, &half], &[])
+                let shifted = g.node("Add", &[&erf, &constants[1]], &[]);
+                g.node("Mul", &[&shifted, &constants[2]], &[])
             }
         };
         let h = g.node("Mul", &[&h, &gate], &[]);

@@ -41,11 +41,6 @@ impl Stash {
         self.frames.len()
     }
 
-    /// No more frames fit (or none ever did).
-    pub fn is_full(&self) -> bool {
-        self.full
-    }
-
     /// Whether one more frame fits beside `reserve` frames still to come (before the first
     /// frame is kept, its size is not known: then [`keep`](Self::keep) decides).
     pub fn has_room(&self, reserve: u64) -> bool {
@@ -102,23 +97,23 @@ mod tests {
             "100 + 100 + 1 x 100 reserved exceed 250"
         );
         assert!(
-            !stash.is_full(),
+            stash.has_room(0),
             "a frame refused for a reserve leaves room for others"
         );
         assert!(stash.has_room(0) && !stash.has_room(1));
         assert!(stash.keep(5, image(100), 0));
         assert!(!stash.keep(9, image(100), 0), "300 bytes exceed 250");
-        assert!(stash.is_full() && !stash.has_room(0));
+        assert!(!stash.has_room(0), "full from now on");
         assert_eq!(stash.len(), 2);
         assert!(stash.take(9).is_none());
         assert_eq!(stash.take(3).map(|i| i.size_bytes()), Some(100));
         assert!(stash.take(3).is_none(), "taken once");
-        assert!(!stash.is_full());
+        assert!(stash.has_room(0), "room again once a frame is taken");
         assert!(stash.keep(9, image(100), 0));
         assert!(
             !Stash::new(0).keep(1, image(1), 0),
             "a zero budget keeps nothing"
         );
-        assert!(Stash::new(0).is_full());
+        assert!(!Stash::new(0).has_room(0));
     }
 }

@@ -264,6 +264,52 @@ fn index_then_scores_search_and_export_answer_from_the_cache() {
 }
 
 #[test]
+fn scores_compare_two_models_frame_by_frame() {
+    // tiny-clip and tiny-clip-gelu: the same weights with another activation, a base and its
+    // variant. Each indexes the video into its own cache file.
+    let ws = Workspace::new();
+    let path = video("mpeg2.mkv");
+    let video_arg = path.to_str().unwrap();
+    let gelu = fixture().with_file_name("tiny-clip-gelu");
+    let (base, variant) = (fixture(), gelu);
+    let (base, variant) = (base.to_str().unwrap(), variant.to_str().unwrap());
+    for model in [base, variant] {
+        let report = ws.run_json(&["index", video_arg, "--model", model, "--json"]);
+        assert_eq!(report["embedded"], FRAMES, "{model}");
+    }
+    assert_eq!(ws.cache_files().len(), 2, "one cache file per model");
+    let alone = |model: &str| {
+        let one = ws.run_json(&[
+            "scores", video_arg, "--model", model, "--prompt", "grass", "--json",
+        ]);
+        floats(&one["scores"]["grass"])
+    };
+    let (a, b) = (alone(base), alone(variant));
+    let both = ws.run_json(&[
+        "scores", video_arg, "--model", base, "--model", variant, "--prompt", "grass", "--json",
+    ]);
+    let models = both["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[0]["model"], "tiny-clip");
+    assert_eq!(models[1]["model"], "tiny-clip-gelu");
+    assert_eq!(floats(&models[0]["scores"]["grass"]), a);
+    assert_eq!(floats(&models[1]["scores"]["grass"]), b);
+    let difference = floats(&both["difference"]["grass"]);
+    assert_eq!(difference.len() as u64, FRAMES);
+    for (n, d) in difference.iter().enumerate() {
+        assert_eq!(*d, a[n] - b[n], "frame {n}");
+    }
+    assert!(
+        difference.iter().any(|d| d.abs() > 1e-6),
+        "the two models differ somewhere"
+    );
+    // Other commands take one model, and say so.
+    let output = ws.run(&["index", video_arg, "--model", base, "--model", variant]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("only `scores` compares several models"));
+}
+
+#[test]
 fn sampling_embeds_fewer_frames_and_fills_the_rest() {
     let ws = Workspace::new();
     let path = video("h264_gop250.mp4");

@@ -335,11 +335,7 @@ pub fn scores(
     let prompts = prompts_or_config(prompts, &indexed.settings)?;
     let (covered, series) = score_table(&indexed, &prompts, window, softmax)?;
     if json {
-        let scores: serde_json::Map<String, serde_json::Value> = prompts
-            .iter()
-            .zip(&series)
-            .map(|(p, s)| (p.clone(), json!(s)))
-            .collect();
+        let scores = by_prompt(&prompts, &series);
         let value = json!({
             "video": path.file_name().map(|n| n.to_string_lossy()),
             "model": indexed.embedder.identity().name,
@@ -411,16 +407,11 @@ fn compare_models(
         let models: Vec<serde_json::Value> = runs
             .iter()
             .map(|(indexed, _, covered, series)| {
-                let scores: serde_json::Map<String, serde_json::Value> = prompts
-                    .iter()
-                    .zip(series)
-                    .map(|(p, s)| (p.clone(), json!(s)))
-                    .collect();
                 json!({
                     "model": indexed.embedder.identity().name,
                     "frames": (0..*covered).collect::<Vec<u64>>(),
                     "missing": indexed.file.missing,
-                    "scores": scores,
+                    "scores": by_prompt(&prompts, series),
                 })
             })
             .collect();
@@ -430,12 +421,7 @@ fn compare_models(
             "models": models,
         });
         if let Some(difference) = &difference {
-            let by_prompt: serde_json::Map<String, serde_json::Value> = prompts
-                .iter()
-                .zip(difference)
-                .map(|(p, d)| (p.clone(), json!(d)))
-                .collect();
-            value["difference"] = json!(by_prompt);
+            value["difference"] = json!(by_prompt(&prompts, difference));
         }
         return print_json(&value);
     }
@@ -467,6 +453,18 @@ fn compare_models(
         }
     }
     Ok(())
+}
+
+/// `{"PROMPT": [value per frame]}`.
+fn by_prompt(
+    prompts: &[String],
+    series: &[Vec<f32>],
+) -> serde_json::Map<String, serde_json::Value> {
+    prompts
+        .iter()
+        .zip(series)
+        .map(|(p, s)| (p.clone(), json!(s)))
+        .collect()
 }
 
 /// Writes JSON to stdout, treating a closed pipe (`| head`) as success.

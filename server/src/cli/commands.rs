@@ -574,11 +574,7 @@ pub fn export(
                 }
                 csv.into_bytes()
             } else {
-                let scores: serde_json::Map<String, serde_json::Value> = prompts
-                    .iter()
-                    .zip(&series)
-                    .map(|(p, s)| (p.clone(), json!(s)))
-                    .collect();
+                let scores = by_prompt(&prompts, &series);
                 serde_json::to_vec(&json!({
                     "video": path.file_name().map(|n| n.to_string_lossy()),
                     "model": indexed.embedder.identity().name,

@@ -379,20 +379,23 @@ fn compare_models(
     json: bool,
 ) -> CommandResult {
     let mut runs = Vec::new();
-    for model in &args.model {
+    let mut prompts = prompts;
+    for (i, model) in args.model.iter().enumerate() {
         let one = ModelArgs {
             model: vec![model.clone()],
             ..args.clone()
         };
         let indexed = open_indexed(path, &one, sample_fps)?;
-        let prompts = prompts_or_config(prompts.clone(), &indexed.settings)?;
+        // The models share the config, and so its prompts.
+        if i == 0 {
+            prompts = prompts_or_config(prompts, &indexed.settings)?;
+        }
         let (covered, series) = score_table(&indexed, &prompts, window, softmax)?;
-        runs.push((indexed, prompts, covered, series));
+        runs.push((indexed, covered, series));
     }
-    let prompts = runs[0].1.clone();
     // Two models: A - B over the frames both cover.
     let difference: Option<Vec<Vec<f32>>> = match runs.as_slice() {
-        [(_, _, covered_a, a), (_, _, covered_b, b)] => Some(
+        [(_, covered_a, a), (_, covered_b, b)] => Some(
             a.iter()
                 .zip(b)
                 .map(|(a, b)| {
@@ -406,7 +409,7 @@ fn compare_models(
     if json {
         let models: Vec<serde_json::Value> = runs
             .iter()
-            .map(|(indexed, _, covered, series)| {
+            .map(|(indexed, covered, series)| {
                 json!({
                     "model": indexed.embedder.identity().name,
                     "frames": (0..*covered).collect::<Vec<u64>>(),
@@ -425,7 +428,7 @@ fn compare_models(
         }
         return print_json(&value);
     }
-    for (indexed, _, covered, _) in &runs {
+    for (indexed, covered, _) in &runs {
         println!(
             "{}: {covered} frames scored",
             indexed.embedder.identity().name

@@ -26,8 +26,12 @@ roboflow_api_key: ""
 video_path: "$video"
 CLIP:
   - wall
-# The tiny random-weight CLIP fixture: real code path, seconds to index.
-model: "$PWD/server/tests/fixtures/tiny-clip"
+# Tiny random-weight fixtures: real code paths, seconds to index. The first is the default;
+# the page picks and compares the others (models.spec.ts).
+models:
+  - "$PWD/server/tests/fixtures/tiny-clip"
+  - "$PWD/server/tests/fixtures/tiny-clip-gelu"
+  - "$PWD/server/tests/fixtures/tiny-siglip"
 embeddings_dir: "$dir/embeddings"
 library_dirs: ["$library"]
 # Clips longer than this are refused (the end-to-end tests check the refusal).

@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
 pub use crate::error::ApiError;
-use crate::types::{FrameJpeg, IndexStatus, Library, ScoreSeries, SearchHit, VideoInfo};
+use crate::types::{
+    FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
+};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/api/";
@@ -57,6 +59,23 @@ fn check_video_id(video: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The model id, or why it is not one: ids come from the server's own list of models.
+#[cfg(feature = "ssr")]
+fn check_model_id(model: &Option<String>) -> Result<(), ApiError> {
+    match model {
+        Some(id) if !crate::types::is_valid_model_id(id) => Err(bad_argument(
+            "not a model id: pick a model from the list the page shows",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The models the page may pick, the default first.
+#[server(prefix = "/api", endpoint = "models")]
+pub async fn get_models() -> Result<Vec<ModelChoice>, ApiError> {
+    answer(backend().map(|b| b.models()))
+}
+
 /// The videos of the library.
 #[server(prefix = "/api", endpoint = "library")]
 pub async fn get_library() -> Result<Library, ApiError> {
@@ -94,13 +113,17 @@ pub async fn get_frame(video: String, viewer: String, frame: u64) -> Result<Fram
     )
 }
 
-/// How far embedding the video has come.
+/// How far embedding the video with `model` (`None`: the default) has come.
 #[server(prefix = "/api", endpoint = "index_status")]
-pub async fn get_index_status(video: String) -> Result<IndexStatus, ApiError> {
+pub async fn get_index_status(
+    video: String,
+    model: Option<String>,
+) -> Result<IndexStatus, ApiError> {
     answer(
         async move {
             check_video_id(&video)?;
-            backend()?.index_status(video).await
+            check_model_id(&model)?;
+            backend()?.index_status(video, model).await
         }
         .await,
     )
@@ -122,12 +145,18 @@ pub fn check_look_span(from: u64, to: u64) -> Result<(), String> {
 /// Where the viewer looks (its chart's zoom window, or around its playhead): a coarse-to-fine
 /// index embeds those frames before it goes on. The most recent viewer to move wins.
 #[server(prefix = "/api", endpoint = "look_at")]
-pub async fn look_at(video: String, from: u64, to: u64) -> Result<(), ApiError> {
+pub async fn look_at(
+    video: String,
+    model: Option<String>,
+    from: u64,
+    to: u64,
+) -> Result<(), ApiError> {
     answer(
         async move {
             check_video_id(&video)?;
+            check_model_id(&model)?;
             check_look_span(from, to).map_err(bad_argument)?;
-            backend()?.look_at(video, from, to).await
+            backend()?.look_at(video, model, from, to).await
         }
         .await,
     )
@@ -161,14 +190,19 @@ pub fn check_prompts(prompts: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Cosine scores of every indexed frame for each prompt.
+/// Cosine scores of every frame `model` has indexed, for each prompt.
 #[server(prefix = "/api", endpoint = "scores", input = Json, output = Postcard)]
-pub async fn get_scores(video: String, prompts: Vec<String>) -> Result<ScoreSeries, ApiError> {
+pub async fn get_scores(
+    video: String,
+    model: Option<String>,
+    prompts: Vec<String>,
+) -> Result<ScoreSeries, ApiError> {
     answer(
         async move {
             check_video_id(&video)?;
+            check_model_id(&model)?;
             check_prompts(&prompts).map_err(bad_argument)?;
-            backend()?.scores(video, prompts).await
+            backend()?.scores(video, model, prompts).await
         }
         .await,
     )
@@ -183,6 +217,7 @@ pub const MAX_SEARCH_RESULTS: usize = 100;
 #[server(prefix = "/api", endpoint = "search", input = Postcard, output = Postcard)]
 pub async fn search_frames(
     video: String,
+    model: Option<String>,
     text: Option<String>,
     image: Option<Vec<u8>>,
     top: usize,
@@ -190,6 +225,7 @@ pub async fn search_frames(
     answer(
         async move {
             check_video_id(&video)?;
+            check_model_id(&model)?;
             let text = text.filter(|t| !t.trim().is_empty());
             if text.is_none() && image.is_none() {
                 return Err(bad_argument("type a text or choose an image to search for"));
@@ -211,7 +247,7 @@ pub async fn search_frames(
                     "ask for 1 to {MAX_SEARCH_RESULTS} results"
                 )));
             }
-            backend()?.search(video, text, image, top).await
+            backend()?.search(video, model, text, image, top).await
         }
         .await,
     )

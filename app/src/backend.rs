@@ -9,12 +9,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::types::{FrameJpeg, IndexStatus, Library, ScoreSeries, SearchHit, VideoInfo};
+use crate::types::{
+    FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
+};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Every method that concerns one video takes its library id (checked by the caller to be
-/// well-formed); an id the library does not know is an error, never a path.
+/// well-formed); an id the library does not know is an error, never a path. Methods that
+/// concern embeddings take a model id (`None`: the default model); each model has its own
+/// index of each video.
 pub trait VideoBackend: Send + Sync + 'static {
     /// The library's videos (probes new files: blocking work runs off the async workers).
     fn library(&self) -> BoxFuture<Result<Library, ApiError>>;
@@ -33,16 +37,30 @@ pub trait VideoBackend: Send + Sync + 'static {
         frame: u64,
     ) -> BoxFuture<Result<FrameJpeg, ApiError>>;
 
-    /// Progress of embedding a video (starting the job if it is not running).
-    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, ApiError>>;
+    /// The models the page may pick, the default first.
+    fn models(&self) -> Vec<ModelChoice>;
+
+    /// Progress of embedding a video with a model (starting the job if it is not running).
+    fn index_status(
+        &self,
+        video: String,
+        model: Option<String>,
+    ) -> BoxFuture<Result<IndexStatus, ApiError>>;
 
     /// A viewer looks at frames `from..=to`: a coarse-to-fine index refines them first.
-    fn look_at(&self, video: String, from: u64, to: u64) -> BoxFuture<Result<(), ApiError>>;
+    fn look_at(
+        &self,
+        video: String,
+        model: Option<String>,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<Result<(), ApiError>>;
 
     /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
     fn scores(
         &self,
         video: String,
+        model: Option<String>,
         prompts: Vec<String>,
     ) -> BoxFuture<Result<ScoreSeries, ApiError>>;
 
@@ -50,6 +68,7 @@ pub trait VideoBackend: Send + Sync + 'static {
     fn search(
         &self,
         video: String,
+        model: Option<String>,
         text: Option<String>,
         image: Option<Vec<u8>>,
         top: usize,

@@ -78,6 +78,23 @@ pub fn replace_view_params(prompts: &[String], smooth: usize, softmax: bool) {
     });
 }
 
+/// Keeps the address bar's `model`, `compare` and `diff` on the models shown.
+pub fn replace_model_params(model: Option<&str>, compare: Option<&str>, difference: bool) {
+    edit_query(|params| {
+        for (key, value) in [("model", model), ("compare", compare)] {
+            match value {
+                Some(value) => params.set(key, value),
+                None => params.delete(key),
+            }
+        }
+        if difference && compare.is_some() {
+            params.set("diff", "1");
+        } else {
+            params.delete("diff");
+        }
+    });
+}
+
 pub fn current_url() -> String {
     leptos::prelude::window()
         .location()

@@ -158,6 +158,64 @@ pub struct Curve {
     pub color: &'static str,
     /// Per frame, for the indexed prefix of the video.
     pub values: Vec<f32>,
+    /// Which model's curve it is when two are compared (`"A − B"` for the difference);
+    /// `None` with one model.
+    pub model: Option<String>,
+    /// Drawn dashed: the second model's curve of a prompt.
+    pub dashed: bool,
+}
+
+impl Curve {
+    /// The prompt, with the model when two are compared: names columns and readout rows.
+    pub fn label(&self) -> String {
+        match &self.model {
+            Some(model) => format!("{} [{model}]", self.prompt),
+            None => self.prompt.clone(),
+        }
+    }
+}
+
+/// `points` (x ascending) cut into dashes: on for the first `on` of every `period` along x,
+/// with points added where a dash starts or ends, so a dashed line keeps its shape at any zoom.
+/// (plotters' canvas backend strokes solid paths only.)
+pub fn dashes(points: &[(f64, f64)], period: f64, on: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let Some(&first) = points.first() else {
+        return out;
+    };
+    if !(period > 0.0 && on > 0.0 && on < period) {
+        return vec![points.to_vec()];
+    }
+    let phase = |x: f64| (x - first.0).rem_euclid(period);
+    let mut current = vec![first];
+    for pair in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        let at = |x: f64| y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+        // The dash edges strictly between the two points, in order.
+        let mut edge = x0 - phase(x0);
+        while edge < x1 {
+            if edge + on > x0 && edge + on < x1 {
+                current.push((edge + on, at(edge + on)));
+                out.push(std::mem::take(&mut current));
+            }
+            if edge + period > x0 && edge + period < x1 {
+                current.push((edge + period, at(edge + period)));
+            }
+            edge += period;
+        }
+        let p = phase(x1);
+        if p <= on {
+            current.push((x1, y1));
+        }
+        if p >= on && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out.retain(|d| d.len() > 1);
+    out
 }
 
 #[cfg(feature = "hydrate")]
@@ -321,14 +379,23 @@ mod draw {
                 )
             });
         chart.draw_series(cuts).ok()?;
+        // A dashed curve: 6 pixels on, 4 off.
+        let pixel = (input.x_range.1 - input.x_range.0) / columns as f64;
         for curve in input.curves {
             for points in segments(&curve.values, start, end, columns) {
-                chart
-                    .draw_series(LineSeries::new(
-                        points,
-                        rgb(curve.color).stroke_width(scale.round() as u32),
-                    ))
-                    .ok()?;
+                let pieces = if curve.dashed {
+                    super::dashes(&points, 10.0 * pixel, 6.0 * pixel)
+                } else {
+                    vec![points]
+                };
+                for piece in pieces {
+                    chart
+                        .draw_series(LineSeries::new(
+                            piece,
+                            rgb(curve.color).stroke_width(scale.round() as u32),
+                        ))
+                        .ok()?;
+                }
             }
         }
         let vertical = |frame: u64, style: ShapeStyle| {
@@ -380,6 +447,27 @@ mod draw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dashes_cut_a_line_at_even_steps_whatever_its_points() {
+        let line = [(0.0, 0.0), (10.0, 10.0)];
+        assert_eq!(
+            dashes(&line, 4.0, 2.0),
+            vec![
+                vec![(0.0, 0.0), (2.0, 2.0)],
+                vec![(4.0, 4.0), (6.0, 6.0)],
+                vec![(8.0, 8.0), (10.0, 10.0)]
+            ]
+        );
+        // Many points: the same dashes, each holding the points inside it.
+        let dense: Vec<(f64, f64)> = (0..=10).map(|x| (x as f64, 1.0)).collect();
+        let cut = dashes(&dense, 4.0, 2.0);
+        assert_eq!(cut.len(), 3);
+        assert_eq!(cut[1], vec![(4.0, 1.0), (5.0, 1.0), (6.0, 1.0)]);
+        // Nothing is drawn in the gaps.
+        assert!(cut.iter().flatten().all(|&(x, _)| x % 4.0 <= 2.0));
+        assert_eq!(dashes(&[], 4.0, 2.0), Vec::<Vec<(f64, f64)>>::new());
+    }
     use std::collections::HashMap;
 
     #[test]

@@ -168,6 +168,19 @@ pub fn softmax_over_prompts(series: &[Vec<f32>], logit_scale: f32) -> Vec<Vec<f3
     out
 }
 
+/// SigLIP's probabilities: `sigmoid(logit_scale * cosine + logit_bias)`, each prompt on its
+/// own (SigLIP is trained with a sigmoid per pair, not a softmax across texts).
+pub fn sigmoid_per_prompt(series: &[Vec<f32>], logit_scale: f32, logit_bias: f32) -> Vec<Vec<f32>> {
+    series
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|&c| 1.0 / (1.0 + (-(logit_scale * c + logit_bias)).exp()))
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,16 +81,24 @@ pub fn spacing_text(seconds: f64) -> String {
     format!("1 sample / {text} s")
 }
 
-/// The line for `status`, which [`poll`] keeps up to date.
+/// The line for `status`, which [`poll`] keeps up to date; `compared`: the second model's.
 #[component]
-pub fn IndexStatusLine(status: RwSignal<Option<Result<IndexStatus, String>>>) -> impl IntoView {
+pub fn IndexStatusLine(
+    status: RwSignal<Option<Result<IndexStatus, String>>>,
+    #[prop(optional)] compared: bool,
+) -> impl IntoView {
+    let id = if compared {
+        "index-status-compare"
+    } else {
+        "index-status"
+    };
     let state = move || match status.get() {
         Some(Ok(s)) => format!("{:?}", s.state).to_lowercase(),
         Some(Err(_)) => "failed".into(),
         None => "unknown".into(),
     };
     view! {
-        <div id="index-status" class="index-status" role="status" data-state=state>
+        <div id=id class="index-status" role="status" data-state=state>
             {move || match status.get() {
                 Some(Ok(s)) if s.state == IndexState::Running => view! {
                     <progress max=s.total as f64 value=s.done as f64></progress>
@@ -106,19 +114,28 @@ pub fn IndexStatusLine(status: RwSignal<Option<Result<IndexStatus, String>>>) ->
     }
 }
 
-/// Asks now, and again every second until indexing has finished or failed.
+/// Asks how `model`'s index of `video` stands now, and again every second until indexing
+/// has finished or failed, or until `current` no longer names `model` (the page switched).
 #[cfg(feature = "hydrate")]
-pub fn poll(status: RwSignal<Option<Result<IndexStatus, String>>>, video: String) {
+pub fn poll(
+    status: RwSignal<Option<Result<IndexStatus, String>>>,
+    video: String,
+    model: Option<String>,
+    current: RwSignal<Option<String>>,
+) {
     leptos::task::spawn_local(async move {
-        let answer = crate::api::get_index_status(video.clone())
+        let answer = crate::api::get_index_status(video.clone(), model.clone())
             .await
             .map_err(|e| crate::api::error_text(&e));
+        if current.get_untracked() != model {
+            return;
+        }
         let finished =
             matches!(&answer, Ok(s) if matches!(s.state, IndexState::Done | IndexState::Failed));
         status.set(Some(answer));
         if !finished {
             set_timeout(
-                move || poll(status, video),
+                move || poll(status, video, model, current),
                 std::time::Duration::from_secs(1),
             );
         }

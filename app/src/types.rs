@@ -111,6 +111,24 @@ pub fn is_valid_video_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A model the server offers (config `models:`); the first the server lists is the default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// Names the model in requests and share links (`?model=`): made from its folder or repo
+    /// name, never a path.
+    pub id: String,
+    /// What the picker shows: the Hub repo id, or the folder's name.
+    pub label: String,
+}
+
+/// Model ids are 1 to 64 lowercase letters, digits, dots, dashes or underscores.
+pub fn is_valid_model_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        })
+}
+
 /// One encoded frame as it travels to the browser.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrameJpeg {
@@ -193,6 +211,9 @@ pub struct ScoreSeries {
     pub prompts: Vec<PromptScores>,
     /// CLIP's temperature, for the softmax (probability) view.
     pub logit_scale: f32,
+    /// SigLIP's bias: its probability is `sigmoid(logit_scale * cos + logit_bias)` per prompt
+    /// (no softmax across prompts). `None` for CLIP.
+    pub logit_bias: Option<f32>,
     /// Scene cuts found so far (first frames of new shots), ascending.
     pub cuts: Vec<u64>,
     /// The widest gap, in frames, between embedded frames while a coarse-to-fine index refines

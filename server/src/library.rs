@@ -1,15 +1,18 @@
 //! The video library: the config's `video_path` plus the videos in the `library_dirs` folders,
 //! each addressed by an opaque id. A client never names a file: an id is looked up among the
 //! files the library lists, and a listed file must resolve (symlinks followed) inside a library
-//! folder. Each opened video gets its own frame server (decoders) and indexing job; the jobs
-//! share one model and take turns (`max_indexing_jobs`), and all decoders share one budget.
+//! folder. Each opened video gets its own frame server (decoders) and, per model, its own
+//! indexing job (the default model's starts when the video opens, another model's when it is
+//! first asked for); the jobs take turns (`max_indexing_jobs`), each model is loaded once and
+//! shared by its jobs, and all decoders share one budget. Each (video, model) has its own
+//! cache file, so switching back to a model costs no embedding.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use app::types::{IndexState, Indexed, LibraryVideo, VideoInfo};
+use app::types::{IndexState, Indexed, LibraryVideo, ModelChoice, VideoInfo};
 use store::fnv::Fnv64;
 
 use crate::cache::EmbeddingFile;
@@ -57,6 +60,54 @@ impl SharedModel {
     }
 }
 
+/// One model the server offers: how the page names it, and the model.
+pub struct ModelSlot {
+    pub choice: ModelChoice,
+    pub model: Arc<SharedModel>,
+}
+
+/// The page's names for the config's models: the repo id or folder name, and an id made of it
+/// (lowercase; a repeated one gets `-2`, `-3`…). Paths never reach the page.
+pub fn model_choices(models: &[String]) -> Vec<ModelChoice> {
+    let mut choices: Vec<ModelChoice> = Vec::new();
+    for model in models {
+        let path = Path::new(model);
+        let label = if path.is_absolute() || path.is_dir() {
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into())
+        } else {
+            model.clone()
+        };
+        // `owner/name@revision` → `name`.
+        let repo = label.split('@').next().unwrap_or(&label);
+        let name = repo.rsplit('/').next().unwrap_or(repo);
+        let mut base: String = name
+            .chars()
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(56)
+            .collect();
+        if base.is_empty() {
+            base = "model".into();
+        }
+        let mut id = base.clone();
+        let mut n = 2;
+        while choices.iter().any(|c| c.id == id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        choices.push(ModelChoice { id, label });
+    }
+    choices
+}
+
 /// Why the library cannot give a video.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LibraryError {
@@ -67,13 +118,30 @@ pub enum LibraryError {
     /// The video is listed but cannot be opened; the message names the file, not its folder.
     #[error("{0}")]
     CannotOpen(String),
+    #[error("there is no model {0:?} on this server: pick one from the list the page shows")]
+    NoSuchModel(String),
 }
 
-/// One opened video: its frames and its index.
+/// One opened video: its frames and its index by each model asked for so far.
 pub struct Session {
     pub path: PathBuf,
     pub frames: Arc<FrameServer>,
+    /// The default model's index (started when the video opened).
     pub index: Arc<IndexService>,
+    /// The other models' indexes, by their place in the model list.
+    others: Mutex<HashMap<usize, Arc<IndexService>>>,
+}
+
+impl Session {
+    /// Every index of this video that has been started, the default model's first.
+    pub fn indexes(&self) -> Vec<Arc<IndexService>> {
+        let mut all = vec![Arc::clone(&self.index)];
+        let others = lock(&self.others);
+        let mut keys: Vec<_> = others.keys().copied().collect();
+        keys.sort();
+        all.extend(keys.into_iter().map(|k| Arc::clone(&others[&k])));
+        all
+    }
 }
 
 /// When a file last changed, and its size.
@@ -95,7 +163,8 @@ pub struct Library {
     clip_max_s: f64,
     frames: FrameSettings,
     index_options: IndexOptions,
-    model: Arc<SharedModel>,
+    /// The config's models, the default first.
+    models: Vec<ModelSlot>,
     queue: Arc<IndexQueue>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     probes: Mutex<HashMap<PathBuf, Probe>>,
@@ -158,8 +227,10 @@ pub fn check_upload_name(name: &str) -> Result<(), String> {
 }
 
 impl Library {
-    /// Opens the library and starts indexing the default video (as the single-video server did).
-    pub fn new(settings: &Settings, model: Arc<SharedModel>) -> Arc<Self> {
+    /// Opens the library and starts indexing the default video with the default model (as the
+    /// single-video server did). `models` are the config's, the default first (at least one).
+    pub fn new(settings: &Settings, models: Vec<ModelSlot>) -> Arc<Self> {
+        assert!(!models.is_empty(), "the library needs at least one model");
         let roots = settings
             .library_dirs
             .iter()
@@ -190,7 +261,7 @@ impl Library {
             clip_max_s: settings.clip_max_s,
             frames: FrameSettings::from(settings),
             index_options: IndexOptions::from(settings),
-            model,
+            models,
             queue: IndexQueue::new(settings.max_indexing_jobs),
             sessions: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
@@ -203,6 +274,54 @@ impl Library {
 
     pub fn default_id(&self) -> &str {
         &self.default_id
+    }
+
+    /// The models the page may pick, the default first.
+    pub fn model_choices(&self) -> Vec<ModelChoice> {
+        self.models.iter().map(|m| m.choice.clone()).collect()
+    }
+
+    /// The place in the model list of `model` (`None`: the default).
+    fn model_place(&self, model: Option<&str>) -> Result<usize, LibraryError> {
+        match model {
+            None => Ok(0),
+            Some(id) => self
+                .models
+                .iter()
+                .position(|m| m.choice.id == id)
+                .ok_or_else(|| LibraryError::NoSuchModel(id.chars().take(64).collect())),
+        }
+    }
+
+    /// The index of `session`'s video by `model` (`None`: the default), starting its job (in
+    /// the queue) the first time that model is asked for.
+    pub fn index(
+        &self,
+        session: &Session,
+        model: Option<&str>,
+    ) -> Result<Arc<IndexService>, LibraryError> {
+        let place = self.model_place(model)?;
+        if place == 0 {
+            return Ok(Arc::clone(&session.index));
+        }
+        let mut others = lock(&session.others);
+        let index = others
+            .entry(place)
+            .or_insert_with(|| self.start_index(&session.frames, place));
+        Ok(Arc::clone(index))
+    }
+
+    /// Starts indexing `frames`'s video with the model at `place` (queued behind other jobs).
+    fn start_index(&self, frames: &FrameServer, place: usize) -> Arc<IndexService> {
+        let model = Arc::clone(&self.models[place].model);
+        IndexService::start(
+            frames
+                .video()
+                .map(|v| (v.path().to_path_buf(), Arc::clone(v.index()))),
+            self.index_options.clone(),
+            Arc::clone(&self.queue),
+            move || model.get(),
+        )
     }
 
     /// The folder uploads go to, and the largest upload in bytes.
@@ -267,11 +386,15 @@ impl Library {
             if id == self.default_id || session.path.is_file() {
                 return Ok(Arc::clone(session));
             }
-            // Deleted while open: forget it (its job saves what it has and stops).
+            // Deleted while open: forget it (its jobs save what they have and stop).
             let gone = sessions.remove(id);
             if let Some(gone) = gone {
-                let index = Arc::clone(&gone.index);
-                std::thread::spawn(move || index.stop(std::time::Duration::from_secs(10)));
+                let indexes = gone.indexes();
+                std::thread::spawn(move || {
+                    for index in indexes {
+                        index.stop(std::time::Duration::from_secs(10));
+                    }
+                });
             }
         }
         let path = self.resolve(id)?;
@@ -280,19 +403,12 @@ impl Library {
             self.frames,
             Some(&self.index_options.cache_dir),
         ));
-        let model = Arc::clone(&self.model);
-        let index = IndexService::start(
-            frames
-                .video()
-                .map(|v| (v.path().to_path_buf(), Arc::clone(v.index()))),
-            self.index_options.clone(),
-            Arc::clone(&self.queue),
-            move || model.get(),
-        );
+        let index = self.start_index(&frames, 0);
         let session = Arc::new(Session {
             path,
             frames,
             index,
+            others: Mutex::new(HashMap::new()),
         });
         sessions.insert(id.to_string(), Arc::clone(&session));
         Ok(session)
@@ -405,7 +521,7 @@ impl Library {
                 _ => Indexed::No,
             };
         }
-        let Some(model) = self.model.ready() else {
+        let Some(model) = self.models[0].model.ready() else {
             return Indexed::No;
         };
         let Ok(video) = VideoToIndex::with_metadata(path, meta.clone()) else {
@@ -490,6 +606,25 @@ mod tests {
         for good in ["holiday.mp4", "Clip 2 (final).MKV", "été.webm"] {
             assert_eq!(check_upload_name(good), Ok(()), "{good}");
         }
+    }
+
+    #[test]
+    fn model_ids_come_from_repo_or_folder_names_and_stay_distinct() {
+        let choices = model_choices(&[
+            "openai/clip-vit-base-patch32@refs/pr/15".into(),
+            "/models/My CLIP".into(),
+            "laion/My-CLIP".into(),
+            "/other/My CLIP".into(),
+        ]);
+        let ids: Vec<&str> = choices.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["clip-vit-base-patch32", "my-clip", "my-clip-2", "my-clip-3"]
+        );
+        assert!(ids.iter().all(|id| app::types::is_valid_model_id(id)));
+        // The page sees a folder's name, never where it is.
+        assert_eq!(choices[1].label, "My CLIP");
+        assert_eq!(choices[2].label, "laion/My-CLIP");
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn scores_blocking(
         fill_radius: service.fill_radius(),
         complete,
         logit_scale: embedder.logit_scale(),
+        logit_bias: embedder.logit_bias(),
         cuts,
         prompts: prompts
             .iter()

@@ -513,3 +513,134 @@ fn uploads_are_streamed_to_disk_checked_and_limited() {
     );
     assert!(!f.server.log().contains("panicked"));
 }
+
+/// The models of the three-model test: folder names under tests/fixtures.
+const THREE_MODELS: [&str; 3] = ["tiny-clip", "tiny-clip-gelu", "tiny-siglip"];
+
+fn fixture_model(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// `models:` with three models: each indexes the video into a cache file of its own, each
+/// model's scores are its own, asking again (switching back) embeds nothing, and a restarted
+/// server reads all three from their files.
+#[test]
+fn three_models_index_one_video_into_three_cache_files_and_switching_back_embeds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "video_path: {:?}\nCLIP:\n  - wall\nmodels:\n{}embeddings_dir: \"{{dir}}/embeddings\"\nmax_indexing_jobs: 1\n",
+        video("mpeg2.mkv"),
+        THREE_MODELS
+            .iter()
+            .map(|m| format!("  - {:?}\n", fixture_model(m)))
+            .collect::<String>(),
+    );
+    let dir_path = dir.path().to_path_buf();
+    let server = Served::start_in(dir, &config, &[]);
+    let models: Vec<app::types::ModelChoice> =
+        serde_json::from_slice(&server.form("/api/models", "").body).unwrap();
+    let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, THREE_MODELS, "the config's order, the default first");
+    assert!(
+        models.iter().all(|m| !m.label.contains('/')),
+        "folders are named, never their paths: {models:?}"
+    );
+    let video_id = id_of(&video("mpeg2.mkv"));
+    let status = |server: &Served, model: Option<&str>| -> serde_json::Value {
+        let model = model.map(|m| format!("&model={m}")).unwrap_or_default();
+        let r = server.form("/api/index_status", &format!("video={video_id}{model}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let wait_done = |server: &Served, model: &str| -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let s = status(server, Some(model));
+            if s["state"] == "Done" {
+                return s;
+            }
+            assert_ne!(s["state"], "Failed", "{model}: {s}\n{}", server.log());
+            assert!(started.elapsed() < Duration::from_secs(120), "{model}: {s}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let scores = |server: &Served, model: &str| -> app::types::ScoreSeries {
+        let body =
+            serde_json::json!({ "video": video_id, "model": model, "prompts": ["wall", "grass"] });
+        let r = server.post(
+            "/api/scores",
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        postcard::from_bytes(&r.body).unwrap()
+    };
+
+    let mut done = Vec::new();
+    for model in THREE_MODELS {
+        let s = wait_done(&server, model);
+        let embedded = s["images_embedded"].as_u64().unwrap();
+        assert_eq!(embedded, s["total"].as_u64().unwrap(), "{model}: {s}");
+        done.push((s, scores(&server, model)));
+    }
+    // No model given: the default, the same index as asking for it by name.
+    assert_eq!(
+        status(&server, None)["images_embedded"],
+        done[0].0["images_embedded"]
+    );
+    // Three cache files of the video's frames, one per model (and each model's prompt cache).
+    let files: Vec<String> = std::fs::read_dir(dir_path.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".clipemb") && !name.starts_with("texts-"))
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for model in THREE_MODELS {
+        assert!(
+            files.iter().any(|f| f.contains(&format!("-{model}-"))),
+            "{model}: {files:?}"
+        );
+    }
+    // Each model's scores are its own.
+    for (i, (_, a)) in done.iter().enumerate() {
+        for (_, b) in &done[i + 1..] {
+            assert_eq!(a.frames, b.frames);
+            assert_ne!(a.prompts[0].values, b.prompts[0].values);
+        }
+    }
+    // Switching back and forth embeds nothing more and gives the same scores.
+    for _ in 0..2 {
+        for (model, (before, series)) in THREE_MODELS.iter().zip(&done) {
+            assert_eq!(scores(&server, model), *series, "{model}");
+            let now = status(&server, Some(model));
+            assert_eq!(
+                now["images_embedded"], before["images_embedded"],
+                "{model}: {now}"
+            );
+        }
+    }
+    // An unknown model is refused with a message that says what to do.
+    let r = server.form("/api/index_status", &format!("video={video_id}&model=nope"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("no model") && r.text().contains("nope"),
+        "{}",
+        r.text()
+    );
+    let r = server.form(
+        "/api/index_status",
+        &format!("video={video_id}&model=..%2Fx"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // A restarted server reads every model's file: done at once, nothing embedded.
+    let dir = server.stop();
+    let again = Served::start_in(dir, &config, &[]);
+    for (model, (_, series)) in THREE_MODELS.iter().zip(&done) {
+        let s = wait_done(&again, model);
+        assert_eq!(s["images_embedded"], 0, "{model}: {s}");
+        assert_eq!(scores(&again, model), *series, "{model}");
+    }
+}

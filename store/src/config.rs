@@ -18,6 +18,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "frame_cache",
     "backend",
     "model",
+    "models",
     "roboflow_url",
     "embeddings_dir",
     "sample_fps",
@@ -69,6 +70,10 @@ pub struct Settings {
     /// Local backend: a folder in Hugging Face layout, or a Hub repo id (`REPO[@REVISION]`).
     #[serde(default = "default_model")]
     pub model: String,
+    /// Local backend: several models the page can pick from and compare, the first is the
+    /// default. Instead of `model:`; after loading it always lists `model` first.
+    #[serde(default)]
+    pub models: Vec<String>,
     /// Roboflow backend: the inference server's base URL.
     #[serde(default = "default_roboflow_url")]
     pub roboflow_url: String,
@@ -179,6 +184,9 @@ pub enum BackendKind {
     Roboflow,
 }
 
+/// Most models one server offers (each is loaded when first picked and stays in memory).
+pub const MAX_MODELS: usize = 8;
+
 /// The Hub model used when `model:` is not set (its safetensors live on a PR revision; see
 /// `embed::source`).
 pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
@@ -227,6 +235,7 @@ impl Default for Settings {
             frame_cache: default_frame_cache(),
             backend: BackendKind::default(),
             model: default_model(),
+            models: vec![default_model()],
             roboflow_url: default_roboflow_url(),
             embeddings_dir: default_embeddings_dir(),
             sample_fps: None,
@@ -287,10 +296,13 @@ impl Settings {
             }
             // A relative model folder that exists beside the config is that folder; anything
             // else stays as written (a Hub repo id, or a folder relative to the working dir).
-            let beside = dir.join(&settings.model);
-            if Path::new(&settings.model).is_relative() && beside.is_dir() {
-                settings.model = beside.to_string_lossy().into_owned();
+            for model in &mut settings.models {
+                let beside = dir.join(&*model);
+                if Path::new(model.as_str()).is_relative() && beside.is_dir() {
+                    *model = beside.to_string_lossy().into_owned();
+                }
             }
+            settings.model = settings.models[0].clone();
         }
         Ok(settings)
     }
@@ -331,8 +343,23 @@ impl Settings {
                 ))
             }
         }
+        let has = |key: &str| value.get(key).is_some();
+        if has("model") && has("models") {
+            return Err(invalid(
+                "give either `model:` (one model) or `models:` (a list, the first is the default), not both".into(),
+            ));
+        }
         // Parse the text again (not the Value) so type errors keep their line and column.
-        let settings: Self = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut settings: Self = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if has("models") && settings.models.is_empty() {
+            return Err(invalid(
+                "models: lists no model; list at least one folder or Hugging Face repo id".into(),
+            ));
+        }
+        if settings.models.is_empty() {
+            settings.models = vec![settings.model.clone()];
+        }
+        settings.model = settings.models[0].clone();
         settings.check().map_err(invalid)?;
         Ok(settings)
     }
@@ -384,10 +411,36 @@ impl Settings {
         if self.max_upload_mb == 0 {
             return Err("max_upload_mb must be at least 1 (MiB)".into());
         }
-        if self.model.trim().is_empty() {
+        if self.models.iter().any(|m| m.trim().is_empty()) || self.model.trim().is_empty() {
             return Err("model must name a folder or a Hugging Face repo id".into());
         }
+        if self.models.len() > MAX_MODELS {
+            return Err(format!(
+                "models: lists {} models; at most {MAX_MODELS}",
+                self.models.len()
+            ));
+        }
+        if let Some(twice) = self
+            .models
+            .iter()
+            .enumerate()
+            .find(|(i, m)| self.models[..*i].contains(m))
+        {
+            return Err(format!("models: lists {:?} twice", twice.1));
+        }
+        if self.models.len() > 1 && self.backend == BackendKind::Roboflow {
+            return Err(
+                "models: several models need `backend: local` (a Roboflow server has one model)"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Uses `model` alone (the CLI's `--model`, `CLIP_INVESTIGATOR_MODEL`).
+    pub fn set_model(&mut self, model: String) {
+        self.models = vec![model.clone()];
+        self.model = model;
     }
 
     /// Environment variables that users expect to win over the file.
@@ -402,7 +455,7 @@ impl Settings {
             self.video_path = PathBuf::from(video);
         }
         if let Ok(model) = std::env::var("CLIP_INVESTIGATOR_MODEL") {
-            self.model = model;
+            self.set_model(model);
         }
         if let Ok(dir) = std::env::var("CLIP_INVESTIGATOR_EMBEDDINGS") {
             self.embeddings_dir = PathBuf::from(dir);
@@ -481,6 +534,32 @@ mod tests {
         assert_eq!(settings.display_width, 0);
         assert_eq!(settings.max_decoders, 8);
         assert_eq!(parse("").unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn one_model_or_a_list_of_models_the_first_the_default() {
+        let one = parse("model: my/clip\n").unwrap();
+        assert_eq!(
+            (one.model.as_str(), one.models.clone()),
+            ("my/clip", vec!["my/clip".to_string()])
+        );
+        assert_eq!(parse("").unwrap().models, vec![DEFAULT_MODEL.to_string()]);
+        let list = parse("models:\n  - base\n  - tuned\n").unwrap();
+        assert_eq!(list.model, "base");
+        assert_eq!(list.models, vec!["base".to_string(), "tuned".to_string()]);
+        for (bad, says) in [
+            ("model: a\nmodels: [b]\n", "not both"),
+            ("models: []\n", "lists no model"),
+            ("models: [a, b, a]\n", "\"a\" twice"),
+            ("models: [a, \" \"]\n", "must name a folder"),
+            ("backend: roboflow\nmodels: [a, b]\n", "backend: local"),
+        ] {
+            let message = parse(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad:?}: {message}");
+        }
+        let mut settings = list;
+        settings.set_model("other".into());
+        assert_eq!(settings.models, vec!["other".to_string()]);
     }
 
     #[test]

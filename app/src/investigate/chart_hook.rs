@@ -70,6 +70,8 @@ pub fn install_test_hook(
                                 + 0.01 * ((n * 7919 % 101) as f32 / 101.0)
                         })
                         .collect(),
+                    model: None,
+                    dashed: false,
                 })
                 .collect();
             let started = browser::now_ms();

@@ -17,7 +17,6 @@ use crate::types::format_time;
 pub fn ChartView(inv: Investigation) -> impl IntoView {
     let Investigation {
         player,
-        softmax,
         hover,
         x_range,
         redraws,
@@ -147,19 +146,15 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
             _ => ().into_any(),
         })
     };
-    let y_label = move || {
-        if softmax.get() {
-            "probability"
-        } else {
-            "cosine similarity"
-        }
-    };
+    let y_label = move || inv.y_label();
 
     view! {
         <div class="chart-box">
             <canvas id="chart" node_ref=canvas_ref
                 data-lines=move || curves.with(|c| c.len().to_string())
                 data-prompts=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| &c.prompt).collect::<Vec<_>>()).unwrap_or_default())
+                data-labels=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| c.label()).collect::<Vec<_>>()).unwrap_or_default())
+                data-dashed=move || curves.with(|c| c.iter().filter(|c| c.dashed).count().to_string())
                 data-covered=move || curves.with(|c| c.iter().map(|c| c.values.len()).max().unwrap_or(0).to_string())
                 data-spacing=move || inv.series.with(|s| s.as_ref().map_or(0, |s| s.spacing_frames).to_string())
                 data-y-label=y_label
@@ -226,11 +221,7 @@ mod client {
                         x_range: inv.x_range.get().unwrap_or((-0.5, total as f64 - 0.5)),
                         fps: inv.player.info.with(|i| i.fps),
                         frame_times_ms: &inv.player.info.with(|i| i.frame_times_ms.clone()),
-                        y_label: if inv.softmax.get() {
-                            "probability"
-                        } else {
-                            "cosine similarity"
-                        },
+                        y_label: inv.y_label(),
                         playhead: inv.player.playhead.get(),
                         hover: inv.hover.get(),
                         marks: &marks,

@@ -2,16 +2,19 @@
 //! view, and their CSV.
 //!
 //! Invariant: one curve per asked prompt, in the asked order (a prompt with no scores yet gets
-//! an empty curve); a frame that could not be decoded is NaN in a curve and an empty CSV field.
+//! an empty curve), per model when two are compared (the first model's, then the second's,
+//! dashed) or one per prompt for their difference; a frame that could not be decoded is NaN in
+//! a curve and an empty CSV field.
 
 use std::collections::HashMap;
 
 use crate::chart::{color, Curve};
-use crate::scores::{smooth, softmax_over_prompts};
+use crate::scores::{sigmoid_per_prompt, smooth, softmax_over_prompts};
 use crate::types::{ScoreSeries, VideoInfo};
 
-/// The per-frame curves for the current view: filled from the embedded frames, then
-/// softmax over all prompts (CLIP's probabilities) if asked, then smoothed.
+/// The per-frame curves for the current view: filled from the embedded frames, then the
+/// model's probabilities if asked (CLIP: softmax over the prompts; SigLIP: a sigmoid per
+/// prompt), then smoothed.
 pub fn view_curves(
     series: &ScoreSeries,
     prompts: &[String],
@@ -31,7 +34,10 @@ pub fn view_curves(
         })
         .collect();
     if softmax && !values.is_empty() {
-        values = softmax_over_prompts(&values, series.logit_scale);
+        values = match series.logit_bias {
+            Some(bias) => sigmoid_per_prompt(&values, series.logit_scale, bias),
+            None => softmax_over_prompts(&values, series.logit_scale),
+        };
     }
     prompts
         .iter()
@@ -40,6 +46,51 @@ pub fn view_curves(
             prompt: prompt.clone(),
             color: color(colors.get(prompt).copied().unwrap_or(0)),
             values: smooth(&v, window),
+            model: None,
+            dashed: false,
+        })
+        .collect()
+}
+
+/// Two models' curves of the same prompts: each prompt's first-model curve (solid) then its
+/// second-model curve (dashed, same colour); with `difference`, one curve per prompt, first
+/// minus second, over the frames both have indexed. `names` label the two models.
+pub fn compared_curves(
+    (a, b): (&ScoreSeries, &ScoreSeries),
+    names: (&str, &str),
+    prompts: &[String],
+    colors: &HashMap<String, usize>,
+    (window, softmax): (usize, bool),
+    difference: bool,
+) -> Vec<Curve> {
+    let first = view_curves(a, prompts, colors, window, softmax);
+    let second = view_curves(b, prompts, colors, window, softmax);
+    if difference {
+        return first
+            .into_iter()
+            .zip(second)
+            .map(|(a, b)| Curve {
+                values: a.values.iter().zip(&b.values).map(|(x, y)| x - y).collect(),
+                model: Some(format!("{} − {}", names.0, names.1)),
+                ..a
+            })
+            .collect();
+    }
+    first
+        .into_iter()
+        .zip(second)
+        .flat_map(|(a, b)| {
+            [
+                Curve {
+                    model: Some(names.0.to_string()),
+                    ..a
+                },
+                Curve {
+                    model: Some(names.1.to_string()),
+                    dashed: true,
+                    ..b
+                },
+            ]
         })
         .collect()
 }
@@ -49,10 +100,11 @@ pub fn curves_csv(curves: &[Curve], info: &VideoInfo) -> String {
     let mut out = String::from("frame,time_s");
     for c in curves {
         out.push(',');
-        if c.prompt.contains([',', '"', '\n']) {
-            out.push_str(&format!("\"{}\"", c.prompt.replace('"', "\"\"")));
+        let label = c.label();
+        if label.contains([',', '"', '\n']) {
+            out.push_str(&format!("\"{}\"", label.replace('"', "\"\"")));
         } else {
-            out.push_str(&c.prompt);
+            out.push_str(&label);
         }
     }
     out.push('\n');
@@ -88,6 +140,7 @@ mod tests {
             fill_radius: 1,
             complete: true,
             logit_scale: 100.0,
+            logit_bias: None,
             cuts: vec![],
             spacing_frames: 2,
             spacing_s: 2.0 / 30.0,
@@ -114,6 +167,78 @@ mod tests {
         assert!((soft[0].values[3] - 0.5).abs() < 1e-6);
         let smoothed = view_curves(&series, &prompts, &colors, 3, false);
         assert!((smoothed[0].values[1] - (0.3 + 0.3 + 0.1) / 3.0).abs() < 1e-6);
+        // SigLIP: a sigmoid per prompt, not a softmax across them.
+        let siglip = ScoreSeries {
+            logit_scale: 10.0,
+            logit_bias: Some(-2.0),
+            ..series.clone()
+        };
+        let sig = view_curves(&siglip, &prompts, &colors, 1, true);
+        let expected = 1.0 / (1.0 + (-(10.0f32 * 0.3 - 2.0)).exp());
+        assert!(
+            (sig[0].values[0] - expected).abs() < 1e-6,
+            "{:?}",
+            sig[0].values
+        );
+        assert!((sig[1].values[0] - 1.0 / (1.0 + 1.0f32.exp())).abs() < 1e-6);
+        // Two models: solid and dashed per prompt, or their difference.
+        let other = ScoreSeries {
+            prompts: vec![
+                PromptScores {
+                    prompt: "b".into(),
+                    values: vec![0.5, 0.0],
+                    truncated: false,
+                },
+                PromptScores {
+                    prompt: "a".into(),
+                    values: vec![0.1, 0.2],
+                    truncated: false,
+                },
+            ],
+            ..series.clone()
+        };
+        let both = compared_curves(
+            (&series, &other),
+            ("A", "B"),
+            &prompts,
+            &colors,
+            (1, false),
+            false,
+        );
+        assert_eq!(both.len(), 4);
+        assert_eq!(
+            both.iter()
+                .map(|c| (c.label(), c.dashed))
+                .collect::<Vec<_>>(),
+            [
+                ("a [A]".to_string(), false),
+                ("a [B]".into(), true),
+                ("b [A]".into(), false),
+                ("b [B]".into(), true)
+            ]
+        );
+        assert_eq!(both[0].color, both[1].color);
+        assert_eq!(both[1].values, vec![0.1, 0.1, 0.2, 0.2]);
+        let diff = compared_curves(
+            (&series, &other),
+            ("A", "B"),
+            &prompts,
+            &colors,
+            (1, false),
+            true,
+        );
+        assert_eq!(diff.len(), 2);
+        assert_eq!(diff[0].label(), "a [A − B]");
+        let expected = [0.3f32 - 0.1, 0.3 - 0.1, 0.1 - 0.2, 0.1 - 0.2];
+        assert!(
+            diff[0]
+                .values
+                .iter()
+                .zip(expected)
+                .all(|(v, e)| (v - e).abs() < 1e-7),
+            "{:?}",
+            diff[0].values
+        );
         let info = VideoInfo {
             id: String::new(),
             name: String::new(),

@@ -1,8 +1,10 @@
-//! Filling the shared state from the server (browser only): the index status, the config's
-//! prompts when the link named none, and the scores of the prompts.
+//! Filling the shared state from the server (browser only): the list of models, each shown
+//! model's index status, the config's prompts when the link named none, and the scores of the
+//! prompts by the model (and the compared model).
 //!
 //! Invariant: scores are asked for only once the index has embedded frames, and again as the
 //! prompts change or indexing makes progress; a complete index is asked only for new prompts.
+//! An answer is kept only if its model is still the one shown on its side.
 
 use std::collections::HashSet;
 
@@ -10,14 +12,49 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::Investigation;
-use crate::api::{get_default_prompts, get_scores, look_at};
+use crate::api::{get_default_prompts, get_models, get_scores, look_at};
 use crate::types::IndexState;
+use crate::types::{IndexStatus, ScoreSeries};
+
+/// One model's side of the chart: which model, its index status and its scores.
+#[derive(Clone, Copy)]
+struct Side {
+    model: RwSignal<Option<String>>,
+    status: RwSignal<Option<Result<IndexStatus, String>>>,
+    series: RwSignal<Option<ScoreSeries>>,
+    /// The second side: no model means nothing to show (not the default model).
+    optional: bool,
+}
+
+impl Side {
+    fn first(inv: Investigation) -> Self {
+        Self {
+            model: inv.model,
+            status: inv.status,
+            series: inv.series,
+            optional: false,
+        }
+    }
+
+    fn second(inv: Investigation) -> Self {
+        Self {
+            model: inv.compare,
+            status: inv.status_b,
+            series: inv.series_b,
+            optional: true,
+        }
+    }
+}
 
 /// Starts the polling and fetching; `use_defaults`: the link named no prompts.
 pub fn start(inv: Investigation, use_defaults: bool) {
     Effect::new(move |first: Option<()>| {
         if first.is_none() {
-            crate::status::poll(inv.status, inv.player.info.with_untracked(|i| i.id.clone()));
+            spawn_local(async move {
+                if let Ok(list) = get_models().await {
+                    inv.models.set(list);
+                }
+            });
             if use_defaults {
                 spawn_local(async move {
                     if let Ok(list) = get_default_prompts().await {
@@ -30,30 +67,42 @@ pub fn start(inv: Investigation, use_defaults: bool) {
         }
     });
     follow_view(inv);
-    // Fetch scores when the prompts change, and again while indexing makes progress.
-    Effect::new(move |_| {
-        let prompts = inv.prompts.get();
-        let done = inv.status.with(|s| match s {
-            Some(Ok(s)) => Some((s.state, s.done)),
-            _ => None,
+    for side in [Side::first(inv), Side::second(inv)] {
+        // A model picked: its status from scratch, no scores until its own arrive.
+        Effect::new(move |_| {
+            let model = side.model.get();
+            side.status.set(None);
+            side.series.set(None);
+            if side.optional && model.is_none() {
+                return;
+            }
+            let video = inv.player.info.with_untracked(|i| i.id.clone());
+            crate::status::poll(side.status, video, model, side.model);
         });
-        // Saved embeddings are shown whatever the job's state: a failed or queued job
-        // still has the frames it embedded.
-        if matches!(done, Some((IndexState::Running | IndexState::Done, _)))
-            || matches!(done, Some((_, done)) if done > 0)
-        {
-            fetch_scores(inv, prompts);
-        }
-    });
+        // Fetch scores when the prompts change, and again while indexing makes progress.
+        Effect::new(move |_| {
+            let prompts = inv.prompts.get();
+            let done = side.status.with(|s| match s {
+                Some(Ok(s)) => Some((s.state, s.done)),
+                _ => None,
+            });
+            // Saved embeddings are shown whatever the job's state: a failed or queued job
+            // still has the frames it embedded.
+            if matches!(done, Some((IndexState::Running | IndexState::Done, _)))
+                || matches!(done, Some((_, done)) if done > 0)
+            {
+                fetch_scores(inv, side, prompts);
+            }
+        });
+    }
 }
 
 /// Asks only for the prompts not yet scored when the index is complete (a new prompt then
 /// costs one text embedding and one matrix-vector product); everything while it grows.
-fn fetch_scores(inv: Investigation, prompts: Vec<String>) {
-    let complete = inv
-        .series
-        .with_untracked(|s| s.as_ref().is_some_and(|s| s.complete));
-    let known: HashSet<String> = inv.series.with_untracked(|s| {
+fn fetch_scores(inv: Investigation, side: Side, prompts: Vec<String>) {
+    let series = side.series;
+    let complete = series.with_untracked(|s| s.as_ref().is_some_and(|s| s.complete));
+    let known: HashSet<String> = series.with_untracked(|s| {
         s.as_ref()
             .map(|s| s.prompts.iter().map(|p| p.prompt.clone()).collect())
             .unwrap_or_default()
@@ -74,11 +123,16 @@ fn fetch_scores(inv: Investigation, prompts: Vec<String>) {
         return;
     }
     let video = inv.player.info.with_untracked(|i| i.id.clone());
+    let model = side.model.get_untracked();
     spawn_local(async move {
-        match get_scores(video, wanted).await {
+        let answer = get_scores(video, model.clone(), wanted).await;
+        if side.model.get_untracked() != model {
+            return; // another model is shown now
+        }
+        match answer {
             Ok(answer) => {
                 inv.scores_error.set(None);
-                inv.series.update(|current| match current {
+                series.update(|current| match current {
                     Some(old) if complete && answer.frames == old.frames => {
                         old.prompts.extend(answer.prompts);
                     }
@@ -124,9 +178,16 @@ fn follow_view(inv: Investigation) {
         });
         if moved && span.0 <= span.1 {
             sent.set_value(Some(span));
-            spawn_local(async move {
-                let _ = look_at(id, span.0, span.1).await;
-            });
+            let models = [
+                Some(inv.model.get_untracked()),
+                inv.compare.get_untracked().map(Some),
+            ];
+            for model in models.into_iter().flatten() {
+                let id = id.clone();
+                spawn_local(async move {
+                    let _ = look_at(id, model, span.0, span.1).await;
+                });
+            }
         }
     });
 }

@@ -24,7 +24,7 @@ mod view_controls;
 use leptos::prelude::*;
 
 use self::chart_view::ChartView;
-pub use self::curves::{curves_csv, view_curves};
+pub use self::curves::{compared_curves, curves_csv, view_curves};
 use self::keys::{HelpButton, HelpDialog};
 use self::moments_panel::MomentsPanel;
 use self::prompts::PromptList;
@@ -36,8 +36,8 @@ use crate::moments::MomentQuery;
 use crate::player::PlayerState;
 use crate::status::IndexStatusLine;
 
-/// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, and `m`, the
-/// moment query (JSON).
+/// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, `m`, the
+/// moment query (JSON), `model`, `compare` (a second model) and `diff` (A − B view).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewParams {
     /// `None`: start from the config's prompts.
@@ -45,6 +45,12 @@ pub struct ViewParams {
     pub smooth: usize,
     pub softmax: bool,
     pub moments: Option<MomentQuery>,
+    /// `None`: the server's default model.
+    pub model: Option<String>,
+    /// A second model drawn beside the first (dashed), or subtracted from it.
+    pub compare: Option<String>,
+    /// Plot the first model minus the second, per prompt.
+    pub difference: bool,
 }
 
 impl ViewParams {
@@ -80,6 +86,30 @@ impl ViewParams {
                 .unwrap_or(1),
             softmax: view == Some("softmax"),
             moments,
+            ..Self::default()
+        }
+    }
+
+    /// Also reads `model`, `compare` and `diff`; an id that is not one is left out (the server
+    /// refuses a well-formed id it does not have, and the page says so).
+    pub fn with_models(
+        self,
+        model: Option<&str>,
+        compare: Option<&str>,
+        diff: Option<&str>,
+    ) -> Self {
+        let id = |m: Option<&str>| {
+            m.map(str::trim)
+                .filter(|m| crate::types::is_valid_model_id(m))
+                .map(str::to_string)
+        };
+        let model = id(model);
+        let compare = id(compare).filter(|c| Some(c) != model.as_ref());
+        Self {
+            difference: compare.is_some() && diff == Some("1"),
+            model,
+            compare,
+            ..self
         }
     }
 }
@@ -96,6 +126,9 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
     view! {
         <section id="investigator" class="investigator">
             <IndexStatusLine status=inv.status/>
+            {move || inv.compare.with(|c| c.is_some()).then(|| view! {
+                <IndexStatusLine status=inv.status_b compared=true/>
+            })}
             {move || scores_error.get().map(|e| view! { <p class="error" id="scores-error" role="alert">{e}</p> })}
             <ChartView inv/>
 
@@ -138,9 +171,25 @@ mod tests {
                 prompts: None,
                 smooth: 1,
                 softmax: false,
-                moments: None,
+                ..ViewParams::default()
             }
         );
+        let two =
+            ViewParams::parse(None, None, None).with_models(Some("base"), Some("tuned"), Some("1"));
+        assert_eq!(
+            (two.model.as_deref(), two.compare.as_deref(), two.difference),
+            (Some("base"), Some("tuned"), true)
+        );
+        // A path is not a model id; a model compared with itself, or a difference without a
+        // second model, is nothing.
+        let odd =
+            ViewParams::parse(None, None, None).with_models(Some("../x"), Some("a"), Some("1"));
+        assert_eq!(
+            (odd.model, odd.compare.as_deref(), odd.difference),
+            (None, Some("a"), true)
+        );
+        let same = ViewParams::parse(None, None, None).with_models(Some("a"), Some("a"), Some("1"));
+        assert_eq!((same.compare, same.difference), (None, false));
         assert_eq!(ViewParams::parse(None, Some("99999999"), None).smooth, 1);
         // A moment query travels as JSON; a broken one is dropped.
         let query = MomentQuery::prompt("a dog");

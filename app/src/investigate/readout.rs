@@ -14,12 +14,12 @@ pub fn HoverReadout(inv: Investigation) -> impl IntoView {
     let Investigation { hover, curves, .. } = inv;
     move || {
         let frame = hover.get()?;
-        let mut rows: Vec<(String, &'static str, f32)> = curves.with(|cs| {
+        let mut rows: Vec<(String, &'static str, f32, bool)> = curves.with(|cs| {
             cs.iter()
                 .filter_map(|c| {
                     c.values
                         .get(frame as usize)
-                        .map(|&v| (c.prompt.clone(), c.color, v))
+                        .map(|&v| (c.label(), c.color, v, c.dashed))
                 })
                 .collect()
         });
@@ -34,11 +34,17 @@ pub fn HoverReadout(inv: Investigation) -> impl IntoView {
                 } else if undecodable {
                     view! { <div class="readout-empty">"this frame could not be decoded"</div> }.into_any()
                 } else {
-                    rows.into_iter().map(|(prompt, c, v)| {
+                    rows.into_iter().map(|(prompt, c, v, dashed)| {
                         let key = prompt.clone();
+                        // A dashed curve's swatch is a dashed outline in its colour.
+                        let swatch = if dashed {
+                            format!("border:2px dashed {c}")
+                        } else {
+                            format!("background:{c}")
+                        };
                         view! {
                         <div class="readout-row" data-prompt=key data-value=v.to_string()>
-                            <span class="swatch" style=format!("background:{c}")></span>
+                            <span class="swatch" style=swatch></span>
                             <span class="readout-prompt">{prompt}</span>
                             <span class="readout-value">{format!("{v:.4}")}</span>
                         </div>

@@ -119,7 +119,7 @@ mod client {
                 None => None,
             };
             let text = Some(text).filter(|t| !t.trim().is_empty());
-            match search_frames(video.clone(), text, image, top).await {
+            match search_frames(video.clone(), inv.model.get_untracked(), text, image, top).await {
                 Ok(found) => {
                     for url in hits.get_untracked().into_iter().filter_map(|(_, u)| u) {
                         browser::revoke(&url);

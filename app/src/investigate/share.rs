@@ -46,13 +46,19 @@ mod client {
     use crate::browser;
     use crate::investigate::curves_csv;
 
-    /// Keeps the address bar's `p`, `smooth` and `view` parameters on the current view.
+    /// Keeps the address bar's `p`, `smooth`, `view`, `model`, `compare` and `diff`
+    /// parameters on the current view.
     pub fn follow_view(inv: Investigation) {
         Effect::new(move |_| {
             browser::replace_view_params(
                 &inv.prompts.get(),
                 inv.smoothing.get(),
                 inv.softmax.get(),
+            );
+            browser::replace_model_params(
+                inv.model.get().as_deref(),
+                inv.compare.get().as_deref(),
+                inv.difference.get(),
             );
         });
     }
@@ -82,12 +88,19 @@ mod client {
                 let json = curves.with_untracked(|cs| {
                     let scores: serde_json::Map<String, serde_json::Value> = cs
                         .iter()
-                        .map(|c| (c.prompt.clone(), serde_json::json!(c.values)))
+                        .map(|c| (c.label(), serde_json::json!(c.values)))
                         .collect();
                     serde_json::json!({
                         "video": name,
                         "fps": fps,
-                        "view": if softmax { "probability" } else { "cosine" },
+                        "model": inv.model_name(inv.model.get_untracked().as_deref()),
+                        "compare": inv.compare.get_untracked().map(|b| inv.model_name(Some(&b))),
+                        "view": match (inv.difference.get_untracked() && inv.compare.get_untracked().is_some(), softmax) {
+                            (true, true) => "probability difference",
+                            (true, false) => "cosine difference",
+                            (false, true) => "probability",
+                            (false, false) => "cosine",
+                        },
                         "scores": scores,
                     })
                     .to_string()

@@ -3,17 +3,19 @@
 //!
 //! Invariants: `prompts` holds trimmed, non-empty, distinct prompts (lists go through
 //! [`Investigation::set_prompts`]); `colors` has a slot for every prompt and keeps a prompt's
-//! slot while the prompt stays; `curves` is derived from the others and never set.
+//! slot while the prompt stays; `curves` is derived from the others and never set; `series`
+//! holds the scores of `model` and `series_b` those of `compare`, never another model's (both
+//! are emptied when their model changes).
 
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 
-use super::{view_curves, ViewParams};
+use super::{compared_curves, view_curves, ViewParams};
 use crate::chart::{assign_colors, Curve};
 use crate::moments::{find_moments, MomentQuery, Moments};
 use crate::player::PlayerState;
-use crate::types::{IndexStatus, ScoreSeries, SearchHit};
+use crate::types::{IndexStatus, ModelChoice, ScoreSeries, SearchHit};
 
 /// Everything the panel's components read or change; cheap to copy into event handlers.
 #[derive(Clone, Copy)]
@@ -33,6 +35,16 @@ pub struct Investigation {
     /// The scores as the server sent them.
     pub series: RwSignal<Option<ScoreSeries>>,
     pub scores_error: RwSignal<Option<String>>,
+    /// The models the server offers, the default first (empty until the page asks).
+    pub models: RwSignal<Vec<ModelChoice>>,
+    /// The model whose scores the page shows (`None`: the server's default).
+    pub model: RwSignal<Option<String>>,
+    /// A second model compared with the first; its index status and scores.
+    pub compare: RwSignal<Option<String>>,
+    pub status_b: RwSignal<Option<Result<IndexStatus, String>>>,
+    pub series_b: RwSignal<Option<ScoreSeries>>,
+    /// Plot the first model minus the second instead of both.
+    pub difference: RwSignal<bool>,
     /// The frame under the mouse on the chart.
     pub hover: RwSignal<Option<u64>>,
     /// The chart's zoomed frame range; `None`: the whole video.
@@ -73,21 +85,38 @@ impl Investigation {
         let smoothing = RwSignal::new(initial.smooth);
         let softmax = RwSignal::new(initial.softmax);
         let series: RwSignal<Option<ScoreSeries>> = RwSignal::new(None);
+        let series_b: RwSignal<Option<ScoreSeries>> = RwSignal::new(None);
+        let models: RwSignal<Vec<ModelChoice>> = RwSignal::new(Vec::new());
+        let model = RwSignal::new(initial.model.clone());
+        let compare = RwSignal::new(initial.compare.clone());
+        let difference = RwSignal::new(initial.difference);
         let curves = Memo::new(move |_| {
             let hidden = hidden.get();
-            series.with(|s| match s {
-                Some(s) => view_curves(
-                    s,
-                    &prompts.get(),
-                    &colors.get(),
-                    smoothing.get(),
-                    softmax.get(),
-                )
+            let view = (smoothing.get(), softmax.get());
+            let names = (
+                model_label(&models.get(), model.get().as_deref()),
+                compare.get().map(|b| model_label(&models.get(), Some(&b))),
+            );
+            series
+                .with(|s| {
+                    series_b.with(|b| match (s, b, names) {
+                        (Some(s), Some(b), (a_name, Some(b_name))) => compared_curves(
+                            (s, b),
+                            (&a_name, &b_name),
+                            &prompts.get(),
+                            &colors.get(),
+                            view,
+                            difference.get(),
+                        ),
+                        (Some(s), _, _) => {
+                            view_curves(s, &prompts.get(), &colors.get(), view.0, view.1)
+                        }
+                        (None, _, _) => Vec::new(),
+                    })
+                })
                 .into_iter()
                 .filter(|c| !hidden.contains(&c.prompt))
-                .collect::<Vec<_>>(),
-                None => Vec::new(),
-            })
+                .collect::<Vec<_>>()
         });
         let query = RwSignal::new(initial.moments.clone());
         let moments = Memo::new(move |_| {
@@ -114,6 +143,12 @@ impl Investigation {
             softmax,
             series,
             scores_error: RwSignal::new(None),
+            models,
+            model,
+            compare,
+            status_b: RwSignal::new(None),
+            series_b,
+            difference,
             hover: RwSignal::new(None),
             x_range: RwSignal::new(None),
             hits: RwSignal::new(Vec::new()),
@@ -142,9 +177,38 @@ impl Investigation {
         self.prompts.set(list);
     }
 
+    /// The chart's vertical axis: what its values are.
+    pub fn y_label(self) -> &'static str {
+        let difference = self.difference.get() && self.compare.with(|c| c.is_some());
+        match (self.softmax.get(), difference) {
+            (false, false) => "cosine similarity",
+            (true, false) => "probability",
+            (false, true) => "cosine, first − second",
+            (true, true) => "probability, first − second",
+        }
+    }
+
+    /// What the page calls `model` (`None`: the default), tracking the list of models.
+    pub fn model_name(self, model: Option<&str>) -> String {
+        self.models.with(|list| model_label(list, model))
+    }
+
     /// Seconds from the start of the video to `frame`; reading it tracks the video's info.
     pub fn time_of(self, frame: u64) -> f64 {
         self.player.info.with(|i| i.time_s(frame))
+    }
+}
+
+/// The label of model `id` (`None`: the default, the list's first), else the id itself.
+fn model_label(list: &[ModelChoice], id: Option<&str>) -> String {
+    match id {
+        None => list
+            .first()
+            .map_or("default model".into(), |m| m.label.clone()),
+        Some(id) => list
+            .iter()
+            .find(|m| m.id == id)
+            .map_or(id.to_string(), |m| m.label.clone()),
     }
 }
 

@@ -7,7 +7,7 @@ use app::api::{
     check_look_span, check_prompts, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt,
     SearchFrames,
 };
-use app::types::{is_valid_video_id, is_valid_viewer_id};
+use app::types::{is_valid_model_id, is_valid_video_id, is_valid_viewer_id};
 use libfuzzer_sys::fuzz_target;
 
 /// server_fn's form decoder: `serde_qs::Config::new(5, false)` (server_fn 0.8, codec/url.rs).
@@ -34,22 +34,26 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Some(args) = form::<GetIndexStatus>(body) {
                 let _ = is_valid_video_id(&args.video);
+                let _ = args.model.as_deref().map(is_valid_model_id);
             }
         }
         5 => {
             if let Some(args) = form::<LookAt>(body) {
                 let _ = is_valid_video_id(&args.video) && check_look_span(args.from, args.to).is_ok();
+                let _ = args.model.as_deref().map(is_valid_model_id);
             }
         }
         3 => {
             if let Ok(args) = serde_json::from_slice::<GetScores>(body) {
                 let _ = is_valid_video_id(&args.video);
+                let _ = args.model.as_deref().map(is_valid_model_id);
                 let _ = check_prompts(&args.prompts);
             }
         }
         _ => {
             if let Ok(args) = postcard::from_bytes::<SearchFrames>(body) {
                 let _ = is_valid_video_id(&args.video);
+                let _ = args.model.as_deref().map(is_valid_model_id);
                 if let Some(text) = &args.text {
                     let _ = check_prompts(std::slice::from_ref(text));
                 }

@@ -144,9 +144,21 @@ pub fn run(cli: Cli) -> CommandResult {
 /// server and shows the problem in the page.
 fn serve(args: args::ServeArgs) -> CommandResult {
     let settings = resolve(&args)?;
-    let model_settings = settings.clone();
-    let model = crate::library::SharedModel::new(move || crate::embed::load(&model_settings));
-    let library = crate::library::Library::new(&settings, model);
+    let models = crate::library::model_choices(&settings.models)
+        .into_iter()
+        .zip(&settings.models)
+        .map(|(choice, model)| {
+            let mut model_settings = settings.clone();
+            model_settings.set_model(model.clone());
+            crate::library::ModelSlot {
+                choice,
+                model: crate::library::SharedModel::new(move || {
+                    crate::embed::load(&model_settings)
+                }),
+            }
+        })
+        .collect();
+    let library = crate::library::Library::new(&settings, models);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,7 +176,9 @@ fn serve(args: args::ServeArgs) -> CommandResult {
     ));
     // Save what is indexed before exiting; each job stops at its next batch.
     for session in library.sessions() {
-        session.index.stop(std::time::Duration::from_secs(10));
+        for index in session.indexes() {
+            index.stop(std::time::Duration::from_secs(10));
+        }
     }
     served
 }

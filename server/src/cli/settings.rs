@@ -65,7 +65,7 @@ impl SettingsArgs for ModelArgs {
     fn apply(&self, settings: &mut Settings) -> Result<(), String> {
         match self.model.as_slice() {
             [] => {}
-            [model] => settings.model = model.clone(),
+            [model] => settings.set_model(model.clone()),
             _ => {
                 return Err(
                     "only `scores` compares several models; give this command one --model".into(),

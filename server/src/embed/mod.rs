@@ -81,6 +81,11 @@ pub trait Embedder: Send + Sync {
     fn logit_scale(&self) -> f32 {
         100.0
     }
+    /// SigLIP's learned bias: its probability for a prompt is `sigmoid(scale * cosine + bias)`,
+    /// each prompt on its own. `None` for CLIP (softmax across prompts).
+    fn logit_bias(&self) -> Option<f32> {
+        None
+    }
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError>;
     fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError>;
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
@@ -156,6 +161,9 @@ impl Embedder for LazyLocal {
     fn logit_scale(&self) -> f32 {
         self.model().map_or(100.0, |m| m.logit_scale())
     }
+    fn logit_bias(&self) -> Option<f32> {
+        self.model().ok()?.logit_bias()
+    }
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
         self.model()?.prepare_image(frame)
     }
@@ -169,8 +177,9 @@ impl Embedder for LazyLocal {
         self.model().ok()?.image_difference(a, b)
     }
     fn is_truncated(&self, text: &str) -> bool {
-        // Every BPE token covers at least one byte: short texts always fit.
-        text.len() > local::CONTEXT_LENGTH - 2 && self.model().is_ok_and(|m| m.is_truncated(text))
+        // Every token covers at least one byte but SentencePiece's word-start mark: short texts
+        // fit both CLIP's 75 and SigLIP's 63 text tokens.
+        text.len() > 61 && self.model().is_ok_and(|m| m.is_truncated(text))
     }
 }
 

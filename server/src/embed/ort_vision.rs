@@ -244,6 +244,12 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
             g.floats("one", &[], &[1.0]),
             g.floats("half", &[], &[0.5]),
         ],
+        // Only SigLIP uses it, and SigLIP's tower is not written as a graph.
+        Activation::GeluTanh => {
+            return Err(candle_core::Error::Msg(
+                "the ONNX graph is written for quick_gelu and gelu only".into(),
+            ))
+        }
     };
     let (q_index, k_index, v_index) = (
         g.ints("q", &[], &[0]),
@@ -335,6 +341,7 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
                 let shifted = g.node("Add", &[&erf, &constants[1]], &[]);
                 g.node("Mul", &[&shifted, &constants[2]], &[])
             }
+            Activation::GeluTanh => unreachable!("refused with the constants"),
         };
         let h = g.node("Mul", &[&h, &gate], &[]);
         let h = gemm(

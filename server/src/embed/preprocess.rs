@@ -1,6 +1,7 @@
-//! CLIP image preprocessing equal to transformers' `CLIPImageProcessor`: resize the shortest
-//! side with bicubic resampling, centre-crop, rescale by 1/255, normalise by the model's
-//! mean/std; channel-first RGB floats.
+//! Image preprocessing equal to transformers' `CLIPImageProcessor` (resize the shortest side
+//! with bicubic resampling, centre-crop) and `SiglipImageProcessor` (resize to a fixed box,
+//! bicubic or bilinear as the config says, no crop), then rescale by 1/255 and normalise by the
+//! model's mean/std; channel-first RGB floats.
 //!
 //! The processor resizes through Pillow on 8-bit images, so this reproduces Pillow's
 //! resampler exactly (its `Resample.c`): a separable convolution (horizontal pass, then
@@ -17,10 +18,46 @@ pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 /// Pillow's fixed-point precision for 8-bit resampling: 32 bits - 8 - 2.
 const PRECISION_BITS: u32 = 22;
 
+/// Pillow's resampling filters that the processors use (`resample` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// 2: SigLIP 2's processors.
+    Bilinear,
+    /// 3: CLIP's and SigLIP's.
+    Bicubic,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bilinear => 1.0,
+            Filter::Bicubic => 2.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            Filter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bicubic => bicubic(x),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreprocessConfig {
     /// Target of the shortest side after resizing.
     pub shortest_edge: u32,
+    /// Resize to exactly this box (height, width) instead, ignoring the aspect ratio, and do
+    /// not crop (SigLIP's `size: {height, width}`); the crop size is then the box.
+    pub resize_box: Option<(u32, u32)>,
+    pub filter: Filter,
     pub crop_height: u32,
     pub crop_width: u32,
     pub mean: [f32; 3],
@@ -32,6 +69,8 @@ impl PreprocessConfig {
     pub fn for_image_size(size: u32) -> Self {
         Self {
             shortest_edge: size,
+            resize_box: None,
+            filter: Filter::Bicubic,
             crop_height: size,
             crop_width: size,
             mean: CLIP_MEAN,
@@ -55,18 +94,46 @@ impl PreprocessConfig {
             image_mean: Option<[f32; 3]>,
             image_std: Option<[f32; 3]>,
             resample: Option<u32>,
+            do_center_crop: Option<bool>,
+            do_resize: Option<bool>,
+            do_normalize: Option<bool>,
+            do_rescale: Option<bool>,
         }
         let raw: Raw =
             serde_json::from_str(text).map_err(|e| format!("preprocessor_config.json: {e}"))?;
-        // Pillow's resampling codes: 3 = BICUBIC, the only one CLIP uses.
-        if let Some(resample) = raw.resample.filter(|&r| r != 3) {
-            return Err(format!("preprocessor_config.json asks for resampling filter {resample}; only bicubic (3) is supported"));
-        }
         let mut config = Self::for_image_size(image_size);
+        // Pillow's resampling codes: 2 = BILINEAR (SigLIP 2), 3 = BICUBIC (CLIP, SigLIP).
+        config.filter = match raw.resample {
+            None | Some(3) => Filter::Bicubic,
+            Some(2) => Filter::Bilinear,
+            Some(other) => return Err(format!("preprocessor_config.json asks for resampling filter {other}; only bilinear (2) and bicubic (3) are supported")),
+        };
+        for (name, value) in [
+            ("do_resize", raw.do_resize),
+            ("do_rescale", raw.do_rescale),
+            ("do_normalize", raw.do_normalize),
+        ] {
+            if value == Some(false) {
+                return Err(format!("preprocessor_config.json sets {name} to false; the model takes resized, rescaled, normalised images"));
+            }
+        }
         match raw.size {
-            Some(Size::Edge { shortest_edge }) | Some(Size::Square(shortest_edge)) => config.shortest_edge = shortest_edge,
-            Some(Size::Box { .. }) => return Err("preprocessor_config.json: a fixed resize box is not supported; CLIP resizes the shortest edge".into()),
+            Some(Size::Edge { shortest_edge }) | Some(Size::Square(shortest_edge)) => {
+                config.shortest_edge = shortest_edge
+            }
+            Some(Size::Box { height, width }) => {
+                if raw.do_center_crop == Some(true) {
+                    return Err("preprocessor_config.json: a resize box with a centre crop is not supported (SigLIP resizes to the box, CLIP crops after resizing the shortest edge)".into());
+                }
+                config.resize_box = Some((height, width));
+                (config.crop_height, config.crop_width) = (height, width);
+            }
             None => {}
+        }
+        if config.resize_box.is_some() {
+            config.mean = raw.image_mean.unwrap_or(CLIP_MEAN);
+            config.std = raw.image_std.unwrap_or(CLIP_STD);
+            return Ok(config);
         }
         match raw.crop_size {
             Some(Size::Box { height, width }) => {
@@ -102,6 +169,10 @@ pub fn preprocess(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<f32> {
 /// transformers pads). A quarter of the floats' size: the form indexing keeps frames in while
 /// they wait for the model.
 pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u8> {
+    if let Some((height, width)) = config.resize_box {
+        let (width, height) = (width as usize, height as usize);
+        return resize_window_with(image, width, height, 0..width, 0..height, config.filter);
+    }
     let (width, height) = resized_size(image.width, image.height, config.shortest_edge as usize);
     let (crop_w, crop_h) = (config.crop_width as usize, config.crop_height as usize);
     // transformers' center_crop: integer offsets, padding with zeros where the image is smaller.
@@ -111,7 +182,7 @@ pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u
     // pixel depends on its own taps alone, so it equals the same pixel of the full resize.
     let xs = left.max(0) as usize..((left + crop_w as isize).min(width as isize)).max(0) as usize;
     let ys = top.max(0) as usize..((top + crop_h as isize).min(height as isize)).max(0) as usize;
-    let window = resize_window(image, width, height, xs.clone(), ys.clone());
+    let window = resize_window_with(image, width, height, xs.clone(), ys.clone(), config.filter);
     if xs.len() == crop_w && ys.len() == crop_h {
         return window;
     }
@@ -182,11 +253,17 @@ fn bicubic(x: f64) -> f64 {
     }
 }
 
-/// For each output index: the first input index and the fixed-point weights.
+/// For each output index: the first input index and the fixed-point bicubic weights.
+#[cfg(test)]
 fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    coefficients_with(in_size, out_size, Filter::Bicubic)
+}
+
+/// For each output index: the first input index and the fixed-point weights of `filter`.
+fn coefficients_with(in_size: usize, out_size: usize, filter: Filter) -> Vec<(usize, Vec<i32>)> {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
-    let support = 2.0 * filter_scale;
+    let support = filter.support() * filter_scale;
     (0..out_size)
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
@@ -196,7 +273,7 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
             let xmax = (((center + support + 0.5) as isize).min(in_size as isize) as usize)
                 .saturating_sub(xmin);
             let weights: Vec<f64> = (0..xmax)
-                .map(|x| bicubic((x as f64 + xmin as f64 - center + 0.5) * inv))
+                .map(|x| filter.weight((x as f64 + xmin as f64 - center + 0.5) * inv))
                 .collect();
             let total: f64 = weights.iter().sum();
             let fixed = weights
@@ -232,6 +309,18 @@ pub fn resize_window(
     xs: std::ops::Range<usize>,
     ys: std::ops::Range<usize>,
 ) -> Vec<u8> {
+    resize_window_with(image, width, height, xs, ys, Filter::Bicubic)
+}
+
+/// [`resize_window`] with Pillow's `filter`.
+pub fn resize_window_with(
+    image: &RgbImage<'_>,
+    width: usize,
+    height: usize,
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+    filter: Filter,
+) -> Vec<u8> {
     let round = 1i32 << (PRECISION_BITS - 1);
     let (in_w, in_h) = (image.width, image.height);
     let channel = |c: usize| if image.bgr { 2 - c } else { c };
@@ -241,7 +330,7 @@ pub fn resize_window(
     }
 
     // Input rows the vertical pass reads for the output rows in `ys`.
-    let vertical = (height != in_h).then(|| coefficients(in_h, height));
+    let vertical = (height != in_h).then(|| coefficients_with(in_h, height, filter));
     let (row_from, row_to) = match &vertical {
         Some(coeffs) => coeffs[ys.clone()]
             .iter()
@@ -264,7 +353,7 @@ pub fn resize_window(
             }
         }
     } else {
-        let coeffs = coefficients(in_w, width);
+        let coeffs = coefficients_with(in_w, width, filter);
         let coeffs = &coeffs[xs.clone()];
         for y in 0..rows {
             let row = &image.pixels[(row_from + y) * in_w * 3..(row_from + y + 1) * in_w * 3];
@@ -358,7 +447,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config, PreprocessConfig::for_image_size(224));
-        assert!(PreprocessConfig::from_json(r#"{"resample": 2}"#, 224)
+        let siglip = PreprocessConfig::from_json(
+            r#"{"size": {"height": 256, "width": 256}, "resample": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}"#,
+            224,
+        )
+        .unwrap();
+        assert_eq!(siglip.resize_box, Some((256, 256)));
+        assert_eq!((siglip.crop_height, siglip.filter), (256, Filter::Bilinear));
+        assert_eq!(siglip.mean, [0.5; 3]);
+        assert!(PreprocessConfig::from_json(r#"{"resample": 1}"#, 224)
             .unwrap_err()
             .contains("bicubic"));
     }

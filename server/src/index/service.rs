@@ -291,6 +291,9 @@ impl Embedder for Counting {
     fn logit_scale(&self) -> f32 {
         self.inner.logit_scale()
     }
+    fn logit_bias(&self) -> Option<f32> {
+        self.inner.logit_bias()
+    }
     fn prepare_image(&self, frame: &opencv::core::Mat) -> Result<PreparedImage, EmbedError> {
         self.inner.prepare_image(frame)
     }
@@ -307,5 +310,68 @@ impl Embedder for Counting {
     }
     fn is_truncated(&self, text: &str) -> bool {
         self.inner.is_truncated(text)
+    }
+    // Every method the inner embedder overrides is forwarded: a default here would silently
+    // change what the server computes (it once dropped `image_difference`, which turned
+    // `skip_similar` off in the web server).
+    fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
+        self.inner.image_difference(a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An embedder whose every optional method answers something other than the default.
+    struct Siglipish;
+
+    impl Embedder for Siglipish {
+        fn identity(&self) -> crate::embed::ModelIdentity {
+            crate::embed::ModelIdentity {
+                name: "siglipish".into(),
+                revision: "r".into(),
+                dimension: 2,
+            }
+        }
+        fn logit_scale(&self) -> f32 {
+            10.0
+        }
+        fn logit_bias(&self) -> Option<f32> {
+            Some(-10.0)
+        }
+        fn prepare_image(&self, _: &opencv::core::Mat) -> Result<PreparedImage, EmbedError> {
+            Ok(PreparedImage::Cropped(vec![0; 3]))
+        }
+        fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Ok(vec![vec![1.0, 0.0]; images.len()])
+        }
+        fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Ok(vec![vec![0.0, 1.0]; texts.len()])
+        }
+        fn is_truncated(&self, _: &str) -> bool {
+            true
+        }
+        fn image_difference(&self, _: &PreparedImage, _: &PreparedImage) -> Option<f32> {
+            Some(7.0)
+        }
+    }
+
+    #[test]
+    fn counting_forwards_everything_the_model_answers_and_counts() {
+        let counting = Counting {
+            inner: Arc::new(Siglipish),
+            images: Default::default(),
+            texts: Default::default(),
+        };
+        assert_eq!(counting.logit_scale(), 10.0);
+        assert_eq!(counting.logit_bias(), Some(-10.0));
+        assert!(counting.is_truncated("x"));
+        let image = PreparedImage::Cropped(vec![0; 3]);
+        assert_eq!(counting.image_difference(&image, &image), Some(7.0));
+        counting.embed_prepared(&[image.clone(), image]).unwrap();
+        counting.embed_texts(&["a".into()]).unwrap();
+        assert_eq!(counting.images.load(Ordering::Relaxed), 2);
+        assert_eq!(counting.texts.load(Ordering::Relaxed), 1);
     }
 }

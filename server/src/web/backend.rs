@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use app::backend::{BoxFuture, VideoBackend};
 use app::error::ApiError;
-use app::types::{FrameJpeg, IndexStatus, ScoreSeries, SearchHit, VideoInfo};
+use app::types::{FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo};
 
+use crate::index::IndexService;
 use crate::library::{Library, LibraryError, Session};
 use crate::search::{self, SearchError};
 use crate::video::VideoError;
@@ -33,10 +34,28 @@ fn with_session<T: Send + 'static>(
     })
 }
 
+/// Runs `work` with the session of `video` and its index by `model` on tokio's blocking pool.
+fn with_index<T: Send + 'static>(
+    library: &Arc<Library>,
+    video: String,
+    model: Option<String>,
+    what: &'static str,
+    work: impl FnOnce(Arc<Session>, Arc<IndexService>) -> Result<T, ApiError> + Send + 'static,
+) -> BoxFuture<Result<T, ApiError>> {
+    let library_for_index = Arc::clone(library);
+    with_session(library, video, what, move |session| {
+        let index = library_for_index
+            .index(&session, model.as_deref())
+            .map_err(library_error)?;
+        work(session, index)
+    })
+}
+
 /// Whose fault a library error is: the id's (400, 404) or the video's (503).
 fn library_error(error: LibraryError) -> ApiError {
     match error {
         LibraryError::NotAnId => ApiError::BadArgument(error.to_string()),
+        LibraryError::NoSuchModel(_) => ApiError::BadArgument(error.to_string()),
         LibraryError::NoSuchVideo(_) => ApiError::NoSuchVideo(error.to_string()),
         LibraryError::CannotOpen(message) => ApiError::Unavailable(message),
     }
@@ -86,19 +105,38 @@ impl VideoBackend for LibraryBackend {
         })
     }
 
-    fn index_status(&self, video: String) -> BoxFuture<Result<IndexStatus, ApiError>> {
-        with_session(&self.library, video, "reading the index status", |s| {
-            Ok(s.index.status())
-        })
+    fn models(&self) -> Vec<ModelChoice> {
+        self.library.model_choices()
     }
 
-    fn look_at(&self, video: String, from: u64, to: u64) -> BoxFuture<Result<(), ApiError>> {
-        with_session(
+    fn index_status(
+        &self,
+        video: String,
+        model: Option<String>,
+    ) -> BoxFuture<Result<IndexStatus, ApiError>> {
+        with_index(
             &self.library,
             video,
+            model,
+            "reading the index status",
+            |_, index| Ok(index.status()),
+        )
+    }
+
+    fn look_at(
+        &self,
+        video: String,
+        model: Option<String>,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<Result<(), ApiError>> {
+        with_index(
+            &self.library,
+            video,
+            model,
             "noting where the viewer looks",
-            move |s| {
-                s.index.look_at(from..=to);
+            move |_, index| {
+                index.look_at(from..=to);
                 Ok(())
             },
         )
@@ -107,23 +145,25 @@ impl VideoBackend for LibraryBackend {
     fn scores(
         &self,
         video: String,
+        model: Option<String>,
         prompts: Vec<String>,
     ) -> BoxFuture<Result<ScoreSeries, ApiError>> {
-        with_session(&self.library, video, "scoring", move |s| {
-            search::scores_blocking(&s.index, &prompts).map_err(search_error)
+        with_index(&self.library, video, model, "scoring", move |_, index| {
+            search::scores_blocking(&index, &prompts).map_err(search_error)
         })
     }
 
     fn search(
         &self,
         video: String,
+        model: Option<String>,
         text: Option<String>,
         image: Option<Vec<u8>>,
         top: usize,
     ) -> BoxFuture<Result<Vec<SearchHit>, ApiError>> {
-        with_session(&self.library, video, "search", move |s| {
+        with_index(&self.library, video, model, "search", move |s, index| {
             let fps = s.frames.video().map_or(0.0, |v| v.metadata().fps);
-            search::search_blocking(&s.index, text.as_deref(), image.as_deref(), top, fps)
+            search::search_blocking(&index, text.as_deref(), image.as_deref(), top, fps)
                 .map_err(search_error)
         })
     }

@@ -101,7 +101,8 @@ pub async fn clip(library: Arc<Library>, exports: Exports, query: Query<ClipQuer
         Ok(s) => s,
         Err(e) => {
             let status = match e {
-                crate::library::LibraryError::NotAnId => StatusCode::BAD_REQUEST,
+                crate::library::LibraryError::NotAnId
+                | crate::library::LibraryError::NoSuchModel(_) => StatusCode::BAD_REQUEST,
                 crate::library::LibraryError::NoSuchVideo(_) => StatusCode::NOT_FOUND,
                 crate::library::LibraryError::CannotOpen(_) => StatusCode::SERVICE_UNAVAILABLE,
             };

@@ -490,6 +490,13 @@ impl Served {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Kills the server and keeps its folder (config, cache) for another one.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     /// Starts measuring the peak anew from the current resident memory (Linux `clear_refs`).
     pub fn reset_peak_rss(&self) {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")

@@ -331,6 +331,7 @@ fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, 
 #[derive(serde::Serialize)]
 struct SearchArgs {
     video: String,
+    model: Option<String>,
     text: Option<String>,
     image: Option<Vec<u8>>,
     top: usize,
@@ -344,6 +345,7 @@ fn search(
 ) -> Result<Vec<app::types::SearchHit>, String> {
     let body = postcard::to_stdvec(&SearchArgs {
         video: server.video.clone(),
+        model: None,
         text,
         image,
         top,

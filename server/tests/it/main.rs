@@ -20,3 +20,4 @@ mod guard;
 mod moments;
 mod preprocess;
 mod progressive;
+mod siglip_parity;

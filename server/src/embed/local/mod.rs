@@ -1,14 +1,16 @@
-//! In-process CLIP with candle, from a model folder in Hugging Face layout:
+//! In-process CLIP and SigLIP with candle, from a model folder in Hugging Face layout:
 //! `config.json`, `model.safetensors`, `tokenizer.json` (and optionally
-//! `preprocessor_config.json`). The configuration and its refusals (`config`), CLIP's two
-//! transformers (`model`), the text tower with its tokenizer (`text`), and the image tower on
-//! candle or ONNX Runtime (`vision`); this file loads a folder into them.
+//! `preprocessor_config.json`, `tokenizer_config.json`). The configuration and its refusals
+//! (`config`), CLIP's two transformers (`model`), SigLIP's (`siglip`), the text tower with its
+//! tokenizer (`text`), and the image tower on candle or ONNX Runtime (`vision`); this file loads
+//! a folder into them.
 //!
 //! The architecture is read from `config.json`; configurations the towers cannot compute
 //! exactly (another activation, another model family) are refused rather than run wrongly.
 
 mod config;
 pub mod model;
+pub mod siglip;
 mod text;
 mod vision;
 
@@ -18,23 +20,26 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
-pub use config::{identity_of, ModelError, CONTEXT_LENGTH, REQUIRED_FILES};
-pub use text::Tokens;
+pub use config::{identity_of, Architecture, ModelError, CONTEXT_LENGTH, REQUIRED_FILES};
+pub use text::{canonicalize, Tokens};
 
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage};
 use crate::config::ImageEngine;
-use text::{ClipTokenizer, TextTower};
+use text::{ClipTokenizer, SiglipTokenizer, TextTower, Tokenizer};
 use vision::ImageTower;
 
 pub struct LocalClip {
     text: TextTower,
-    tokenizer: ClipTokenizer,
+    tokenizer: Tokenizer,
     images: ImageTower,
-    config: model::ClipConfig,
+    config: Architecture,
     identity: ModelIdentity,
     device: Device,
-    /// `exp(logit_scale)`: the multiplier of cosine scores in CLIP's zero-shot softmax.
+    /// `exp(logit_scale)`: the multiplier of cosine scores in CLIP's zero-shot softmax and in
+    /// SigLIP's sigmoid.
     logit_scale: f32,
+    /// SigLIP's `logit_bias`; `None` for CLIP.
+    logit_bias: Option<f32>,
 }
 
 impl LocalClip {
@@ -66,11 +71,18 @@ impl LocalClip {
             });
         }
         let config = config::read_config(folder)?;
-        let preprocess = vision::read_preprocess(folder, config.image_size)?;
-        let tokenizer = ClipTokenizer::load(
-            &folder.join("tokenizer.json"),
-            config.text_config.vocab_size,
-        )?;
+        let preprocess = vision::read_preprocess(folder, config.image_size())?;
+        let tokenizer = match &config {
+            Architecture::Clip(c) => Tokenizer::Clip(ClipTokenizer::load(
+                &folder.join("tokenizer.json"),
+                c.text_config.vocab_size,
+            )?),
+            Architecture::Siglip { text, .. } => Tokenizer::Siglip(SiglipTokenizer::load(
+                folder,
+                text.vocab_size,
+                text.max_position_embeddings,
+            )?),
+        };
 
         let weights = folder.join("model.safetensors");
         let device = Device::Cpu;
@@ -78,31 +90,60 @@ impl LocalClip {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| ModelError::weights(&weights, e))?;
         // Named first, so that a checkpoint of another layout gets a message that says so.
-        for name in [
-            "vision_model.embeddings.class_embedding",
-            "visual_projection.weight",
-            "text_projection.weight",
-        ] {
+        let (expected, family): (&[&str], &str) = match &config {
+            Architecture::Clip(_) => (
+                &[
+                    "vision_model.embeddings.class_embedding",
+                    "visual_projection.weight",
+                    "text_projection.weight",
+                ],
+                "CLIP",
+            ),
+            Architecture::Siglip { .. } => (
+                &[
+                    "vision_model.head.probe",
+                    "text_model.head.weight",
+                    "logit_bias",
+                ],
+                "SigLIP",
+            ),
+        };
+        for name in expected {
             if !vb.contains_tensor(name) {
                 return Err(ModelError::weights(
                     &weights,
                     format!(
-                        "it has no tensor {name}: is it a CLIP checkpoint in Hugging Face layout?"
+                        "it has no tensor {name}: is it a {family} checkpoint in Hugging Face layout?"
                     ),
                 ));
             }
         }
-        let text = TextTower::load(&vb, &weights, &config.text_config)?;
-        let images = ImageTower::load(&vb, &weights, &config.vision_config, preprocess, engine)?;
+        let (text, images) = match &config {
+            Architecture::Clip(c) => (
+                TextTower::load(&vb, &weights, &c.text_config)?,
+                ImageTower::load(&vb, &weights, &c.vision_config, preprocess, engine)?,
+            ),
+            Architecture::Siglip { text, vision } => (
+                TextTower::load_siglip(&vb, &weights, text)?,
+                ImageTower::load_siglip(&vb, &weights, vision, preprocess, engine)?,
+            ),
+        };
+        // A learned scalar: shape [] (CLIP) or [1] (SigLIP).
+        let scalar = |name: &str| -> Result<f32, ModelError> {
+            vb.get_unchecked(name)
+                .and_then(|t| t.flatten_all()?.get(0)?.to_scalar::<f32>())
+                .map_err(|e| ModelError::weights(&weights, format!("{name}: {e}")))
+        };
         // The temperature, read as candle's ClipModel does.
-        let logit_scale = if vb.contains_tensor("logit_scale") {
-            vb.get(&[], "logit_scale")
-                .and_then(|t| t.to_scalar::<f32>())
-                .map_err(|e| ModelError::weights(&weights, format!("logit_scale: {e}")))?
-        } else {
-            config.logit_scale_init_value
+        let logit_scale = match &config {
+            Architecture::Clip(c) if !vb.contains_tensor("logit_scale") => c.logit_scale_init_value,
+            _ => scalar("logit_scale")?,
         }
         .exp();
+        let logit_bias = match &config {
+            Architecture::Clip(_) => None,
+            Architecture::Siglip { .. } => Some(scalar("logit_bias")?),
+        };
 
         let identity = identity_of(folder, name)?;
         Ok(Self {
@@ -113,10 +154,11 @@ impl LocalClip {
             identity,
             device,
             logit_scale,
+            logit_bias,
         })
     }
 
-    /// CLIP tokens of `text`: start, the BPE tokens (cut to fit), end, then padding.
+    /// The model's tokens of `text`, padded to its context.
     pub fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
         self.tokenizer.tokenize(text)
     }
@@ -136,7 +178,7 @@ impl LocalClip {
         self.images.engine_name()
     }
 
-    pub fn config(&self) -> &model::ClipConfig {
+    pub fn config(&self) -> &Architecture {
         &self.config
     }
 }
@@ -148,6 +190,10 @@ impl Embedder for LocalClip {
 
     fn logit_scale(&self) -> f32 {
         self.logit_scale
+    }
+
+    fn logit_bias(&self) -> Option<f32> {
+        self.logit_bias
     }
 
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {

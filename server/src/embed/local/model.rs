@@ -19,6 +19,8 @@ pub enum Activation {
     QuickGelu,
     /// The exact GELU, `x * Φ(x)` with the error function (PyTorch's `nn.GELU()`).
     Gelu,
+    /// GELU's tanh approximation (`gelu_pytorch_tanh`, SigLIP's).
+    GeluTanh,
 }
 
 impl Activation {
@@ -27,14 +29,17 @@ impl Activation {
         match name {
             "quick_gelu" => Some(Self::QuickGelu),
             "gelu" => Some(Self::Gelu),
+            "gelu_pytorch_tanh" => Some(Self::GeluTanh),
             _ => None,
         }
     }
 
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702f64)?)?,
             Self::Gelu => xs.gelu_erf(),
+            // candle's `gelu` is the tanh approximation.
+            Self::GeluTanh => xs.gelu(),
         }
     }
 }
@@ -155,19 +160,20 @@ impl EncoderLayer {
     }
 }
 
-struct Encoder {
+/// Pre-LayerNorm transformer layers (`encoder.layers.N.*`), shared with SigLIP.
+pub(super) struct Encoder {
     layers: Vec<EncoderLayer>,
 }
 
 impl Encoder {
-    fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+    pub(super) fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
         let layers = (0..c.num_hidden_layers)
             .map(|i| EncoderLayer::new(vb.pp(format!("layers.{i}")), c))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    pub(super) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         self.layers
             .iter()
             .try_fold(xs.clone(), |xs, layer| layer.forward(&xs, mask))

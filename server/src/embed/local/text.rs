@@ -1,5 +1,6 @@
-//! The text tower: CLIP's tokenizer (byte-pair tokens between start and end, padded to the
-//! 77-token context) and the text transformer with its projection, on candle.
+//! The text tower: the tokenizer (CLIP's byte-pair tokens between start and end, padded to the
+//! 77-token context; SigLIP's text steps, tokens, end and padding to its 64-token context) and
+//! the text transformer with its projection or head, on candle.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::model::{TextConfig, TextTransformer};
+use super::siglip::{SiglipText, SiglipTextConfig};
 
 use super::config::{ModelError, CONTEXT_LENGTH};
 use crate::embed::EmbedError;
@@ -18,6 +20,161 @@ pub struct Tokens {
     /// Position of the end token, where CLIP reads the text's embedding.
     pub end: usize,
     pub truncated: bool,
+}
+
+/// Either family's tokenizer.
+pub(super) enum Tokenizer {
+    Clip(ClipTokenizer),
+    Siglip(SiglipTokenizer),
+}
+
+impl Tokenizer {
+    pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
+        match self {
+            Tokenizer::Clip(t) => t.tokenize(text),
+            Tokenizer::Siglip(t) => t.tokenize(text),
+        }
+    }
+}
+
+/// SigLIP's (and SigLIP 2's) tokenizer: `tokenizer.json`, with the text steps its tokenizer
+/// class does before it, one end token, padding to the context with the pad token.
+pub(super) struct SiglipTokenizer {
+    tokenizer: tokenizers::Tokenizer,
+    steps: TextSteps,
+    end_token: u32,
+    pad_token: u32,
+    context: usize,
+}
+
+/// What is done to a prompt before `tokenizer.json` sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextSteps {
+    /// `SiglipTokenizer.canonicalize_text` (SigLIP 1): lowercase, drop ASCII punctuation,
+    /// collapse whitespace, strip.
+    Canonicalize,
+    /// Lowercase only (SigLIP 2's Gemma tokenizer, `do_lower_case`: it was trained so).
+    Lowercase,
+    Nothing,
+}
+
+impl SiglipTokenizer {
+    /// Reads `tokenizer.json` and `tokenizer_config.json` (its class, pad and end tokens).
+    pub(super) fn load(
+        folder: &Path,
+        vocab_size: usize,
+        context: usize,
+    ) -> Result<Self, ModelError> {
+        let path = folder.join("tokenizer.json");
+        if !path.is_file() && folder.join("spiece.model").is_file() {
+            return Err(ModelError::Tokenizer {
+                path,
+                message: "this SigLIP checkpoint ships only spiece.model (SentencePiece); put the same vocabulary as tokenizer.json (the `tokenizers` library's form, e.g. written by transformers' SpmConverter) beside it".into(),
+            });
+        }
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        // Truncation and padding are done here, to the model's context.
+        tokenizer.with_padding(None);
+        let _ = tokenizer.with_truncation(None);
+        #[derive(serde::Deserialize, Default)]
+        struct TokenizerConfig {
+            tokenizer_class: Option<String>,
+            pad_token: Option<serde_json::Value>,
+            eos_token: Option<serde_json::Value>,
+            do_lower_case: Option<bool>,
+        }
+        let config_path = folder.join("tokenizer_config.json");
+        let config: TokenizerConfig = match std::fs::read_to_string(&config_path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| ModelError::Tokenizer {
+                path: config_path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(_) => TokenizerConfig::default(),
+        };
+        // A special token is a string, or an object with its `content`.
+        let name = |value: &Option<serde_json::Value>| -> Option<String> {
+            match value.as_ref()? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => other.get("content")?.as_str().map(str::to_string),
+            }
+        };
+        let siglip1 = config.tokenizer_class.as_deref() == Some("SiglipTokenizer");
+        let default_end = if siglip1 { "</s>" } else { "<eos>" };
+        let end_name = name(&config.eos_token).unwrap_or_else(|| default_end.into());
+        let pad_name = name(&config.pad_token)
+            .unwrap_or_else(|| if siglip1 { "</s>" } else { "<pad>" }.into());
+        let token = |token: &str| {
+            tokenizer
+                .token_to_id(token)
+                .ok_or_else(|| ModelError::Tokenizer {
+                    path: path.clone(),
+                    message: format!("it has no {token} token, which tokenizer_config.json names"),
+                })
+        };
+        let (end_token, pad_token) = (token(&end_name)?, token(&pad_name)?);
+        if tokenizer.get_vocab_size(true) > vocab_size {
+            return Err(ModelError::Tokenizer {
+                path: path.clone(),
+                message: format!(
+                    "{} tokens, more than the model's vocabulary of {vocab_size}",
+                    tokenizer.get_vocab_size(true),
+                ),
+            });
+        }
+        let steps = if siglip1 {
+            TextSteps::Canonicalize
+        } else if config.do_lower_case.unwrap_or(true) {
+            TextSteps::Lowercase
+        } else {
+            TextSteps::Nothing
+        };
+        Ok(Self {
+            tokenizer,
+            steps,
+            end_token,
+            pad_token,
+            context,
+        })
+    }
+
+    /// The tokens, cut to leave room for the end token, the end token, then padding to the
+    /// context; the text is read at the last position.
+    pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
+        let text = match self.steps {
+            TextSteps::Canonicalize => canonicalize(text),
+            TextSteps::Lowercase => text.to_lowercase(),
+            TextSteps::Nothing => text.to_string(),
+        };
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
+        let mut ids: Vec<u32> = encoding.get_ids().to_vec();
+        let truncated = ids.len() > self.context - 1;
+        ids.truncate(self.context - 1);
+        ids.push(self.end_token);
+        ids.resize(self.context, self.pad_token);
+        Ok(Tokens {
+            ids,
+            end: self.context - 1,
+            truncated,
+        })
+    }
+}
+
+/// big_vision's (and transformers' `SiglipTokenizer`'s) text canonicalisation: lowercase,
+/// delete ASCII punctuation, collapse whitespace runs to one space, strip.
+pub fn canonicalize(text: &str) -> String {
+    let kept: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
+    kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `tokenizer.json` and the ids of its start and end tokens.
@@ -92,9 +249,15 @@ impl ClipTokenizer {
     }
 }
 
-/// The text transformer (`text_model.*`) and `text_projection`.
+/// Either family's text transformer.
+enum TextModel {
+    Clip(TextTransformer),
+    Siglip(SiglipText),
+}
+
+/// The text transformer (`text_model.*`) and `text_projection` (CLIP) or its `head` (SigLIP).
 pub(super) struct TextTower {
-    model: TextTransformer,
+    model: TextModel,
 }
 
 impl TextTower {
@@ -104,7 +267,21 @@ impl TextTower {
         config: &TextConfig,
     ) -> Result<Self, ModelError> {
         Ok(Self {
-            model: TextTransformer::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
+            model: TextModel::Clip(
+                TextTransformer::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
+            ),
+        })
+    }
+
+    pub(super) fn load_siglip(
+        vb: &VarBuilder,
+        weights: &Path,
+        config: &SiglipTextConfig,
+    ) -> Result<Self, ModelError> {
+        Ok(Self {
+            model: TextModel::Siglip(
+                SiglipText::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
+            ),
         })
     }
 
@@ -117,9 +294,10 @@ impl TextTower {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        // The causal mask keeps every position from seeing later ones, so the end token's
+        // CLIP: the causal mask keeps every position from seeing later ones, so the end token's
         // output (the text's embedding) does not depend on the padding after it: run only up
-        // to the last end token of the batch instead of all 77 positions.
+        // to the last end token of the batch instead of all 77 positions. SigLIP reads the
+        // last position, so it runs all of them.
         let length = tokens
             .iter()
             .map(|t| t.end + 1)
@@ -132,9 +310,12 @@ impl TextTower {
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (tokens.len(), length), device)?;
             let ends: Vec<usize> = tokens.iter().map(|t| t.end).collect();
-            self.model.forward(&ids, &ends)?.to_vec2::<f32>()
+            match &self.model {
+                TextModel::Clip(model) => model.forward(&ids, &ends)?.to_vec2::<f32>(),
+                TextModel::Siglip(model) => model.forward(&ids, &ends)?.to_vec2::<f32>(),
+            }
         };
-        let mut vectors = run().map_err(|e| EmbedError::Model(format!("CLIP text model: {e}")))?;
+        let mut vectors = run().map_err(|e| EmbedError::Model(format!("text model: {e}")))?;
         vectors
             .iter_mut()
             .for_each(|v| crate::embed::l2_normalize(v));

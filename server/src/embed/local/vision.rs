@@ -1,5 +1,6 @@
-//! The image tower: a frame preprocessed as CLIP's processor does (Pillow-exact resize and
-//! crop), then the vision transformer and `visual_projection`, on candle or ONNX Runtime.
+//! The image tower: a frame preprocessed as the model's processor does (Pillow-exact resize,
+//! and crop for CLIP), then the vision transformer and `visual_projection` (CLIP, on candle or
+//! ONNX Runtime) or SigLIP's vision transformer with its pooling head (candle).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use opencv::prelude::*;
 
 use super::config::ModelError;
 use super::model::{VisionConfig, VisionTransformer};
+use super::siglip::{SiglipVision, SiglipVisionConfig};
 use crate::config::ImageEngine;
 use crate::embed::ort_vision::OrtVision;
 use crate::embed::preprocess::{normalize, resize_and_crop, PreprocessConfig, RgbImage};
@@ -31,6 +33,7 @@ pub(super) fn read_preprocess(
 /// What runs the transformer.
 enum Engine {
     Candle(VisionTransformer),
+    CandleSiglip(SiglipVision),
     OnnxRuntime(OrtVision),
 }
 
@@ -71,6 +74,30 @@ impl ImageTower {
             },
         };
         Ok(Self { engine, preprocess })
+    }
+
+    /// SigLIP's image tower, on candle: the ONNX graph writer knows CLIP's tower only, so
+    /// `Auto` takes candle (saying so) and `Onnxruntime` is refused.
+    pub(super) fn load_siglip(
+        vb: &VarBuilder,
+        weights: &Path,
+        config: &SiglipVisionConfig,
+        preprocess: PreprocessConfig,
+        engine: ImageEngine,
+    ) -> Result<Self, ModelError> {
+        if engine == ImageEngine::Onnxruntime {
+            return Err(ModelError::Engine {
+                message: "image_engine: onnxruntime runs CLIP's image tower only; SigLIP runs on candle (set image_engine: candle or auto)".into(),
+            });
+        }
+        if engine == ImageEngine::Auto {
+            tracing::info!("SigLIP's image tower runs on candle (the ONNX graph is CLIP's only)");
+        }
+        let vision = SiglipVision::new(vb, config).map_err(|e| ModelError::weights(weights, e))?;
+        Ok(Self {
+            engine: Engine::CandleSiglip(vision),
+            preprocess,
+        })
     }
 
     /// The model's input for an 8-bit BGR frame: `3 * height * width` floats, channel planes.
@@ -130,30 +157,23 @@ impl ImageTower {
                 bad.len()
             )));
         }
-        match &self.engine {
-            Engine::Candle(vision) => {
-                let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
-                let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-                    let pixels = Tensor::from_vec(flat, (images.len(), 3, h, w), device)?;
-                    vision.forward(&pixels)?.to_vec2::<f32>()
-                };
-                let mut vectors =
-                    run().map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))?;
-                vectors
-                    .iter_mut()
-                    .for_each(|v| crate::embed::l2_normalize(v));
-                Ok(vectors)
-            }
-            Engine::OnnxRuntime(session) => {
-                let mut vectors = session
-                    .embed(images)
-                    .map_err(|e| EmbedError::Model(format!("CLIP image model: {e}")))?;
-                vectors
-                    .iter_mut()
-                    .for_each(|v| crate::embed::l2_normalize(v));
-                Ok(vectors)
-            }
+        let on_candle = |forward: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+            let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
+            Tensor::from_vec(flat, (images.len(), 3, h, w), device)
+                .and_then(|pixels| forward(&pixels))
+                .and_then(|out| out.to_vec2::<f32>())
+                .map_err(|e| e.to_string())
+        };
+        let mut vectors = match &self.engine {
+            Engine::Candle(vision) => on_candle(&|pixels| vision.forward(pixels)),
+            Engine::CandleSiglip(vision) => on_candle(&|pixels| vision.forward(pixels)),
+            Engine::OnnxRuntime(session) => session.embed(images).map_err(|e| e.to_string()),
         }
+        .map_err(|e| EmbedError::Model(format!("image model: {e}")))?;
+        vectors
+            .iter_mut()
+            .for_each(|v| crate::embed::l2_normalize(v));
+        Ok(vectors)
     }
 
     /// Mean absolute difference of two cropped images, in grey levels (0-255).
@@ -172,7 +192,7 @@ impl ImageTower {
     /// What runs the transformer: "candle" or "onnxruntime".
     pub(super) fn engine_name(&self) -> &'static str {
         match self.engine {
-            Engine::Candle(_) => "candle",
+            Engine::Candle(_) | Engine::CandleSiglip(_) => "candle",
             Engine::OnnxRuntime(_) => "onnxruntime",
         }
     }

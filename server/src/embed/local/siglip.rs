@@ -1,0 +1,197 @@
+//! SigLIP's two towers on candle (SigLIP and SigLIP 2's fixed-resolution checkpoints, both
+//! `model_type: siglip`), mirroring the Hugging Face checkpoint's names as [`super::model`]
+//! does for CLIP: `text_model.*` with its `head`, `vision_model.*` with its attention-pooling
+//! `head`.
+//!
+//! Invariants:
+//! - Every weight is read under the checkpoint's own name and shape; a missing or misshapen
+//!   one is an error, never a random initialisation.
+//! - The text tower attends over all positions, padding included, with no mask, and reads the
+//!   text at the last position: SigLIP's text embedding depends on its padding to the context,
+//!   so the tokenizer always pads to it (as transformers does with `padding="max_length"`).
+//! - The image has no class token; the embedding is the pooling head's output (no projection).
+
+use candle_core::{IndexOp, Module, Result, Tensor};
+use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
+
+use super::model::{Activation, Encoder, EncoderConfig};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiglipTextConfig {
+    pub encoder: EncoderConfig,
+    pub vocab_size: usize,
+    pub max_position_embeddings: usize,
+    /// The text head's output size: the embedding's.
+    pub projection_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiglipVisionConfig {
+    pub encoder: EncoderConfig,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_channels: usize,
+}
+
+/// `text_model.*`: a prompt's embedding, not yet L2-normalised.
+pub struct SiglipText {
+    token_embedding: candle_nn::Embedding,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+    head: Linear,
+}
+
+impl SiglipText {
+    pub fn new(vb: &VarBuilder, c: &SiglipTextConfig) -> Result<Self> {
+        let tm = vb.pp("text_model");
+        let e = c.encoder.embed_dim;
+        Ok(Self {
+            token_embedding: candle_nn::embedding(
+                c.vocab_size,
+                e,
+                tm.pp("embeddings.token_embedding"),
+            )?,
+            position_embedding: tm.get(
+                (c.max_position_embeddings, e),
+                "embeddings.position_embedding.weight",
+            )?,
+            encoder: Encoder::new(tm.pp("encoder"), &c.encoder)?,
+            final_layer_norm: candle_nn::layer_norm(
+                e,
+                c.encoder.layer_norm_eps,
+                tm.pp("final_layer_norm"),
+            )?,
+            head: candle_nn::linear(e, c.projection_size, tm.pp("head"))?,
+        })
+    }
+
+    /// `ids`: `[batch, context]` token ids, padded to the context; `at`: each row's pooled
+    /// position (the last).
+    pub fn forward(&self, ids: &Tensor, at: &[usize]) -> Result<Tensor> {
+        let (batch, length) = ids.dims2()?;
+        let xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
+        let xs = self.encoder.forward(&xs, None)?;
+        let xs = self.final_layer_norm.forward(&xs)?;
+        let pooled = (0..batch)
+            .map(|b| xs.i((b, at[b]))?.unsqueeze(0))
+            .collect::<Result<Vec<_>>>()?;
+        self.head.forward(&Tensor::cat(&pooled, 0)?)
+    }
+}
+
+/// `vision_model.*`: an image's embedding, not yet L2-normalised.
+pub struct SiglipVision {
+    patch_embedding: candle_nn::Conv2d,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    post_layernorm: LayerNorm,
+    head: PoolingHead,
+}
+
+impl SiglipVision {
+    pub fn new(vb: &VarBuilder, c: &SiglipVisionConfig) -> Result<Self> {
+        let vm = vb.pp("vision_model");
+        let (e, eps) = (c.encoder.embed_dim, c.encoder.layer_norm_eps);
+        let positions = (c.image_size / c.patch_size).pow(2);
+        let conv = Conv2dConfig {
+            stride: c.patch_size,
+            ..Default::default()
+        };
+        Ok(Self {
+            patch_embedding: candle_nn::conv2d(
+                c.num_channels,
+                e,
+                c.patch_size,
+                conv,
+                vm.pp("embeddings.patch_embedding"),
+            )?,
+            position_embedding: vm.get((positions, e), "embeddings.position_embedding.weight")?,
+            encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
+            post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
+            head: PoolingHead::new(vm.pp("head"), &c.encoder)?,
+        })
+    }
+
+    /// `pixels`: `[batch, channels, size, size]`.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let xs = patches.broadcast_add(&self.position_embedding)?;
+        let xs = self.encoder.forward(&xs, None)?;
+        let xs = self.post_layernorm.forward(&xs)?;
+        self.head.forward(&xs)
+    }
+}
+
+/// `vision_model.head`: one learned query (`probe`) attends over the patches through a
+/// `torch.nn.MultiheadAttention` (q, k, v stacked in `in_proj_*`), then a residual MLP.
+struct PoolingHead {
+    probe: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out_proj: Linear,
+    layernorm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    activation: Activation,
+    heads: usize,
+}
+
+impl PoolingHead {
+    fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+        let e = c.embed_dim;
+        let weight = vb.get((3 * e, e), "attention.in_proj_weight")?;
+        let bias = vb.get(3 * e, "attention.in_proj_bias")?;
+        let part = |i: usize| -> Result<Linear> {
+            Ok(Linear::new(
+                weight.narrow(0, i * e, e)?,
+                Some(bias.narrow(0, i * e, e)?),
+            ))
+        };
+        Ok(Self {
+            probe: vb.get((1, 1, e), "probe")?,
+            q: part(0)?,
+            k: part(1)?,
+            v: part(2)?,
+            out_proj: candle_nn::linear(e, e, vb.pp("attention.out_proj"))?,
+            layernorm: candle_nn::layer_norm(e, c.layer_norm_eps, vb.pp("layernorm"))?,
+            fc1: candle_nn::linear(e, c.intermediate_size, vb.pp("mlp.fc1"))?,
+            fc2: candle_nn::linear(c.intermediate_size, e, vb.pp("mlp.fc2"))?,
+            activation: c.activation,
+            heads: c.num_attention_heads,
+        })
+    }
+
+    /// `xs`: `[batch, patches, e]` → `[batch, e]`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (batch, patches, e) = xs.dims3()?;
+        let head_dim = e / self.heads;
+        let split = |t: Tensor, n: usize| -> Result<Tensor> {
+            t.reshape((batch, n, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let probe = self.probe.repeat((batch, 1, 1))?;
+        let q = split(self.q.forward(&probe)?, 1)?;
+        let k = split(self.k.forward(xs)?, patches)?;
+        let v = split(self.v.forward(xs)?, patches)?;
+        let weights = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
+        let weights = candle_nn::ops::softmax_last_dim(&weights)?;
+        let attended = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch, 1, e))?;
+        let attended = self.out_proj.forward(&attended)?;
+        let h = self.fc1.forward(&self.layernorm.forward(&attended)?)?;
+        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
+        (attended + h)?.i((.., 0))
+    }
+}

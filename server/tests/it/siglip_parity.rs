@@ -1,0 +1,248 @@
+//! SigLIP and SigLIP 2 (fixed resolution) against PyTorch + transformers on tiny random-weight
+//! checkpoints (fixtures and goldens: scripts/make_tiny_siglip.py, see
+//! tests/fixtures/tiny-siglip/README.md): token ids with the family's text steps and padding,
+//! preprocessed pixels (bicubic for SigLIP, bilinear for SigLIP 2, squashed to the box),
+//! embeddings, cosine scores and the sigmoid probabilities. The image tower runs on candle; ONNX
+//! Runtime is refused for SigLIP with a message.
+
+use std::path::PathBuf;
+
+use server::config::ImageEngine;
+use server::embed::local::LocalClip;
+use server::embed::Embedder;
+
+/// Each fixture and what its preprocessor resamples with (Pillow's code).
+const FIXTURES: [(&str, u64); 2] = [("tiny-siglip", 3), ("tiny-siglip2", 2)];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn goldens(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(value: &serde_json::Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn ids(value: &serde_json::Value) -> Vec<u32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+fn load(name: &str) -> LocalClip {
+    let model = LocalClip::load_with(&fixture(name), name, ImageEngine::Candle)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(model.image_engine(), "candle");
+    model
+}
+
+#[test]
+fn each_fixture_is_the_family_and_filter_it_tests() {
+    for (name, resample) in FIXTURES {
+        let read = |file: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(fixture(name).join(file)).unwrap())
+                .unwrap()
+        };
+        assert_eq!(read("config.json")["model_type"], "siglip", "{name}");
+        assert_eq!(
+            read("preprocessor_config.json")["resample"],
+            resample,
+            "{name}"
+        );
+        assert_eq!(goldens(name)["context_length"], 64, "{name}");
+    }
+}
+
+#[test]
+fn token_ids_with_the_familys_text_steps_and_padding_match_transformers() {
+    for (name, _) in FIXTURES {
+        let model = load(name);
+        let goldens = goldens(name);
+        let prompts = goldens["prompts"].as_array().unwrap();
+        assert!(prompts.len() >= 14, "{name}");
+        let mut truncated = 0;
+        for prompt in prompts {
+            let text = prompt["text"].as_str().unwrap();
+            let tokens = model.tokenize(text).unwrap();
+            // Every id, padding included: SigLIP reads the last position.
+            assert_eq!(tokens.ids, ids(&prompt["input_ids"]), "{name} {text:?}");
+            assert_eq!(tokens.end, 63, "{name} {text:?}");
+            assert_eq!(
+                tokens.truncated,
+                prompt["truncated"].as_bool().unwrap(),
+                "{name} {text:?}"
+            );
+            assert_eq!(
+                model.is_truncated(text),
+                tokens.truncated,
+                "{name} {text:?}"
+            );
+            truncated += usize::from(tokens.truncated);
+            if name == "tiny-siglip" {
+                assert_eq!(
+                    server::embed::local::canonicalize(text),
+                    prompt["text_after_canonicalisation"].as_str().unwrap(),
+                    "{text:?}"
+                );
+            }
+        }
+        assert!(truncated >= 1, "{name}: no prompt is cut at 64 tokens");
+    }
+}
+
+#[test]
+fn preprocessing_and_embeddings_match_pytorch() {
+    for (name, _) in FIXTURES {
+        let model = load(name);
+        let goldens = goldens(name);
+        let (mut worst_pixels, mut worst_image, mut worst_text) = (0f32, 0f32, 0f32);
+        for frame in goldens["frames"].as_array().unwrap() {
+            let path = fixture(name).join(frame["file"].as_str().unwrap());
+            let image =
+                opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR)
+                    .unwrap();
+            let pixels = model.preprocess_frame(&image).unwrap();
+            let diff = max_abs_diff(&pixels, &floats(&frame["pixel_values"]));
+            worst_pixels = worst_pixels.max(diff);
+            assert!(
+                diff <= 1e-5,
+                "{name} {path:?}: pixel values differ by {diff}"
+            );
+            let ours = model.embed_images(std::slice::from_ref(&image)).unwrap();
+            let golden = floats(&frame["embedding_normalized"]);
+            let diff = max_abs_diff(&ours[0], &golden);
+            worst_image = worst_image.max(diff);
+            assert!(
+                diff <= 1e-4,
+                "{name} {path:?}: image embedding differs by {diff}"
+            );
+            assert!(cosine(&ours[0], &golden) >= 0.999, "{name} {path:?}");
+        }
+        let prompts = goldens["prompts"].as_array().unwrap();
+        let texts: Vec<String> = prompts
+            .iter()
+            .map(|p| p["text"].as_str().unwrap().to_string())
+            .collect();
+        for (prompt, vector) in prompts.iter().zip(model.embed_texts(&texts).unwrap()) {
+            let golden = floats(&prompt["embedding_normalized"]);
+            let diff = max_abs_diff(&vector, &golden);
+            worst_text = worst_text.max(diff);
+            assert!(
+                diff <= 1e-4,
+                "{name} {:?}: text embedding differs by {diff}",
+                prompt["text"]
+            );
+            assert!(
+                cosine(&vector, &golden) >= 0.999,
+                "{name} {:?}",
+                prompt["text"]
+            );
+        }
+        println!(
+            "{name}: preprocessing {worst_pixels:e}, image embedding (candle) {worst_image:e}, text embedding {worst_text:e}"
+        );
+    }
+}
+
+#[test]
+fn cosine_scores_and_sigmoid_probabilities_match_pytorch() {
+    for (name, _) in FIXTURES {
+        let model = load(name);
+        let goldens = goldens(name);
+        let scale = goldens["logit_scale"].as_f64().unwrap() as f32;
+        let bias = goldens["logit_bias"].as_f64().unwrap() as f32;
+        assert!(
+            (model.logit_scale() - scale).abs() <= 1e-5 * scale,
+            "{name}"
+        );
+        assert_eq!(model.logit_bias(), Some(bias), "{name}");
+        let texts: Vec<String> = goldens["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap().to_string())
+            .collect();
+        let text_vectors = model.embed_texts(&texts).unwrap();
+        let pixels: Vec<Vec<f32>> = goldens["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| floats(&f["pixel_values"]))
+            .collect();
+        let image_vectors = model.embed_pixels(&pixels).unwrap();
+        let (similarity, probability) = (
+            goldens["similarity"].as_array().unwrap(),
+            goldens["probability"].as_array().unwrap(),
+        );
+        let mut worst_relative = 0f32;
+        for (i, image) in image_vectors.iter().enumerate() {
+            let (cos_row, p_row) = (floats(&similarity[i]), floats(&probability[i]));
+            for (j, text) in text_vectors.iter().enumerate() {
+                let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
+                assert!(
+                    (score - cos_row[j]).abs() <= 1e-5,
+                    "{name} frame {i} prompt {j}"
+                );
+                // What the page's probability view computes from the cosine.
+                let p = app::scores::sigmoid_per_prompt(&[vec![score]], model.logit_scale(), bias)
+                    [0][0];
+                let relative = (p - p_row[j]).abs() / p_row[j];
+                worst_relative = worst_relative.max(relative);
+                assert!(
+                    relative <= 1e-3,
+                    "{name} frame {i} prompt {j}: {p} vs {}",
+                    p_row[j]
+                );
+            }
+        }
+        println!("{name}: sigmoid probability worst relative difference {worst_relative:e}");
+    }
+}
+
+#[test]
+fn siglip_on_onnx_runtime_is_refused_with_what_to_do() {
+    let error = LocalClip::load_with(
+        &fixture("tiny-siglip"),
+        "tiny-siglip",
+        ImageEngine::Onnxruntime,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        error.contains("SigLIP runs on candle") && error.contains("image_engine"),
+        "{error}"
+    );
+    // Auto takes candle.
+    let auto =
+        LocalClip::load_with(&fixture("tiny-siglip"), "tiny-siglip", ImageEngine::Auto).unwrap();
+    assert_eq!(auto.image_engine(), "candle");
+}

@@ -123,11 +123,7 @@ impl LazyLocal {
         files: &source::ModelFiles,
         engine: crate::config::ImageEngine,
     ) -> Result<Self, String> {
-        let missing: Vec<&str> = local::REQUIRED_FILES
-            .iter()
-            .copied()
-            .filter(|f| !files.folder.join(f).is_file())
-            .collect();
+        let missing = local::missing_files(&files.folder);
         if !missing.is_empty() {
             return Err(local::ModelError::MissingFiles {
                 folder: files.folder.clone(),

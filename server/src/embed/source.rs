@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{api::sync::ApiBuilder, Cache, Repo, RepoType};
 
-use super::local::REQUIRED_FILES;
+use super::local::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
 
 /// Optional files fetched alongside the required ones when the repo has them.
-const OPTIONAL_FILES: [&str; 1] = ["preprocessor_config.json"];
+/// Files used where the repo has them: the image processor's settings, and the tokenizer's
+/// class and special tokens (SigLIP's text steps and padding depend on them).
+const OPTIONAL_FILES: [&str; 2] = ["preprocessor_config.json", "tokenizer_config.json"];
 
 /// Revisions known to hold safetensors weights for repos whose `main` does not.
 const SAFETENSORS_REVISIONS: &[(&str, &str)] = &[
@@ -107,7 +109,17 @@ pub fn resolve_with(spec: &str, cache: &Cache, offline: bool) -> Result<ModelFil
             RepoType::Model,
             revision.clone(),
         ));
-        let files: Option<Vec<PathBuf>> = REQUIRED_FILES.iter().map(|f| cached.get(f)).collect();
+        // `tokenizer.json`, or SentencePiece's model in its place (SigLIP).
+        let files: Option<Vec<PathBuf>> = REQUIRED_FILES
+            .iter()
+            .map(|f| {
+                cached.get(f).or_else(|| {
+                    (*f == "tokenizer.json")
+                        .then(|| cached.get(TOKENIZER_ALTERNATIVE))
+                        .flatten()
+                })
+            })
+            .collect();
         if let Some(files) = files {
             let folder = files[0].parent().map(Path::to_path_buf).unwrap_or_default();
             return Ok(ModelFiles {
@@ -137,14 +149,20 @@ pub fn resolve_with(spec: &str, cache: &Cache, offline: bool) -> Result<ModelFil
     let mut folder = PathBuf::new();
     for file in REQUIRED_FILES {
         tracing::info!("downloading {file} of {repo}@{download_revision}");
-        let path = remote
-            .get(file)
-            .map_err(|e| unavailable(format!("{file}: {e}")))?;
+        let path = remote.get(file).or_else(|e| {
+            // SigLIP repos ship SentencePiece's model instead of tokenizer.json.
+            if file != "tokenizer.json" {
+                return Err(e);
+            }
+            tracing::info!("{repo} has no {file}; downloading {TOKENIZER_ALTERNATIVE}");
+            remote.get(TOKENIZER_ALTERNATIVE).map_err(|_| e)
+        });
+        let path = path.map_err(|e| unavailable(format!("{file}: {e}")))?;
         folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
     }
     for file in OPTIONAL_FILES {
         if let Err(e) = remote.get(file) {
-            tracing::info!("{repo} has no {file} ({e}); using CLIP's defaults");
+            tracing::info!("{repo} has no {file} ({e}); using the family's defaults");
         }
     }
     Ok(ModelFiles {

@@ -118,6 +118,48 @@ fn token_ids_with_the_familys_text_steps_and_padding_match_transformers() {
     }
 }
 
+/// SigLIP's real checkpoints ship `spiece.model` and no `tokenizer.json`: read as transformers
+/// converts it, the same ids.
+#[test]
+fn a_checkpoint_with_only_spiece_model_tokenizes_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "spiece.model",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(fixture("tiny-siglip").join(file), dir.path().join(file)).unwrap();
+    }
+    let model = LocalClip::load_with(dir.path(), "tiny-siglip", ImageEngine::Candle).unwrap();
+    let goldens = goldens("tiny-siglip");
+    for prompt in goldens["prompts"].as_array().unwrap() {
+        let text = prompt["text"].as_str().unwrap();
+        assert_eq!(
+            model.tokenize(text).unwrap().ids,
+            ids(&prompt["input_ids"]),
+            "{text:?}"
+        );
+    }
+    // Neither file: the message names what to put there.
+    std::fs::remove_file(dir.path().join("spiece.model")).unwrap();
+    let error = LocalClip::load_with(dir.path(), "x", ImageEngine::Candle)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("tokenizer.json"), "{error}");
+    // A damaged one: refused, saying why.
+    std::fs::write(dir.path().join("spiece.model"), [0xff; 40]).unwrap();
+    let error = LocalClip::load_with(dir.path(), "x", ImageEngine::Candle)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("spiece.model") && error.contains("SentencePiece"),
+        "{error}"
+    );
+}
+
 #[test]
 fn preprocessing_and_embeddings_match_pytorch() {
     for (name, _) in FIXTURES {

@@ -14,6 +14,21 @@ use crate::embed::ModelIdentity;
 
 /// Files a model folder must hold.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+/// What may stand in for `tokenizer.json`: SentencePiece's model, all SigLIP checkpoints ship.
+pub const TOKENIZER_ALTERNATIVE: &str = "spiece.model";
+
+/// The required files `folder` lacks (`tokenizer.json` is there if `spiece.model` is).
+pub fn missing_files(folder: &Path) -> Vec<&'static str> {
+    REQUIRED_FILES
+        .iter()
+        .copied()
+        .filter(|f| {
+            let present = folder.join(f).is_file()
+                || (*f == "tokenizer.json" && folder.join(TOKENIZER_ALTERNATIVE).is_file());
+            !present
+        })
+        .collect()
+}
 /// CLIP's text context: prompts are padded or cut to this many tokens.
 pub const CONTEXT_LENGTH: usize = 77;
 

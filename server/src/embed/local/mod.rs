@@ -11,6 +11,7 @@
 mod config;
 pub mod model;
 pub mod siglip;
+mod spiece;
 mod text;
 mod vision;
 
@@ -20,7 +21,10 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
-pub use config::{identity_of, Architecture, ModelError, CONTEXT_LENGTH, REQUIRED_FILES};
+pub use config::{
+    identity_of, missing_files, Architecture, ModelError, CONTEXT_LENGTH, REQUIRED_FILES,
+    TOKENIZER_ALTERNATIVE,
+};
 pub use text::{canonicalize, Tokens};
 
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage};
@@ -59,11 +63,7 @@ impl LocalClip {
 
     /// Loads a model folder with the image tower on `engine`.
     pub fn load_with(folder: &Path, name: &str, engine: ImageEngine) -> Result<Self, ModelError> {
-        let missing: Vec<&str> = REQUIRED_FILES
-            .iter()
-            .copied()
-            .filter(|f| !folder.join(f).is_file())
-            .collect();
+        let missing = config::missing_files(folder);
         if !missing.is_empty() {
             return Err(ModelError::MissingFiles {
                 folder: folder.into(),

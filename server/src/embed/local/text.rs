@@ -65,18 +65,23 @@ impl SiglipTokenizer {
         vocab_size: usize,
         context: usize,
     ) -> Result<Self, ModelError> {
-        let path = folder.join("tokenizer.json");
-        if !path.is_file() && folder.join("spiece.model").is_file() {
-            return Err(ModelError::Tokenizer {
-                path,
-                message: "this SigLIP checkpoint ships only spiece.model (SentencePiece); put the same vocabulary as tokenizer.json (the `tokenizers` library's form, e.g. written by transformers' SpmConverter) beside it".into(),
-            });
-        }
-        let mut tokenizer =
+        let mut path = folder.join("tokenizer.json");
+        let spiece = folder.join("spiece.model");
+        // SigLIP checkpoints ship SentencePiece's file only: read as transformers converts it.
+        let mut tokenizer = if !path.is_file() && spiece.is_file() {
+            path = spiece;
+            super::spiece::tokenizer_from_spiece(&path).map_err(|message| {
+                ModelError::Tokenizer {
+                    path: path.clone(),
+                    message,
+                }
+            })?
+        } else {
             tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
                 path: path.clone(),
                 message: e.to_string(),
-            })?;
+            })?
+        };
         // Truncation and padding are done here, to the model's context.
         tokenizer.with_padding(None);
         let _ = tokenizer.with_truncation(None);

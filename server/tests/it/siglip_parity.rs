@@ -2,8 +2,8 @@
 //! checkpoints (fixtures and goldens: scripts/make_tiny_siglip.py, see
 //! tests/fixtures/tiny-siglip/README.md): token ids with the family's text steps and padding,
 //! preprocessed pixels (bicubic for SigLIP, bilinear for SigLIP 2, squashed to the box),
-//! embeddings, cosine scores and the sigmoid probabilities. The image tower runs on candle; ONNX
-//! Runtime is refused for SigLIP with a message.
+//! embeddings, cosine scores and the sigmoid probabilities, with the image tower on both engines
+//! (candle, and ONNX Runtime on the graph written from the same safetensors).
 
 use std::path::PathBuf;
 
@@ -269,22 +269,54 @@ fn cosine_scores_and_sigmoid_probabilities_match_pytorch() {
     }
 }
 
+/// The image tower on ONNX Runtime, from the graph written from the same safetensors.
 #[test]
-fn siglip_on_onnx_runtime_is_refused_with_what_to_do() {
-    let error = LocalClip::load_with(
-        &fixture("tiny-siglip"),
-        "tiny-siglip",
-        ImageEngine::Onnxruntime,
-    )
-    .err()
-    .unwrap()
-    .to_string();
-    assert!(
-        error.contains("SigLIP runs on candle") && error.contains("image_engine"),
-        "{error}"
-    );
-    // Auto takes candle.
-    let auto =
-        LocalClip::load_with(&fixture("tiny-siglip"), "tiny-siglip", ImageEngine::Auto).unwrap();
-    assert_eq!(auto.image_engine(), "candle");
+fn image_embeddings_on_onnx_runtime_match_pytorch() {
+    for (name, _) in FIXTURES {
+        let model = LocalClip::load_with(&fixture(name), name, ImageEngine::Onnxruntime)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(model.image_engine(), "onnxruntime");
+        let goldens = goldens(name);
+        let mut worst = 0f32;
+        for frame in goldens["frames"].as_array().unwrap() {
+            let path = fixture(name).join(frame["file"].as_str().unwrap());
+            let image =
+                opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR)
+                    .unwrap();
+            let ours = model.embed_images(std::slice::from_ref(&image)).unwrap();
+            let golden = floats(&frame["embedding_normalized"]);
+            let diff = max_abs_diff(&ours[0], &golden);
+            worst = worst.max(diff);
+            assert!(
+                diff <= 1e-4,
+                "{name} {path:?}: image embedding differs by {diff}"
+            );
+            assert!(cosine(&ours[0], &golden) >= 0.999, "{name} {path:?}");
+        }
+        // Scores on this engine too.
+        let texts: Vec<String> = goldens["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap().to_string())
+            .collect();
+        let text_vectors = model.embed_texts(&texts).unwrap();
+        let pixels: Vec<Vec<f32>> = goldens["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| floats(&f["pixel_values"]))
+            .collect();
+        for (i, image) in model.embed_pixels(&pixels).unwrap().iter().enumerate() {
+            let row = floats(&goldens["similarity"][i]);
+            for (j, text) in text_vectors.iter().enumerate() {
+                let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
+                assert!(
+                    (score - row[j]).abs() <= 1e-5,
+                    "{name} frame {i} prompt {j}"
+                );
+            }
+        }
+        println!("{name}: image embedding (ONNX Runtime) {worst:e}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The image tower: a frame preprocessed as the model's processor does (Pillow-exact resize,
-//! and crop for CLIP), then the vision transformer and `visual_projection` (CLIP, on candle or
-//! ONNX Runtime) or SigLIP's vision transformer with its pooling head (candle).
+//! and crop for CLIP), then the vision transformer and `visual_projection` (CLIP) or SigLIP's
+//! vision transformer with its pooling head, on candle or ONNX Runtime.
 
 use std::path::Path;
 
@@ -76,8 +76,7 @@ impl ImageTower {
         Ok(Self { engine, preprocess })
     }
 
-    /// SigLIP's image tower, on candle: the ONNX graph writer knows CLIP's tower only, so
-    /// `Auto` takes candle (saying so) and `Onnxruntime` is refused.
+    /// SigLIP's image tower on the engine asked for, as [`load`](Self::load) chooses.
     pub(super) fn load_siglip(
         vb: &VarBuilder,
         weights: &Path,
@@ -85,19 +84,28 @@ impl ImageTower {
         preprocess: PreprocessConfig,
         engine: ImageEngine,
     ) -> Result<Self, ModelError> {
-        if engine == ImageEngine::Onnxruntime {
-            return Err(ModelError::Engine {
-                message: "image_engine: onnxruntime runs CLIP's image tower only; SigLIP runs on candle (set image_engine: candle or auto)".into(),
-            });
-        }
-        if engine == ImageEngine::Auto {
-            tracing::info!("SigLIP's image tower runs on candle (the ONNX graph is CLIP's only)");
-        }
-        let vision = SiglipVision::new(vb, config).map_err(|e| ModelError::weights(weights, e))?;
-        Ok(Self {
-            engine: Engine::CandleSiglip(vision),
-            preprocess,
-        })
+        let candle = || -> Result<Engine, ModelError> {
+            SiglipVision::new(vb, config)
+                .map(Engine::CandleSiglip)
+                .map_err(|e| ModelError::weights(weights, e))
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let engine = match engine {
+            ImageEngine::Candle => candle()?,
+            ImageEngine::Onnxruntime => OrtVision::load_siglip(weights, config, threads)
+                .map(Engine::OnnxRuntime)
+                .map_err(|message| ModelError::Engine { message })?,
+            ImageEngine::Auto => match crate::embed::ort_vision::available()
+                .and_then(|()| OrtVision::load_siglip(weights, config, threads))
+            {
+                Ok(session) => Engine::OnnxRuntime(session),
+                Err(reason) => {
+                    tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
+                    candle()?
+                }
+            },
+        };
+        Ok(Self { engine, preprocess })
     }
 
     /// The model's input for an 8-bit BGR frame: `3 * height * width` floats, channel planes.

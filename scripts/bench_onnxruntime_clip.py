@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""ONNX Runtime peer for `cargo bench -p server --bench clip`: exports the image tower of the
-model folder the bench wrote (transformers' CLIPVisionModelWithProjection, same weights) with
-torch.onnx.export, the usual way to run CLIP on ONNX Runtime, then times the
+"""ONNX Runtime peer for `cargo bench -p server --bench clip` and `--bench families`: exports
+the image tower of the model folder the bench wrote (transformers' CLIPVisionModelWithProjection,
+or SiglipVisionModel with its pooling head for `model_type: siglip`; same weights) with
+torch.onnx.export, the usual way to run these models on ONNX Runtime, then times the
 `onnxruntime` package's InferenceSession on it and prints JSON like bench_pytorch_clip.py.
 
     python3 scripts/bench_onnxruntime_clip.py MODEL_DIR --batches 1,8,32 --reps 10,5,3 --threads 2
@@ -20,9 +21,12 @@ import numpy as np
 
 def export(model_dir, path):
     import torch
-    from transformers import CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection, SiglipVisionModel
 
-    model = CLIPVisionModelWithProjection.from_pretrained(model_dir).eval()
+    with open(os.path.join(model_dir, "config.json")) as f:
+        siglip = json.load(f).get("model_type") == "siglip"
+    kind = SiglipVisionModel if siglip else CLIPVisionModelWithProjection
+    model = kind.from_pretrained(model_dir).eval()
     size = model.config.image_size
 
     class ImageEmbeds(torch.nn.Module):
@@ -31,7 +35,8 @@ def export(model_dir, path):
             self.inner = inner
 
         def forward(self, pixel_values):
-            return self.inner(pixel_values=pixel_values).image_embeds
+            out = self.inner(pixel_values=pixel_values)
+            return out.pooler_output if siglip else out.image_embeds
 
     dummy = torch.randn(2, 3, size, size)
     with torch.inference_mode():

@@ -439,8 +439,13 @@ fn damaged_cache_files_are_moved_aside_and_rebuilt() {
 
 /// A copy of the fixture with one file replaced (or removed when `contents` is None).
 fn broken_model(file: &str, contents: Option<&[u8]>) -> tempfile::TempDir {
+    broken_copy(&fixture(), file, contents)
+}
+
+/// A copy of the model folder `from` with `file` replaced by `contents` (or removed).
+fn broken_copy(from: &Path, file: &str, contents: Option<&[u8]>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture()).unwrap() {
+    for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         if entry.path().is_file() {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
@@ -482,6 +487,33 @@ fn bad_models_are_refused_with_what_to_do() {
     let error = index_with_model(unsupported.path());
     assert!(
         error.contains("\"relu\"") && error.contains("quick_gelu") && error.contains("gelu"),
+        "{error}"
+    );
+
+    // Another family: named, with what works.
+    let mut bert: serde_json::Value = serde_json::from_str(&config).unwrap();
+    bert["model_type"] = serde_json::json!("bert");
+    let other_family = broken_model("config.json", Some(bert.to_string().as_bytes()));
+    let error = index_with_model(other_family.path());
+    assert!(
+        error.contains("\"bert\", not a CLIP or SigLIP model"),
+        "{error}"
+    );
+    // A SigLIP whose text embedding would not have the image embedding's size.
+    let siglip_dir = fixture().parent().unwrap().join("tiny-siglip");
+    let siglip = std::fs::read_to_string(siglip_dir.join("config.json")).unwrap();
+    let mut mismatch: serde_json::Value = serde_json::from_str(&siglip).unwrap();
+    mismatch["text_config"]["projection_size"] = serde_json::json!(16);
+    let mismatched = broken_copy(
+        &siglip_dir,
+        "config.json",
+        Some(mismatch.to_string().as_bytes()),
+    );
+    let error = index_with_model(mismatched.path());
+    assert!(
+        error.contains("shape mismatch")
+            && error.contains("projection_size is 16")
+            && error.contains("hidden_size is 32"),
         "{error}"
     );
 

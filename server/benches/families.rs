@@ -1,0 +1,331 @@
+//! Per model family, in one run: image embeddings/s at batch 8 and 32 on the default engine
+//! (ONNX Runtime with the graph written from the safetensors, else candle) beside the
+//! `onnxruntime` Python package on a torch.onnx.export of the same tower and weights
+//! (scripts/bench_onnxruntime_clip.py); one text pass (a new prompt); and `index` end to end on
+//! the 720p test video.
+//!
+//!     cargo bench -p server --bench families
+//!
+//! The models are the real architectures with random weights written by this bench (speed does
+//! not depend on the weights' values): openai/clip-vit-base-patch32's and -patch16's configs,
+//! and google/siglip-base-patch16-224's. The peer column appears when `CLIP_BENCH_PYTHON`
+//! (default `python3`) imports torch, transformers, onnx and onnxruntime. Environment:
+//! `FAMILIES_BENCH_REPS=5,3` (timed calls at batch 8, 32), `CLIP_BENCH_THREADS` (threads of
+//! every engine, default: all cores), `FAMILIES_BENCH_INDEX=0` to leave out the end-to-end runs.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "shared/vit_b32.rs"]
+mod vit_b32;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use server::config::ImageEngine;
+use server::embed::local::LocalClip;
+use server::embed::Embedder;
+
+const BATCHES: [usize; 2] = [8, 32];
+
+/// openai/clip-vit-base-patch16's architecture: ViT-B/32's with 16-pixel patches.
+fn vit_b16_folder() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b16-random-v1");
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    let b32 = vit_b32::model_folder();
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = std::fs::read_to_string(b32.join("config.json"))
+        .unwrap()
+        .replace("\"patch_size\": 32", "\"patch_size\": 16");
+    assert!(config.contains("\"patch_size\": 16"));
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    std::fs::copy(b32.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    vb.pp("vision_model.embeddings")
+        .get_with_hints(
+            768,
+            "class_embedding",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )
+        .unwrap();
+    let mut c = candle_transformers::models::clip::ClipConfig::vit_base_patch32();
+    c.vision_config.patch_size = 16;
+    candle_transformers::models::clip::ClipModel::new(vb, &c).unwrap();
+    save(&varmap, &dir);
+    dir
+}
+
+/// google/siglip-base-patch16-224's architecture (its config.json), with the tiny SigLIP
+/// fixture's tokenizer (a text pass costs the same whatever the vocabulary).
+const SIGLIP_B16_CONFIG: &str = r#"{
+  "architectures": ["SiglipModel"], "model_type": "siglip",
+  "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "vocab_size": 32000, "max_position_embeddings": 64,
+    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_text_model"},
+  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "image_size": 224, "patch_size": 16, "num_channels": 3,
+    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_vision_model"}
+}"#;
+
+fn siglip_b16_folder() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("siglip-b16-224-random-v1");
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), SIGLIP_B16_CONFIG).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-siglip");
+    for file in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+    ] {
+        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
+    }
+    // The fixture's processor says 32x32; the real one 224x224.
+    let processor = std::fs::read_to_string(dir.join("preprocessor_config.json"))
+        .unwrap()
+        .replace("\"height\": 32", "\"height\": 224")
+        .replace("\"width\": 32", "\"width\": 224");
+    std::fs::write(dir.join("preprocessor_config.json"), processor).unwrap();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::siglip::Model::new(
+        &candle_transformers::models::siglip::Config::base_patch16_224(),
+        vb,
+    )
+    .unwrap();
+    save(&varmap, &dir);
+    dir
+}
+
+fn save(varmap: &VarMap, dir: &Path) {
+    let partial = dir.join("model.safetensors.partial");
+    varmap.save(&partial).unwrap();
+    std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
+}
+
+fn threads() -> usize {
+    std::env::var("CLIP_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Median images/s over the timed calls.
+fn rate(batch: usize, seconds: &[f64]) -> f64 {
+    let mut rates: Vec<f64> = seconds.iter().map(|s| batch as f64 / s).collect();
+    median(&mut rates)
+}
+
+/// Deterministic pseudo-random pixel tensors (the values do not change the speed).
+fn test_images(batch: usize, size: usize) -> Vec<Vec<f32>> {
+    let mut seed = 1u64;
+    (0..batch)
+        .map(|_| {
+            (0..3 * size * size)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The onnxruntime Python package on the same tower: seconds per call at each batch.
+fn peer(model: &Path, reps: &str) -> Option<serde_json::Value> {
+    let python = std::env::var("CLIP_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_onnxruntime_clip.py");
+    let batches = BATCHES.map(|b| b.to_string()).join(",");
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(model)
+        .args(["--batches", &batches, "--reps", reps])
+        .args(["--threads", &threads().to_string()])
+        .output();
+    match output {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) => {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            eprintln!(
+                "peer skipped ({python}): {}",
+                stderr.lines().last().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("peer skipped: cannot run {python}: {e}");
+            None
+        }
+    }
+}
+
+/// `index` of the 720p test video with `model`: frames/s and the frames indexed.
+fn index_end_to_end(model: &Path) -> (f64, u64) {
+    let video = common::video("h264_gop250.mp4");
+    let embeddings = tempfile::tempdir().unwrap();
+    let config = embeddings.path().join("config.yaml");
+    std::fs::write(&config, "# defaults; the model comes from --model\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
+        .arg("index")
+        .arg(&video)
+        .arg("--model")
+        .arg(model)
+        .args(["--json", "--batch-size", "8", "--config"])
+        .arg(&config)
+        .env("CLIP_INVESTIGATOR_EMBEDDINGS", embeddings.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        report["frames_per_s"].as_f64().unwrap(),
+        report["planned"].as_u64().unwrap_or(0),
+    )
+}
+
+struct Row {
+    name: &'static str,
+    engine: &'static str,
+    ours: Vec<f64>,
+    peer: Option<(String, Vec<f64>)>,
+    text_ms: f64,
+    index: Option<(f64, u64)>,
+}
+
+fn main() {
+    let reps_text = std::env::var("FAMILIES_BENCH_REPS").unwrap_or_else(|_| "5,3".into());
+    let reps: Vec<usize> = reps_text.split(',').map(|r| r.parse().unwrap()).collect();
+    let with_index = std::env::var("FAMILIES_BENCH_INDEX").map_or(true, |v| v != "0");
+    let models: [(&str, PathBuf); 3] = [
+        ("CLIP ViT-B/32", vit_b32::model_folder()),
+        ("CLIP ViT-B/16", vit_b16_folder()),
+        ("SigLIP B/16-224", siglip_b16_folder()),
+    ];
+    let mut rows = Vec::new();
+    for (name, folder) in &models {
+        let model = LocalClip::load_with(folder, name, ImageEngine::Auto).unwrap();
+        let size = model.config().image_size();
+        let ours: Vec<f64> = BATCHES
+            .iter()
+            .zip(&reps)
+            .map(|(&batch, &n)| {
+                let images = test_images(batch, size);
+                model.embed_pixels(&images).unwrap(); // warm-up
+                let seconds: Vec<f64> = (0..n)
+                    .map(|_| {
+                        let started = Instant::now();
+                        model.embed_pixels(&images).unwrap();
+                        started.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                rate(batch, &seconds)
+            })
+            .collect();
+        // A new prompt costs one text pass (candle).
+        let mut text_ms: Vec<f64> = (0..10)
+            .map(|i| {
+                let prompt = vec![format!("a photo of a red door number {i}")];
+                let started = Instant::now();
+                model.embed_texts(&prompt).unwrap();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        let engine = model.image_engine();
+        drop(model);
+        let peer = peer(folder, &reps_text).map(|p| {
+            let rates = BATCHES
+                .iter()
+                .map(|b| {
+                    let seconds: Vec<f64> = p["times"][b.to_string()]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_f64().unwrap())
+                        .collect();
+                    rate(*b, &seconds)
+                })
+                .collect();
+            (p["onnxruntime"].as_str().unwrap_or("?").to_string(), rates)
+        });
+        let index = with_index.then(|| index_end_to_end(folder));
+        rows.push(Row {
+            name,
+            engine,
+            ours,
+            peer,
+            text_ms: median(&mut text_ms),
+            index,
+        });
+        eprintln!("{name}: done");
+    }
+
+    println!(
+        "Per model family (random weights at the real shapes), {} threads each; images/s are medians of timed calls",
+        threads()
+    );
+    println!();
+    let peer_version = rows
+        .iter()
+        .find_map(|r| r.peer.as_ref().map(|p| p.0.clone()));
+    let mut header = "| model | default engine | ours, batch 8 | ours, batch 32 |".to_string();
+    let mut rule = "| --- | --- | ---: | ---: |".to_string();
+    if let Some(v) = &peer_version {
+        header += &format!(
+            " onnxruntime {v} (Python), batch 8 | batch 32 | ours / onnxruntime, batch 8 | batch 32 |"
+        );
+        rule += " ---: | ---: | ---: | ---: |";
+    }
+    header += " text pass (ms) | `index` 720p, frames/s |";
+    rule += " ---: | ---: |";
+    println!("{header}");
+    println!("{rule}");
+    for r in &rows {
+        let mut line = format!(
+            "| {} | {} | {:.1} | {:.1} |",
+            r.name, r.engine, r.ours[0], r.ours[1]
+        );
+        if peer_version.is_some() {
+            match &r.peer {
+                Some((_, p)) => {
+                    line += &format!(
+                        " {:.1} | {:.1} | {:.2} | {:.2} |",
+                        p[0],
+                        p[1],
+                        r.ours[0] / p[0],
+                        r.ours[1] / p[1]
+                    )
+                }
+                None => line += " — | — | — | — |",
+            }
+        }
+        line += &format!(" {:.1} |", r.text_ms);
+        line += &match r.index {
+            Some((fps, frames)) => format!(" {fps:.1} ({frames} frames) |"),
+            None => " — |".into(),
+        };
+        println!("{line}");
+    }
+}

@@ -13,13 +13,13 @@ use server::embed::Embedder;
 /// Each fixture and the activation its config.json names.
 const FIXTURES: [(&str, &str); 2] = [("tiny-clip", "quick_gelu"), ("tiny-clip-gelu", "gelu")];
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
-fn goldens(name: &str) -> serde_json::Value {
+pub(crate) fn goldens(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -35,7 +35,7 @@ fn each_fixture_has_the_activation_it_tests() {
     }
 }
 
-fn floats(value: &serde_json::Value) -> Vec<f32> {
+pub(crate) fn floats(value: &serde_json::Value) -> Vec<f32> {
     value
         .as_array()
         .unwrap()
@@ -44,9 +44,10 @@ fn floats(value: &serde_json::Value) -> Vec<f32> {
         .collect()
 }
 
-const ENGINES: [ImageEngine; 2] = [ImageEngine::Candle, ImageEngine::Onnxruntime];
+pub(crate) const ENGINES: [ImageEngine; 2] = [ImageEngine::Candle, ImageEngine::Onnxruntime];
 
-fn load(name: &str, engine: ImageEngine) -> LocalClip {
+/// A fixture's model with its image tower on `engine` (checked to be that engine).
+pub(crate) fn load(name: &str, engine: ImageEngine) -> LocalClip {
     let clip = LocalClip::load_with(&fixture(name), name, engine)
         .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
     let expected = match engine {
@@ -57,13 +58,13 @@ fn load(name: &str, engine: ImageEngine) -> LocalClip {
     clip
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (norm(a) * norm(b))
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)

@@ -5,34 +5,14 @@
 //! embeddings, cosine scores and the sigmoid probabilities, with the image tower on both engines
 //! (candle, and ONNX Runtime on the graph written from the same safetensors).
 
-use std::path::PathBuf;
-
 use server::config::ImageEngine;
 use server::embed::local::LocalClip;
 use server::embed::Embedder;
 
+use crate::clip_parity::{cosine, fixture, floats, goldens, load, max_abs_diff, ENGINES};
+
 /// Each fixture and what its preprocessor resamples with (Pillow's code).
 const FIXTURES: [(&str, u64); 2] = [("tiny-siglip", 3), ("tiny-siglip2", 2)];
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn goldens(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture(name).join("goldens.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn floats(value: &serde_json::Value) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
-}
 
 fn ids(value: &serde_json::Value) -> Vec<u32> {
     value
@@ -43,25 +23,13 @@ fn ids(value: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
-}
-
-fn load(name: &str) -> LocalClip {
-    let model = LocalClip::load_with(&fixture(name), name, ImageEngine::Candle)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(model.image_engine(), "candle");
-    model
+fn texts(goldens: &serde_json::Value) -> Vec<String> {
+    goldens["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -84,7 +52,7 @@ fn each_fixture_is_the_family_and_filter_it_tests() {
 #[test]
 fn token_ids_with_the_familys_text_steps_and_padding_match_transformers() {
     for (name, _) in FIXTURES {
-        let model = load(name);
+        let model = load(name, ImageEngine::Candle);
         let goldens = goldens(name);
         let prompts = goldens["prompts"].as_array().unwrap();
         assert!(prompts.len() >= 14, "{name}");
@@ -163,37 +131,46 @@ fn a_checkpoint_with_only_spiece_model_tokenizes_the_same() {
 #[test]
 fn preprocessing_and_embeddings_match_pytorch() {
     for (name, _) in FIXTURES {
-        let model = load(name);
         let goldens = goldens(name);
-        let (mut worst_pixels, mut worst_image, mut worst_text) = (0f32, 0f32, 0f32);
-        for frame in goldens["frames"].as_array().unwrap() {
-            let path = fixture(name).join(frame["file"].as_str().unwrap());
-            let image =
-                opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR)
-                    .unwrap();
-            let pixels = model.preprocess_frame(&image).unwrap();
-            let diff = max_abs_diff(&pixels, &floats(&frame["pixel_values"]));
-            worst_pixels = worst_pixels.max(diff);
-            assert!(
-                diff <= 1e-5,
-                "{name} {path:?}: pixel values differ by {diff}"
-            );
-            let ours = model.embed_images(std::slice::from_ref(&image)).unwrap();
-            let golden = floats(&frame["embedding_normalized"]);
-            let diff = max_abs_diff(&ours[0], &golden);
-            worst_image = worst_image.max(diff);
-            assert!(
-                diff <= 1e-4,
-                "{name} {path:?}: image embedding differs by {diff}"
-            );
-            assert!(cosine(&ours[0], &golden) >= 0.999, "{name} {path:?}");
+        for engine in ENGINES {
+            let model = load(name, engine);
+            let (mut worst_pixels, mut worst_image) = (0f32, 0f32);
+            for frame in goldens["frames"].as_array().unwrap() {
+                let path = fixture(name).join(frame["file"].as_str().unwrap());
+                let image = opencv::imgcodecs::imread(
+                    path.to_str().unwrap(),
+                    opencv::imgcodecs::IMREAD_COLOR,
+                )
+                .unwrap();
+                let pixels = model.preprocess_frame(&image).unwrap();
+                let diff = max_abs_diff(&pixels, &floats(&frame["pixel_values"]));
+                worst_pixels = worst_pixels.max(diff);
+                assert!(
+                    diff <= 1e-5,
+                    "{name} {path:?}: pixel values differ by {diff}"
+                );
+                let ours = model.embed_images(std::slice::from_ref(&image)).unwrap();
+                let golden = floats(&frame["embedding_normalized"]);
+                let diff = max_abs_diff(&ours[0], &golden);
+                worst_image = worst_image.max(diff);
+                assert!(
+                    diff <= 1e-4,
+                    "{name} {engine:?} {path:?}: image embedding differs by {diff}"
+                );
+                assert!(
+                    cosine(&ours[0], &golden) >= 0.999,
+                    "{name} {engine:?} {path:?}"
+                );
+            }
+            println!("{name} {engine:?}: preprocessing {worst_pixels:e}, image embedding {worst_image:e}");
         }
+        let model = load(name, ImageEngine::Candle);
+        let mut worst_text = 0f32;
         let prompts = goldens["prompts"].as_array().unwrap();
-        let texts: Vec<String> = prompts
+        for (prompt, vector) in prompts
             .iter()
-            .map(|p| p["text"].as_str().unwrap().to_string())
-            .collect();
-        for (prompt, vector) in prompts.iter().zip(model.embed_texts(&texts).unwrap()) {
+            .zip(model.embed_texts(&texts(&goldens)).unwrap())
+        {
             let golden = floats(&prompt["embedding_normalized"]);
             let diff = max_abs_diff(&vector, &golden);
             worst_text = worst_text.max(diff);
@@ -208,115 +185,61 @@ fn preprocessing_and_embeddings_match_pytorch() {
                 prompt["text"]
             );
         }
-        println!(
-            "{name}: preprocessing {worst_pixels:e}, image embedding (candle) {worst_image:e}, text embedding {worst_text:e}"
-        );
+        println!("{name}: text embedding {worst_text:e}");
     }
 }
 
 #[test]
 fn cosine_scores_and_sigmoid_probabilities_match_pytorch() {
     for (name, _) in FIXTURES {
-        let model = load(name);
-        let goldens = goldens(name);
-        let scale = goldens["logit_scale"].as_f64().unwrap() as f32;
-        let bias = goldens["logit_bias"].as_f64().unwrap() as f32;
-        assert!(
-            (model.logit_scale() - scale).abs() <= 1e-5 * scale,
-            "{name}"
-        );
-        assert_eq!(model.logit_bias(), Some(bias), "{name}");
-        let texts: Vec<String> = goldens["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["text"].as_str().unwrap().to_string())
-            .collect();
-        let text_vectors = model.embed_texts(&texts).unwrap();
-        let pixels: Vec<Vec<f32>> = goldens["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| floats(&f["pixel_values"]))
-            .collect();
-        let image_vectors = model.embed_pixels(&pixels).unwrap();
-        let (similarity, probability) = (
-            goldens["similarity"].as_array().unwrap(),
-            goldens["probability"].as_array().unwrap(),
-        );
-        let mut worst_relative = 0f32;
-        for (i, image) in image_vectors.iter().enumerate() {
-            let (cos_row, p_row) = (floats(&similarity[i]), floats(&probability[i]));
-            for (j, text) in text_vectors.iter().enumerate() {
-                let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
-                assert!(
-                    (score - cos_row[j]).abs() <= 1e-5,
-                    "{name} frame {i} prompt {j}"
-                );
-                // What the page's probability view computes from the cosine.
-                let p = app::scores::sigmoid_per_prompt(&[vec![score]], model.logit_scale(), bias)
-                    [0][0];
-                let relative = (p - p_row[j]).abs() / p_row[j];
-                worst_relative = worst_relative.max(relative);
-                assert!(
-                    relative <= 1e-3,
-                    "{name} frame {i} prompt {j}: {p} vs {}",
-                    p_row[j]
-                );
-            }
+        for engine in ENGINES {
+            scores_match_on(name, engine);
         }
-        println!("{name}: sigmoid probability worst relative difference {worst_relative:e}");
     }
 }
 
-/// The image tower on ONNX Runtime, from the graph written from the same safetensors.
-#[test]
-fn image_embeddings_on_onnx_runtime_match_pytorch() {
-    for (name, _) in FIXTURES {
-        let model = LocalClip::load_with(&fixture(name), name, ImageEngine::Onnxruntime)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(model.image_engine(), "onnxruntime");
-        let goldens = goldens(name);
-        let mut worst = 0f32;
-        for frame in goldens["frames"].as_array().unwrap() {
-            let path = fixture(name).join(frame["file"].as_str().unwrap());
-            let image =
-                opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR)
-                    .unwrap();
-            let ours = model.embed_images(std::slice::from_ref(&image)).unwrap();
-            let golden = floats(&frame["embedding_normalized"]);
-            let diff = max_abs_diff(&ours[0], &golden);
-            worst = worst.max(diff);
+fn scores_match_on(name: &str, engine: ImageEngine) {
+    let model = load(name, engine);
+    let goldens = goldens(name);
+    let scale = goldens["logit_scale"].as_f64().unwrap() as f32;
+    let bias = goldens["logit_bias"].as_f64().unwrap() as f32;
+    assert!(
+        (model.logit_scale() - scale).abs() <= 1e-5 * scale,
+        "{name}"
+    );
+    assert_eq!(model.logit_bias(), Some(bias), "{name}");
+    let text_vectors = model.embed_texts(&texts(&goldens)).unwrap();
+    let pixels: Vec<Vec<f32>> = goldens["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| floats(&f["pixel_values"]))
+        .collect();
+    let image_vectors = model.embed_pixels(&pixels).unwrap();
+    let (similarity, probability) = (
+        goldens["similarity"].as_array().unwrap(),
+        goldens["probability"].as_array().unwrap(),
+    );
+    let mut worst_relative = 0f32;
+    for (i, image) in image_vectors.iter().enumerate() {
+        let (cos_row, p_row) = (floats(&similarity[i]), floats(&probability[i]));
+        for (j, text) in text_vectors.iter().enumerate() {
+            let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
             assert!(
-                diff <= 1e-4,
-                "{name} {path:?}: image embedding differs by {diff}"
+                (score - cos_row[j]).abs() <= 1e-5,
+                "{name} {engine:?} frame {i} prompt {j}"
             );
-            assert!(cosine(&ours[0], &golden) >= 0.999, "{name} {path:?}");
+            // What the page's probability view computes from the cosine.
+            let p =
+                app::scores::sigmoid_per_prompt(&[vec![score]], model.logit_scale(), bias)[0][0];
+            let relative = (p - p_row[j]).abs() / p_row[j];
+            worst_relative = worst_relative.max(relative);
+            assert!(
+                relative <= 1e-3,
+                "{name} {engine:?} frame {i} prompt {j}: {p} vs {}",
+                p_row[j]
+            );
         }
-        // Scores on this engine too.
-        let texts: Vec<String> = goldens["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["text"].as_str().unwrap().to_string())
-            .collect();
-        let text_vectors = model.embed_texts(&texts).unwrap();
-        let pixels: Vec<Vec<f32>> = goldens["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| floats(&f["pixel_values"]))
-            .collect();
-        for (i, image) in model.embed_pixels(&pixels).unwrap().iter().enumerate() {
-            let row = floats(&goldens["similarity"][i]);
-            for (j, text) in text_vectors.iter().enumerate() {
-                let score: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
-                assert!(
-                    (score - row[j]).abs() <= 1e-5,
-                    "{name} frame {i} prompt {j}"
-                );
-            }
-        }
-        println!("{name}: image embedding (ONNX Runtime) {worst:e}");
     }
+    println!("{name} {engine:?}: sigmoid probability worst relative difference {worst_relative:e}");
 }

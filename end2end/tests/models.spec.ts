@@ -124,6 +124,18 @@ test("the model picker, two models on one chart, their difference, and a share l
   await page.screenshot({ path: "test-results/clip-and-siglip.png" });
 });
 
+test("a link naming a model the server does not have says so and shows the default", async ({ page }) => {
+  await openPlayer(page, "/?p=wall&model=gone-model&compare=also-gone");
+  await expect(page.locator("#model-error")).toContainText('no model "gone-model": showing the default model');
+  await expect(page.locator("#model")).toHaveValue("tiny-clip");
+  await expect(page.locator("#compare")).toHaveValue("");
+  await expect(page.locator("#index-status")).toHaveAttribute("data-state", "done", { timeout: 20_000 });
+  await expect(page.locator("#chart")).toHaveAttribute("data-lines", "1", { timeout: 20_000 });
+  const url = new URL(page.url());
+  expect(url.searchParams.get("model")).toBeNull();
+  expect(url.searchParams.get("compare")).toBeNull();
+});
+
 test("switching to SigLIP indexes it once, offers its sigmoid view, and switching back embeds nothing", async ({ page }) => {
   await openPlayer(page, "/?p=wall");
   await expect(page.locator("#index-status")).toHaveAttribute("data-state", "done", { timeout: 120_000 });

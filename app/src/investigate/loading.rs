@@ -52,6 +52,25 @@ pub fn start(inv: Investigation, use_defaults: bool) {
         if first.is_none() {
             spawn_local(async move {
                 if let Ok(list) = get_models().await {
+                    // A link may name a model this server no longer offers: say so and show
+                    // the default instead of polling for it.
+                    let mut unknown = Vec::new();
+                    for (side, instead) in [
+                        (inv.model, "the default model"),
+                        (inv.compare, "no second model"),
+                    ] {
+                        if let Some(id) = side.get_untracked() {
+                            if !list.iter().any(|m| m.id == id) {
+                                unknown.push(format!(
+                                    "this server has no model {id:?}: showing {instead}"
+                                ));
+                                side.set(None);
+                            }
+                        }
+                    }
+                    if !unknown.is_empty() {
+                        inv.model_error.set(Some(unknown.join("; ")));
+                    }
                     inv.models.set(list);
                 }
             });

@@ -130,6 +130,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
                 <IndexStatusLine status=inv.status_b compared=true/>
             })}
             {move || scores_error.get().map(|e| view! { <p class="error" id="scores-error" role="alert">{e}</p> })}
+            {move || inv.model_error.get().map(|e| view! { <p class="error" id="model-error" role="alert">{e}</p> })}
             <ChartView inv/>
 
             {view! {

@@ -45,6 +45,8 @@ pub struct Investigation {
     pub series_b: RwSignal<Option<ScoreSeries>>,
     /// Plot the first model minus the second instead of both.
     pub difference: RwSignal<bool>,
+    /// A model the link named that the server does not offer.
+    pub model_error: RwSignal<Option<String>>,
     /// The frame under the mouse on the chart.
     pub hover: RwSignal<Option<u64>>,
     /// The chart's zoomed frame range; `None`: the whole video.
@@ -149,6 +151,7 @@ impl Investigation {
             status_b: RwSignal::new(None),
             series_b,
             difference,
+            model_error: RwSignal::new(None),
             hover: RwSignal::new(None),
             x_range: RwSignal::new(None),
             hits: RwSignal::new(Vec::new()),

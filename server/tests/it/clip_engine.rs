@@ -517,6 +517,14 @@ fn bad_models_are_refused_with_what_to_do() {
         "{error}"
     );
 
+    // A processor whose images do not fit the tower.
+    let processor = std::fs::read_to_string(siglip_dir.join("preprocessor_config.json")).unwrap();
+    let bigger = processor.replace("\"height\": 32", "\"height\": 48");
+    assert_ne!(bigger, processor);
+    let misfit = broken_copy(&siglip_dir, "preprocessor_config.json", Some(bigger.as_bytes()));
+    let error = index_with_model(misfit.path());
+    assert!(error.contains("32x48 images") && error.contains("takes 32x32"), "{error}");
+
     // Weights of another shape than config.json says.
     let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();
     value["vision_config"]["intermediate_size"] = serde_json::json!(48);

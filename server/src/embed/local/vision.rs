@@ -23,11 +23,27 @@ pub(super) fn read_preprocess(
     image_size: usize,
 ) -> Result<PreprocessConfig, ModelError> {
     let path = folder.join("preprocessor_config.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => PreprocessConfig::from_json(&text, image_size as u32)
-            .map_err(|message| ModelError::Config { path, message }),
-        Err(_) => Ok(PreprocessConfig::for_image_size(image_size as u32)),
+    let config = match std::fs::read_to_string(&path) {
+        Ok(text) => PreprocessConfig::from_json(&text, image_size as u32).map_err(|message| {
+            ModelError::Config {
+                path: path.clone(),
+                message,
+            }
+        })?,
+        Err(_) => PreprocessConfig::for_image_size(image_size as u32),
+    };
+    // The tower's position embeddings are fixed: other input sizes would fail on every batch.
+    let size = image_size as u32;
+    if (config.crop_height, config.crop_width) != (size, size) {
+        return Err(ModelError::Unsupported {
+            path,
+            message: format!(
+                "it gives {}x{} images, but config.json's vision tower takes {size}x{size}",
+                config.crop_width, config.crop_height
+            ),
+        });
     }
+    Ok(config)
 }
 
 /// What runs the transformer.

@@ -80,8 +80,9 @@ pub enum Command {
         /// Moving-average window in frames (1 = none).
         #[arg(long, default_value_t = 1)]
         smooth: usize,
-        /// CLIP's zero-shot probabilities over the prompts instead of cosine similarity.
-        #[arg(long)]
+        /// The model's zero-shot probabilities instead of cosine similarity: CLIP's softmax
+        /// over the prompts, SigLIP's sigmoid per prompt.
+        #[arg(long, visible_alias = "probabilities")]
         softmax: bool,
         #[arg(long)]
         json: bool,

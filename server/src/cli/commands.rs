@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::scores::{fill_radius, smooth, softmax_over_prompts};
+use app::scores::{fill_radius, sigmoid_per_prompt, smooth, softmax_over_prompts};
 use app::types::format_time;
 use serde_json::json;
 
@@ -303,18 +303,32 @@ fn prompts_or_config(prompts: Vec<String>, settings: &Settings) -> Result<Vec<St
     Ok(prompts)
 }
 
-/// Per-frame series for frames `0..covered`, after the optional softmax and smoothing.
+/// What the values are: "cosine", or the probabilities of the model's family.
+fn view_name(probabilities: bool, sigmoid: bool) -> &'static str {
+    match (probabilities, sigmoid) {
+        (false, _) => "cosine",
+        (true, false) => "softmax",
+        (true, true) => "sigmoid",
+    }
+}
+
+/// Per-frame series for frames `0..covered`, after the optional probabilities (the model's
+/// own: CLIP's softmax over the prompts, SigLIP's sigmoid per prompt) and smoothing.
 pub(super) fn score_table(
     indexed: &Indexed,
     prompts: &[String],
     window: usize,
-    softmax: bool,
+    probabilities: bool,
 ) -> Result<(u64, Vec<Vec<f32>>), String> {
     let vectors = embed_prompts(indexed, prompts)?;
     let (covered, mut series) =
         crate::search::frame_scores(&indexed.file, &vectors, indexed.radius, indexed.complete);
-    if softmax {
-        series = softmax_over_prompts(&series, indexed.embedder.logit_scale());
+    if probabilities {
+        let scale = indexed.embedder.logit_scale();
+        series = match indexed.embedder.logit_bias() {
+            Some(bias) => sigmoid_per_prompt(&series, scale, bias),
+            None => softmax_over_prompts(&series, scale),
+        };
     }
     Ok((covered, series.iter().map(|s| smooth(s, window)).collect()))
 }
@@ -343,6 +357,7 @@ pub fn scores(
             "frames": (0..covered).collect::<Vec<u64>>(),
             "times_s": (0..covered).map(|n| indexed.time_s(n)).collect::<Vec<f64>>(),
             "missing": indexed.file.missing,
+            "view": view_name(softmax, indexed.embedder.logit_bias().is_some()),
             "scores": scores,
         });
         print_json(&value)

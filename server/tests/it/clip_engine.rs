@@ -309,6 +309,62 @@ fn scores_compare_two_models_frame_by_frame() {
     assert!(stderr(&output).contains("only `scores` compares several models"));
 }
 
+/// `scores --probabilities` gives the model's own probabilities: SigLIP's sigmoid of each
+/// prompt's scaled and shifted cosine (not a softmax across the prompts).
+#[test]
+fn siglip_probabilities_are_a_sigmoid_per_prompt() {
+    let ws = Workspace::new();
+    let path = video("mpeg2.mkv");
+    let video_arg = path.to_str().unwrap();
+    let siglip = fixture().with_file_name("tiny-siglip");
+    let model = siglip.to_str().unwrap();
+    ws.run_json(&["index", video_arg, "--model", model, "--json"]);
+    let scores = |extra: &[&str]| {
+        let mut args = vec![
+            "scores", video_arg, "--model", model, "--prompt", "grass", "--prompt", "a wall",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ws.run_json(&args)
+    };
+    let (cosine, probability) = (scores(&[]), scores(&["--probabilities"]));
+    assert_eq!(
+        (cosine["view"].as_str(), probability["view"].as_str()),
+        (Some("cosine"), Some("sigmoid"))
+    );
+    let goldens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(siglip.join("goldens.json")).unwrap())
+            .unwrap();
+    let (scale, bias) = (
+        goldens["logit_scale"].as_f64().unwrap() as f32,
+        goldens["logit_bias"].as_f64().unwrap() as f32,
+    );
+    let mut sums_to_one = true;
+    for prompt in ["grass", "a wall"] {
+        let (c, p) = (
+            floats(&cosine["scores"][prompt]),
+            floats(&probability["scores"][prompt]),
+        );
+        assert_eq!(c.len() as u64, FRAMES);
+        for (c, p) in c.iter().zip(&p) {
+            let expected = 1.0 / (1.0 + (-(scale * c + bias)).exp());
+            assert!(
+                (p - expected).abs() <= 1e-6 * expected.max(1e-3),
+                "{p} vs {expected}"
+            );
+        }
+    }
+    let (g, w) = (
+        floats(&probability["scores"]["grass"]),
+        floats(&probability["scores"]["a wall"]),
+    );
+    sums_to_one &= g.iter().zip(&w).all(|(a, b)| (a + b - 1.0).abs() < 1e-3);
+    assert!(
+        !sums_to_one,
+        "a sigmoid per prompt, not a softmax across them"
+    );
+}
+
 #[test]
 fn sampling_embeds_fewer_frames_and_fills_the_rest() {
     let ws = Workspace::new();
@@ -521,9 +577,16 @@ fn bad_models_are_refused_with_what_to_do() {
     let processor = std::fs::read_to_string(siglip_dir.join("preprocessor_config.json")).unwrap();
     let bigger = processor.replace("\"height\": 32", "\"height\": 48");
     assert_ne!(bigger, processor);
-    let misfit = broken_copy(&siglip_dir, "preprocessor_config.json", Some(bigger.as_bytes()));
+    let misfit = broken_copy(
+        &siglip_dir,
+        "preprocessor_config.json",
+        Some(bigger.as_bytes()),
+    );
     let error = index_with_model(misfit.path());
-    assert!(error.contains("32x48 images") && error.contains("takes 32x32"), "{error}");
+    assert!(
+        error.contains("32x48 images") && error.contains("takes 32x32"),
+        "{error}"
+    );
 
     // Weights of another shape than config.json says.
     let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();

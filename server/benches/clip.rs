@@ -14,6 +14,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/index_cli.rs"]
+mod index_cli;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
@@ -215,24 +217,7 @@ fn main() {
     // End to end: the release binary indexing the 720p test video with this model.
     let video = common::video("h264_gop250.mp4");
     let embeddings = tempfile::tempdir().unwrap();
-    let config = embeddings.path().join("config.yaml");
-    std::fs::write(&config, "# defaults; the model comes from --model\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-        .arg("index")
-        .arg(&video)
-        .arg("--model")
-        .arg(&folder)
-        .args(["--json", "--batch-size", "8", "--config"])
-        .arg(&config)
-        .env("CLIP_INVESTIGATOR_EMBEDDINGS", embeddings.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = index_cli::index_json(&video, &folder, embeddings.path(), &["--batch-size", "8"]);
     let cache = Path::new(report["cache"].as_str().unwrap());
     let cache_bytes = std::fs::metadata(cache).unwrap().len();
     println!();

@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/index_cli.rs"]
+mod index_cli;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
@@ -180,26 +182,9 @@ fn peer(model: &Path, reps: &str) -> Option<serde_json::Value> {
 
 /// `index` of the 720p test video with `model`: frames/s and the frames indexed.
 fn index_end_to_end(model: &Path) -> (f64, u64) {
-    let video = common::video("h264_gop250.mp4");
     let embeddings = tempfile::tempdir().unwrap();
-    let config = embeddings.path().join("config.yaml");
-    std::fs::write(&config, "# defaults; the model comes from --model\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-        .arg("index")
-        .arg(&video)
-        .arg("--model")
-        .arg(model)
-        .args(["--json", "--batch-size", "8", "--config"])
-        .arg(&config)
-        .env("CLIP_INVESTIGATOR_EMBEDDINGS", embeddings.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let video = common::video("h264_gop250.mp4");
+    let report = index_cli::index_json(&video, model, embeddings.path(), &["--batch-size", "8"]);
     (
         report["frames_per_s"].as_f64().unwrap(),
         report["planned"].as_u64().unwrap_or(0),

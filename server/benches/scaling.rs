@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "shared/index_cli.rs"]
+mod index_cli;
 #[path = "shared/synthetic.rs"]
 mod synthetic;
 #[path = "shared/timing.rs"]
@@ -70,8 +72,6 @@ fn main() {
         .collect();
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
     let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config.yaml");
-    std::fs::write(&config, "# defaults; the model comes from --model\n").unwrap();
 
     println!("Synthetic 30 fps videos (256x144 H.264), every frame indexed; scores/search on 512-wide vectors");
     println!();
@@ -80,23 +80,7 @@ fn main() {
     for m in minutes {
         let path = video(m);
         let embeddings = work.path().join(format!("embeddings-{m}"));
-        let output = Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-            .arg("index")
-            .arg(&path)
-            .arg("--model")
-            .arg(&tiny)
-            .args(["--json", "--config"])
-            .arg(&config)
-            .env("CLIP_INVESTIGATOR_EMBEDDINGS", &embeddings)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let report = index_cli::index_json(&path, &tiny, &embeddings, &[]);
         let frames = report["planned"].as_u64().unwrap();
         let seconds = report["seconds"].as_f64().unwrap();
         let cache_bytes = std::fs::metadata(report["cache"].as_str().unwrap())

@@ -34,32 +34,7 @@ const BATCHES: [usize; 2] = [8, 32];
 
 /// openai/clip-vit-base-patch16's architecture: ViT-B/32's with 16-pixel patches.
 fn vit_b16_folder() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b16-random-v1");
-    if dir.join("model.safetensors").is_file() {
-        return dir;
-    }
-    let b32 = vit_b32::model_folder();
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = std::fs::read_to_string(b32.join("config.json"))
-        .unwrap()
-        .replace("\"patch_size\": 32", "\"patch_size\": 16");
-    assert!(config.contains("\"patch_size\": 16"));
-    std::fs::write(dir.join("config.json"), config).unwrap();
-    std::fs::copy(b32.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    vb.pp("vision_model.embeddings")
-        .get_with_hints(
-            768,
-            "class_embedding",
-            candle_nn::init::DEFAULT_KAIMING_NORMAL,
-        )
-        .unwrap();
-    let mut c = candle_transformers::models::clip::ClipConfig::vit_base_patch32();
-    c.vision_config.patch_size = 16;
-    candle_transformers::models::clip::ClipModel::new(vb, &c).unwrap();
-    save(&varmap, &dir);
-    dir
+    vit_b32::vit_base_folder(16, "vit-b16-random-v1")
 }
 
 /// google/siglip-base-patch16-224's architecture (its config.json), with the tiny SigLIP
@@ -102,14 +77,8 @@ fn siglip_b16_folder() -> PathBuf {
         vb,
     )
     .unwrap();
-    save(&varmap, &dir);
+    vit_b32::save_varmap(&varmap, &dir);
     dir
-}
-
-fn save(varmap: &VarMap, dir: &Path) {
-    let partial = dir.join("model.safetensors.partial");
-    varmap.save(&partial).unwrap();
-    std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
 }
 
 fn threads() -> usize {

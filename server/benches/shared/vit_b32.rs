@@ -35,12 +35,21 @@ pub fn bench_model() -> PathBuf {
 
 /// Writes the random-weight ViT-B/32 folder once (kept between runs).
 pub fn model_folder() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vit-b32-random-v2");
+    vit_base_folder(32, "vit-b32-random-v2")
+}
+
+/// openai/clip-vit-base-patch32's architecture with `patch`-pixel patches (16:
+/// openai/clip-vit-base-patch16's), random weights, written once into `name` under cargo's
+/// bench tmp dir.
+pub fn vit_base_folder(patch: usize, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     if dir.join("model.safetensors").is_file() {
         return dir;
     }
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), VIT_B32_CONFIG).unwrap();
+    let config = VIT_B32_CONFIG.replace("\"patch_size\": 32", &format!("\"patch_size\": {patch}"));
+    assert!(config.contains(&format!("\"patch_size\": {patch}")));
+    std::fs::write(dir.join("config.json"), config).unwrap();
     // The tiny fixture's tokenizer is the real CLIP BPE (49408 tokens), as ViT-B/32 uses.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
     std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
@@ -55,13 +64,16 @@ pub fn model_folder() -> PathBuf {
             candle_nn::init::DEFAULT_KAIMING_NORMAL,
         )
         .unwrap();
-    ClipModel::new(
-        vb,
-        &candle_transformers::models::clip::ClipConfig::vit_base_patch32(),
-    )
-    .unwrap();
+    let mut clip = candle_transformers::models::clip::ClipConfig::vit_base_patch32();
+    clip.vision_config.patch_size = patch;
+    ClipModel::new(vb, &clip).unwrap();
+    save_varmap(&varmap, &dir);
+    dir
+}
+
+/// Saves `varmap` as `dir/model.safetensors`, atomically (a killed bench leaves no half file).
+pub fn save_varmap(varmap: &VarMap, dir: &Path) {
     let partial = dir.join("model.safetensors.partial");
     varmap.save(&partial).unwrap();
     std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
-    dir
 }

@@ -429,6 +429,8 @@ fn compare_models(
                     "model": indexed.embedder.identity().name,
                     "frames": (0..*covered).collect::<Vec<u64>>(),
                     "missing": indexed.file.missing,
+                    // Each model's own probabilities: a CLIP and a SigLIP differ.
+                    "view": view_name(softmax, indexed.embedder.logit_bias().is_some()),
                     "scores": by_prompt(&prompts, series),
                 })
             })

@@ -292,6 +292,7 @@ fn scores_compare_two_models_frame_by_frame() {
     assert_eq!(models.len(), 2);
     assert_eq!(models[0]["model"], "tiny-clip");
     assert_eq!(models[1]["model"], "tiny-clip-gelu");
+    assert!(models.iter().all(|m| m["view"] == "cosine"), "{models:?}");
     assert_eq!(floats(&models[0]["scores"]["grass"]), a);
     assert_eq!(floats(&models[1]["scores"]["grass"]), b);
     let difference = floats(&both["difference"]["grass"]);

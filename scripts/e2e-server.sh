@@ -9,15 +9,17 @@ bin="$CARGO_TARGET_DIR/release/clip-investigator"
 dir="$CARGO_TARGET_DIR/e2e"
 mkdir -p "$dir"
 video="$dir/pattern720.mp4"
-[ -f "$video" ] || "$bin" make-test-video "$video" --frames 600 --keyframe-interval 60
+# The test videos come from the testvideo crate's own small binary (not part of the app).
+make_test_video() { cargo run --quiet -p testvideo --bin make-test-video -- "$@"; }
+[ -f "$video" ] || make_test_video "$video" --frames 600 --keyframe-interval 60
 # A library folder, fresh each run: one more video, and room for the upload test.
 library="$dir/library"
 rm -rf "$library"
 mkdir -p "$library"
-[ -f "$dir/short.mp4" ] || "$bin" make-test-video "$dir/short.mp4" --frames 90 --keyframe-interval 30
+[ -f "$dir/short.mp4" ] || make_test_video "$dir/short.mp4" --frames 90 --keyframe-interval 30
 cp "$dir/short.mp4" "$library/short.mp4"
 # Long enough that its coarse-to-fine index is seen refining (progressive.spec.ts).
-[ -f "$dir/long.mp4" ] || "$bin" make-test-video "$dir/long.mp4" --frames 2400 --keyframe-interval 250
+[ -f "$dir/long.mp4" ] || make_test_video "$dir/long.mp4" --frames 2400 --keyframe-interval 250
 cp "$dir/long.mp4" "$library/long.mp4"
 # Indexed afresh each run, as on a new machine: progressive.spec.ts watches an index refine.
 rm -rf "$dir/embeddings"

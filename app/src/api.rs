@@ -5,12 +5,13 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
 pub use crate::error::ApiError;
-use crate::types::{
+#[cfg(feature = "ssr")]
+use investigator_core::requests::{
+    check_look_span, check_prompts, MAX_SEARCH_IMAGE_BYTES, MAX_SEARCH_RESULTS, NOT_A_VIDEO_ID,
+};
+use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
-
-/// Where the server functions are mounted.
-pub const PREFIX: &str = "/api/";
 
 #[cfg(feature = "ssr")]
 fn backend() -> Result<std::sync::Arc<dyn crate::backend::VideoBackend>, ApiError> {
@@ -28,17 +29,6 @@ fn answer<T>(result: Result<T, ApiError>) -> Result<T, ApiError> {
     result
 }
 
-/// Uploads are a plain POST of the file as the body (`?name=FILE`), streamed to disk by the
-/// server: server functions would decode the whole body in memory.
-pub const UPLOAD_URL: &str = "/api/upload";
-/// `POST ?video=ID&viewer=V&from=F&to=T`: frames F..=T as an MP4 download.
-pub const CLIP_URL: &str = "/api/clip";
-/// `GET ?viewer=V`: that viewer's clip export, as [`crate::types::ClipProgress`] JSON.
-pub const CLIP_PROGRESS_URL: &str = "/api/clip_progress";
-
-/// The message for anything given as a video id that is not one.
-pub const NOT_A_VIDEO_ID: &str = "not a video id: open the list of videos and choose one";
-
 /// A refused argument: the answer's status is 400.
 pub fn bad_argument(message: impl Into<String>) -> ApiError {
     ApiError::BadArgument(message.into())
@@ -52,7 +42,7 @@ pub fn error_text(error: &ApiError) -> String {
 /// The id, or why it is not one: ids come from the server's own list, never paths.
 #[cfg(feature = "ssr")]
 fn check_video_id(video: &str) -> Result<(), ApiError> {
-    if crate::types::is_valid_video_id(video) {
+    if investigator_core::types::is_valid_video_id(video) {
         Ok(())
     } else {
         Err(bad_argument(NOT_A_VIDEO_ID))
@@ -63,7 +53,7 @@ fn check_video_id(video: &str) -> Result<(), ApiError> {
 #[cfg(feature = "ssr")]
 fn check_model_id(model: &Option<String>) -> Result<(), ApiError> {
     match model {
-        Some(id) if !crate::types::is_valid_model_id(id) => Err(bad_argument(
+        Some(id) if !investigator_core::types::is_valid_model_id(id) => Err(bad_argument(
             "not a model id: pick a model from the list the page shows",
         )),
         _ => Ok(()),
@@ -71,19 +61,19 @@ fn check_model_id(model: &Option<String>) -> Result<(), ApiError> {
 }
 
 /// The models the page may pick, the default first.
-#[server(prefix = "/api", endpoint = "models")]
+#[server(endpoint = "models")]
 pub async fn get_models() -> Result<Vec<ModelChoice>, ApiError> {
     answer(backend().map(|b| b.models()))
 }
 
 /// The videos of the library.
-#[server(prefix = "/api", endpoint = "library")]
+#[server(endpoint = "library")]
 pub async fn get_library() -> Result<Library, ApiError> {
     answer(async { backend()?.library().await }.await)
 }
 
 /// Metadata of a video (`None`: the config's `video_path`).
-#[server(prefix = "/api", endpoint = "video_info")]
+#[server(endpoint = "video_info")]
 pub async fn get_video_info(video: Option<String>) -> Result<VideoInfo, ApiError> {
     answer(
         async {
@@ -97,12 +87,12 @@ pub async fn get_video_info(video: Option<String>) -> Result<VideoInfo, ApiError
 }
 
 /// Exactly frame `frame` as JPEG, from this viewer's (tab's) own decoder.
-#[server(prefix = "/api", endpoint = "frame", output = Postcard)]
+#[server(endpoint = "frame", output = Postcard)]
 pub async fn get_frame(video: String, viewer: String, frame: u64) -> Result<FrameJpeg, ApiError> {
     answer(
         async move {
             check_video_id(&video)?;
-            if !crate::types::is_valid_viewer_id(&viewer) {
+            if !investigator_core::types::is_valid_viewer_id(&viewer) {
                 return Err(bad_argument(
                     "viewer must be 8 to 64 letters, digits or dashes",
                 ));
@@ -114,7 +104,7 @@ pub async fn get_frame(video: String, viewer: String, frame: u64) -> Result<Fram
 }
 
 /// How far embedding the video with `model` (`None`: the default) has come.
-#[server(prefix = "/api", endpoint = "index_status")]
+#[server(endpoint = "index_status")]
 pub async fn get_index_status(
     video: String,
     model: Option<String>,
@@ -129,22 +119,9 @@ pub async fn get_index_status(
     )
 }
 
-/// Longest span a viewer may ask to have refined first, in frames (an hour at 30 fps).
-pub const MAX_LOOK_FRAMES: u64 = 108_000;
-
-/// A span to refine first: `from..=to`, not backwards, at most [`MAX_LOOK_FRAMES`] frames.
-pub fn check_look_span(from: u64, to: u64) -> Result<(), String> {
-    if from > to || to - from >= MAX_LOOK_FRAMES {
-        return Err(format!(
-            "look at frames from..=to with from <= to, at most {MAX_LOOK_FRAMES} frames; got {from}..={to}"
-        ));
-    }
-    Ok(())
-}
-
 /// Where the viewer looks (its chart's zoom window, or around its playhead): a coarse-to-fine
 /// index embeds those frames before it goes on. The most recent viewer to move wins.
-#[server(prefix = "/api", endpoint = "look_at")]
+#[server(endpoint = "look_at")]
 pub async fn look_at(
     video: String,
     model: Option<String>,
@@ -155,43 +132,15 @@ pub async fn look_at(
         async move {
             check_video_id(&video)?;
             check_model_id(&model)?;
-            check_look_span(from, to).map_err(bad_argument)?;
+            check_look_span(from, to)?;
             backend()?.look_at(video, model, from, to).await
         }
         .await,
     )
 }
 
-/// Most prompts one request may score.
-pub const MAX_PROMPTS: usize = 1000;
-/// Longest prompt accepted, in characters (CLIP reads 77 tokens; longer ones are cut).
-pub const MAX_PROMPT_CHARS: usize = 10_000;
-
-/// Checks a prompt list; the message says which prompt is wrong and why.
-pub fn check_prompts(prompts: &[String]) -> Result<(), String> {
-    if prompts.len() > MAX_PROMPTS {
-        return Err(format!(
-            "{} prompts; at most {MAX_PROMPTS} can be scored at once",
-            prompts.len()
-        ));
-    }
-    for (i, prompt) in prompts.iter().enumerate() {
-        if prompt.trim().is_empty() {
-            return Err(format!("prompt {} is empty", i + 1));
-        }
-        if prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(format!(
-                "prompt {} has {} characters; at most {MAX_PROMPT_CHARS}",
-                i + 1,
-                prompt.chars().count()
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Cosine scores of every frame `model` has indexed, for each prompt.
-#[server(prefix = "/api", endpoint = "scores", input = Json, output = Postcard)]
+#[server(endpoint = "scores", input = Json, output = Postcard)]
 pub async fn get_scores(
     video: String,
     model: Option<String>,
@@ -201,20 +150,15 @@ pub async fn get_scores(
         async move {
             check_video_id(&video)?;
             check_model_id(&model)?;
-            check_prompts(&prompts).map_err(bad_argument)?;
+            check_prompts(&prompts)?;
             backend()?.scores(video, model, prompts).await
         }
         .await,
     )
 }
 
-/// Largest image accepted for search.
-pub const MAX_SEARCH_IMAGE_BYTES: usize = 8 * 1024 * 1024;
-/// Most results one search returns.
-pub const MAX_SEARCH_RESULTS: usize = 100;
-
 /// The moments most like a text, an uploaded image, or both.
-#[server(prefix = "/api", endpoint = "search", input = Postcard, output = Postcard)]
+#[server(endpoint = "search", input = Postcard, output = Postcard)]
 pub async fn search_frames(
     video: String,
     model: Option<String>,
@@ -231,7 +175,7 @@ pub async fn search_frames(
                 return Err(bad_argument("type a text or choose an image to search for"));
             }
             if let Some(text) = &text {
-                check_prompts(std::slice::from_ref(text)).map_err(bad_argument)?;
+                check_prompts(std::slice::from_ref(text))?;
             }
             if image
                 .as_ref()
@@ -254,24 +198,36 @@ pub async fn search_frames(
 }
 
 /// The config file's prompts.
-#[server(prefix = "/api", endpoint = "prompts")]
+#[server(endpoint = "prompts")]
 pub async fn get_default_prompts() -> Result<Vec<String>, ApiError> {
     answer(backend().map(|b| b.default_prompts()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use leptos::server_fn::ServerFn;
 
+    use super::*;
+    use investigator_core::routes::API_PREFIX;
+
+    /// No server function names a prefix: they all take Leptos's default, which must be the
+    /// one `investigator_core::routes` names (the router and the status code rely on it).
     #[test]
-    fn a_span_to_refine_first_is_checked() {
-        assert!(check_look_span(0, 0).is_ok());
-        assert!(check_look_span(100, 700).is_ok());
-        assert!(check_look_span(0, MAX_LOOK_FRAMES - 1).is_ok());
-        assert!(check_look_span(0, MAX_LOOK_FRAMES).is_err());
-        let backwards = check_look_span(9, 3).unwrap_err();
-        assert!(backwards.contains("from <= to"), "{backwards}");
-        assert!(check_look_span(u64::MAX, u64::MAX).is_ok());
-        assert!(check_look_span(0, u64::MAX).is_err());
+    fn every_server_function_is_under_the_api_prefix() {
+        let paths = [
+            <GetModels as ServerFn>::PATH,
+            <GetLibrary as ServerFn>::PATH,
+            <GetVideoInfo as ServerFn>::PATH,
+            <GetFrame as ServerFn>::PATH,
+            <GetIndexStatus as ServerFn>::PATH,
+            <LookAt as ServerFn>::PATH,
+            <GetScores as ServerFn>::PATH,
+            <SearchFrames as ServerFn>::PATH,
+            <GetDefaultPrompts as ServerFn>::PATH,
+        ];
+        for path in paths {
+            assert!(path.starts_with(API_PREFIX), "{path}");
+        }
+        assert_eq!(<GetScores as ServerFn>::PATH, "/api/scores");
     }
 }

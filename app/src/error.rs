@@ -2,6 +2,7 @@
 //! whose fault it is and so the HTTP status; the message says what to do next, and never names
 //! a folder of the server (the server's own errors make it so before they get here).
 
+use investigator_core::requests::RequestError;
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,13 @@ impl ApiError {
     }
 }
 
+/// A refused argument is the client's fault: 400.
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        Self::BadArgument(error.to_string())
+    }
+}
+
 impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
@@ -74,7 +82,7 @@ impl ApiError {
     pub fn set_response_status(&self) {
         use leptos::prelude::use_context;
         let is_api_call = use_context::<axum::http::request::Parts>()
-            .is_some_and(|parts| parts.uri.path().starts_with(crate::api::PREFIX));
+            .is_some_and(|parts| investigator_core::routes::is_api_path(parts.uri.path()));
         if let (true, Some(response)) = (is_api_call, use_context::<leptos_axum::ResponseOptions>())
         {
             response.set_status(

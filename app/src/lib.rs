@@ -1,4 +1,9 @@
 //! CLIP Video Investigator: the Leptos app shared by the server (SSR) and the browser (hydrate).
+//!
+//! The UI only: components, server functions and the drawing of the chart. What the page shares
+//! with the engine (types, score maths, moments, status texts, the chart's maths, routes and
+//! request limits) is `investigator_core`, which links no Leptos; the engine never links this
+//! crate (`scripts/check_layers.sh`).
 
 // The page is one deeply nested view type; its layout needs a higher query depth.
 #![recursion_limit = "256"]
@@ -8,14 +13,12 @@ pub mod api;
 pub mod backend;
 #[cfg(feature = "hydrate")]
 mod browser;
+#[cfg(feature = "hydrate")]
 pub mod chart;
 pub mod error;
 pub mod investigate;
-pub mod moments;
 pub mod player;
-pub mod scores;
 pub mod status;
-pub mod types;
 pub mod videos_page;
 
 use leptos::prelude::*;

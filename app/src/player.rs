@@ -7,7 +7,7 @@
 
 use leptos::prelude::*;
 
-use crate::types::{format_time, parse_frame_param, VideoInfo};
+use investigator_core::types::{format_time, parse_frame_param, VideoInfo};
 
 /// Requests at most this many frames ahead of the playhead while playing.
 #[cfg(feature = "hydrate")]
@@ -461,7 +461,7 @@ mod client {
         state: PlayerState,
         frame: u64,
         generation: u64,
-        answer: Result<crate::types::FrameJpeg, String>,
+        answer: Result<investigator_core::types::FrameJpeg, String>,
     ) {
         let current = with_loader(state, |loader| {
             loader.in_flight = loader.in_flight.saturating_sub(1);

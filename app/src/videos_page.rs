@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::get_library;
-use crate::types::{format_time, Indexed, Library, LibraryVideo};
+use investigator_core::types::{format_time, Indexed, Library, LibraryVideo};
 
 /// Where a video opens: by id, so the link works for whoever it is shared with.
 pub fn video_href(id: &str) -> String {
@@ -201,7 +201,7 @@ mod client {
         init.set_body(file);
         let url = format!(
             "{}?name={}",
-            crate::api::UPLOAD_URL,
+            investigator_core::routes::UPLOAD_URL,
             String::from(js_sys::encode_uri_component(name))
         );
         let promise = window().fetch_with_str_and_init(&url, &init);

@@ -23,9 +23,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::embed::Embedder;
+use engine::embed::local::LocalClip;
+use engine::embed::Embedder;
+use store::config::ImageRuntime;
 
 const BATCHES: [usize; 3] = [1, 8, 32];
 
@@ -143,9 +143,9 @@ fn main() {
     let folder = vit_b32::model_folder();
 
     // Ours, both engines; then how far apart their embeddings are (both are fp32).
-    let onnx = LocalClip::load_with(&folder, "vit-b32", ImageEngine::Onnxruntime).unwrap();
+    let onnx = LocalClip::load_with(&folder, "vit-b32", ImageRuntime::Onnxruntime).unwrap();
     let ours_onnx = time_engine(&onnx, &reps);
-    let candle = LocalClip::load_with(&folder, "vit-b32", ImageEngine::Candle).unwrap();
+    let candle = LocalClip::load_with(&folder, "vit-b32", ImageRuntime::Candle).unwrap();
     let ours_candle = time_engine(&candle, &reps);
     let check = test_images(8, candle.config().image_size(), &mut 7);
     let (a, b) = (

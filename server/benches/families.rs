@@ -26,9 +26,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::embed::Embedder;
+use engine::embed::local::LocalClip;
+use engine::embed::Embedder;
+use store::config::ImageRuntime;
 
 const BATCHES: [usize; 2] = [8, 32];
 
@@ -180,7 +180,7 @@ fn main() {
     ];
     let mut rows = Vec::new();
     for (name, folder) in &models {
-        let model = LocalClip::load_with(folder, name, ImageEngine::Auto).unwrap();
+        let model = LocalClip::load_with(folder, name, ImageRuntime::Auto).unwrap();
         let size = model.config().image_size();
         let ours: Vec<f64> = BATCHES
             .iter()
@@ -207,7 +207,7 @@ fn main() {
                 started.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
-        let engine = model.image_engine();
+        let engine = model.image_runtime();
         drop(model);
         let peer = peer(folder, &reps_text).map(|p| {
             let rates = BATCHES

@@ -92,7 +92,7 @@ fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
                 );
                 match image
                     .map_err(|e| e.to_string())
-                    .and_then(|m| server::testvideo::read_pattern(&m))
+                    .and_then(|m| testvideo::read_pattern(&m))
                 {
                     Ok(n) if n == frame => report.checked += 1,
                     Ok(n) => report

@@ -19,13 +19,13 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use server::clip::{export_clip, ClipOptions};
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::index::cuts::{find_cuts, ChangeMeter};
-use server::index::{index_video, IndexOptions, Progress, VideoToIndex};
-use server::testvideo::{self, Codec, Spec};
-use server::video::{Decoder, FrameIndex};
+use engine::embed::local::LocalClip;
+use engine::export::excerpt::{export_excerpt, ExcerptOptions};
+use engine::indexing::cuts::{find_cuts, ChangeMeter};
+use engine::indexing::{index_video, IndexOptions, Progress, VideoToIndex};
+use engine::video::{Decoder, FrameIndex};
+use store::config::ImageRuntime;
+use testvideo::{self, Codec, Spec};
 
 fn videos(dir: &Path) -> Vec<(String, PathBuf, Vec<u64>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -197,7 +197,7 @@ fn main() {
 
     println!("\n2. Indexing with and without measuring cuts (ViT-B/32, random weights)");
     let folder = vit_b32::bench_model();
-    let clip = LocalClip::load_with(&folder, "bench", ImageEngine::Auto).unwrap();
+    let clip = LocalClip::load_with(&folder, "bench", ImageRuntime::Auto).unwrap();
     let (_, pattern, _) = videos(&dir).remove(0);
     let video = VideoToIndex::open(&pattern, None).unwrap();
     println!("| video | sampling | without cuts | with cuts | ratio |");
@@ -224,12 +224,12 @@ fn main() {
         let frames = to - from + 1;
         let ours_out = dir.join("ours.mp4");
         let started = Instant::now();
-        export_clip(
+        export_excerpt(
             &long,
             index.clone(),
             from..=to,
             &ours_out,
-            &ClipOptions::default(),
+            &ExcerptOptions::default(),
             &|_, _| {},
             &AtomicBool::new(false),
         )

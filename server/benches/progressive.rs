@@ -23,9 +23,11 @@ mod vit_b32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::index::{index_video, IndexError, IndexOptions, IndexReport, Progress, VideoToIndex};
+use engine::embed::local::LocalClip;
+use engine::indexing::{
+    index_video, IndexError, IndexOptions, IndexReport, Progress, VideoToIndex,
+};
+use store::config::ImageRuntime;
 
 struct Run {
     /// Seconds to the end of the first pass (the first whole-video curve).
@@ -131,8 +133,12 @@ fn list(var: &str, default: &str) -> Vec<u32> {
 
 fn main() {
     let dir = long_videos::folder();
-    let clip =
-        LocalClip::load_with(&vit_b32::bench_model(), "vit-b32-random", ImageEngine::Auto).unwrap();
+    let clip = LocalClip::load_with(
+        &vit_b32::bench_model(),
+        "vit-b32-random",
+        ImageRuntime::Auto,
+    )
+    .unwrap();
     let minutes = list("PROGRESSIVE_BENCH_MINUTES", "1,10,60");
     let full = list("PROGRESSIVE_BENCH_FULL", "1");
     println!(

@@ -21,7 +21,7 @@ mod synthetic;
 #[path = "shared/timing.rs"]
 mod timing;
 
-use server::search::{cosine_rows, top_k};
+use engine::search::{cosine_rows, top_k};
 use timing::sorted_ms;
 
 const FPS: u64 = 30;

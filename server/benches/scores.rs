@@ -9,7 +9,7 @@ mod synthetic;
 #[path = "shared/timing.rs"]
 mod timing;
 
-use server::search::{cosine_rows, cosine_rows_naive, top_k};
+use engine::search::{cosine_rows, cosine_rows_naive, top_k};
 use timing::sorted_ms;
 
 const FRAMES: u64 = 108_000;

@@ -17,11 +17,11 @@ mod vit_b32;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use server::cache::EmbeddingFile;
-use server::config::{ImageEngine, Settings};
-use server::embed::local::LocalClip;
-use server::embed::Embedder;
-use server::index::{index_video, IndexOptions, Progress, VideoToIndex};
+use engine::embed::local::LocalClip;
+use engine::embed::Embedder;
+use engine::indexing::{index_video, IndexOptions, Progress, VideoToIndex};
+use store::cache::EmbeddingFile;
+use store::config::{ImageRuntime, Settings};
 
 const THRESHOLDS: [f32; 3] = [4.0, 2.0, 1.0];
 
@@ -64,7 +64,7 @@ fn index(video: &VideoToIndex, clip: &LocalClip, skip: Option<f32>) -> Run {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let folder = vit_b32::bench_model();
-    let clip = LocalClip::load_with(&folder, "bench", ImageEngine::Auto).unwrap();
+    let clip = LocalClip::load_with(&folder, "bench", ImageRuntime::Auto).unwrap();
     let prompts = Settings::load(&root.join("config.yaml")).unwrap().prompts;
     let texts = clip.embed_texts(&prompts).unwrap();
     let dimension = clip.identity().dimension;
@@ -77,7 +77,7 @@ fn main() {
     println!(
         "Skipping similar frames: model {} ({} image engine), {} prompts from config.yaml",
         folder.file_name().unwrap_or_default().to_string_lossy(),
-        clip.image_engine(),
+        clip.image_runtime(),
         prompts.len()
     );
     println!();

@@ -20,9 +20,9 @@ mod timing;
 
 use std::time::Instant;
 
+use engine::video::{encode_jpeg, Decoder, FrameIndex};
 use opencv::core::Mat;
-use server::testvideo::{ffmpeg_patterns, read_pattern};
-use server::video::{encode_jpeg, Decoder, FrameIndex};
+use testvideo::{ffmpeg_patterns, read_pattern};
 use timing::{percentile, sorted_ms};
 
 const SEEKS: usize = 60;

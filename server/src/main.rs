@@ -11,8 +11,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(message) = run(Cli::parse()) {
-        eprintln!("error: {message}");
+    if let Err(error) = run(Cli::parse()) {
+        // The whole chain, outermost first: what failed, on which file, and why.
+        eprintln!("error: {error:#}");
         std::process::exit(1);
     }
 }

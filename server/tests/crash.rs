@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{http, video, Rng};
-use server::cache::EmbeddingFile;
+use store::cache::EmbeddingFile;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
 const KILLS: usize = 20;
@@ -73,9 +73,9 @@ fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
         }
         if name.ends_with(".frames") {
             // The video's frame index, written once when the server opened the video.
-            let index = server::cache::read_versioned::<server::video::FrameIndex>(
+            let index = store::cache::read_versioned::<engine::video::FrameIndex>(
                 &path,
-                server::video::INDEX_VERSION,
+                engine::video::INDEX_VERSION,
             );
             assert!(matches!(index, Ok(Some(_))), "{name} unreadable: {index:?}");
             continue;

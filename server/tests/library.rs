@@ -54,7 +54,7 @@ fn fixture(max_upload_mb: u64) -> Fixture {
 }
 
 impl Fixture {
-    fn library(&self) -> app::types::Library {
+    fn library(&self) -> investigator_core::types::Library {
         let r = self.server.form("/api/library", "");
         assert_eq!(r.status, 200, "{}", r.text());
         serde_json::from_slice(&r.body).unwrap()
@@ -145,7 +145,10 @@ fn the_library_lists_its_videos_and_opens_each_by_id() {
         "{broken:?}"
     );
     for video in &library.videos {
-        assert!(app::types::is_valid_video_id(&video.id), "{video:?}");
+        assert!(
+            investigator_core::types::is_valid_video_id(&video.id),
+            "{video:?}"
+        );
     }
 
     // Opening by id: its metadata and its exact frames, one decoder per (video, viewer).
@@ -199,10 +202,11 @@ fn the_library_lists_its_videos_and_opens_each_by_id() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(saw_waiting, "a second video waited for its turn");
-    let indexed: Vec<app::types::Indexed> = f.library().videos.iter().map(|v| v.indexed).collect();
+    let indexed: Vec<investigator_core::types::Indexed> =
+        f.library().videos.iter().map(|v| v.indexed).collect();
     assert_eq!(
         indexed[..3],
-        [app::types::Indexed::Yes; 3],
+        [investigator_core::types::Indexed::Yes; 3],
         "the list shows the finished indexes"
     );
 
@@ -220,7 +224,7 @@ fn the_library_lists_its_videos_and_opens_each_by_id() {
     let started = Instant::now();
     loop {
         let r = again.form("/api/library", "");
-        let listed: app::types::Library = serde_json::from_slice(&r.body).unwrap();
+        let listed: investigator_core::types::Library = serde_json::from_slice(&r.body).unwrap();
         let states: Vec<_> = listed
             .videos
             .iter()
@@ -228,7 +232,7 @@ fn the_library_lists_its_videos_and_opens_each_by_id() {
             .collect();
         if states[1..3]
             .iter()
-            .all(|(_, i)| *i == app::types::Indexed::Yes)
+            .all(|(_, i)| *i == investigator_core::types::Indexed::Yes)
         {
             break;
         }
@@ -257,8 +261,8 @@ fn no_request_reaches_a_file_outside_the_library() {
         // Well-formed ids of files the library does not list.
         id_of(&outside_video),
         id_of(&f.library.join("escape.mp4")),
-        server::library::video_id(&f.library.join("escape.mp4")),
-        server::library::video_id(&f.library.join("relative.mp4")),
+        engine::library::video_id(&f.library.join("escape.mp4")),
+        engine::library::video_id(&f.library.join("relative.mp4")),
         id_of(&f.library.join(".hidden.webm")),
         id_of(&f.library.join("notes.txt")),
         id_of(&f.outside.join("secret.txt")),
@@ -402,7 +406,7 @@ fn uploads_are_streamed_to_disk_checked_and_limited() {
     // A good video is listed under its name and opens.
     let r = f.upload("new%20clip.webm", &clip, &[]);
     assert_eq!(r.status, 201, "{}", r.text());
-    let uploaded: app::types::Uploaded = serde_json::from_slice(&r.body).unwrap();
+    let uploaded: investigator_core::types::Uploaded = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(uploaded.name, "new clip.webm");
     assert_eq!(f.id("new clip.webm"), uploaded.id);
     assert_eq!(
@@ -539,7 +543,7 @@ fn three_models_index_one_video_into_three_cache_files_and_switching_back_embeds
     );
     let dir_path = dir.path().to_path_buf();
     let server = Served::start_in(dir, &config, &[]);
-    let models: Vec<app::types::ModelChoice> =
+    let models: Vec<investigator_core::types::ModelChoice> =
         serde_json::from_slice(&server.form("/api/models", "").body).unwrap();
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, THREE_MODELS, "the config's order, the default first");
@@ -566,7 +570,7 @@ fn three_models_index_one_video_into_three_cache_files_and_switching_back_embeds
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let scores = |server: &Served, model: &str| -> app::types::ScoreSeries {
+    let scores = |server: &Served, model: &str| -> investigator_core::types::ScoreSeries {
         let body =
             serde_json::json!({ "video": video_id, "model": model, "prompts": ["wall", "grass"] });
         let r = server.post(

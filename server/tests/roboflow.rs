@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::embed::roboflow::{RoboflowEmbedder, RoboflowSettings};
+use engine::embed::{EmbedError, Embedder};
 use serde_json::Value;
-use server::embed::roboflow::{RoboflowEmbedder, RoboflowSettings};
-use server::embed::{EmbedError, Embedder};
 
 const KEY: &str = "secret-test-key-123";
 const DIM: usize = 512;
@@ -173,7 +173,7 @@ fn texts_and_images_are_embedded_in_batches_with_the_protocol_of_the_old_app() {
     );
     assert_unit_vectors(&embedder.embed_texts(&texts(&["one"])).unwrap(), 1);
 
-    let mut decoder = server::video::Decoder::open(&common::video("h264_gop250.mp4")).unwrap();
+    let mut decoder = engine::video::Decoder::open(&common::video("h264_gop250.mp4")).unwrap();
     let frames = vec![decoder.frame(3).unwrap(), decoder.frame(4).unwrap()];
     assert_unit_vectors(&embedder.embed_images(&frames).unwrap(), 2);
 
@@ -199,9 +199,9 @@ fn texts_and_images_are_embedded_in_batches_with_the_protocol_of_the_old_app() {
     let jpeg = base64::engine::general_purpose::STANDARD
         .decode(images[1]["value"].as_str().unwrap())
         .unwrap();
-    let image = server::video::decode_image(&jpeg).unwrap();
+    let image = engine::video::decode_image(&jpeg).unwrap();
     assert_eq!(
-        server::testvideo::read_pattern(&image).unwrap(),
+        testvideo::read_pattern(&image).unwrap(),
         4,
         "the frame sent is the frame asked for"
     );
@@ -304,16 +304,17 @@ fn a_video_indexes_through_the_inference_server_in_batches_and_resumes() {
     let server = FakeServer::start(Behaviour::Correct);
     let embedder = server.embedder();
     let cache = tempfile::tempdir().unwrap();
-    let options = server::index::IndexOptions {
+    let options = engine::indexing::IndexOptions {
         sample_fps: Some(3.0),
         batch_size: 8,
-        ..server::index::IndexOptions::new(cache.path().to_path_buf())
+        ..engine::indexing::IndexOptions::new(cache.path().to_path_buf())
     };
-    let video = server::index::VideoToIndex::open(&common::video("h264_gop250.mp4"), None).unwrap();
-    let progress = server::index::Progress::default();
+    let video =
+        engine::indexing::VideoToIndex::open(&common::video("h264_gop250.mp4"), None).unwrap();
+    let progress = engine::indexing::Progress::default();
     let cancel = std::sync::atomic::AtomicBool::new(false);
     let report =
-        server::index::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
+        engine::indexing::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
     assert_eq!((report.planned, report.embedded), (30, 30));
     let images: Vec<usize> = server
         .requests
@@ -329,7 +330,7 @@ fn a_video_indexes_through_the_inference_server_in_batches_and_resumes() {
         "frames go in batches of batch_size"
     );
     let again =
-        server::index::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
+        engine::indexing::index_video(&video, &embedder, &options, &progress, &cancel).unwrap();
     assert_eq!((again.resumed, again.embedded), (30, 0));
 }
 
@@ -338,16 +339,16 @@ fn an_inference_server_that_keeps_failing_stops_indexing_with_its_reason() {
     let server = FakeServer::start(Behaviour::FailFirst(usize::MAX));
     let embedder = server.embedder();
     let cache = tempfile::tempdir().unwrap();
-    let options = server::index::IndexOptions {
+    let options = engine::indexing::IndexOptions {
         sample_fps: Some(1.0),
-        ..server::index::IndexOptions::new(cache.path().to_path_buf())
+        ..engine::indexing::IndexOptions::new(cache.path().to_path_buf())
     };
-    let video = server::index::VideoToIndex::open(&common::video("mpeg2.mkv"), None).unwrap();
-    let error = server::index::index_video(
+    let video = engine::indexing::VideoToIndex::open(&common::video("mpeg2.mkv"), None).unwrap();
+    let error = engine::indexing::index_video(
         &video,
         &embedder,
         &options,
-        &server::index::Progress::default(),
+        &engine::indexing::Progress::default(),
         &std::sync::atomic::AtomicBool::new(false),
     )
     .unwrap_err()

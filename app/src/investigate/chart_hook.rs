@@ -9,7 +9,7 @@ use plotters::coord::CoordTranslate;
 use wasm_bindgen::prelude::*;
 
 use crate::browser;
-use crate::chart::Curve;
+use investigator_core::chart::Curve;
 
 /// Installs `window.clipChart` for the chart on `canvas`.
 pub fn install_test_hook(
@@ -63,7 +63,7 @@ pub fn install_test_hook(
             let curves: Vec<Curve> = (0..prompts.max(1.0) as usize)
                 .map(|p| Curve {
                     prompt: format!("prompt {p}"),
-                    color: crate::chart::color(p),
+                    color: investigator_core::chart::color(p),
                     values: (0..frames)
                         .map(|n| {
                             (0.2 + 0.05 * ((n as f32 / 500.0) + p as f32).sin())

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use super::readout::HoverReadout;
 use super::Investigation;
 use crate::player;
-use crate::types::format_time;
+use investigator_core::types::format_time;
 
 #[component]
 pub fn ChartView(inv: Investigation) -> impl IntoView {
@@ -112,7 +112,7 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
         };
         ev.prevent_default();
         let factor = if ev.delta_y() < 0.0 { 0.8 } else { 1.25 };
-        let next = crate::chart::zoom(visible(), frame as f64, factor, total());
+        let next = investigator_core::chart::zoom(visible(), frame as f64, factor, total());
         x_range.set((next != full_range()).then_some(next));
     };
     let on_dblclick = move |_| x_range.set(None);
@@ -139,7 +139,7 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
         inv.series.with(|s| match s {
             Some(s) if s.refining && s.spacing_frames > 1 => view! {
                 <span id="chart-fineness" class="fineness">
-                    {format!(" · {}, refining…", crate::status::spacing_text(s.spacing_s))}
+                    {format!(" · {}, refining…", investigator_core::status::spacing_text(s.spacing_s))}
                 </span>
             }
             .into_any(),
@@ -255,7 +255,7 @@ mod client {
         let color_of = |prompt: &str| {
             colors
                 .get(prompt)
-                .map_or("#ffffff", |&slot| crate::chart::color(slot))
+                .map_or("#ffffff", |&slot| investigator_core::chart::color(slot))
         };
         let band_color = query
             .all_of

@@ -13,8 +13,8 @@ use leptos::task::spawn_local;
 
 use super::Investigation;
 use crate::api::{get_default_prompts, get_models, get_scores, look_at};
-use crate::types::IndexState;
-use crate::types::{IndexStatus, ScoreSeries};
+use investigator_core::types::IndexState;
+use investigator_core::types::{IndexStatus, ScoreSeries};
 
 /// One model's side of the chart: which model, its index status and its scores.
 #[derive(Clone, Copy)]

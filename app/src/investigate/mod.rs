@@ -9,7 +9,6 @@
 #[cfg(feature = "hydrate")]
 mod chart_hook;
 mod chart_view;
-mod curves;
 mod keys;
 #[cfg(feature = "hydrate")]
 mod loading;
@@ -24,7 +23,6 @@ mod view_controls;
 use leptos::prelude::*;
 
 use self::chart_view::ChartView;
-pub use self::curves::{compared_curves, curves_csv, view_curves};
 use self::keys::{HelpButton, HelpDialog};
 use self::moments_panel::MomentsPanel;
 use self::prompts::PromptList;
@@ -32,9 +30,10 @@ use self::search::SearchPanel;
 use self::share::ShareButtons;
 pub use self::state::Investigation;
 use self::view_controls::ViewControls;
-use crate::moments::MomentQuery;
 use crate::player::PlayerState;
 use crate::status::IndexStatusLine;
+pub use investigator_core::curves::{compared_curves, curves_csv, view_curves};
+use investigator_core::moments::MomentQuery;
 
 /// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, `m`, the
 /// moment query (JSON), `model`, `compare` (a second model) and `diff` (A − B view).
@@ -74,7 +73,7 @@ impl ViewParams {
                 ps.into_iter()
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty())
-                    .take(crate::api::MAX_PROMPTS)
+                    .take(investigator_core::requests::MAX_PROMPTS)
                     .collect::<Vec<_>>()
             })
             .filter(|ps| !ps.is_empty());
@@ -100,7 +99,7 @@ impl ViewParams {
     ) -> Self {
         let id = |m: Option<&str>| {
             m.map(str::trim)
-                .filter(|m| crate::types::is_valid_model_id(m))
+                .filter(|m| investigator_core::types::is_valid_model_id(m))
                 .map(str::to_string)
         };
         let model = id(model);

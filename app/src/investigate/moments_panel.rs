@@ -10,11 +10,11 @@
 use leptos::prelude::*;
 
 use super::Investigation;
-use crate::moments::{
+use crate::player;
+use investigator_core::moments::{
     Condition, MomentQuery, Threshold, DEFAULT_GAP_S, DEFAULT_MIN_LEN_S, DEFAULT_SNAP_S,
 };
-use crate::player;
-use crate::types::format_time;
+use investigator_core::types::format_time;
 
 #[component]
 pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
@@ -25,7 +25,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         moments,
         selection,
         playing_span,
-        clip_note,
+        excerpt_note,
         ..
     } = inv;
     // The form starts from the share link's query, else the first prompt with the defaults.
@@ -147,7 +147,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
     };
     let download = move |from: u64, to: u64| {
         #[cfg(feature = "hydrate")]
-        client::download_clip(inv, from, to);
+        client::download_excerpt(inv, from, to);
         #[cfg(not(feature = "hydrate"))]
         let _ = (from, to);
     };
@@ -231,7 +231,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
             {summary}
             <ol id="moments" class="results">{list}</ol>
             {picked}
-            {move || clip_note.get().map(|n| view! { <p id="clip-note" class="note">{n}</p> })}
+            {move || excerpt_note.get().map(|n| view! { <p id="clip-note" class="note">{n}</p> })}
         </div>
     }
 }
@@ -245,9 +245,10 @@ mod client {
     use wasm_bindgen::JsCast;
 
     use super::Investigation;
-    use crate::api::{get_frame, CLIP_PROGRESS_URL, CLIP_URL};
+    use crate::api::get_frame;
     use crate::browser;
     use crate::player;
+    use investigator_core::routes::{EXCERPT_PROGRESS_URL, EXCERPT_URL};
 
     /// Stops a played moment at its end, keeps the share link's `m` on the query, and loads
     /// the peak thumbnails of new moments.
@@ -301,8 +302,8 @@ mod client {
 
     /// Asks the server for frames `from..=to` as an MP4 and saves it under the name the server
     /// gives, showing the encoder's progress meanwhile.
-    pub fn download_clip(inv: Investigation, from: u64, to: u64) {
-        let note = inv.clip_note;
+    pub fn download_excerpt(inv: Investigation, from: u64, to: u64) {
+        let note = inv.excerpt_note;
         if note
             .get_untracked()
             .is_some_and(|n| n.starts_with("encoding"))
@@ -310,7 +311,7 @@ mod client {
             return; // one export at a time
         }
         let video = inv.player.info.with_untracked(|i| i.id.clone());
-        let viewer = clip_viewer();
+        let viewer = excerpt_viewer();
         note.set(Some(format!("encoding frames {from}–{to}…")));
         let finished = RwSignal::new(false);
         // Progress: asked every half second until the export ends.
@@ -319,7 +320,7 @@ mod client {
             spawn_local(async move {
                 while !finished.get_untracked() {
                     browser::sleep_ms(500).await;
-                    let url = format!("{CLIP_PROGRESS_URL}?viewer={viewer}");
+                    let url = format!("{EXCERPT_PROGRESS_URL}?viewer={viewer}");
                     if let Ok(value) = browser::fetch_json(&url).await {
                         let done = value["done"].as_u64().unwrap_or(0);
                         let total = value["total"].as_u64().unwrap_or(0);
@@ -332,10 +333,10 @@ mod client {
         }
         spawn_local(async move {
             let url = format!(
-                "{CLIP_URL}?video={}&viewer={viewer}&from={from}&to={to}",
+                "{EXCERPT_URL}?video={}&viewer={viewer}&from={from}&to={to}",
                 String::from(js_sys::encode_uri_component(&video))
             );
-            let outcome = save_clip(&url).await;
+            let outcome = save_excerpt(&url).await;
             finished.set(true);
             note.set(Some(match outcome {
                 Ok(name) => format!("saved {name}"),
@@ -345,14 +346,14 @@ mod client {
     }
 
     /// This tab's id for its clip exports (one at a time per id on the server).
-    fn clip_viewer() -> String {
+    fn excerpt_viewer() -> String {
         thread_local! {
             static VIEWER: String = browser::random_viewer_id();
         }
         VIEWER.with(Clone::clone)
     }
 
-    async fn save_clip(url: &str) -> Result<String, String> {
+    async fn save_excerpt(url: &str) -> Result<String, String> {
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
         let promise = window().fetch_with_str_and_init(url, &init);

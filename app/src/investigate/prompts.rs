@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use leptos::prelude::*;
 
 use super::Investigation;
-use crate::chart::color;
+use investigator_core::chart::color;
 
 #[component]
 pub fn PromptList(inv: Investigation) -> impl IntoView {

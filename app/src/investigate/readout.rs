@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 
 use super::Investigation;
-use crate::types::format_time;
+use investigator_core::types::format_time;
 
 #[component]
 pub fn HoverReadout(inv: Investigation) -> impl IntoView {

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use super::Investigation;
 use crate::player;
-use crate::types::format_time;
+use investigator_core::types::format_time;
 
 #[component]
 pub fn SearchPanel(inv: Investigation) -> impl IntoView {
@@ -103,10 +103,12 @@ mod client {
         error.set(None);
         spawn_local(async move {
             let image = match file {
-                Some(file) if file.size() > crate::api::MAX_SEARCH_IMAGE_BYTES as f64 => {
+                Some(file)
+                    if file.size() > investigator_core::requests::MAX_SEARCH_IMAGE_BYTES as f64 =>
+                {
                     error.set(Some(format!(
                         "the image is larger than {} MB",
-                        crate::api::MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)
+                        investigator_core::requests::MAX_SEARCH_IMAGE_BYTES / (1024 * 1024)
                     )));
                     busy.set(false);
                     return;

@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet};
 use leptos::prelude::*;
 
 use super::{compared_curves, view_curves, ViewParams};
-use crate::chart::{assign_colors, Curve};
-use crate::moments::{find_moments, MomentQuery, Moments};
 use crate::player::PlayerState;
-use crate::types::{IndexStatus, ModelChoice, ScoreSeries, SearchHit};
+use investigator_core::chart::{assign_colors, Curve};
+use investigator_core::moments::{find_moments, MomentQuery, Moments};
+use investigator_core::types::{IndexStatus, ModelChoice, ScoreSeries, SearchHit};
 
 /// Everything the panel's components read or change; cheap to copy into event handlers.
 #[derive(Clone, Copy)]
@@ -73,7 +73,7 @@ pub struct Investigation {
     /// A moment being played: playback stops at its last frame.
     pub playing_span: RwSignal<Option<(u64, u64)>>,
     /// The clip export, as the user should read it ("encoding 40 of 120 frames", an error).
-    pub clip_note: RwSignal<Option<String>>,
+    pub excerpt_note: RwSignal<Option<String>>,
 }
 
 impl Investigation {
@@ -165,7 +165,7 @@ impl Investigation {
             moments,
             selection: RwSignal::new(None),
             playing_span: RwSignal::new(None),
-            clip_note: RwSignal::new(None),
+            excerpt_note: RwSignal::new(None),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Synthetic embeddings for the answer-time benches: random unit vectors, one per frame.
 
-use server::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
+use store::cache::{CacheHeader, EmbeddingFile, ModelKey, VideoFingerprint, FORMAT_VERSION};
 
 /// A random unit vector of `dim` values from a linear congruential sequence.
 pub fn unit(seed: &mut u64, dim: usize) -> Vec<f32> {
@@ -12,7 +12,7 @@ pub fn unit(seed: &mut u64, dim: usize) -> Vec<f32> {
             ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect();
-    server::embed::l2_normalize(&mut v);
+    engine::embed::l2_normalize(&mut v);
     v
 }
 

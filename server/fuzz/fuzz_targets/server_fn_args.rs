@@ -3,11 +3,9 @@
 //! Refused or accepted, never a panic.
 #![no_main]
 
-use app::api::{
-    check_look_span, check_prompts, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt,
-    SearchFrames,
-};
-use app::types::{is_valid_model_id, is_valid_video_id, is_valid_viewer_id};
+use app::api::{GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt, SearchFrames};
+use investigator_core::requests::{check_look_span, check_prompts};
+use investigator_core::types::{is_valid_model_id, is_valid_video_id, is_valid_viewer_id};
 use libfuzzer_sys::fuzz_target;
 
 /// server_fn's form decoder: `serde_qs::Config::new(5, false)` (server_fn 0.8, codec/url.rs).

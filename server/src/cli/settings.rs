@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::config::Settings;
+use anyhow::bail;
+use store::config::Settings;
 
 use super::args::{ConfigOnly, ModelArgs, ServeArgs};
 
@@ -13,18 +14,18 @@ pub trait SettingsArgs {
     /// The config file named (or the default `config.yaml`).
     fn config(&self) -> &Path;
     /// Applies the flags, which win over the file and the environment.
-    fn apply(&self, _settings: &mut Settings) -> Result<(), String> {
+    fn apply(&self, _settings: &mut Settings) -> anyhow::Result<()> {
         Ok(())
     }
 }
 
 /// Settings from the config file, the environment and the flags, in that order.
-pub fn resolve(args: &impl SettingsArgs) -> Result<Settings, String> {
+pub fn resolve(args: &impl SettingsArgs) -> anyhow::Result<Settings> {
     let config = args.config();
     let mut settings = if !config.exists() && config == Path::new("config.yaml") {
         Settings::default()
     } else {
-        Settings::load(config).map_err(|e| e.to_string())?
+        Settings::load(config)?
     };
     settings.apply_env()?;
     args.apply(&mut settings)?;
@@ -50,7 +51,7 @@ impl SettingsArgs for ServeArgs {
     fn config(&self) -> &Path {
         &self.config
     }
-    fn apply(&self, settings: &mut Settings) -> Result<(), String> {
+    fn apply(&self, settings: &mut Settings) -> anyhow::Result<()> {
         if let Some(addr) = self.addr {
             settings.address = addr;
         }
@@ -62,27 +63,21 @@ impl SettingsArgs for ModelArgs {
     fn config(&self) -> &Path {
         &self.config
     }
-    fn apply(&self, settings: &mut Settings) -> Result<(), String> {
+    fn apply(&self, settings: &mut Settings) -> anyhow::Result<()> {
         match self.model.as_slice() {
             [] => {}
             [model] => settings.set_model(model.clone()),
-            _ => {
-                return Err(
-                    "only `scores` compares several models; give this command one --model".into(),
-                )
-            }
+            _ => bail!("only `scores` compares several models; give this command one --model"),
         }
         if let Some(backend) = self.backend {
             settings.backend = backend;
         }
-        if let Some(engine) = self.image_engine {
-            settings.image_engine = engine;
+        if let Some(runtime) = self.image_runtime {
+            settings.image_runtime = runtime;
         }
         if let Some(levels) = self.skip_similar {
             if !(levels.is_finite() && levels >= 0.0) {
-                return Err(format!(
-                    "--skip-similar must be a number of grey levels >= 0, not {levels}"
-                ));
+                bail!("--skip-similar must be a number of grey levels >= 0, not {levels}");
             }
             settings.skip_similar = Some(levels);
         }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use app::backend::{BoxFuture, VideoBackend};
 use app::error::ApiError;
-use app::types::{FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo};
+use investigator_core::types::{
+    FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
+};
 
-use crate::index::IndexService;
-use crate::library::{Library, LibraryError, Session};
-use crate::search::{self, SearchError};
-use crate::video::VideoError;
+use engine::indexing::IndexService;
+use engine::library::{Library, LibraryError, Session};
+use engine::search::{self, SearchError};
+use engine::video::VideoError;
 
 /// The library as the app's server functions see it.
 pub struct LibraryBackend {
@@ -73,17 +75,17 @@ fn video_error(error: VideoError) -> ApiError {
 /// No model yet is "unavailable"; an image that is not one is the request's fault.
 fn search_error(error: SearchError) -> ApiError {
     match error {
-        SearchError::NotReady(message) => ApiError::Unavailable(message),
+        SearchError::NotReady(not_ready) => ApiError::Unavailable(not_ready.0),
         SearchError::NotAnImage => ApiError::BadArgument(error.to_string()),
-        SearchError::Embed(message) => ApiError::Internal(message),
+        SearchError::Embed(error) => ApiError::Internal(error.to_string()),
     }
 }
 
 impl VideoBackend for LibraryBackend {
-    fn library(&self) -> BoxFuture<Result<app::types::Library, ApiError>> {
+    fn library(&self) -> BoxFuture<Result<investigator_core::types::Library, ApiError>> {
         let library = Arc::clone(&self.library);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || app::types::Library {
+            tokio::task::spawn_blocking(move || investigator_core::types::Library {
                 videos: library.list(),
                 max_upload_bytes: library.upload_target().map(|(_, limit)| limit),
             })

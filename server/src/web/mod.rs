@@ -1,8 +1,8 @@
 //! The web front: Leptos pages and server functions over axum (`backend` puts the library behind
-//! them), the request guard in front, and streamed uploads beside them.
+//! them), the request guard in front, and streamed uploads and excerpt downloads beside them.
 
 pub mod backend;
-pub mod clip;
+pub mod excerpt;
 pub mod guard;
 pub mod upload;
 
@@ -16,8 +16,8 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
-use crate::library::Library;
 use backend::LibraryBackend;
+use engine::library::Library;
 use guard::Guard;
 
 /// Where cargo-leptos put the WASM, JS and CSS: `LEPTOS_SITE_ROOT`, else `target/site`.
@@ -40,17 +40,19 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
         prompts,
     }));
     let routes = generate_route_list(App);
-    let exports = clip::Exports::default();
-    let clip_library = Arc::clone(&library);
-    let clip_exports = exports.clone();
+    let exports = excerpt::Exports::default();
+    let excerpt_library = Arc::clone(&library);
+    let excerpt_exports = exports.clone();
     Router::new()
         .route(
-            clip::CLIP_PATH,
-            axum::routing::post(move |query| clip::clip(clip_library, clip_exports, query)),
+            excerpt::EXCERPT_PATH,
+            axum::routing::post(move |query| {
+                excerpt::export(excerpt_library, excerpt_exports, query)
+            }),
         )
         .route(
-            clip::CLIP_PROGRESS_PATH,
-            axum::routing::get(move |query| clip::progress(exports, query)),
+            excerpt::EXCERPT_PROGRESS_PATH,
+            axum::routing::get(move |query| excerpt::progress(exports, query)),
         )
         .route(
             upload::UPLOAD_PATH,
@@ -69,13 +71,25 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
         .with_state(options)
 }
 
+/// Why the server stopped, or never started.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {error}. Is another server running there? Pick another with --addr.")]
+    Listen {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Serves until Ctrl-C; `guard` decides which requests reach the app.
 pub async fn serve(
     library: Arc<Library>,
     prompts: Vec<String>,
     addr: SocketAddr,
     guard: Guard,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     if !addr.ip().is_loopback() {
         tracing::warn!(
             "listening on {addr}, which is not a loopback address: anyone who can reach it can use this server{}",
@@ -92,16 +106,16 @@ pub async fn serve(
     }
     // Search uploads an image (postcard writes bytes of 128 and over in two bytes, so twice
     // its limit); everything else is small.
-    let body_limit = 2 * app::api::MAX_SEARCH_IMAGE_BYTES + 64 * 1024;
+    let body_limit = 2 * investigator_core::requests::MAX_SEARCH_IMAGE_BYTES + 64 * 1024;
     let mut guard = guard.with_max_body(body_limit as u64);
     if let Some((folder, max_upload)) = library.upload_target() {
         upload::remove_abandoned_uploads(folder);
         guard = guard.with_max_upload(upload::UPLOAD_PATH, max_upload);
     }
-    clip::remove_abandoned_clips(&library.clip_target().0);
+    excerpt::remove_abandoned_excerpts(&library.excerpt_target().0);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}. Is another server running there? Pick another with --addr."))?;
+        .map_err(|error| ServeError::Listen { addr, error })?;
     println!("CLIP Video Investigator: open http://{addr}");
     axum::serve(
         listener,
@@ -114,5 +128,5 @@ pub async fn serve(
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
-    .map_err(|e| format!("server error: {e}"))
+    .map_err(ServeError::Serve)
 }

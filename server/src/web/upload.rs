@@ -14,9 +14,9 @@ use axum::Json;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::library::{check_upload_name, video_id, Library};
+use engine::library::{check_upload_name, video_id, Library};
 
-pub const UPLOAD_PATH: &str = app::api::UPLOAD_URL;
+pub const UPLOAD_PATH: &str = investigator_core::routes::UPLOAD_URL;
 
 /// Prefix of upload temporaries: hidden, so the library never lists them.
 const TEMPORARY_PREFIX: &str = ".upload-";
@@ -51,8 +51,8 @@ pub async fn upload(library: Arc<Library>, query: Query<UploadQuery>, body: Body
         );
     };
     let name = query.0.name;
-    if let Err(message) = check_upload_name(&name) {
-        return refuse(StatusCode::BAD_REQUEST, message);
+    if let Err(refused) = check_upload_name(&name) {
+        return refuse(StatusCode::BAD_REQUEST, refused.to_string());
     }
     let target = folder.join(&name);
     if target.symlink_metadata().is_ok() {
@@ -131,9 +131,10 @@ pub async fn upload(library: Arc<Library>, query: Query<UploadQuery>, body: Body
         return refuse(StatusCode::BAD_REQUEST, "the upload is empty (0 bytes)");
     }
     let checked = temporary.clone();
-    let decodes = tokio::task::spawn_blocking(move || check_decodes(&checked))
-        .await
-        .unwrap_or_else(|e| Err(format!("checking the video failed: {e}")));
+    let decodes =
+        tokio::task::spawn_blocking(move || check_decodes(&checked).map_err(|e| e.public()))
+            .await
+            .unwrap_or_else(|e| Err(format!("checking the video failed: {e}")));
     if let Err(message) = decodes {
         // The messages name the temporary file; the user knows the file by its own name.
         let temporary_name = temporary
@@ -176,14 +177,17 @@ pub async fn upload(library: Arc<Library>, query: Query<UploadQuery>, body: Body
         .map(|p| video_id(&p))
         .unwrap_or_else(|_| video_id(&target));
     tracing::info!(video = %name, bytes = received, "uploaded");
-    (StatusCode::CREATED, Json(app::types::Uploaded { id, name })).into_response()
+    (
+        StatusCode::CREATED,
+        Json(investigator_core::types::Uploaded { id, name }),
+    )
+        .into_response()
 }
 
-/// The video opens and its first frame decodes.
-fn check_decodes(path: &Path) -> Result<(), String> {
-    let public = |e: crate::video::VideoError| e.public();
-    let mut decoder = crate::video::Decoder::open(path).map_err(public)?;
-    decoder.frame(0).map_err(public)?;
+/// The video opens and its first frame decodes (`VideoError::public` says why not).
+fn check_decodes(path: &Path) -> Result<(), engine::video::VideoError> {
+    let mut decoder = engine::video::Decoder::open(path)?;
+    decoder.frame(0)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use server::testvideo::{self, Codec, Derive, Spec};
+use testvideo::{self, Codec, Derive, Spec};
 
 pub const FRAMES: u64 = 300;
 
@@ -170,6 +170,48 @@ pub fn corpus() -> Vec<(&'static str, Origin)> {
         ),
         ("hevc.mp4", Written(small(Codec::Hevc, 150))),
         ("hevc_10bit.mp4", Written(small(Codec::Hevc10, 150))),
+        // Odd height: swscale converts yuv420p to bgr24 (ours) and to rgb24 (what ffmpeg's PNG
+        // output uses) by different code there; `pixels.rs` checks ours against bgr24.
+        (
+            "mpeg2_405.mkv",
+            Written(Spec {
+                width: 720,
+                height: 405,
+                fps: 25,
+                keyframe_interval: 12,
+                ..Spec::new(Codec::Mpeg2, 60)
+            }),
+        ),
+        (
+            "program_stream_405.mpg",
+            Derived(
+                "mpeg2_405.mkv",
+                Derive::Remux {
+                    format: "vob",
+                    offset_s: 0.0,
+                },
+            ),
+        ),
+        (
+            "mpeg2_406.mkv",
+            Written(Spec {
+                width: 720,
+                height: 406,
+                fps: 25,
+                keyframe_interval: 12,
+                ..Spec::new(Codec::Mpeg2, 60)
+            }),
+        ),
+        (
+            "program_stream_406.mpg",
+            Derived(
+                "mpeg2_406.mkv",
+                Derive::Remux {
+                    format: "vob",
+                    offset_s: 0.0,
+                },
+            ),
+        ),
         (
             "mjpeg_29.97.avi",
             Written(Spec {
@@ -390,7 +432,7 @@ pub fn wait_until_listening(addr: SocketAddr) {
 
 /// The library id the server gives the video at `path` (its `video_path`, or a library file).
 pub fn id_of(path: &std::path::Path) -> String {
-    server::library::video_id(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+    engine::library::video_id(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// Where a spawned server's output goes.

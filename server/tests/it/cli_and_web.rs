@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::{http, video, FRAMES};
-use server::testvideo::read_pattern;
+use testvideo::read_pattern;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
 
@@ -56,7 +56,7 @@ fn frame_writes_the_exact_frame_at_full_resolution() {
         out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let image = server::video::decode_image(&std::fs::read(&out).unwrap()).unwrap();
+    let image = engine::video::decode_image(&std::fs::read(&out).unwrap()).unwrap();
     use opencv::prelude::MatTraitConst;
     assert_eq!((image.cols(), image.rows()), (1280, 720));
     assert_eq!(read_pattern(&image).unwrap(), 123);
@@ -223,7 +223,7 @@ fn serve_renders_the_page_and_serves_exact_frames() {
         let (frame, jpeg) = crate::common::decode_frame_payload(&response.body);
         assert_eq!(frame, n);
         assert_eq!(
-            read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap(),
+            read_pattern(&engine::video::decode_image(&jpeg).unwrap()).unwrap(),
             n
         );
     }
@@ -311,7 +311,10 @@ fn index_status(server: &Server) -> serde_json::Value {
     serde_json::from_slice(&response.body).unwrap()
 }
 
-fn scores(server: &Server, prompts: &[&str]) -> Result<app::types::ScoreSeries, String> {
+fn scores(
+    server: &Server,
+    prompts: &[&str],
+) -> Result<investigator_core::types::ScoreSeries, String> {
     let body = serde_json::json!({ "video": server.video, "prompts": prompts }).to_string();
     let response = http(
         server.addr,
@@ -342,7 +345,7 @@ fn search(
     text: Option<String>,
     image: Option<Vec<u8>>,
     top: usize,
-) -> Result<Vec<app::types::SearchHit>, String> {
+) -> Result<Vec<investigator_core::types::SearchHit>, String> {
     let body = postcard::to_stdvec(&SearchArgs {
         video: server.video.clone(),
         model: None,
@@ -438,8 +441,8 @@ fn serve_indexes_the_video_in_the_background_and_answers_scores() {
     assert!(scores(&server, &[&long]).unwrap().prompts[0].truncated);
 
     // Search by an uploaded image finds that frame; a file that is not an image is refused.
-    let mut decoder = server::video::Decoder::open(&video_path).unwrap();
-    let still = server::video::encode_jpeg(&decoder.frame(200).unwrap(), 0, 95).unwrap();
+    let mut decoder = engine::video::Decoder::open(&video_path).unwrap();
+    let still = engine::video::encode_jpeg(&decoder.frame(200).unwrap(), 0, 95).unwrap();
     let hits = search(&server, None, Some(still), 5).unwrap();
     assert_eq!(hits.len(), 5);
     assert_eq!(hits[0].frame, 200);

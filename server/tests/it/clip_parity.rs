@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::embed::Embedder;
+use engine::embed::local::LocalClip;
+use engine::embed::Embedder;
+use store::config::ImageRuntime;
 
 /// Each fixture and the activation its config.json names.
 const FIXTURES: [(&str, &str); 2] = [("tiny-clip", "quick_gelu"), ("tiny-clip-gelu", "gelu")];
@@ -44,17 +44,17 @@ pub(crate) fn floats(value: &serde_json::Value) -> Vec<f32> {
         .collect()
 }
 
-pub(crate) const ENGINES: [ImageEngine; 2] = [ImageEngine::Candle, ImageEngine::Onnxruntime];
+pub(crate) const ENGINES: [ImageRuntime; 2] = [ImageRuntime::Candle, ImageRuntime::Onnxruntime];
 
 /// A fixture's model with its image tower on `engine` (checked to be that engine).
-pub(crate) fn load(name: &str, engine: ImageEngine) -> LocalClip {
+pub(crate) fn load(name: &str, engine: ImageRuntime) -> LocalClip {
     let clip = LocalClip::load_with(&fixture(name), name, engine)
         .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
     let expected = match engine {
-        ImageEngine::Onnxruntime => "onnxruntime",
+        ImageRuntime::Onnxruntime => "onnxruntime",
         _ => "candle",
     };
-    assert_eq!(clip.image_engine(), expected);
+    assert_eq!(clip.image_runtime(), expected);
     clip
 }
 
@@ -160,7 +160,7 @@ fn preprocessing_and_image_embeddings_match_pytorch() {
     }
 }
 
-fn image_embeddings_match_pytorch(name: &str, engine: ImageEngine) {
+fn image_embeddings_match_pytorch(name: &str, engine: ImageRuntime) {
     let clip = load(name, engine);
     let goldens = goldens(name);
     let mut worst_pixels = 0f32;
@@ -199,7 +199,7 @@ fn cosine_scores_match_pytorch() {
     }
 }
 
-fn cosine_scores_match_pytorch_on(name: &str, engine: ImageEngine) {
+fn cosine_scores_match_pytorch_on(name: &str, engine: ImageRuntime) {
     let clip = load(name, engine);
     let goldens = goldens(name);
     let texts: Vec<String> = goldens["prompts"]

@@ -12,8 +12,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use server::testvideo::{ffmpeg_patterns, read_pattern};
-use server::video::{Decoder, FrameIndex};
+use engine::video::{Decoder, FrameIndex};
+use testvideo::{ffmpeg_patterns, read_pattern};
 
 const BIN: &str = env!("CARGO_BIN_EXE_clip-investigator");
 
@@ -121,6 +121,10 @@ corpus_tests! {
     hevc_8_bit => "hevc.mp4",
     hevc_10_bit => "hevc_10bit.mp4",
     mjpeg_avi_at_29_97 => "mjpeg_29.97.avi",
+    mpeg2_of_odd_height_in_mkv => "mpeg2_405.mkv",
+    mpeg_program_stream_of_odd_height => "program_stream_405.mpg",
+    mpeg2_of_even_height_in_mkv => "mpeg2_406.mkv",
+    mpeg_program_stream_of_even_height => "program_stream_406.mpg",
 }
 
 #[test]
@@ -196,7 +200,7 @@ fn rotated_videos_are_upright_with_width_and_height_swapped() {
         (index.facts.coded_width, index.facts.coded_height),
         (360, 640)
     );
-    let meta = server::video::probe(&path).unwrap();
+    let meta = engine::video::probe(&path).unwrap();
     assert_eq!((meta.width, meta.height), (640, 360));
     let mut decoder = Decoder::with_index(&path, index).unwrap();
     let frame = decoder.frame(77).unwrap();

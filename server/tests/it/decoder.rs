@@ -2,8 +2,8 @@
 //! round trips, and bad input.
 
 use crate::common::{video, Rng, FRAMES};
-use server::testvideo::read_pattern;
-use server::video::{self, Decoder, VideoError};
+use engine::video::{self, Decoder, VideoError};
+use testvideo::read_pattern;
 
 const ALL: [&str; 4] = ["h264_gop250.mp4", "mpeg2.mkv", "vp9.webm", "vfr_h264.mp4"];
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::common::{video, FRAMES};
-use server::frames::{FrameServer, FrameSettings, OpenVideo};
-use server::testvideo::read_pattern;
+use engine::frames::{FrameServer, FrameSettings, OpenVideo};
+use testvideo::read_pattern;
 
 fn settings(max_decoders: usize) -> FrameSettings {
     FrameSettings {
@@ -18,7 +18,7 @@ fn settings(max_decoders: usize) -> FrameSettings {
 
 fn shown(engine: &FrameServer, viewer: &str, frame: u64) -> u64 {
     let jpeg = engine.frame_jpeg_blocking(viewer, frame).unwrap();
-    read_pattern(&server::video::decode_image(&jpeg).unwrap()).unwrap()
+    read_pattern(&engine::video::decode_image(&jpeg).unwrap()).unwrap()
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_missing_video_is_reported_not_fatal() {
         settings(2),
         None,
     );
-    let message = engine.video().err().unwrap();
+    let message = engine.video().err().unwrap().public();
     assert!(
         message.contains("not found") && message.contains("video_path"),
         "{message}"

@@ -11,13 +11,15 @@ mod common;
 
 mod bad_inputs;
 mod cli_and_web;
-mod clip_engine;
 mod clip_parity;
 mod corpus;
 mod decoder;
+mod embedding;
 mod frames;
 mod guard;
 mod moments;
+mod pixels;
 mod preprocess;
 mod progressive;
+mod readme;
 mod siglip_parity;

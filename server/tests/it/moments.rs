@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use app::moments::{find_moments, Condition, MomentQuery, Threshold};
-use server::cache::EmbeddingFile;
-use server::testvideo::{self, Codec, Spec};
+use investigator_core::moments::{find_moments, Condition, MomentQuery, Threshold};
+use store::cache::EmbeddingFile;
+use testvideo::{self, Codec, Spec};
 
-use crate::clip_engine::{stderr, Workspace};
+use crate::embedding::{stderr, Workspace};
 
 /// A pattern video written once per test run.
 fn written(name: &str, spec: &Spec) -> PathBuf {
@@ -164,7 +164,7 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
     let cuts = cut_frames(&ws.run_json(&["cuts", arg, "--sample-fps", "6", "--json"]));
     assert_eq!(cuts, spec.cuts());
     // A cosine threshold at the curve's mean (the tiny model's scores are near it, not near 0).
-    let mean = app::moments::mean_std(&grass).0;
+    let mean = investigator_core::moments::mean_std(&grass).0;
     let at_mean = mean.to_string();
     for (threshold, flag) in [
         (Threshold::Auto { k: 0.5 }, "auto:0.5"),
@@ -205,13 +205,14 @@ fn moments_from_the_cli_are_the_shared_code_on_the_scores_curves() {
             "--snap-cuts",
             "--json",
         ]);
-        let moments: Vec<app::moments::Moment> =
+        let moments: Vec<investigator_core::moments::Moment> =
             serde_json::from_value(answer["moments"].clone()).unwrap();
         // Frames exactly; times and scores to the last bits JSON keeps (serde_json's parser is
         // not exactly round-trip for f64).
         assert_eq!(moments.len(), expected.moments.len(), "{flag}: {answer}");
         for (got, want) in moments.iter().zip(&expected.moments) {
-            let frames = |m: &app::moments::Moment| (m.start_frame, m.end_frame, m.peak_frame);
+            let frames =
+                |m: &investigator_core::moments::Moment| (m.start_frame, m.end_frame, m.peak_frame);
             assert_eq!(frames(got), frames(want), "{flag}");
             for (a, b) in [
                 (got.start_s, want.start_s),

@@ -2,7 +2,7 @@
 //! (fixture: scripts/make_pil_resize_goldens.py).
 
 use base64::Engine as _;
-use server::embed::preprocess::{resize_bicubic, resize_window, RgbImage};
+use engine::embed::preprocess::{resize_bicubic, resize_window, RgbImage};
 
 fn decode(value: &serde_json::Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD

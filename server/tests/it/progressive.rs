@@ -7,11 +7,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::clip_engine::{stderr, Workspace};
 use crate::common::video;
-use server::cache::EmbeddingFile;
-use server::embed::{EmbedError, Embedder, ModelIdentity, PreparedImage};
-use server::index::{load_cache, Focus, IndexJob, IndexOptions, Progress, VideoToIndex};
+use crate::embedding::{stderr, Workspace};
+use engine::embed::{EmbedError, Embedder, ModelIdentity, PreparedImage};
+use engine::indexing::{load_cache, Focus, IndexJob, IndexOptions, Progress, VideoToIndex};
+use store::cache::EmbeddingFile;
 
 /// Indexes `path` straight and coarse to fine (`extra` arguments to both), and returns both
 /// cache files' bytes and the progressive run's report.
@@ -205,7 +205,7 @@ impl Embedder for Watched {
 fn the_span_a_viewer_zooms_into_is_refined_before_the_rest() {
     let path = video("h264_gop250.mp4");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
-    let tiny: Arc<dyn Embedder> = Arc::new(server::embed::local::LocalClip::load(&model).unwrap());
+    let tiny: Arc<dyn Embedder> = Arc::new(engine::embed::local::LocalClip::load(&model).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let options = IndexOptions {
         coarse_interval_s: Some(1.0),

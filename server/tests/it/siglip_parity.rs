@@ -5,9 +5,9 @@
 //! embeddings, cosine scores and the sigmoid probabilities, with the image tower on both engines
 //! (candle, and ONNX Runtime on the graph written from the same safetensors).
 
-use server::config::ImageEngine;
-use server::embed::local::LocalClip;
-use server::embed::Embedder;
+use engine::embed::local::LocalClip;
+use engine::embed::Embedder;
+use store::config::ImageRuntime;
 
 use crate::clip_parity::{cosine, fixture, floats, goldens, load, max_abs_diff, ENGINES};
 
@@ -52,7 +52,7 @@ fn each_fixture_is_the_family_and_filter_it_tests() {
 #[test]
 fn token_ids_with_the_familys_text_steps_and_padding_match_transformers() {
     for (name, _) in FIXTURES {
-        let model = load(name, ImageEngine::Candle);
+        let model = load(name, ImageRuntime::Candle);
         let goldens = goldens(name);
         let prompts = goldens["prompts"].as_array().unwrap();
         assert!(prompts.len() >= 14, "{name}");
@@ -76,7 +76,7 @@ fn token_ids_with_the_familys_text_steps_and_padding_match_transformers() {
             truncated += usize::from(tokens.truncated);
             if name == "tiny-siglip" {
                 assert_eq!(
-                    server::embed::local::canonicalize(text),
+                    engine::embed::local::canonicalize(text),
                     prompt["text_after_canonicalisation"].as_str().unwrap(),
                     "{text:?}"
                 );
@@ -99,7 +99,7 @@ fn a_checkpoint_with_only_spiece_model_tokenizes_the_same() {
     ] {
         std::fs::copy(fixture("tiny-siglip").join(file), dir.path().join(file)).unwrap();
     }
-    let model = LocalClip::load_with(dir.path(), "tiny-siglip", ImageEngine::Candle).unwrap();
+    let model = LocalClip::load_with(dir.path(), "tiny-siglip", ImageRuntime::Candle).unwrap();
     let goldens = goldens("tiny-siglip");
     for prompt in goldens["prompts"].as_array().unwrap() {
         let text = prompt["text"].as_str().unwrap();
@@ -111,14 +111,14 @@ fn a_checkpoint_with_only_spiece_model_tokenizes_the_same() {
     }
     // Neither file: the message names what to put there.
     std::fs::remove_file(dir.path().join("spiece.model")).unwrap();
-    let error = LocalClip::load_with(dir.path(), "x", ImageEngine::Candle)
+    let error = LocalClip::load_with(dir.path(), "x", ImageRuntime::Candle)
         .err()
         .unwrap()
         .to_string();
     assert!(error.contains("tokenizer.json"), "{error}");
     // A damaged one: refused, saying why.
     std::fs::write(dir.path().join("spiece.model"), [0xff; 40]).unwrap();
-    let error = LocalClip::load_with(dir.path(), "x", ImageEngine::Candle)
+    let error = LocalClip::load_with(dir.path(), "x", ImageRuntime::Candle)
         .err()
         .unwrap()
         .to_string();
@@ -164,7 +164,7 @@ fn preprocessing_and_embeddings_match_pytorch() {
             }
             println!("{name} {engine:?}: preprocessing {worst_pixels:e}, image embedding {worst_image:e}");
         }
-        let model = load(name, ImageEngine::Candle);
+        let model = load(name, ImageRuntime::Candle);
         let mut worst_text = 0f32;
         let prompts = goldens["prompts"].as_array().unwrap();
         for (prompt, vector) in prompts
@@ -198,7 +198,7 @@ fn cosine_scores_and_sigmoid_probabilities_match_pytorch() {
     }
 }
 
-fn scores_match_on(name: &str, engine: ImageEngine) {
+fn scores_match_on(name: &str, engine: ImageRuntime) {
     let model = load(name, engine);
     let goldens = goldens(name);
     let scale = goldens["logit_scale"].as_f64().unwrap() as f32;
@@ -230,8 +230,11 @@ fn scores_match_on(name: &str, engine: ImageEngine) {
                 "{name} {engine:?} frame {i} prompt {j}"
             );
             // What the page's probability view computes from the cosine.
-            let p =
-                app::scores::sigmoid_per_prompt(&[vec![score]], model.logit_scale(), bias)[0][0];
+            let p = investigator_core::scores::sigmoid_per_prompt(
+                &[vec![score]],
+                model.logit_scale(),
+                bias,
+            )[0][0];
             let relative = (p - p_row[j]).abs() / p_row[j];
             worst_relative = worst_relative.max(relative);
             assert!(

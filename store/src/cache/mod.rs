@@ -10,6 +10,7 @@
 
 mod atomic;
 mod fingerprint;
+mod records;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use atomic::{
 };
 pub use atomic::{framed, read_versioned, remove_stale_temporaries, write_versioned};
 pub use fingerprint::VideoFingerprint;
+pub use records::{SceneRecord, SkipRecord};
 pub use text::TextCache;
 
 // This module names nothing else of the crate: the fuzz targets (server/fuzz) compile it alone.
@@ -78,46 +80,6 @@ pub struct EmbeddingFile {
     pub scene: Option<SceneRecord>,
 }
 
-/// The scene-cut measures of frames `0..change.len()` (every frame, sampled or not), in the
-/// order decoded: `change[n]` compares frame n with frame n - 1, `persist[n]` with the few
-/// frames before that (the smallest difference); NaN where a frame did not decode.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SceneRecord {
-    pub change: Vec<f32>,
-    pub persist: Vec<f32>,
-}
-
-impl SceneRecord {
-    /// Frames measured so far (from frame 0).
-    pub fn measured(&self) -> u64 {
-        self.change.len() as u64
-    }
-
-    /// Sets frame `n`'s measures: the next frame, or one measured again after a resume (the
-    /// detector re-reads a few frames before the first new one to know what came before).
-    pub fn set(&mut self, n: u64, change: f32, persist: f32) {
-        let n = n as usize;
-        if n < self.change.len() {
-            self.change[n] = change;
-            self.persist[n] = persist;
-        } else if n == self.change.len() {
-            self.change.push(change);
-            self.persist.push(persist);
-        }
-    }
-}
-
-/// What skipping similar frames did: which frames got a copy of the previous frame's vector
-/// instead of their own.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SkipRecord {
-    /// The threshold: mean absolute difference of the model's input image, in thousandths of
-    /// a grey level (0-255 scale).
-    pub threshold_milli_levels: u32,
-    /// Frames (ascending) whose vector was copied from the frame before, not embedded.
-    pub reused: Vec<u64>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cannot read or write the cache file {path}: {source}")]
@@ -140,6 +102,17 @@ pub enum CacheError {
     },
     #[error("{path} holds another model's or video's embeddings; moved aside to {moved_to}")]
     Mismatch { path: PathBuf, moved_to: PathBuf },
+}
+
+/// Why a file cannot be read as a cache file, where it is only looked at ([`EmbeddingFile::peek`]:
+/// nothing is moved aside).
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Not a cache file of this app, or damaged or truncated: why.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl EmbeddingFile {
@@ -270,20 +243,22 @@ impl EmbeddingFile {
 
     /// Reads any readable cache file without judging its header or moving it (for `cache
     /// list`, and for answering from a file found by the video's content).
-    pub fn peek(path: &Path) -> Result<Self, String> {
-        Self::from_bytes(&std::fs::read(path).map_err(|e| e.to_string())?)
+    pub fn peek(path: &Path) -> Result<Self, Unreadable> {
+        Self::from_bytes(&std::fs::read(path)?)
     }
 
     /// A whole cache file's bytes (magic, body, checksum), checked and decoded.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let body = checked_body(bytes)?;
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Unreadable> {
+        let body = checked_body(bytes).map_err(Unreadable::Damaged)?;
         let version =
             match bincode::serde::decode_from_slice::<u32, _>(body, bincode::config::standard()) {
                 Ok((v, _)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => v,
-                Ok((other, _)) => return Err(format!("cache format version {other}")),
-                Err(e) => return Err(e.to_string()),
+                Ok((other, _)) => {
+                    return Err(Unreadable::Damaged(format!("cache format version {other}")))
+                }
+                Err(e) => return Err(Unreadable::Damaged(e.to_string())),
             };
-        Self::decode(body, version)
+        Self::decode(body, version).map_err(Unreadable::Damaged)
     }
 
     /// Planned frames done so far: embedded, or found impossible to decode.
@@ -526,17 +501,6 @@ mod tests {
             .unwrap();
         assert_eq!(again.scene, Some(SceneRecord::default()));
         assert_eq!(again.skip, old.skip);
-    }
-
-    #[test]
-    fn scene_measures_are_set_in_order_or_measured_again() {
-        let mut scene = SceneRecord::default();
-        scene.set(0, 0.0, 0.0);
-        scene.set(1, 5.0, 5.0);
-        scene.set(3, 9.0, 9.0); // not the next frame: ignored
-        scene.set(1, 6.0, 6.0); // measured again after a resume
-        assert_eq!(scene.change, [0.0, 6.0]);
-        assert_eq!(scene.measured(), 2);
     }
 
     #[test]

@@ -1,0 +1,16 @@
+//! The pure code the page (`app`, also built for the browser) and the server's engine share:
+//! what travels between them (`types`), the score maths (`scores`, `curves`), moments, the
+//! status texts, the chart's maths, the routes and the limits on requests.
+//!
+//! Invariant: nothing here links Leptos, axum, tokio, OpenCV, FFmpeg or a model crate
+//! (`scripts/check_layers.sh` checks the dependency tree), so the engine can use it without
+//! linking the UI, and the browser without linking the engine.
+
+pub mod chart;
+pub mod curves;
+pub mod moments;
+pub mod requests;
+pub mod routes;
+pub mod scores;
+pub mod status;
+pub mod types;

@@ -1,0 +1,233 @@
+//! The image tower: a frame preprocessed as the model's processor does (Pillow-exact resize,
+//! and crop for CLIP), then the vision transformer and `visual_projection` (CLIP) or SigLIP's
+//! vision transformer with its pooling head, on candle or ONNX Runtime.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
+use opencv::core::Mat;
+use opencv::prelude::*;
+
+use super::config::ModelError;
+use super::model::{VisionConfig, VisionTransformer};
+use super::siglip::{SiglipVision, SiglipVisionConfig};
+use crate::embed::ort_vision::OrtVision;
+use crate::embed::preprocess::{normalize, resize_and_crop, PreprocessConfig, RgbImage};
+use crate::embed::EmbedError;
+use store::config::ImageRuntime;
+
+/// `preprocessor_config.json` when the folder has one, else CLIP's processor for `image_size`.
+pub(super) fn read_preprocess(
+    folder: &Path,
+    image_size: usize,
+) -> Result<PreprocessConfig, ModelError> {
+    let path = folder.join("preprocessor_config.json");
+    let config = match std::fs::read_to_string(&path) {
+        Ok(text) => PreprocessConfig::from_json(&text, image_size as u32).map_err(|message| {
+            ModelError::Config {
+                path: path.clone(),
+                message,
+            }
+        })?,
+        Err(_) => PreprocessConfig::for_image_size(image_size as u32),
+    };
+    // The tower's position embeddings are fixed: other input sizes would fail on every batch.
+    let size = image_size as u32;
+    if (config.crop_height, config.crop_width) != (size, size) {
+        return Err(ModelError::Unsupported {
+            path,
+            message: format!(
+                "it gives {}x{} images, but config.json's vision tower takes {size}x{size}",
+                config.crop_width, config.crop_height
+            ),
+        });
+    }
+    Ok(config)
+}
+
+/// What runs the transformer.
+enum Runtime {
+    Candle(VisionTransformer),
+    CandleSiglip(SiglipVision),
+    OnnxRuntime(OrtVision),
+}
+
+pub(super) struct ImageTower {
+    runtime: Runtime,
+    preprocess: PreprocessConfig,
+}
+
+impl ImageTower {
+    /// The image tower on the runtime asked for. `Auto` takes ONNX Runtime where its library
+    /// loads and falls back to candle (with a log line saying why) where it does not.
+    pub(super) fn load(
+        vb: &VarBuilder,
+        weights: &Path,
+        config: &VisionConfig,
+        preprocess: PreprocessConfig,
+        runtime: ImageRuntime,
+    ) -> Result<Self, ModelError> {
+        let candle = || -> Result<Runtime, ModelError> {
+            VisionTransformer::new(vb, config)
+                .map(Runtime::Candle)
+                .map_err(|e| ModelError::weights(weights, e))
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = match runtime {
+            ImageRuntime::Candle => candle()?,
+            ImageRuntime::Onnxruntime => OrtVision::load(weights, config, threads)
+                .map(Runtime::OnnxRuntime)
+                .map_err(|error| ModelError::Runtime {
+                    message: error.to_string(),
+                })?,
+            ImageRuntime::Auto => match crate::embed::ort_vision::available()
+                .and_then(|()| OrtVision::load(weights, config, threads))
+            {
+                Ok(session) => Runtime::OnnxRuntime(session),
+                Err(reason) => {
+                    tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
+                    candle()?
+                }
+            },
+        };
+        Ok(Self {
+            runtime,
+            preprocess,
+        })
+    }
+
+    /// SigLIP's image tower on the runtime asked for, as [`load`](Self::load) chooses.
+    pub(super) fn load_siglip(
+        vb: &VarBuilder,
+        weights: &Path,
+        config: &SiglipVisionConfig,
+        preprocess: PreprocessConfig,
+        runtime: ImageRuntime,
+    ) -> Result<Self, ModelError> {
+        let candle = || -> Result<Runtime, ModelError> {
+            SiglipVision::new(vb, config)
+                .map(Runtime::CandleSiglip)
+                .map_err(|e| ModelError::weights(weights, e))
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = match runtime {
+            ImageRuntime::Candle => candle()?,
+            ImageRuntime::Onnxruntime => OrtVision::load_siglip(weights, config, threads)
+                .map(Runtime::OnnxRuntime)
+                .map_err(|error| ModelError::Runtime {
+                    message: error.to_string(),
+                })?,
+            ImageRuntime::Auto => match crate::embed::ort_vision::available()
+                .and_then(|()| OrtVision::load_siglip(weights, config, threads))
+            {
+                Ok(session) => Runtime::OnnxRuntime(session),
+                Err(reason) => {
+                    tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
+                    candle()?
+                }
+            },
+        };
+        Ok(Self {
+            runtime,
+            preprocess,
+        })
+    }
+
+    /// The model's input for an 8-bit BGR frame: `3 * height * width` floats, channel planes.
+    pub(super) fn preprocess_frame(&self, frame: &Mat) -> Result<Vec<f32>, EmbedError> {
+        self.crop_frame(frame).map(|crop| self.normalize(&crop))
+    }
+
+    /// The frame resized and cropped for the model, 8-bit RGB (see [`resize_and_crop`]).
+    pub(super) fn crop_frame(&self, frame: &Mat) -> Result<Vec<u8>, EmbedError> {
+        if frame.typ() != opencv::core::CV_8UC3 {
+            return Err(EmbedError::Model(format!(
+                "frames must be 8-bit BGR images (OpenCV type {}), got type {}",
+                opencv::core::CV_8UC3,
+                frame.typ()
+            )));
+        }
+        // The resampler reads OpenCV's BGR bytes directly: no colour conversion pass.
+        let owned;
+        let frame = if frame.is_continuous() {
+            frame
+        } else {
+            owned = frame
+                .try_clone()
+                .map_err(|e| EmbedError::Model(e.to_string()))?;
+            &owned
+        };
+        let bytes = frame
+            .data_bytes()
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
+        let image = RgbImage {
+            width: frame.cols() as usize,
+            height: frame.rows() as usize,
+            pixels: bytes,
+            bgr: true,
+        };
+        Ok(resize_and_crop(&image, &self.preprocess))
+    }
+
+    /// The model's input from [`crop_frame`](Self::crop_frame)'s bytes.
+    pub(super) fn normalize(&self, crop: &[u8]) -> Vec<f32> {
+        normalize(crop, &self.preprocess)
+    }
+
+    /// L2-normalised embeddings of preprocessed images.
+    pub(super) fn embed(
+        &self,
+        images: &[&[f32]],
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (h, w) = (
+            self.preprocess.crop_height as usize,
+            self.preprocess.crop_width as usize,
+        );
+        if let Some(bad) = images.iter().find(|i| i.len() != 3 * h * w) {
+            return Err(EmbedError::Model(format!(
+                "a preprocessed image has {} values, the model takes 3 x {h} x {w}",
+                bad.len()
+            )));
+        }
+        let on_candle = |forward: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+            let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
+            Tensor::from_vec(flat, (images.len(), 3, h, w), device)
+                .and_then(|pixels| forward(&pixels))
+                .and_then(|out| out.to_vec2::<f32>())
+                .map_err(|e| e.to_string())
+        };
+        let mut vectors = match &self.runtime {
+            Runtime::Candle(vision) => on_candle(&|pixels| vision.forward(pixels)),
+            Runtime::CandleSiglip(vision) => on_candle(&|pixels| vision.forward(pixels)),
+            Runtime::OnnxRuntime(session) => session.embed(images).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| EmbedError::Model(format!("image model: {e}")))?;
+        vectors
+            .iter_mut()
+            .for_each(|v| crate::embed::l2_normalize(v));
+        Ok(vectors)
+    }
+
+    /// Mean absolute difference of two cropped images, in grey levels (0-255).
+    pub(super) fn difference(&self, a: &[u8], b: &[u8]) -> Option<f32> {
+        if a.len() != b.len() || a.is_empty() {
+            return None;
+        }
+        let total: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        Some((total as f64 / a.len() as f64) as f32)
+    }
+
+    /// What runs the transformer: "candle" or "onnxruntime".
+    pub(super) fn runtime_name(&self) -> &'static str {
+        match self.runtime {
+            Runtime::Candle(_) | Runtime::CandleSiglip(_) => "candle",
+            Runtime::OnnxRuntime(_) => "onnxruntime",
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Getting results out of the engine as files: `excerpt`, frame-exact MP4 excerpts of a video
+//! (the page's and the CLI's "clips").
+
+pub mod excerpt;

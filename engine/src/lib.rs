@@ -1,0 +1,25 @@
+//! The engine of CLIP Video Investigator: frame-exact video, CLIP, indexing, frames, search,
+//! excerpts and the library. The fronts (`server`: web and CLI) call into it; it links no UI
+//! crate (no `app`, Leptos or axum), which `scripts/check_layers.sh` checks.
+//!
+//! Layers, each importing only from the ones above it in this list (checked by
+//! `scripts/check_layers.sh`, part of the test command):
+//! - `store` (settings and cache files) and `investigator_core` (the types and maths shared with
+//!   the page): crates of their own below this one;
+//! - `sync`: poison-tolerant locks;
+//! - `video`: decoding with FFmpeg's libraries, the frame index;
+//! - `embed`: CLIP (in process or through Roboflow);
+//! - `indexing`: embedding a video into its cache file (the embedding index); the service that
+//!   runs those jobs;
+//! - `frames`, `search`, `export`: per-viewer decoders and the JPEG cache; scores and search over
+//!   an embedding index; frame-exact MP4 excerpts;
+//! - `library`: videos by opaque id, their sessions, the indexing queue.
+
+pub mod embed;
+pub mod export;
+pub mod frames;
+pub mod indexing;
+pub mod library;
+pub mod search;
+pub mod sync;
+pub mod video;

@@ -1,0 +1,153 @@
+//! `index`: embeds every (sampled) frame of a video into its cache file, with a progress bar;
+//! resumes where an earlier run stopped. Straight by default, coarse to fine with
+//! `--progressive` (the same file in the end).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use engine::indexing::{index_video, IndexOptions, Progress, VideoToIndex};
+use serde_json::json;
+use store::config::Settings;
+
+use super::args::IndexArgs;
+use super::settings::resolve;
+use super::{progress, CommandResult};
+
+/// The config's indexing options with the command's `--sample-fps` and `--batch-size`.
+pub(super) fn index_options(
+    settings: &Settings,
+    sample_fps: Option<f64>,
+    batch_size: Option<usize>,
+) -> IndexOptions {
+    let options = IndexOptions::from(settings);
+    IndexOptions {
+        sample_fps: sample_fps.or(options.sample_fps),
+        batch_size: batch_size.unwrap_or(options.batch_size),
+        // The CLI indexes straight unless `index --progressive` says otherwise.
+        coarse_interval_s: None,
+        ..options
+    }
+}
+
+pub(super) fn check_sampling(sample_fps: Option<f64>, batch_size: Option<usize>) -> CommandResult {
+    if let Some(fps) = sample_fps {
+        if !(fps.is_finite() && fps > 0.0) {
+            bail!("--sample-fps must be a positive number, not {fps}");
+        }
+    }
+    if let Some(size) = batch_size {
+        if !(1..=256).contains(&size) {
+            bail!("--batch-size must be from 1 to 256, not {size}");
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: &IndexArgs) -> CommandResult {
+    let path = args.video.as_path();
+    check_sampling(args.sample_fps, args.batch_size)?;
+    let settings = resolve(&args.model)?;
+    let mut options = index_options(&settings, args.sample_fps, args.batch_size);
+    options.checkpoint_every = Duration::from_secs_f64(args.checkpoint_secs.max(0.0));
+    if args.progressive {
+        let interval = args.coarse_interval.unwrap_or(settings.coarse_interval_s);
+        if !(interval.is_finite() && interval > 0.0) {
+            bail!("--coarse-interval must be a positive number of seconds, not {interval}");
+        }
+        if options.skip_similar.is_some() {
+            bail!("--progressive cannot skip similar frames (each frame is compared with the one before it, so that index runs in order); drop --skip-similar or --progressive");
+        }
+        options.coarse_interval_s = Some(interval);
+    }
+    let video = VideoToIndex::open(path, Some(&options.cache_dir))
+        .context("cannot open the video to index")?;
+    let embedder = engine::embed::load(&settings).context("cannot load the model")?;
+    let progress = Progress::default();
+    let cancel = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let report = std::thread::scope(|scope| {
+        if !args.json {
+            let (progress, finished) = (&progress, &finished);
+            scope.spawn(move || progress::draw(progress, finished));
+        }
+        let report = index_video(&video, embedder.as_ref(), &options, &progress, &cancel);
+        finished.store(true, Ordering::Relaxed);
+        report
+    })
+    .with_context(|| format!("indexing {} stopped", path.display()))?;
+    if let Some(problem) = &report.cache_problem {
+        eprintln!("note: {problem}");
+    }
+    let fps = (report.embedded + report.reused) as f64 / report.seconds.max(1e-9);
+    if args.json {
+        let value = json!({
+            "cache": report.cache_path,
+            "planned": report.planned,
+            "resumed": report.resumed,
+            "embedded": report.embedded,
+            "reused": report.reused,
+            "missing": report.missing,
+            "seconds": report.seconds,
+            "frames_per_s": fps,
+            "model": embedder.identity().name,
+            "peak_rss_mb": progress::peak_rss_mb(),
+            "passes": report.passes.iter().map(|p| json!({
+                "spacing_frames": p.spacing_frames,
+                "frames": p.frames,
+                "decoded": p.decoded,
+                "decoded_per_embedded": p.decoded as f64 / p.frames.max(1) as f64,
+                "seconds": p.seconds,
+                "finished_at_s": p.finished_at_s,
+                "kept_for_later": p.kept_for_later,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    print_summary(path, &report, options.skip_similar.is_some(), fps);
+    Ok(())
+}
+
+fn print_summary(path: &Path, report: &engine::indexing::IndexReport, skipping: bool, fps: f64) {
+    let reused = if skipping {
+        format!(
+            "; {} of them similar to the frame before, not embedded",
+            report.reused
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{}: {} frames indexed ({} from an earlier run, {} now at {fps:.1} frames/s{reused}) → {}",
+        path.display(),
+        report.resumed + report.embedded + report.reused,
+        report.resumed,
+        report.embedded + report.reused,
+        report.cache_path.display()
+    );
+    if report.passes.len() > 1 {
+        for (i, pass) in report.passes.iter().enumerate() {
+            println!(
+                "  pass {}: {} frames in {:.1} s (done at {:.1} s), then 1 sample / {} frames; {:.1} frames decoded per frame embedded{}",
+                i + 1,
+                pass.frames,
+                pass.seconds,
+                pass.finished_at_s,
+                pass.spacing_frames,
+                pass.decoded as f64 / pass.frames.max(1) as f64,
+                match pass.kept_for_later {
+                    0 => String::new(),
+                    kept => format!("; {kept} frames of the next passes kept on the way"),
+                }
+            );
+        }
+    }
+    if report.missing > 0 {
+        println!(
+            "{} frames could not be decoded (the file is damaged there); they are recorded as missing and shown as gaps",
+            report.missing
+        );
+    }
+}

@@ -45,7 +45,7 @@ const MAX_ERRORS_IN_A_ROW: u32 = 100;
 
 pub struct Decoder {
     path: PathBuf,
-    index: Arc<FrameIndex>,
+    frame_index: Arc<FrameIndex>,
     source: Source,
     codec: ffmpeg::decoder::Video,
     converter: Converter,
@@ -98,11 +98,11 @@ impl Decoder {
     /// Opens `path`, building its frame index (a packet scan). Viewers of a video share one
     /// index through [`Decoder::with_index`].
     pub fn open(path: &Path) -> Result<Self, VideoError> {
-        let index = FrameIndex::load_or_build(path, None)?;
-        Self::with_index(path, index)
+        let frame_index = FrameIndex::load_or_build(path, None)?;
+        Self::with_index(path, frame_index)
     }
 
-    pub fn with_index(path: &Path, index: Arc<FrameIndex>) -> Result<Self, VideoError> {
+    pub fn with_index(path: &Path, frame_index: Arc<FrameIndex>) -> Result<Self, VideoError> {
         let source = Source::open(path)?;
         let codec = source.decoder().map_err(|e| VideoError::Codec {
             path: path.to_path_buf(),
@@ -110,9 +110,9 @@ impl Decoder {
         })?;
         Ok(Self {
             path: path.to_path_buf(),
-            converter: Converter::new(index.facts.rotation),
-            skip_passed: index.method != IndexMethod::Counted,
-            index,
+            converter: Converter::new(frame_index.facts.rotation),
+            skip_passed: frame_index.method != IndexMethod::Counted,
+            frame_index,
             source,
             codec,
             packet: ffmpeg::Packet::empty(),
@@ -132,12 +132,12 @@ impl Decoder {
         })
     }
 
-    pub fn index(&self) -> &Arc<FrameIndex> {
-        &self.index
+    pub fn frame_index(&self) -> &Arc<FrameIndex> {
+        &self.frame_index
     }
 
     pub fn frames(&self) -> u64 {
-        self.index.frames()
+        self.frame_index.frames()
     }
 
     /// Pictures decoded since the decoder was opened, whether shown or only passed through.
@@ -155,14 +155,14 @@ impl Decoder {
     /// every frame from [`position`](Self::position), a seek every frame from `t`'s decode
     /// start.
     pub fn passes_on_the_way(&self, m: u64, t: u64) -> bool {
-        if m >= t || t >= self.index.frames() {
+        if m >= t || t >= self.frame_index.frames() {
             return false;
         }
-        let start = self.index.start_for(t);
+        let start = self.frame_index.start_for(t);
         if self.should_decode_forward(t, start) {
             m >= self.position()
         } else {
-            self.index.start_for(m) == start
+            self.frame_index.start_for(m) == start
         }
     }
 
@@ -170,10 +170,10 @@ impl Decoder {
     /// it decodes fewer pictures than decoding it from its own decode start would.
     pub fn in_reach(&self, n: u64) -> bool {
         let Some(next) = self.next else { return false };
-        if n < next || n >= self.index.frames() {
+        if n < next || n >= self.frame_index.frames() {
             return false;
         }
-        let start_packet = u64::from(self.index.starts()[self.index.start_for(n)].packet);
+        let start_packet = u64::from(self.frame_index.starts()[self.frame_index.start_for(n)].packet);
         self.packet_pos.is_some_and(|here| start_packet <= here)
     }
 
@@ -201,7 +201,7 @@ impl Decoder {
 
     /// Leaves frame `n`'s picture in `self.picture` (or in `self.ahead`).
     fn seek_and_decode(&mut self, n: u64) -> Result<(), VideoError> {
-        let frames = self.index.frames();
+        let frames = self.frame_index.frames();
         if n >= frames {
             return Err(VideoError::OutOfRange { frame: n, frames });
         }
@@ -211,7 +211,7 @@ impl Decoder {
                 return Ok(());
             }
         }
-        let start = self.index.start_for(n);
+        let start = self.frame_index.start_for(n);
         if self.should_decode_forward(n, start) && self.decode_to(n)?.is_ok() {
             return Ok(());
         }
@@ -261,11 +261,11 @@ impl Decoder {
         if n < next || self.ahead.as_ref().is_some_and(|(m, _)| *m > n) {
             return false;
         }
-        if self.index.method == IndexMethod::Counted {
+        if self.frame_index.method == IndexMethod::Counted {
             return true;
         }
-        let start_packet = u64::from(self.index.starts()[start].packet);
-        let target_packet = self.index.packet_of(n);
+        let start_packet = u64::from(self.frame_index.starts()[start].packet);
+        let target_packet = self.frame_index.packet_of(n);
         match self.packet_pos {
             // No keyframe between here and the frame: seeking would decode at least as much.
             Some(here) if start_packet <= here => true,
@@ -281,11 +281,11 @@ impl Decoder {
     /// then one and two keyframes earlier (a keyframe that is not a clean start), then the
     /// top of the file where that is near enough (or where frames can only be counted).
     fn restart_candidates(&self, n: u64, start: usize) -> Vec<usize> {
-        if self.index.method == IndexMethod::Counted {
+        if self.frame_index.method == IndexMethod::Counted {
             return vec![0];
         }
         let mut candidates = vec![start, start.saturating_sub(1), start.saturating_sub(2)];
-        if self.index.packet_of(n) < FROM_TOP_PACKETS {
+        if self.frame_index.packet_of(n) < FROM_TOP_PACKETS {
             candidates.push(0);
         }
         candidates
@@ -301,7 +301,7 @@ impl Decoder {
         }
         // Far enough past the frame's packet, pictures that are no frame of the index mean
         // it will not come (the timestamps after this seek are not the index's).
-        let give_up_after = self.index.packet_of(n) + REORDER_PACKETS;
+        let give_up_after = self.frame_index.packet_of(n) + REORDER_PACKETS;
         self.heading_for = Some(n);
         let reached = self.decode_on_to(n, give_up_after);
         self.heading_for = None;
@@ -334,7 +334,7 @@ impl Decoder {
                     }
                 }
                 Shown::End => {
-                    self.next = Some(self.index.frames());
+                    self.next = Some(self.frame_index.frames());
                     return Ok(Err(Missed::Ended));
                 }
             }
@@ -351,13 +351,13 @@ impl Decoder {
                 Ok(()) => {
                     self.errors_in_a_row = 0;
                     self.decoded += 1;
-                    let frame = match self.index.method {
+                    let frame = match self.frame_index.method {
                         IndexMethod::Counted => {
                             self.counted += 1;
                             Some(self.counted - 1)
                         }
                         _ => super::timestamp_of(&self.picture)
-                            .and_then(|ts| self.index.frame_at_timestamp(ts)),
+                            .and_then(|ts| self.frame_index.frame_at_timestamp(ts)),
                     };
                     return Ok(frame.map_or(Shown::Other, Shown::Frame));
                 }
@@ -416,7 +416,7 @@ impl Decoder {
         };
         let shown = PacketInfo::of(&self.packet)
             .pts
-            .and_then(|ts| self.index.frame_at_timestamp(ts));
+            .and_then(|ts| self.frame_index.frame_at_timestamp(ts));
         shown.is_some_and(|m| m < n)
     }
 
@@ -446,8 +446,8 @@ impl Decoder {
     fn restart(&mut self, start: usize) -> Result<(), VideoError> {
         self.ahead = None;
         self.next = None;
-        let target = self.index.starts()[start];
-        if target.packet == 0 || self.index.method == IndexMethod::Counted {
+        let target = self.frame_index.starts()[start];
+        if target.packet == 0 || self.frame_index.method == IndexMethod::Counted {
             return self.reopen();
         }
         let Some(aim) = target.dts.or(target.pts) else {

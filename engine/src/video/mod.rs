@@ -119,12 +119,12 @@ impl Metadata {
 /// what the video is. A file that does not open, holds no video, shows no frame or is
 /// truncated is an error that says so.
 pub fn probe(path: &Path) -> Result<Metadata, VideoError> {
-    FrameIndex::load_or_build(path, None).map(|index| index.metadata())
+    FrameIndex::load_or_build(path, None).map(|frame_index| frame_index.metadata())
 }
 
 /// The exact number of frames FFmpeg presents.
 pub fn count_frames(path: &Path) -> Result<u64, VideoError> {
-    FrameIndex::load_or_build(path, None).map(|index| index.frames())
+    FrameIndex::load_or_build(path, None).map(|frame_index| frame_index.frames())
 }
 
 /// A decoded picture's timestamp as the index knows frames by: its `pts`, else FFmpeg's

@@ -16,7 +16,8 @@
 #
 # Modules inside a crate, bottom first (a module may name only modules of a lower rank;
 # `super::` inside a module folder is its own business):
-#   engine:  0 sync   1 video   2 embed   3 indexing   4 frames search export   5 library
+#   engine:  0 sync   1 video   2 embed labels   3 indexing   4 frames search
+#            5 evaluation export   6 library
 #   server:  0 web    1 cli
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +55,7 @@ if [ "${1:-}" = --self-test ]; then
     exit 1
   fi
   plant engine/src/video/mod.rs 'use app::types::VideoInfo;' 'engine/src/video/mod.rs'
-  plant engine/src/video/mod.rs 'use crate::library::Library;' 'video (layer 1) imports crate::library (layer 5)'
+  plant engine/src/video/mod.rs 'use crate::library::Library;' 'video (layer 1) imports crate::library (layer 6)'
   plant engine/src/embed/mod.rs 'use leptos::prelude::*;' 'engine/src/embed/mod.rs'
   plant core/src/types.rs 'use store::config::Settings;' 'core/src/types.rs'
   plant app/src/player.rs 'use engine::video::Decoder;' 'app/src/player.rs'
@@ -79,10 +80,11 @@ engine_rank() {
   case "$1" in
     sync) echo 0 ;;
     video) echo 1 ;;
-    embed) echo 2 ;;
+    embed | labels) echo 2 ;;
     indexing) echo 3 ;;
-    frames | search | export) echo 4 ;;
-    library) echo 5 ;;
+    frames | search) echo 4 ;;
+    evaluation | export) echo 5 ;;
+    library) echo 6 ;;
     *) echo "" ;;
   esac
 }

@@ -9,6 +9,8 @@ pub use crate::error::ApiError;
 use investigator_core::requests::{
     check_look_span, check_prompts, MAX_SEARCH_IMAGE_BYTES, MAX_SEARCH_RESULTS, NOT_A_VIDEO_ID,
 };
+use investigator_core::evaluation::Evaluation;
+use investigator_core::labels::{LabelEdit, LabelsAnswer};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
@@ -203,6 +205,84 @@ pub async fn get_default_prompts() -> Result<Vec<String>, ApiError> {
     answer(backend().map(|b| b.default_prompts()))
 }
 
+/// The video's ground-truth labels.
+#[server(endpoint = "labels")]
+pub async fn get_labels(video: String) -> Result<LabelsAnswer, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            backend()?.labels(video).await
+        }
+        .await,
+    )
+}
+
+/// One change to the video's labels (a new segment, one removed or adjusted, or a CSV merged
+/// in); the answer is the labels as they now are.
+#[server(endpoint = "edit_labels", input = Json)]
+pub async fn edit_labels(video: String, edit: LabelEdit) -> Result<LabelsAnswer, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_label_edit(&edit)?;
+            backend()?.edit_labels(video, edit).await
+        }
+        .await,
+    )
+}
+
+/// What an edit may carry: a prompt like any prompt, a CSV no larger than a label file.
+#[cfg(feature = "ssr")]
+fn check_label_edit(edit: &LabelEdit) -> Result<(), ApiError> {
+    let prompt = |segment: &investigator_core::labels::Segment| {
+        check_prompts(std::slice::from_ref(&segment.prompt))
+    };
+    match edit {
+        LabelEdit::Add(segment) => prompt(segment)?,
+        LabelEdit::Replace { old, new } => {
+            prompt(old)?;
+            if let Some(new) = new {
+                prompt(new)?;
+            }
+        }
+        LabelEdit::Import { csv, .. } => {
+            if csv.len() > investigator_core::labels::MAX_LABEL_FILE_BYTES {
+                return Err(bad_argument(format!(
+                    "the label file is {} bytes; at most {}",
+                    csv.len(),
+                    investigator_core::labels::MAX_LABEL_FILE_BYTES
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each model's scores held against the labels: `model` (the default when `None`) and, when
+/// given, `compare`; the labelled `prompts` (all of them when empty).
+#[server(endpoint = "evaluate", input = Json)]
+pub async fn evaluate(
+    video: String,
+    model: Option<String>,
+    compare: Option<String>,
+    prompts: Vec<String>,
+) -> Result<Evaluation, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_model_id(&model)?;
+            check_model_id(&compare)?;
+            check_prompts(&prompts)?;
+            let mut models = vec![model];
+            if compare.is_some() {
+                models.push(compare);
+            }
+            backend()?.evaluate(video, models, prompts).await
+        }
+        .await,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use leptos::server_fn::ServerFn;
@@ -224,6 +304,9 @@ mod tests {
             <GetScores as ServerFn>::PATH,
             <SearchFrames as ServerFn>::PATH,
             <GetDefaultPrompts as ServerFn>::PATH,
+            <GetLabels as ServerFn>::PATH,
+            <EditLabels as ServerFn>::PATH,
+            <Evaluate as ServerFn>::PATH,
         ];
         for path in paths {
             assert!(path.starts_with(API_PREFIX), "{path}");

@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use investigator_core::evaluation::Evaluation;
+use investigator_core::labels::{LabelEdit, LabelsAnswer};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
@@ -76,6 +78,25 @@ pub trait VideoBackend: Send + Sync + 'static {
 
     /// The prompts of the config file (`CLIP:`), which the page starts with.
     fn default_prompts(&self) -> Vec<String>;
+
+    /// The video's ground-truth labels (independent of the model).
+    fn labels(&self, video: String) -> BoxFuture<Result<LabelsAnswer, ApiError>>;
+
+    /// Applies one change to the video's labels, to the file as it is now.
+    fn edit_labels(
+        &self,
+        video: String,
+        edit: LabelEdit,
+    ) -> BoxFuture<Result<LabelsAnswer, ApiError>>;
+
+    /// Each model's index (`None`: the default model) held against the labels, for the
+    /// labelled `prompts` (every labelled prompt when empty); the first two compared.
+    fn evaluate(
+        &self,
+        video: String,
+        models: Vec<Option<String>>,
+        prompts: Vec<String>,
+    ) -> BoxFuture<Result<Evaluation, ApiError>>;
 }
 
 /// Handle stored in Leptos context.

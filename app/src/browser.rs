@@ -166,3 +166,49 @@ pub async fn fetch_json(url: &str) -> Result<serde_json::Value, String> {
         .map_err(describe)?;
     serde_json::from_str(&text.as_string().unwrap_or_default()).map_err(|e| e.to_string())
 }
+
+/// POSTs `url` and saves its answer as a download, under the name the server gives (else
+/// `fallback`); the server's message where it refuses.
+pub async fn post_download(url: &str, fallback: &str) -> Result<String, String> {
+    use wasm_bindgen::JsCast;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let promise = leptos::prelude::window().fetch_with_str_and_init(url, &init);
+    let response = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|_| "the server cannot be reached".to_string())?
+        .dyn_into::<web_sys::Response>()
+        .map_err(|_| "the server's answer cannot be read".to_string())?;
+    if !response.ok() {
+        let text = match response.text() {
+            Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+                .await
+                .ok()
+                .and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        return Err(text.unwrap_or_default().trim().to_string());
+    }
+    let name = response
+        .headers()
+        .get("content-disposition")
+        .ok()
+        .flatten()
+        .and_then(|d| {
+            d.split("filename=\"")
+                .nth(1)
+                .map(|n| n.trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| fallback.to_string());
+    let blob = response.blob().map_err(|_| "no body".to_string())?;
+    let blob = wasm_bindgen_futures::JsFuture::from(blob)
+        .await
+        .map_err(|_| "the download was interrupted".to_string())?
+        .dyn_into::<web_sys::Blob>()
+        .map_err(|_| "the download cannot be read".to_string())?;
+    let object = web_sys::Url::create_object_url_with_blob(&blob)
+        .map_err(|_| "cannot save".to_string())?;
+    download_url(&name, &object);
+    revoke(&object);
+    Ok(name)
+}

@@ -34,6 +34,9 @@ pub struct ChartInput<'a> {
     pub cuts: &'a [u64],
     /// A span picked by Shift-drag.
     pub selection: Option<(u64, u64)>,
+    /// Where the evaluated model is wrong: `(first, last, false_positive)`, hatched (red for
+    /// false positives, blue for false negatives).
+    pub errors: &'a [(u64, u64, bool)],
 }
 
 fn rgb(hex: &str) -> RGBColor {
@@ -121,6 +124,37 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
         chart
             .draw_series(std::iter::once(span(band, band_color, 0.18)))
             .ok()?;
+    }
+    // Errors: a light fill and diagonal hatching (45° on screen), clipped to each span.
+    let plot_height = chart.plotting_area().dim_in_pixel().1 as f64 / scale;
+    let frames_per_css_pixel = (input.x_range.1 - input.x_range.0) / columns as f64;
+    let run = plot_height * frames_per_css_pixel;
+    let spacing = 8.0 * frames_per_css_pixel;
+    for &(a, b, false_positive) in input.errors {
+        let color = if false_positive {
+            RGBColor(0xff, 0x55, 0x55)
+        } else {
+            RGBColor(0x55, 0x99, 0xff)
+        };
+        chart
+            .draw_series(std::iter::once(span((a, b), color, 0.10)))
+            .ok()?;
+        let (left, right) = (a as f64 - 0.5, b as f64 + 0.5);
+        let mut x = (left - run).max(input.x_range.0 - run);
+        let mut hatches = Vec::new();
+        while x < right.min(input.x_range.1) && spacing > 0.0 {
+            // The line from (x, y0) to (x + run, y1), clipped to left..right.
+            let (from, to) = (x.max(left), (x + run).min(right));
+            if from < to {
+                let y = |at: f64| y0 + (y1 - y0) * (at - x) / run;
+                hatches.push(PathElement::new(
+                    vec![(from, y(from)), (to, y(to))],
+                    color.mix(0.6).stroke_width(1),
+                ));
+            }
+            x += spacing;
+        }
+        chart.draw_series(hatches).ok()?;
     }
     if let Some(picked) = input.selection {
         chart
@@ -220,4 +254,88 @@ pub fn frame_at(mapping: &Mapping, canvas: &HtmlCanvasElement, offset: (f64, f64
         (offset.1 * scale).floor() as i32,
     );
     mapping.reverse_translate(pixel).map(|(x, _)| x)
+}
+
+/// Where the plot area of the last draw lies, in CSS pixels from the canvas's left edge, and
+/// the frames it spans (for what is drawn in HTML beside the chart, such as the label track).
+pub fn plot_area(mapping: &Mapping, canvas: &HtmlCanvasElement) -> crate::investigate::PlotArea {
+    use plotters::coord::CoordTranslate;
+    let scale = canvas.width() as f64 / canvas.client_width().max(1) as f64;
+    let (from, to) = (mapping.get_x_range().start, mapping.get_x_range().end);
+    let y = mapping.get_y_range().start;
+    crate::investigate::PlotArea {
+        left: mapping.translate(&(from, y)).0 as f64 / scale,
+        right: mapping.translate(&(to, y)).0 as f64 / scale,
+        from,
+        to,
+    }
+}
+
+/// One model's precision–recall curve as the Evaluate panel draws it.
+pub struct PrLine<'a> {
+    pub color: &'static str,
+    pub dashed: bool,
+    /// `(recall, precision)`.
+    pub points: &'a [(f64, f64)],
+}
+
+/// Draws precision against recall, one line per model (the second dashed), on `canvas`.
+pub fn draw_pr(canvas: &HtmlCanvasElement, lines: &[PrLine<'_>]) -> Option<()> {
+    let scale = leptos::prelude::window().device_pixel_ratio().max(1.0);
+    let (w, h) = (canvas.client_width().max(1), canvas.client_height().max(1));
+    let (pw, ph) = ((w as f64 * scale) as u32, (h as f64 * scale) as u32);
+    if canvas.width() != pw || canvas.height() != ph {
+        canvas.set_width(pw);
+        canvas.set_height(ph);
+    }
+    let root = CanvasBackend::with_canvas_object(canvas.clone())?.into_drawing_area();
+    root.fill(&RGBColor(0x22, 0x22, 0x22)).ok()?;
+    let font = (12.0 * scale) as u32;
+    let text = RGBColor(0xcc, 0xcc, 0xcc);
+    let mut chart = ChartBuilder::on(&root)
+        .margin((10.0 * scale) as u32)
+        .x_label_area_size((28.0 * scale) as u32)
+        .y_label_area_size((44.0 * scale) as u32)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)
+        .ok()?;
+    chart
+        .configure_mesh()
+        .bold_line_style(RGBColor(0x3a, 0x3a, 0x3a))
+        .light_line_style(RGBColor(0x2e, 0x2e, 0x2e))
+        .max_light_lines(1)
+        .axis_style(RGBColor(0x77, 0x77, 0x77))
+        .label_style(("sans-serif", font).into_font().color(&text))
+        .axis_desc_style(("sans-serif", font).into_font().color(&text))
+        .x_desc("recall")
+        .y_desc("precision")
+        .x_labels(6)
+        .y_labels(6)
+        .draw()
+        .ok()?;
+    let pixel = 1.0 / (chart.plotting_area().dim_in_pixel().0 as f64 / scale).max(1.0);
+    for line in lines {
+        // A step curve, as precision is defined between thresholds.
+        let mut steps = Vec::with_capacity(line.points.len() * 2);
+        for pair in line.points.windows(2) {
+            steps.push(pair[0]);
+            steps.push((pair[1].0, pair[0].1));
+        }
+        if let Some(&last) = line.points.last() {
+            steps.push(last);
+        }
+        let pieces = if line.dashed {
+            investigator_core::chart::dashes(&steps, 10.0 * pixel, 6.0 * pixel)
+        } else {
+            vec![steps]
+        };
+        for piece in pieces {
+            chart
+                .draw_series(LineSeries::new(
+                    piece,
+                    rgb(line.color).stroke_width((1.5 * scale).round() as u32),
+                ))
+                .ok()?;
+        }
+    }
+    root.present().ok()
 }

@@ -84,6 +84,7 @@ fn PlayerPage() -> impl IntoView {
             q.get_str("m"),
         )
         .with_models(q.get_str("model"), q.get_str("compare"), q.get_str("diff"))
+        .with_evaluation(q.get_str("eval"))
     });
     let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {

@@ -1,6 +1,7 @@
 //! The pure code the page (`app`, also built for the browser) and the server's engine share:
 //! what travels between them (`types`), the score maths (`scores`, `curves`), moments, the
-//! status texts, the chart's maths, the routes and the limits on requests.
+//! status texts, the chart's maths, the routes and the limits on requests, and ground truth:
+//! labels and the metrics that hold scores against them (`labels`, `evaluation`).
 //!
 //! Invariant: nothing here links Leptos, axum, tokio, OpenCV, FFmpeg or a model crate
 //! (`scripts/check_layers.sh` checks the dependency tree), so the engine can use it without
@@ -8,6 +9,8 @@
 
 pub mod chart;
 pub mod curves;
+pub mod evaluation;
+pub mod labels;
 pub mod moments;
 pub mod requests;
 pub mod routes;

@@ -17,6 +17,10 @@ pub const EXCERPT_URL: &str = "/api/clip";
 /// `GET ?viewer=V`: that viewer's excerpt export, as [`crate::types::ExcerptProgress`] JSON.
 pub const EXCERPT_PROGRESS_URL: &str = "/api/clip_progress";
 
+/// `POST ?video=ID[&model=M][&compare=M2]`: the video's labelled dataset (frames, labels and
+/// scores, `imagefolder` layout) as a zip download.
+pub const DATASET_URL: &str = "/api/dataset";
+
 /// Whether `path` is one of the API's (server functions and the routes above).
 pub fn is_api_path(path: &str) -> bool {
     path.starts_with(API_PREFIX)
@@ -28,7 +32,7 @@ mod tests {
 
     #[test]
     fn every_plain_route_is_under_the_api_prefix() {
-        for url in [UPLOAD_URL, EXCERPT_URL, EXCERPT_PROGRESS_URL] {
+        for url in [UPLOAD_URL, EXCERPT_URL, EXCERPT_PROGRESS_URL, DATASET_URL] {
             assert!(is_api_path(url), "{url}");
         }
         assert!(!is_api_path("/videos"));

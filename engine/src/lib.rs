@@ -8,17 +8,21 @@
 //!   the page): crates of their own below this one;
 //! - `sync`: poison-tolerant locks;
 //! - `video`: decoding with FFmpeg's libraries, the frame index;
-//! - `embed`: CLIP (in process or through Roboflow);
+//! - `embed`, `labels`: CLIP (in process or through Roboflow); a video's ground-truth labels;
 //! - `indexing`: embedding a video into its cache file (the embedding index); the service that
 //!   runs those jobs;
-//! - `frames`, `search`, `export`: per-viewer decoders and the JPEG cache; scores and search over
-//!   an embedding index; frame-exact MP4 excerpts;
+//! - `frames`, `search`: per-viewer decoders and the JPEG cache; scores and search over an
+//!   embedding index;
+//! - `evaluation`, `export`: the indexes held against the labels; frame-exact MP4 excerpts and
+//!   labelled datasets;
 //! - `library`: videos by opaque id, their sessions, the indexing queue.
 
 pub mod embed;
+pub mod evaluation;
 pub mod export;
 pub mod frames;
 pub mod indexing;
+pub mod labels;
 pub mod library;
 pub mod search;
 pub mod sync;

@@ -1,7 +1,8 @@
 //! `kill -9` of the server at random moments while it indexes, 20 times in a row: after each
 //! kill the cache still opens, nothing in `embeddings/` is unreadable, the restarted server
 //! resumes where the file ends, at most one checkpoint of work is lost, and the finished index
-//! equals one made without interruption.
+//! equals one made without interruption. And `kill -9` of a labels import mid-save: the labels
+//! file is always whole, old or new.
 
 mod common;
 
@@ -213,4 +214,61 @@ fn killing_the_server_while_it_indexes_loses_at_most_a_checkpoint() {
     println!(
         "{KILLS} kills, {kills_while_indexing} while indexing; worst loss {worst_loss} frames; final index equals an uninterrupted one (max diff {worst:e})"
     );
+}
+
+/// `kill -9` of `labels --import` at random moments, 20 times: the labels file is always the
+/// old labels or the new ones, whole (it is replaced atomically), and reads.
+#[test]
+fn labels_survive_kill_9_during_a_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = video("h264_gop250.mp4");
+    let config = write_config(dir.path(), &video);
+    // Two label files of different sizes (thousands of segments: a save takes a while).
+    let file = |name: &str, segments: u64| {
+        let mut text = String::from("prompt,start_frame,end_frame\n");
+        for k in 0..segments {
+            text.push_str(&format!("prompt {k},{},{}\n", k % 290, k % 290 + 5));
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (a, b) = (file("a.csv", 3_000), file("b.csv", 5_000));
+    let count = || -> usize {
+        let out = Command::new(BIN)
+            .args(["labels", video.to_str().unwrap(), "--json", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the labels read after a kill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        value["labels"].as_array().unwrap().len()
+    };
+    assert_eq!(count(), 0);
+    let mut rng = Rng::new(31);
+    let mut seen = std::collections::HashSet::new();
+    for kill in 0..KILLS {
+        let source = if kill % 2 == 0 { &a } else { &b };
+        let mut child = Command::new(BIN)
+            .args(["labels", video.to_str().unwrap(), "--replace", "--import"])
+            .arg(source)
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // An import takes some 300 ms (debug build): kills land before, during and after its save.
+        std::thread::sleep(Duration::from_millis(rng.below(450)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = count();
+        assert!([0, 3_000, 5_000].contains(&now), "kill {kill}: {now} segments");
+        seen.insert(now);
+    }
+    assert!(seen.len() >= 2, "the kills landed before and after saves: {seen:?}");
 }

@@ -91,6 +91,7 @@ pub fn install_test_hook(
                     thresholds: &[],
                     cuts: &[],
                     selection: None,
+                    errors: &[],
                 },
             );
             let ms = browser::now_ms() - started;

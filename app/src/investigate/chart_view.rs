@@ -212,6 +212,21 @@ mod client {
                 "data-cuts",
                 &serde_json::to_string(&cuts).unwrap_or_default(),
             );
+            let errors: Vec<(u64, u64, bool)> = inv
+                .error_spans()
+                .iter()
+                .map(|e| {
+                    (
+                        e.start,
+                        e.end,
+                        e.kind == investigator_core::evaluation::ErrorKind::FalsePositive,
+                    )
+                })
+                .collect();
+            let _ = canvas.set_attribute(
+                "data-errors",
+                &serde_json::to_string(&errors).unwrap_or_default(),
+            );
             let started = browser::now_ms();
             let drawn = inv.curves.with(|curves| {
                 crate::chart::draw(
@@ -230,6 +245,7 @@ mod client {
                         thresholds: &thresholds,
                         cuts: &cuts,
                         selection: inv.selection.get(),
+                        errors: &errors,
                     },
                 )
             });
@@ -237,6 +253,10 @@ mod client {
                 "data-draw-ms",
                 &format!("{:.2}", browser::now_ms() - started),
             );
+            let area = drawn.as_ref().map(|m| crate::chart::plot_area(m, &canvas));
+            if inv.plot_area.get_untracked() != area {
+                inv.plot_area.set(area);
+            }
             mapping.set_value(drawn);
             inv.redraws.update(|n| *n += 1);
         });

@@ -1,5 +1,5 @@
-//! Keyboard shortcuts (play, step, jump, previous/next scene cut) and the help that lists them, opened by `?` or its
-//! button and closed by Escape or a click.
+//! Keyboard shortcuts (play, step, jump, previous/next scene cut, next/previous error) and the
+//! help that lists them, opened by `?` or its button and closed by Escape or a click.
 //!
 //! Invariant: keys typed into a field, or with Ctrl, Meta or Alt, are left to the browser; a
 //! key that moves the playhead pauses playback first.
@@ -37,6 +37,7 @@ pub fn HelpDialog(inv: Investigation) -> impl IntoView {
                     <dt>"Shift + ← / →"</dt><dd>"one second back / forward"</dd>
                     <dt>"Home / End"</dt><dd>"first / last frame"</dd>
                     <dt>"[ / ]"</dt><dd>"previous / next scene cut"</dd>
+                    <dt>"e / Shift + e"</dt><dd>"next / previous error of the evaluated prompt"</dd>
                     <dt>"?"</dt><dd>"this help"</dd>
                 </dl>
                 <p class="note">"Chart: click or drag to seek, Shift-drag to pick a span to download, wheel to zoom, double-click to reset the zoom. Ticks on the time axis are scene cuts."</p>
@@ -90,6 +91,18 @@ mod client {
                     };
                     match found {
                         Some(cut) => Some(cut),
+                        None => return,
+                    }
+                }
+                "e" | "E" => {
+                    let starts: Vec<u64> = inv.error_spans().iter().map(|e| e.start).collect();
+                    let found = if ev.shift_key() {
+                        starts.iter().rev().find(|&&s| s < now).copied()
+                    } else {
+                        starts.iter().find(|&&s| s > now).copied()
+                    };
+                    match found {
+                        Some(start) => Some(start),
                         None => return,
                     }
                 }

@@ -85,6 +85,8 @@ pub fn start(inv: Investigation, use_defaults: bool) {
             }
         }
     });
+    super::labels::load(inv);
+    super::evaluate_panel::evaluate_when_ready(inv);
     follow_view(inv);
     for side in [Side::first(inv), Side::second(inv)] {
         // A model picked: its status from scratch, no scores until its own arrive.

@@ -9,7 +9,9 @@
 #[cfg(feature = "hydrate")]
 mod chart_hook;
 mod chart_view;
+mod evaluate_panel;
 mod keys;
+mod labels;
 #[cfg(feature = "hydrate")]
 mod loading;
 mod moments_panel;
@@ -23,7 +25,10 @@ mod view_controls;
 use leptos::prelude::*;
 
 use self::chart_view::ChartView;
+use self::evaluate_panel::EvaluatePanel;
 use self::keys::{HelpButton, HelpDialog};
+pub use self::labels::PlotArea;
+use self::labels::LabelTrack;
 use self::moments_panel::MomentsPanel;
 use self::prompts::PromptList;
 use self::search::SearchPanel;
@@ -36,7 +41,8 @@ pub use investigator_core::curves::{compared_curves, curves_csv, view_curves};
 use investigator_core::moments::MomentQuery;
 
 /// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, `m`, the
-/// moment query (JSON), `model`, `compare` (a second model) and `diff` (A − B view).
+/// moment query (JSON), `model`, `compare` (a second model), `diff` (A − B view) and `eval`
+/// (the evaluated prompt).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewParams {
     /// `None`: start from the config's prompts.
@@ -50,6 +56,8 @@ pub struct ViewParams {
     pub compare: Option<String>,
     /// Plot the first model minus the second, per prompt.
     pub difference: bool,
+    /// The prompt whose evaluation the page shows (`eval`): evaluated as the page opens.
+    pub evaluate: Option<String>,
 }
 
 impl ViewParams {
@@ -86,6 +94,16 @@ impl ViewParams {
             softmax: view == Some("softmax"),
             moments,
             ..Self::default()
+        }
+    }
+
+    /// Also reads `eval`, the evaluated prompt.
+    pub fn with_evaluation(self, prompt: Option<&str>) -> Self {
+        Self {
+            evaluate: prompt
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS),
+            ..self
         }
     }
 
@@ -131,6 +149,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
             {move || scores_error.get().map(|e| view! { <p class="error" id="scores-error" role="alert">{e}</p> })}
             {move || inv.model_error.get().map(|e| view! { <p class="error" id="model-error" role="alert">{e}</p> })}
             <ChartView inv/>
+            <LabelTrack inv/>
 
             {view! {
             <div class="panels">
@@ -144,6 +163,7 @@ pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
                 </div>
                 <SearchPanel inv/>
                 <MomentsPanel inv/>
+                <EvaluatePanel inv/>
             </div>
             }.into_any()}
             <HelpDialog inv/>
@@ -200,5 +220,8 @@ mod tests {
             ViewParams::parse_with_moments(None, None, None, Some("{oops")).moments,
             None
         );
+        let evaluated = ViewParams::parse(None, None, None).with_evaluation(Some(" a door "));
+        assert_eq!(evaluated.evaluate.as_deref(), Some("a door"));
+        assert_eq!(ViewParams::parse(None, None, None).with_evaluation(Some("  ")).evaluate, None);
     }
 }

@@ -242,7 +242,6 @@ mod client {
 
     use leptos::prelude::*;
     use leptos::task::spawn_local;
-    use wasm_bindgen::JsCast;
 
     use super::Investigation;
     use crate::api::get_frame;
@@ -336,7 +335,7 @@ mod client {
                 "{EXCERPT_URL}?video={}&viewer={viewer}&from={from}&to={to}",
                 String::from(js_sys::encode_uri_component(&video))
             );
-            let outcome = save_excerpt(&url).await;
+            let outcome = browser::post_download(&url, "clip.mp4").await;
             finished.set(true);
             note.set(Some(match outcome {
                 Ok(name) => format!("saved {name}"),
@@ -351,48 +350,5 @@ mod client {
             static VIEWER: String = browser::random_viewer_id();
         }
         VIEWER.with(Clone::clone)
-    }
-
-    async fn save_excerpt(url: &str) -> Result<String, String> {
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        let promise = window().fetch_with_str_and_init(url, &init);
-        let response = wasm_bindgen_futures::JsFuture::from(promise)
-            .await
-            .map_err(|_| "the server cannot be reached".to_string())?
-            .dyn_into::<web_sys::Response>()
-            .map_err(|_| "the server's answer cannot be read".to_string())?;
-        if !response.ok() {
-            let text = match response.text() {
-                Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
-                    .await
-                    .ok()
-                    .and_then(|t| t.as_string()),
-                Err(_) => None,
-            };
-            return Err(text.unwrap_or_default().trim().to_string());
-        }
-        let name = response
-            .headers()
-            .get("content-disposition")
-            .ok()
-            .flatten()
-            .and_then(|d| {
-                d.split("filename=\"")
-                    .nth(1)
-                    .map(|n| n.trim_end_matches('"').to_string())
-            })
-            .unwrap_or_else(|| "clip.mp4".into());
-        let blob = response.blob().map_err(|_| "no body".to_string())?;
-        let blob = wasm_bindgen_futures::JsFuture::from(blob)
-            .await
-            .map_err(|_| "the download was interrupted".to_string())?
-            .dyn_into::<web_sys::Blob>()
-            .map_err(|_| "the clip cannot be read".to_string())?;
-        let object = web_sys::Url::create_object_url_with_blob(&blob)
-            .map_err(|_| "cannot save".to_string())?;
-        browser::download_url(&name, &object);
-        browser::revoke(&object);
-        Ok(name)
     }
 }

@@ -46,7 +46,7 @@ mod client {
     use crate::browser;
     use crate::investigate::curves_csv;
 
-    /// Keeps the address bar's `p`, `smooth`, `view`, `model`, `compare` and `diff`
+    /// Keeps the address bar's `p`, `smooth`, `view`, `model`, `compare`, `diff` and `eval`
     /// parameters on the current view.
     pub fn follow_view(inv: Investigation) {
         Effect::new(move |_| {
@@ -60,6 +60,7 @@ mod client {
                 inv.compare.get().as_deref(),
                 inv.difference.get(),
             );
+            browser::set_query_param("eval", inv.evaluated_prompt.get().as_deref());
         });
     }
 

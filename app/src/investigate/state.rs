@@ -11,9 +11,12 @@ use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 
+use super::labels::PlotArea;
 use super::{compared_curves, view_curves, ViewParams};
 use crate::player::PlayerState;
 use investigator_core::chart::{assign_colors, Curve};
+use investigator_core::evaluation::Evaluation;
+use investigator_core::labels::{Labels, Segment};
 use investigator_core::moments::{find_moments, MomentQuery, Moments};
 use investigator_core::types::{IndexStatus, ModelChoice, ScoreSeries, SearchHit};
 
@@ -74,6 +77,23 @@ pub struct Investigation {
     pub playing_span: RwSignal<Option<(u64, u64)>>,
     /// The clip export, as the user should read it ("encoding 40 of 120 frames", an error).
     pub excerpt_note: RwSignal<Option<String>>,
+    /// The video's ground-truth labels, as the server last answered.
+    pub labels: RwSignal<Labels>,
+    /// What the last label change merged; why a label change was refused.
+    pub label_notes: RwSignal<Vec<String>>,
+    pub label_error: RwSignal<Option<String>>,
+    /// The label clicked on the track (to adjust or delete).
+    pub selected_label: RwSignal<Option<Segment>>,
+    /// The chart's plot area as of its last draw (the label track aligns with it).
+    pub plot_area: RwSignal<Option<PlotArea>>,
+    /// The models held against the labels, or why not; `None` until asked.
+    pub evaluation: RwSignal<Option<Result<Evaluation, String>>>,
+    /// The prompt whose errors the chart and the panel show (`eval` in the share link).
+    pub evaluated_prompt: RwSignal<Option<String>>,
+    /// Thumbnails by frame (object URLs; empty while loading).
+    pub thumbs: RwSignal<HashMap<u64, String>>,
+    /// The dataset download, as the user should read it.
+    pub dataset_note: RwSignal<Option<String>>,
 }
 
 impl Investigation {
@@ -166,7 +186,27 @@ impl Investigation {
             selection: RwSignal::new(None),
             playing_span: RwSignal::new(None),
             excerpt_note: RwSignal::new(None),
+            labels: RwSignal::new(Labels::default()),
+            label_notes: RwSignal::new(Vec::new()),
+            label_error: RwSignal::new(None),
+            selected_label: RwSignal::new(None),
+            plot_area: RwSignal::new(None),
+            evaluation: RwSignal::new(None),
+            evaluated_prompt: RwSignal::new(initial.evaluate.clone()),
+            thumbs: RwSignal::new(HashMap::new()),
+            dataset_note: RwSignal::new(None),
         }
+    }
+
+    /// The error spans of the evaluated prompt (first model), for the chart and the keys.
+    pub fn error_spans(self) -> Vec<investigator_core::evaluation::ErrorSpan> {
+        let Some(prompt) = self.evaluated_prompt.get() else {
+            return Vec::new();
+        };
+        self.evaluation.with(|e| match e {
+            Some(Ok(e)) => super::evaluate_panel::errors_of(e, &prompt),
+            _ => Vec::new(),
+        })
     }
 
     /// Replaces the prompt list: trimmed, blanks and repeats dropped.

@@ -114,6 +114,12 @@ pub trait Embedder: Send + Sync {
         None
     }
 
+    /// The size (height, width) of the image the model sees after its processor's resize and
+    /// crop, where it prepares images itself; `None` for an inference server.
+    fn input_size(&self) -> Option<(usize, usize)> {
+        None
+    }
+
     fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let prepared = frames
             .iter()
@@ -183,6 +189,9 @@ impl Embedder for LazyLocal {
     }
     fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
         self.model().ok()?.image_difference(a, b)
+    }
+    fn input_size(&self) -> Option<(usize, usize)> {
+        self.model().ok()?.input_size()
     }
     fn is_truncated(&self, text: &str) -> bool {
         // Every token covers at least one byte but SentencePiece's word-start mark: short texts

@@ -347,6 +347,9 @@ impl Embedder for Counting {
     fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
         self.inner.image_difference(a, b)
     }
+    fn input_size(&self) -> Option<(usize, usize)> {
+        self.inner.input_size()
+    }
 }
 
 #[cfg(test)]
@@ -385,6 +388,9 @@ mod tests {
         fn image_difference(&self, _: &PreparedImage, _: &PreparedImage) -> Option<f32> {
             Some(7.0)
         }
+        fn input_size(&self) -> Option<(usize, usize)> {
+            Some((3, 1))
+        }
     }
 
     #[test]
@@ -399,6 +405,7 @@ mod tests {
         assert!(counting.is_truncated("x"));
         let image = PreparedImage::Cropped(vec![0; 3]);
         assert_eq!(counting.image_difference(&image, &image), Some(7.0));
+        assert_eq!(counting.input_size(), Some((3, 1)));
         counting.embed_prepared(&[image.clone(), image]).unwrap();
         counting.embed_texts(&["a".into()]).unwrap();
         assert_eq!(counting.images.load(Ordering::Relaxed), 2);

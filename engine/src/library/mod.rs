@@ -23,6 +23,7 @@ pub use models::{model_choices, ModelSlot, SharedModel};
 
 use crate::frames::{FrameServer, FrameSettings};
 use crate::indexing::{IndexOptions, IndexQueue, IndexService};
+use crate::labels::LabelStore;
 use crate::sync::lock;
 use listing::Probe;
 
@@ -227,6 +228,24 @@ impl Library {
         });
         sessions.insert(id.to_string(), Arc::clone(&session));
         Ok(session)
+    }
+
+    /// The labels of `session`'s video (beside the caches, keyed by the video's content), and
+    /// its frame count.
+    pub fn labels(&self, session: &Session) -> Result<(LabelStore, u64), LibraryError> {
+        let video = session
+            .frames
+            .video()
+            .map_err(|e| LibraryError::CannotOpen(e.public()))?;
+        let store = LabelStore::of_file(&self.index_options.cache_dir, &session.path).map_err(
+            |e| {
+                LibraryError::CannotOpen(crate::video::without_folder(
+                    &format!("cannot read {}: {e}", session.path.display()),
+                    &session.path,
+                ))
+            },
+        )?;
+        Ok((store, video.metadata().frames))
     }
 
     /// Metadata of `id` for the page.

@@ -44,6 +44,92 @@ pub enum Command {
     Clip(ExcerptArgs),
     /// List or remove embedding cache files.
     Cache(CacheArgs),
+    /// A video's ground-truth labels: import a CSV (frames or times), export it, or list them.
+    Labels(LabelsArgs),
+    /// Hold each model's scores against the video's labels: AP, ROC AUC, best F1, events.
+    Evaluate(EvaluateArgs),
+    /// Frames to fine-tune on (positives, hard positives, hard negatives) with their labels
+    /// and scores, as an `imagefolder` dataset (JPEG + metadata.jsonl).
+    ExportDataset(ExportDatasetArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LabelsArgs {
+    pub video: PathBuf,
+    /// A CSV to merge into the labels (`prompt,start_frame,end_frame` or
+    /// `prompt,start_time,end_time`, times in seconds or HH:MM:SS.mmm; prompt `ignore` marks
+    /// frames left out of every metric).
+    #[arg(long, value_name = "FILE", conflicts_with = "export")]
+    pub import: Option<PathBuf>,
+    /// With --import: replace the labels instead of merging.
+    #[arg(long, requires = "import")]
+    pub replace: bool,
+    /// With --import: the only prompts the file may name (and `ignore`).
+    #[arg(long = "prompt", requires = "import")]
+    pub prompts: Vec<String>,
+    /// Write the labels as CSV (frames) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// Print the labels as JSON: {"labels": [{"prompt", "start_frame", "end_frame", …}], …}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigOnly,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateArgs {
+    pub video: PathBuf,
+    /// A label CSV to evaluate against instead of the video's stored labels.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Only these labelled prompts (default: every labelled prompt).
+    #[arg(long = "prompt")]
+    pub prompts: Vec<String>,
+    /// Print JSON: {"models": [{"model", "prompts": [{"prompt", "ap", "roc_auc", …}]}], …}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub sample_fps: Option<f64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportDatasetArgs {
+    pub video: PathBuf,
+    /// A label CSV to use instead of the video's stored labels.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// The folder to write (must not exist, or be empty).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Frames spread over each labelled segment.
+    #[arg(long, default_value_t = 5)]
+    pub per_segment: usize,
+    /// No two frames of a prompt closer than this many seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_gap: f64,
+    /// The highest-scoring frames outside the labels per prompt (and as many of the
+    /// lowest-scoring inside them: hard positives).
+    #[arg(long, default_value_t = 5)]
+    pub hard_negatives: usize,
+    /// `full` frames, or `model`: as the (first) model's processor crops them.
+    #[arg(long, value_enum, default_value = "full")]
+    pub size: DatasetSize,
+    /// Only these labelled prompts (default: every labelled prompt).
+    #[arg(long = "prompt")]
+    pub prompts: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub sample_fps: Option<f64>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
+pub enum DatasetSize {
+    Full,
+    Model,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,11 +9,14 @@
 pub mod args;
 mod cache;
 mod cuts;
+mod dataset;
+mod evaluate;
 mod excerpt;
 mod export;
 mod frame;
 mod index;
 mod indexed;
+mod labels;
 mod moments;
 mod output;
 mod probe;
@@ -43,5 +46,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Cuts(args)) => cuts::run(&args),
         Some(Command::Clip(args)) => excerpt::run(&args),
         Some(Command::Cache(args)) => cache::run(&args),
+        Some(Command::Labels(args)) => labels::run(&args),
+        Some(Command::Evaluate(args)) => evaluate::run(&args),
+        Some(Command::ExportDataset(args)) => dataset::run(&args),
     }
 }

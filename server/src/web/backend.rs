@@ -9,10 +9,14 @@ use investigator_core::types::{
     FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
 
+use engine::evaluation::{evaluate_services, prompts_to_evaluate, EvaluationError};
 use engine::indexing::IndexService;
+use engine::labels::LabelFileError;
 use engine::library::{Library, LibraryError, Session};
 use engine::search::{self, SearchError};
 use engine::video::VideoError;
+use investigator_core::evaluation::Evaluation;
+use investigator_core::labels::{LabelEdit, LabelsAnswer};
 
 /// The library as the app's server functions see it.
 pub struct LibraryBackend {
@@ -78,6 +82,24 @@ fn search_error(error: SearchError) -> ApiError {
         SearchError::NotReady(not_ready) => ApiError::Unavailable(not_ready.0),
         SearchError::NotAnImage => ApiError::BadArgument(error.to_string()),
         SearchError::Embed(error) => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// A refused edit or import is the request's fault; a file that cannot be written, ours.
+fn label_error(error: LabelFileError) -> ApiError {
+    if error.is_bad_request() {
+        ApiError::BadArgument(error.public())
+    } else {
+        ApiError::Internal(error.public())
+    }
+}
+
+/// A model still loading, or a video not indexed yet, is "not now"; a failed text pass, ours.
+fn evaluation_error(error: EvaluationError) -> ApiError {
+    match error {
+        EvaluationError::NotReady(not_ready) => ApiError::Unavailable(not_ready.0),
+        EvaluationError::NotIndexed(_) => ApiError::Unavailable(error.to_string()),
+        EvaluationError::Embed(_) => ApiError::Internal(error.to_string()),
     }
 }
 
@@ -190,6 +212,69 @@ impl VideoBackend for LibraryBackend {
                 frame,
                 jpeg: jpeg.as_ref().clone(),
             })
+        })
+    }
+
+    fn labels(&self, video: String) -> BoxFuture<Result<LabelsAnswer, ApiError>> {
+        let library = Arc::clone(&self.library);
+        with_session(&self.library, video, "reading the labels", move |session| {
+            let (store, frames) = library.labels(&session).map_err(library_error)?;
+            Ok(LabelsAnswer {
+                labels: store.load(frames).map_err(label_error)?,
+                notes: Vec::new(),
+            })
+        })
+    }
+
+    fn edit_labels(
+        &self,
+        video: String,
+        edit: LabelEdit,
+    ) -> BoxFuture<Result<LabelsAnswer, ApiError>> {
+        let library = Arc::clone(&self.library);
+        with_session(&self.library, video, "changing the labels", move |session| {
+            let (store, frames) = library.labels(&session).map_err(library_error)?;
+            let changed = match edit {
+                LabelEdit::Add(segment) => store.add(frames, segment),
+                LabelEdit::Replace { old, new } => store.replace(frames, &old, new),
+                LabelEdit::Import { csv, replace } => {
+                    let video = session
+                        .frames
+                        .video()
+                        .map_err(|e| ApiError::Unavailable(e.public()))?;
+                    store.import(csv.as_bytes(), video.frame_index(), None, replace)
+                }
+            }
+            .map_err(label_error)?;
+            Ok(LabelsAnswer {
+                labels: changed.labels,
+                notes: changed.notes,
+            })
+        })
+    }
+
+    fn evaluate(
+        &self,
+        video: String,
+        models: Vec<Option<String>>,
+        prompts: Vec<String>,
+    ) -> BoxFuture<Result<Evaluation, ApiError>> {
+        let library = Arc::clone(&self.library);
+        with_session(&self.library, video, "evaluating", move |session| {
+            let (store, frames) = library.labels(&session).map_err(library_error)?;
+            let labels = store.load(frames).map_err(label_error)?;
+            let prompts = prompts_to_evaluate(&labels, &prompts);
+            if prompts.is_empty() {
+                return Err(ApiError::BadArgument(
+                    "this video has no labels yet: Shift-drag across the chart and Label a span (or Import CSV), then Evaluate".into(),
+                ));
+            }
+            let services = models
+                .iter()
+                .map(|m| library.index(&session, m.as_deref()).map_err(library_error))
+                .collect::<Result<Vec<_>, _>>()?;
+            let services: Vec<&IndexService> = services.iter().map(Arc::as_ref).collect();
+            evaluate_services(&services, &prompts, &labels).map_err(evaluation_error)
         })
     }
 }

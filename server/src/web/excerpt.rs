@@ -217,7 +217,7 @@ pub async fn export(
 }
 
 /// The file's bytes as a body stream, 64 KiB at a time.
-fn chunks(
+pub(super) fn chunks(
     file: tokio::fs::File,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
     use tokio::io::AsyncReadExt;

@@ -2,6 +2,7 @@
 //! them), the request guard in front, and streamed uploads and excerpt downloads beside them.
 
 pub mod backend;
+pub mod dataset;
 pub mod excerpt;
 pub mod guard;
 pub mod upload;
@@ -53,6 +54,13 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
         .route(
             excerpt::EXCERPT_PROGRESS_PATH,
             axum::routing::get(move |query| excerpt::progress(exports, query)),
+        )
+        .route(
+            investigator_core::routes::DATASET_URL,
+            axum::routing::post({
+                let library = Arc::clone(&library);
+                move |query| dataset::download(library, query)
+            }),
         )
         .route(
             upload::UPLOAD_PATH,

@@ -36,6 +36,10 @@ impl Workspace {
         Self { dir }
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("config.yaml")
     }

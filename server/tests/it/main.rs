@@ -15,6 +15,7 @@ mod clip_parity;
 mod corpus;
 mod decoder;
 mod embedding;
+mod evaluation;
 mod frames;
 mod guard;
 mod moments;

@@ -54,16 +54,22 @@ pub(super) fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, Ca
 
 /// Writes magic + `body` + checksum atomically (see [`write_versioned`]).
 pub(super) fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let io = |source| CacheError::Io {
+    write_atomically(path, &framed(body)).map_err(|source| CacheError::Io {
         path: path.to_path_buf(),
         source,
-    };
+    })
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same folder (created if
+/// missing), fsync, rename, fsync of the folder. A crash leaves the old file or the new one;
+/// a killed writer's temporary file is `.NAME.tmp-PID-N` ([`remove_stale_temporaries`]).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::create_dir_all(dir)?;
     // Unique per process and write, so concurrent writers never share a temporary file.
     let temporary = dir.join(format!(
         ".{}.tmp-{}-{}",
@@ -73,15 +79,14 @@ pub(super) fn write_body(path: &Path, body: &[u8]) -> Result<(), CacheError> {
     ));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temporary)?;
-        file.write_all(&framed(body))?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
         // Make the rename itself durable.
         File::open(dir)?.sync_all()
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = std::fs::remove_file(&temporary);
-        io(e)
     })
 }
 

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use atomic::{
     checked_body, corrupt, decode_bounded, encode, move_aside, read_checked_body, write_body,
 };
-pub use atomic::{framed, read_versioned, remove_stale_temporaries, write_versioned};
+pub use atomic::{
+    framed, read_versioned, remove_stale_temporaries, write_atomically, write_versioned,
+};
 pub use fingerprint::VideoFingerprint;
 pub use records::{SceneRecord, SkipRecord};
 pub use text::TextCache;

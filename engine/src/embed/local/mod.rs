@@ -227,6 +227,10 @@ impl Embedder for LocalClip {
         self.images.difference(a, b)
     }
 
+    fn input_size(&self) -> Option<(usize, usize)> {
+        Some(self.images.input_size())
+    }
+
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let tokens = texts
             .iter()

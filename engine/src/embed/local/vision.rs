@@ -224,6 +224,14 @@ impl ImageTower {
     }
 
     /// What runs the transformer: "candle" or "onnxruntime".
+    /// The (height, width) of the model's input: the processor's crop, or its resize box.
+    pub(super) fn input_size(&self) -> (usize, usize) {
+        (
+            self.preprocess.crop_height as usize,
+            self.preprocess.crop_width as usize,
+        )
+    }
+
     pub(super) fn runtime_name(&self) -> &'static str {
         match self.runtime {
             Runtime::Candle(_) | Runtime::CandleSiglip(_) => "candle",

@@ -42,35 +42,48 @@ pub fn blocks(truth: &[bool]) -> Vec<(usize, usize)> {
 ///
 /// A resample is the blocks drawn, concatenated; its AP equals the AP of every frame weighted
 /// by how many times its block was drawn, which needs no sort per resample: the frames are
-/// sorted by score once, and each resample is one pass (a second at a million frames and a
-/// thousand resamples would otherwise be minutes).
+/// sorted by score once, and each resample is one pass over them (a sort per resample takes
+/// seconds on an hour of frames).
 pub fn ap_difference_interval(truth: &[bool], a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
     let blocks = blocks(truth);
     if blocks.len() < 2 {
         return None;
     }
-    let mut block_of = vec![0usize; truth.len()];
+    let mut block_of = vec![0u32; truth.len()];
     for (k, &(start, end)) in blocks.iter().enumerate() {
-        block_of[start..end].fill(k);
+        block_of[start..end].fill(k as u32);
     }
-    let order_a = Ranked::new(a);
-    let order_b = Ranked::new(b);
+    let order_a = Ranked::new(a, truth, &block_of);
+    let order_b = Ranked::new(b, truth, &block_of);
+    // Blocks are runs of equal truth: a resample's positives and frames come from the draws.
+    let lengths: Vec<u64> = blocks.iter().map(|&(s, e)| (e - s) as u64).collect();
+    let positive: Vec<bool> = blocks.iter().map(|&(s, _)| truth[s]).collect();
+    // Every resample's draws first, from one sequence: the interval does not depend on how
+    // the resamples are then shared between threads.
     let mut rng = Rng(seed | 1);
-    let mut draws = vec![0u32; blocks.len()];
-    let mut differences = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        draws.fill(0);
-        for _ in 0..blocks.len() {
-            draws[rng.below(blocks.len())] += 1;
+    let resamples: Vec<Vec<u32>> = (0..ROUNDS)
+        .map(|_| {
+            let mut draws = vec![0u32; blocks.len()];
+            for _ in 0..blocks.len() {
+                draws[rng.below(blocks.len())] += 1;
+            }
+            draws
+        })
+        .collect();
+    let difference = |draws: &Vec<u32>| -> Option<f64> {
+        let (mut positives, mut total) = (0u64, 0u64);
+        for k in 0..blocks.len() {
+            let frames = u64::from(draws[k]) * lengths[k];
+            total += frames;
+            if positive[k] {
+                positives += frames;
+            }
         }
-        let weight = |i: usize| draws[block_of[i]];
-        if let (Some(x), Some(y)) = (
-            order_a.weighted_ap(truth, &weight),
-            order_b.weighted_ap(truth, &weight),
-        ) {
-            differences.push(x - y);
-        }
-    }
+        // A resample of one kind of frame says nothing about ranking.
+        (positives > 0 && positives < total)
+            .then(|| order_a.weighted_ap(draws, positives) - order_b.weighted_ap(draws, positives))
+    };
+    let mut differences: Vec<f64> = in_parallel(&resamples, difference);
     if differences.len() < ROUNDS / 2 {
         return None;
     }
@@ -78,15 +91,39 @@ pub fn ap_difference_interval(truth: &[bool], a: &[f64], b: &[f64], seed: u64) -
     Some((percentile(&differences, 2.5), percentile(&differences, 97.5)))
 }
 
-/// Frames sorted by score, highest first, with where each run of equal scores ends.
+/// `f` of every item, in order, on as many threads as the machine has (one in the browser).
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Option<f64> + Sync) -> Vec<f64> {
+    let threads = if cfg!(target_arch = "wasm32") {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    };
+    if threads == 1 || items.len() < 2 {
+        return items.iter().filter_map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().filter_map(&f).collect::<Vec<f64>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The frames sorted by score, highest first, as the pass over them needs them: each frame's
+/// block, whether it is positive, and whether it ends a run of equal scores.
 struct Ranked {
-    order: Vec<usize>,
-    /// `order[k]` is the last of its score when `last_of_score[k]`.
+    block: Vec<u32>,
+    positive: Vec<bool>,
     last_of_score: Vec<bool>,
 }
 
 impl Ranked {
-    fn new(scores: &[f64]) -> Self {
+    fn new(scores: &[f64], truth: &[bool], block_of: &[u32]) -> Self {
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]));
         let last_of_score = (0..order.len())
@@ -97,39 +134,33 @@ impl Ranked {
             })
             .collect();
         Self {
-            order,
+            block: order.iter().map(|&i| block_of[i]).collect(),
+            positive: order.iter().map(|&i| truth[i]).collect(),
             last_of_score,
         }
     }
 
-    /// Average precision with frame `i` counted `weight(i)` times (0: left out): what
-    /// `ranking::average_precision` gives on the frames repeated that often. `None` without a
-    /// positive, or without a negative (a resample of positives only says nothing).
-    fn weighted_ap(&self, truth: &[bool], weight: &dyn Fn(usize) -> u32) -> Option<f64> {
-        let positives: u64 = (0..truth.len())
-            .filter(|&i| truth[i])
-            .map(|i| u64::from(weight(i)))
-            .sum();
-        let total: u64 = (0..truth.len()).map(|i| u64::from(weight(i))).sum();
-        if positives == 0 || positives == total {
-            return None;
-        }
+    /// Average precision with each frame counted as often as its block was drawn (0: left
+    /// out): what `ranking::average_precision` gives on the frames repeated that often.
+    /// `positives` is their weighted count (at least one).
+    fn weighted_ap(&self, draws: &[u32], positives: u64) -> f64 {
         let (mut tp, mut fp) = (0u64, 0u64);
-        let (mut previous_recall, mut sum) = (0.0, 0.0);
-        for (k, &i) in self.order.iter().enumerate() {
-            let w = u64::from(weight(i));
-            if truth[i] {
+        let mut tp_before = 0u64;
+        let mut sum = 0.0;
+        for k in 0..self.block.len() {
+            let w = u64::from(draws[self.block[k] as usize]);
+            if self.positive[k] {
                 tp += w;
             } else {
                 fp += w;
             }
-            if self.last_of_score[k] && tp + fp > 0 {
-                let recall = tp as f64 / positives as f64;
-                sum += (recall - previous_recall) * (tp as f64 / (tp + fp) as f64);
-                previous_recall = recall;
+            // Recall grows only at positives: the precision is needed only there.
+            if self.last_of_score[k] && tp > tp_before {
+                sum += (tp - tp_before) as f64 * tp as f64 / (tp + fp) as f64;
+                tp_before = tp;
             }
         }
-        Some(sum)
+        sum / positives as f64
     }
 }
 
@@ -187,7 +218,10 @@ mod tests {
             }
         }
         let repeated = average_precision(&t, &s).unwrap();
-        let weighted = Ranked::new(&scores).weighted_ap(&truth, &|i| weights[i]).unwrap();
+        // Each frame its own block, drawn `weights[i]` times.
+        let blocks: Vec<u32> = (0..6).collect();
+        let positives = (0..6).filter(|&i| truth[i]).map(|i| u64::from(weights[i])).sum();
+        let weighted = Ranked::new(&scores, &truth, &blocks).weighted_ap(&weights, positives);
         assert!((repeated - weighted).abs() < 1e-12, "{repeated} {weighted}");
     }
 

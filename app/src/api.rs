@@ -10,6 +10,8 @@ use investigator_core::requests::{
     check_look_span, check_prompts, MAX_SEARCH_IMAGE_BYTES, MAX_SEARCH_RESULTS, NOT_A_VIDEO_ID,
 };
 use investigator_core::evaluation::Evaluation;
+use investigator_core::explain::Explanation;
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
@@ -283,6 +285,81 @@ pub async fn evaluate(
     )
 }
 
+/// Why frame `frame` scores as it does for `prompt` under `model` (`None`: the default): each
+/// patch's relevance from vision layer `start_layer` on (`None`: the last), and the part of
+/// the frame the model sees. One forward and one backward pass, cached on the server.
+#[server(endpoint = "explain", input = Json, output = Postcard)]
+pub async fn explain(
+    video: String,
+    model: Option<String>,
+    frame: u64,
+    prompt: String,
+    start_layer: Option<u32>,
+) -> Result<Explanation, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_model_id(&model)?;
+            check_prompts(std::slice::from_ref(&prompt))?;
+            backend()?
+                .explain(video, model, frame, prompt, start_layer)
+                .await
+        }
+        .await,
+    )
+}
+
+/// The best moments across the library (`/search`): text, an image, or both; filters.
+#[server(endpoint = "search_library", input = Postcard, output = Postcard)]
+pub async fn search_library(query: LibraryQuery) -> Result<LibraryAnswer, ApiError> {
+    answer(
+        async move {
+            if let Some(text) = &query.text {
+                if !text.trim().is_empty() {
+                    check_prompts(std::slice::from_ref(text))?;
+                }
+            }
+            if query.image.as_ref().is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES) {
+                return Err(bad_argument(format!(
+                    "the image is larger than {} MB",
+                    MAX_SEARCH_IMAGE_BYTES >> 20
+                )));
+            }
+            for video in &query.videos {
+                check_video_id(video)?;
+            }
+            check_model_id(&query.model)?;
+            if !query.min_len_s.is_finite() || query.min_len_s < 0.0 {
+                return Err(bad_argument("the minimum length must be 0 or more seconds"));
+            }
+            if query.min_score.is_some_and(|s| !s.is_finite()) {
+                return Err(bad_argument("the minimum score must be a number"));
+            }
+            backend()?.search_library(query).await
+        }
+        .await,
+    )
+}
+
+/// Starts or stops indexing every video of the library in the background (the Videos page's
+/// switch); answers the new state.
+#[server(endpoint = "index_library")]
+pub async fn set_index_library(on: bool) -> Result<bool, ApiError> {
+    answer(backend().map(|b| b.set_index_library(on)))
+}
+
+/// A search result's thumbnail: frame `frame` of `video`, small.
+#[server(endpoint = "thumbnail", output = Postcard)]
+pub async fn get_thumbnail(video: String, frame: u64) -> Result<FrameJpeg, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            backend()?.thumbnail(video, frame).await
+        }
+        .await,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use leptos::server_fn::ServerFn;
@@ -307,6 +384,10 @@ mod tests {
             <GetLabels as ServerFn>::PATH,
             <EditLabels as ServerFn>::PATH,
             <Evaluate as ServerFn>::PATH,
+            <Explain as ServerFn>::PATH,
+            <SearchLibrary as ServerFn>::PATH,
+            <GetThumbnail as ServerFn>::PATH,
+            <SetIndexLibrary as ServerFn>::PATH,
         ];
         for path in paths {
             assert!(path.starts_with(API_PREFIX), "{path}");

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use investigator_core::evaluation::Evaluation;
+use investigator_core::explain::Explanation;
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
@@ -97,6 +99,28 @@ pub trait VideoBackend: Send + Sync + 'static {
         models: Vec<Option<String>>,
         prompts: Vec<String>,
     ) -> BoxFuture<Result<Evaluation, ApiError>>;
+
+    /// Why `frame` scores as it does for `prompt` (checked by the caller) under `model`: the
+    /// relevance of each patch from vision layer `start_layer` on (`None`: the last).
+    /// Computed off the async workers, one at a time, cached.
+    fn explain(
+        &self,
+        video: String,
+        model: Option<String>,
+        frame: u64,
+        prompt: String,
+        start_layer: Option<u32>,
+    ) -> BoxFuture<Result<Explanation, ApiError>>;
+
+    /// The best moments across the library for `query` (checked by the caller).
+    fn search_library(&self, query: LibraryQuery) -> BoxFuture<Result<LibraryAnswer, ApiError>>;
+
+    /// Starts or stops indexing the whole library in the background; the new state.
+    fn set_index_library(&self, on: bool) -> bool;
+
+    /// A small JPEG of `frame` of `video` for a search result, decoded without opening the
+    /// video for playback (no indexing starts).
+    fn thumbnail(&self, video: String, frame: u64) -> BoxFuture<Result<FrameJpeg, ApiError>>;
 }
 
 /// Handle stored in Leptos context.

@@ -47,6 +47,16 @@ fn edit_query(edit: impl FnOnce(&web_sys::UrlSearchParams)) {
     }
 }
 
+/// Sets `key` to each of `values` (repeated) in the address bar; none removes it.
+pub fn set_query_list(key: &str, values: &[String]) {
+    edit_query(|params| {
+        params.delete(key);
+        for v in values {
+            params.append(key, v);
+        }
+    });
+}
+
 /// A random id for this tab's playhead on the server.
 pub fn random_viewer_id() -> String {
     (0..4)

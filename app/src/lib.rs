@@ -18,6 +18,7 @@ pub mod chart;
 pub mod error;
 pub mod investigate;
 pub mod player;
+pub mod search_page;
 pub mod status;
 pub mod videos_page;
 
@@ -57,12 +58,16 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="app-header">
                 <h1>"CLIP Video Investigator"</h1>
-                <nav><a id="nav-videos" href="/videos">"Videos"</a></nav>
+                <nav>
+                    <a id="nav-videos" href="/videos">"Videos"</a>
+                    <a id="nav-search" href="/search">"Search"</a>
+                </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="error" role="alert">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=PlayerPage/>
                     <Route path=StaticSegment("videos") view=videos_page::VideosPage/>
+                    <Route path=StaticSegment("search") view=search_page::SearchPage/>
                 </Routes>
             </main>
         </Router>
@@ -85,6 +90,7 @@ fn PlayerPage() -> impl IntoView {
         )
         .with_models(q.get_str("model"), q.get_str("compare"), q.get_str("diff"))
         .with_evaluation(q.get_str("eval"))
+        .with_heatmap(q.get_str("heat"), q.get_str("heatm"))
     });
     let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {
@@ -102,10 +108,13 @@ fn PlayerPage() -> impl IntoView {
                                 Effect::new(move |_| browser::replace_query_param("video", &id));
                             }
                             let state = PlayerState::from_param(info, frame_param.as_deref());
+                            let inv = investigate::Investigation::new(state, &view);
                             view! {
                                 <div class="workspace">
-                                    <Player state/>
-                                    <investigate::Investigator player=state initial=view/>
+                                    <Player state overlay=move || view! { <investigate::HeatmapOverlay inv/> }>
+                                        <investigate::HeatmapControls inv/>
+                                    </Player>
+                                    <investigate::Investigator inv initial=view/>
                                 </div>
                             }.into_any()
                         }

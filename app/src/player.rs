@@ -70,8 +70,14 @@ impl PlayerState {
     }
 }
 
+/// `overlay` is drawn over the frame (it fills the frame's box); `children` go below the
+/// controls.
 #[component]
-pub fn Player(state: PlayerState) -> impl IntoView {
+pub fn Player(
+    state: PlayerState,
+    #[prop(optional, into)] overlay: Option<ViewFn>,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
     let hydrated = RwSignal::new(false);
 
     // Effects run only in the browser: load the first frame once hydrated.
@@ -149,6 +155,7 @@ pub fn Player(state: PlayerState) -> impl IntoView {
                     data-frame=move || state.shown.get().map(|f| f.to_string())
                     on:load=move |_| state.shown.set(state.source.get_untracked().map(|(f, _)| f))
                 />
+                {overlay.map(|overlay| overlay.run())}
             </div>
             <div class="controls">
                 <button id="btn-play" on:click=on_play disabled=move || state.playing.get()>"Play"</button>
@@ -168,6 +175,7 @@ pub fn Player(state: PlayerState) -> impl IntoView {
                 data-dropped=move || state.dropped.get().to_string()>
                 {move || format!("shown {} · skipped {}", state.displayed.get(), state.dropped.get())}
             </p>
+            {children.map(|children| children())}
         </section>
     }
 }

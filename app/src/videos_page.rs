@@ -11,11 +11,11 @@ pub fn video_href(id: &str) -> String {
     format!("/?video={id}")
 }
 
-fn indexed_text(indexed: Indexed) -> &'static str {
+fn indexed_text(indexed: Indexed, progress: f32) -> String {
     match indexed {
-        Indexed::Yes => "yes",
-        Indexed::Partly => "partly",
-        Indexed::No => "no",
+        Indexed::Yes => "yes".into(),
+        Indexed::Partly => format!("partly ({:.0} %)", progress * 100.0),
+        Indexed::No => "no".into(),
     }
 }
 
@@ -81,6 +81,7 @@ fn VideoTable(library: Library, upload: UploadState) -> impl IntoView {
             </tr></thead>
             <tbody>{rows}</tbody>
         </table>
+        <IndexLibrarySwitch on=library.index_library reload=upload.reload/>
         {library.max_upload_bytes.map(|limit| view! { <UploadForm limit upload/> })}
     }
 }
@@ -94,6 +95,7 @@ fn VideoRow(video: LibraryVideo) -> impl IntoView {
         height,
         duration_s,
         indexed,
+        progress,
         error,
         default,
         ..
@@ -116,7 +118,7 @@ fn VideoRow(video: LibraryVideo) -> impl IntoView {
                 <td><a href=video_href(&id)>{title}</a></td>
                 <td>{format_time(duration_s)}</td>
                 <td>{format!("{width}×{height}")}</td>
-                <td class="indexed">{indexed_text(indexed)}</td>
+                <td class="indexed" data-progress=progress.to_string()>{indexed_text(indexed, progress)}</td>
             </tr>
         }
         .into_any(),
@@ -222,5 +224,47 @@ mod client {
             Err(_) => String::new(),
         };
         Err(format!("The upload was refused: {}", text.trim()))
+    }
+}
+
+/// The switch that indexes every video in the background (for the library search); the list
+/// reloads every few seconds while it is on, to show how far each video is.
+#[component]
+fn IndexLibrarySwitch(on: bool, reload: RwSignal<u32>) -> impl IntoView {
+    let state = RwSignal::new(on);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = reload;
+    let on_change = move |ev: leptos::ev::Event| {
+        let wanted = event_target_checked(&ev);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            if let Ok(now) = crate::api::set_index_library(wanted).await {
+                state.set(now);
+                reload.update(|n| *n += 1);
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = wanted;
+    };
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if state.get() {
+            let handle = set_timeout_with_handle(move || reload.update(|n| *n += 1), std::time::Duration::from_secs(3));
+            on_cleanup(move || {
+                if let Ok(h) = handle {
+                    h.clear();
+                }
+            });
+        }
+    });
+    view! {
+        <p class="note">
+            <label>
+                <input id="index-library" type="checkbox" prop:checked=move || state.get() on:change=on_change/>
+                " Index every video in the background (with every model), for "
+                <a href="/search">"the library search"</a>
+                "; the videos people open go first"
+            </label>
+        </p>
     }
 }

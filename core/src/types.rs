@@ -82,6 +82,10 @@ pub struct LibraryVideo {
     pub duration_s: f64,
     pub frames: u64,
     pub indexed: Indexed,
+    /// The share of its planned frames the default model has embedded, 0 to 1.
+    pub progress: f32,
+    /// The name of the library folder it is in.
+    pub folder: String,
     /// Why the file cannot be opened, if it cannot.
     pub error: Option<String>,
     /// The config's `video_path`, opened when a URL names no video.
@@ -94,6 +98,8 @@ pub struct Library {
     pub videos: Vec<LibraryVideo>,
     /// Largest upload in bytes; `None` when no library folder is configured.
     pub max_upload_bytes: Option<u64>,
+    /// Every video is being indexed in the background (for the library search).
+    pub index_library: bool,
 }
 
 /// What `POST /api/upload` answers when the video was accepted.

@@ -226,20 +226,60 @@ impl FrameServer {
         viewer: &str,
         frame: u64,
     ) -> Result<Arc<Vec<u8>>, VideoError> {
+        let video = self.checked(frame)?;
+        if let Some(jpeg) = lock(&self.cache).get(frame) {
+            return Ok(jpeg);
+        }
+        self.with_decoder(video, viewer, |decoder| {
+            // A player with two requests in flight can have frame n+1 overtaken by n+2. Encode
+            // the frames this read passes over, so the late request finds its frame in the
+            // cache instead of costing a backward seek.
+            let position = decoder.position();
+            if position < frame && frame - position <= OVERTAKEN_FRAMES {
+                for skipped in position..frame {
+                    if lock(&self.cache).get(skipped).is_none() {
+                        let image = decoder.frame(skipped)?;
+                        self.encode_and_cache(video, skipped, &image)?;
+                    }
+                }
+            }
+            let image = decoder.frame(frame)?;
+            self.encode_and_cache(video, frame, &image)
+        })
+    }
+
+    /// Exactly `frame`, upright BGR at full size, from `viewer`'s decoder (a name of the
+    /// engine's own, such as "explanations", keeps a viewer's playback decoder where it is).
+    /// Blocking.
+    pub fn frame_image_blocking(
+        &self,
+        viewer: &str,
+        frame: u64,
+    ) -> Result<opencv::core::Mat, VideoError> {
+        let video = self.checked(frame)?;
+        self.with_decoder(video, viewer, |decoder| decoder.frame(frame))
+    }
+
+    /// The open video, if `frame` is one of its frames.
+    fn checked(&self, frame: u64) -> Result<&Arc<OpenVideo>, VideoError> {
         let video = self
             .video
             .as_ref()
             .map_err(|error| VideoError::Unavailable(error.public()))?;
-        let meta = video.metadata();
-        if frame >= meta.frames {
-            return Err(VideoError::OutOfRange {
-                frame,
-                frames: meta.frames,
-            });
+        let frames = video.metadata().frames;
+        if frame >= frames {
+            return Err(VideoError::OutOfRange { frame, frames });
         }
-        if let Some(jpeg) = lock(&self.cache).get(frame) {
-            return Ok(jpeg);
-        }
+        Ok(video)
+    }
+
+    /// Runs `work` with `viewer`'s decoder, opened on first use.
+    fn with_decoder<T>(
+        &self,
+        video: &OpenVideo,
+        viewer: &str,
+        work: impl FnOnce(&mut Decoder) -> Result<T, VideoError>,
+    ) -> Result<T, VideoError> {
         let slot = self.viewer_decoder(viewer);
         let mut decoder = lock(&slot);
         if decoder.is_none() {
@@ -248,24 +288,10 @@ impl FrameServer {
                 Arc::clone(video.frame_index()),
             )?);
         }
-        let Some(decoder) = decoder.as_mut() else {
-            return Err(VideoError::NoFrames(video.path().to_path_buf()));
-        };
-        // A player with two requests in flight can have frame n+1 overtaken by n+2. Encode the
-        // frames this read passes over, so the late request finds its frame in the cache
-        // instead of costing a backward seek.
-        let position = decoder.position();
-        if position < frame && frame - position <= OVERTAKEN_FRAMES {
-            for skipped in position..frame {
-                if lock(&self.cache).get(skipped).is_none() {
-                    let image = decoder.frame(skipped)?;
-                    self.encode_and_cache(video, skipped, &image)?;
-                }
-            }
+        match decoder.as_mut() {
+            Some(decoder) => work(decoder),
+            None => Err(VideoError::NoFrames(video.path().to_path_buf())),
         }
-        let image = decoder.frame(frame)?;
-        let jpeg = self.encode_and_cache(video, frame, &image)?;
-        Ok(jpeg)
     }
 
     fn encode_and_cache(

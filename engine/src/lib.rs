@@ -11,14 +11,15 @@
 //! - `embed`, `labels`: CLIP (in process or through Roboflow); a video's ground-truth labels;
 //! - `indexing`: embedding a video into its cache file (the embedding index); the service that
 //!   runs those jobs;
-//! - `frames`, `search`: per-viewer decoders and the JPEG cache; scores and search over an
-//!   embedding index;
-//! - `evaluation`, `export`: the indexes held against the labels; frame-exact MP4 excerpts and
-//!   labelled datasets;
+//! - `frames`, `search`, `vectors`: per-viewer decoders and the JPEG cache; scores and search
+//!   over an embedding index; the library's vector index (int8 scan, exact re-rank);
+//! - `evaluation`, `explain`, `export`: the indexes held against the labels; why a frame scores
+//!   as it does (relevance maps); frame-exact MP4 excerpts and labelled datasets;
 //! - `library`: videos by opaque id, their sessions, the indexing queue.
 
 pub mod embed;
 pub mod evaluation;
+pub mod explain;
 pub mod export;
 pub mod frames;
 pub mod indexing;
@@ -26,4 +27,5 @@ pub mod labels;
 pub mod library;
 pub mod search;
 pub mod sync;
+pub mod vectors;
 pub mod video;

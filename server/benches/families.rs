@@ -24,8 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use engine::embed::local::LocalClip;
 use engine::embed::Embedder;
 use store::config::ImageRuntime;
@@ -35,50 +33,6 @@ const BATCHES: [usize; 2] = [8, 32];
 /// openai/clip-vit-base-patch16's architecture: ViT-B/32's with 16-pixel patches.
 fn vit_b16_folder() -> PathBuf {
     vit_b32::vit_base_folder(16, "vit-b16-random-v1")
-}
-
-/// google/siglip-base-patch16-224's architecture (its config.json), with the tiny SigLIP
-/// fixture's tokenizer (a text pass costs the same whatever the vocabulary).
-const SIGLIP_B16_CONFIG: &str = r#"{
-  "architectures": ["SiglipModel"], "model_type": "siglip",
-  "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "vocab_size": 32000, "max_position_embeddings": 64,
-    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_text_model"},
-  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "image_size": 224, "patch_size": 16, "num_channels": 3,
-    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_vision_model"}
-}"#;
-
-fn siglip_b16_folder() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("siglip-b16-224-random-v1");
-    if dir.join("model.safetensors").is_file() {
-        return dir;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), SIGLIP_B16_CONFIG).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-siglip");
-    for file in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "preprocessor_config.json",
-    ] {
-        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
-    }
-    // The fixture's processor says 32x32; the real one 224x224.
-    let processor = std::fs::read_to_string(dir.join("preprocessor_config.json"))
-        .unwrap()
-        .replace("\"height\": 32", "\"height\": 224")
-        .replace("\"width\": 32", "\"width\": 224");
-    std::fs::write(dir.join("preprocessor_config.json"), processor).unwrap();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    candle_transformers::models::siglip::Model::new(
-        &candle_transformers::models::siglip::Config::base_patch16_224(),
-        vb,
-    )
-    .unwrap();
-    vit_b32::save_varmap(&varmap, &dir);
-    dir
 }
 
 fn threads() -> usize {
@@ -176,7 +130,7 @@ fn main() {
     let models: [(&str, PathBuf); 3] = [
         ("CLIP ViT-B/32", vit_b32::model_folder()),
         ("CLIP ViT-B/16", vit_b16_folder()),
-        ("SigLIP B/16-224", siglip_b16_folder()),
+        ("SigLIP B/16-224", vit_b32::siglip_b16_folder()),
     ];
     let mut rows = Vec::new();
     for (name, folder) in &models {

@@ -68,6 +68,11 @@ fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
         if name.starts_with("texts-") {
             continue;
         }
+        if name == "library" {
+            // The library search's segments: each must open (a torn append is cut off).
+            check_segments(&path);
+            continue;
+        }
         if name.starts_with('.') && name.contains(".tmp-") {
             // A write cut short by the kill: never read, removed at the next start.
             continue;
@@ -87,6 +92,23 @@ fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
         found = Some(file);
     }
     found
+}
+
+/// Every vector segment under `library/` opens; how many there are, and how many end in a
+/// torn append (a writer killed mid-block).
+fn check_segments(library: &Path) -> (usize, usize) {
+    let (mut count, mut torn) = (0, 0);
+    for model in std::fs::read_dir(library).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(model.path()).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "vseg") {
+                let segment = store::vectors::Segment::open(&path).unwrap_or_else(|e| panic!("{e}"));
+                count += 1;
+                torn += usize::from(segment.torn > 0);
+            }
+        }
+    }
+    (count, torn)
 }
 
 #[test]
@@ -271,4 +293,60 @@ fn labels_survive_kill_9_during_a_save() {
         seen.insert(now);
     }
     assert!(seen.len() >= 2, "the kills landed before and after saves: {seen:?}");
+}
+
+/// `kill -9` of `search --library` at random moments while another process indexes a video
+/// (its cache file changes every 50 ms, so each search appends to the library index first),
+/// 20 times: every segment still opens, and once the index is done the library index answers
+/// exactly as one rebuilt from the caches.
+#[test]
+fn the_library_index_survives_kill_9_while_it_is_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let video_path = video("vp9.webm");
+    let config = write_config(dir.path(), &video_path);
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .env("HF_HUB_OFFLINE", "1")
+            .spawn()
+            .unwrap()
+    };
+    let mut indexer = run(&["index", video_path.to_str().unwrap(), "--checkpoint-secs", "0.05", "--batch-size", "1", "--json"]);
+    let mut rng = Rng::new(20261205);
+    let library = dir.path().join("embeddings/library");
+    let (mut killed, mut torn) = (0, 0);
+    for _ in 0..KILLS {
+        let mut search = run(&["search", "--library", "--text", "wall", "--json"]);
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        if search.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = search.kill();
+        search.wait().unwrap();
+        torn += check_segments(&library).1;
+    }
+    assert!(indexer.wait().unwrap().success());
+    assert!(killed >= KILLS / 2, "only {killed} searches were killed before they ended");
+    let answer = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let query = ["search", "--library", "--text", "wall", "--json", "--top", "20"];
+    let kept = answer(&query);
+    assert!(check_segments(&library).0 >= 1);
+    std::fs::remove_dir_all(&library).unwrap();
+    let rebuilt = answer(&query);
+    assert_eq!(kept["results"], rebuilt["results"]);
+    assert_eq!(kept["vectors_searched"], rebuilt["vectors_searched"]);
+    println!("{killed} of {KILLS} library searches killed mid-run, {torn} times leaving a torn append; the index kept answers as one rebuilt from the caches");
 }

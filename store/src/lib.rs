@@ -5,9 +5,11 @@
 //! - `config`: `config.yaml`;
 //! - `cache`: the embedding files, the text cache, atomic writes, content fingerprints;
 //! - `labels`: a video's labels file, read and replaced under a lock;
+//! - `vectors`: the library search's vector segments (append logs derived from the caches);
 //! - `fnv`: FNV-1a.
 
 pub mod cache;
 pub mod config;
 pub mod fnv;
 pub mod labels;
+pub mod vectors;

@@ -5,7 +5,7 @@
 //! the chart and as a list (click one to seek to its first frame; `e` / Shift+`e` step through
 //! them), and a labelled dataset to download.
 //!
-//! Invariant: the numbers are the server's (`engine::evaluation`), the same code as the CLI's
+//! Invariant: the numbers are the server's (the engine's evaluation), the same code as the CLI's
 //! `evaluate`; the panel only shows them (each cell carries its exact value as `data-value`).
 
 use leptos::prelude::*;

@@ -10,6 +10,7 @@
 mod chart_hook;
 mod chart_view;
 mod evaluate_panel;
+mod heatmap;
 mod keys;
 mod labels;
 #[cfg(feature = "hydrate")]
@@ -26,6 +27,7 @@ use leptos::prelude::*;
 
 use self::chart_view::ChartView;
 use self::evaluate_panel::EvaluatePanel;
+pub use self::heatmap::{HeatmapControls, HeatmapOverlay, HeatmapState};
 use self::keys::{HelpButton, HelpDialog};
 pub use self::labels::PlotArea;
 use self::labels::LabelTrack;
@@ -35,14 +37,13 @@ use self::search::SearchPanel;
 use self::share::ShareButtons;
 pub use self::state::Investigation;
 use self::view_controls::ViewControls;
-use crate::player::PlayerState;
 use crate::status::IndexStatusLine;
 pub use investigator_core::curves::{compared_curves, curves_csv, view_curves};
 use investigator_core::moments::MomentQuery;
 
 /// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, `m`, the
-/// moment query (JSON), `model`, `compare` (a second model), `diff` (A − B view) and `eval`
-/// (the evaluated prompt).
+/// moment query (JSON), `model`, `compare` (a second model), `diff` (A − B view), `eval`
+/// (the evaluated prompt) and `heat` (the heatmap's prompt; `heatm=b`: the compared model's).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewParams {
     /// `None`: start from the config's prompts.
@@ -58,6 +59,10 @@ pub struct ViewParams {
     pub difference: bool,
     /// The prompt whose evaluation the page shows (`eval`): evaluated as the page opens.
     pub evaluate: Option<String>,
+    /// The prompt of the heatmap over the frame (`heat`): shown as the page opens.
+    pub heat: Option<String>,
+    /// The heatmap is the compared model's (`heatm=b`).
+    pub heat_compared: bool,
 }
 
 impl ViewParams {
@@ -107,6 +112,17 @@ impl ViewParams {
         }
     }
 
+    /// Also reads `heat`, the heatmap's prompt, and `heatm` (`b`: the compared model's).
+    pub fn with_heatmap(self, prompt: Option<&str>, model: Option<&str>) -> Self {
+        Self {
+            heat: prompt
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS),
+            heat_compared: model == Some("b"),
+            ..self
+        }
+    }
+
     /// Also reads `model`, `compare` and `diff`; an id that is not one is left out (the server
     /// refuses a well-formed id it does not have, and the page says so).
     pub fn with_models(
@@ -134,11 +150,13 @@ impl ViewParams {
 /// Largest smoothing window offered, in frames.
 pub const MAX_SMOOTH: usize = 10_000;
 
+/// The panel of `inv` (made by the page, which shares it with the player's heatmap).
 #[component]
-pub fn Investigator(player: PlayerState, initial: ViewParams) -> impl IntoView {
-    let inv = Investigation::new(player, &initial);
+pub fn Investigator(inv: Investigation, initial: ViewParams) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     loading::start(inv, initial.prompts.is_none());
+    #[cfg(not(feature = "hydrate"))]
+    let _ = initial;
     let scores_error = inv.scores_error;
     view! {
         <section id="investigator" class="investigator">
@@ -223,5 +241,9 @@ mod tests {
         let evaluated = ViewParams::parse(None, None, None).with_evaluation(Some(" a door "));
         assert_eq!(evaluated.evaluate.as_deref(), Some("a door"));
         assert_eq!(ViewParams::parse(None, None, None).with_evaluation(Some("  ")).evaluate, None);
+        let heat = ViewParams::parse(None, None, None).with_heatmap(Some(" a red door "), Some("b"));
+        assert_eq!((heat.heat.as_deref(), heat.heat_compared), (Some("a red door"), true));
+        let long = "x".repeat(investigator_core::requests::MAX_PROMPT_CHARS + 1);
+        assert_eq!(ViewParams::parse(None, None, None).with_heatmap(Some(&long), None).heat, None);
     }
 }

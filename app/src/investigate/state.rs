@@ -94,6 +94,8 @@ pub struct Investigation {
     pub thumbs: RwSignal<HashMap<u64, String>>,
     /// The dataset download, as the user should read it.
     pub dataset_note: RwSignal<Option<String>>,
+    /// The heatmap over the frame: why it scores as it does for one prompt.
+    pub heat: super::HeatmapState,
 }
 
 impl Investigation {
@@ -195,6 +197,7 @@ impl Investigation {
             evaluated_prompt: RwSignal::new(initial.evaluate.clone()),
             thumbs: RwSignal::new(HashMap::new()),
             dataset_note: RwSignal::new(None),
+            heat: super::HeatmapState::new(initial),
         }
     }
 

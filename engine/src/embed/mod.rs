@@ -50,6 +50,30 @@ pub enum EmbedError {
     Encode(String),
     #[error("{0}")]
     Model(String),
+    #[error("this model cannot explain its scores: the Roboflow backend gives no gradients (use the local backend, `backend: local`)")]
+    NoGradients,
+    #[error("start layer {given} is out of range: the model's vision tower has {layers} layers (0 to {})", .layers.saturating_sub(1))]
+    StartLayer { given: usize, layers: usize },
+}
+
+/// Why a frame scores as it does for a prompt: each patch's gradient-weighted attention
+/// relevance (see `local::explain`), and where the model's input lies in the frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relevance {
+    /// Row-major, `rows x cols`: the patch grid of the model's input.
+    pub values: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+    /// The model's logit for the prompt (`logit_scale · cos`, SigLIP `+ logit_bias`), and the
+    /// cosine in it.
+    pub logit: f32,
+    pub cosine: f32,
+    /// Vision layers in the tower, and the first whose attention was used.
+    pub layers: usize,
+    pub start_layer: usize,
+    /// The part of the frame the model sees, in the frame's pixels: `(left, top, width,
+    /// height)` (CLIP's centre crop leaves a wide frame's sides out).
+    pub crop: (f64, f64, f64, f64),
 }
 
 /// Why the model the settings name cannot be loaded (each message says what to do next).
@@ -118,6 +142,24 @@ pub trait Embedder: Send + Sync {
     /// crop, where it prepares images itself; `None` for an inference server.
     fn input_size(&self) -> Option<(usize, usize)> {
         None
+    }
+
+    /// Whether [`explain`](Self::explain) can answer: it needs gradients, which only the local
+    /// backend gives.
+    fn explains(&self) -> bool {
+        false
+    }
+
+    /// Why `frame` scores as it does for a prompt whose L2-normalised embedding is `text` (as
+    /// [`embed_texts`](Self::embed_texts) gives it): each patch's relevance, from the vision
+    /// layer `start_layer` on (`None`: the last layer). Blocks for a forward and a backward pass.
+    fn explain(
+        &self,
+        _frame: &Mat,
+        _text: &[f32],
+        _start_layer: Option<usize>,
+    ) -> Result<Relevance, EmbedError> {
+        Err(EmbedError::NoGradients)
     }
 
     fn embed_images(&self, frames: &[Mat]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -192,6 +234,17 @@ impl Embedder for LazyLocal {
     }
     fn input_size(&self) -> Option<(usize, usize)> {
         self.model().ok()?.input_size()
+    }
+    fn explains(&self) -> bool {
+        true
+    }
+    fn explain(
+        &self,
+        frame: &Mat,
+        text: &[f32],
+        start_layer: Option<usize>,
+    ) -> Result<Relevance, EmbedError> {
+        self.model()?.explain(frame, text, start_layer)
     }
     fn is_truncated(&self, text: &str) -> bool {
         // Every token covers at least one byte but SentencePiece's word-start mark: short texts

@@ -224,6 +224,24 @@ pub fn normalize(crop: &[u8], config: &PreprocessConfig) -> Vec<f32> {
     out
 }
 
+/// The part of a `width x height` frame the model sees, in the frame's pixels:
+/// `(left, top, width, height)`. CLIP's centre crop after the shortest-side resize keeps the
+/// middle (a 16:9 frame loses its left and right edges); a resize box (SigLIP) keeps it all.
+/// Where the crop is larger than the resized frame (transformers pads it) the box reaches past
+/// the frame, so that the model's patch grid always maps onto the box.
+pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64, f64, f64, f64) {
+    if config.resize_box.is_some() || width == 0 || height == 0 {
+        return (0.0, 0.0, width as f64, height as f64);
+    }
+    let (rw, rh) = resized_size(width, height, config.shortest_edge as usize);
+    let (cw, ch) = (config.crop_width as isize, config.crop_height as isize);
+    // transformers' center_crop: integer offsets into the resized image.
+    let left = (rw as isize - cw).div_euclid(2);
+    let top = (rh as isize - ch).div_euclid(2);
+    let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
+    (left as f64 * sx, top as f64 * sy, cw as f64 * sx, ch as f64 * sy)
+}
+
 /// transformers' `get_resize_output_image_size(..., default_to_square=False)`: the short side
 /// becomes `shortest_edge`, the long side is scaled and truncated.
 pub fn resized_size(width: usize, height: usize, shortest_edge: usize) -> (usize, usize) {
@@ -458,5 +476,21 @@ mod tests {
         assert!(PreprocessConfig::from_json(r#"{"resample": 1}"#, 224)
             .unwrap_err()
             .contains("bicubic"));
+    }
+
+    #[test]
+    fn the_crop_the_model_sees_is_the_middle_of_a_wide_frame() {
+        let clip = PreprocessConfig::for_image_size(224);
+        // 1280x720: resized to 398x224, the middle 224 columns kept: frame x 312.5 to 967.5.
+        let (x, y, w, h) = crop_box(&clip, 1280, 720);
+        assert!((x - 87.0 * 1280.0 / 398.0).abs() < 1e-9 && y == 0.0 && h == 720.0, "{x} {y} {w} {h}");
+        assert!((w - 224.0 * 1280.0 / 398.0).abs() < 1e-9);
+        // A square frame is seen whole; a resize box (SigLIP) sees any frame whole.
+        assert_eq!(crop_box(&clip, 500, 500), (0.0, 0.0, 500.0, 500.0));
+        let siglip = PreprocessConfig {
+            resize_box: Some((224, 224)),
+            ..clip
+        };
+        assert_eq!(crop_box(&siglip, 1280, 720), (0.0, 0.0, 1280.0, 720.0));
     }
 }

@@ -3,7 +3,7 @@
 //! text cache to `search`. However many tabs ask, there is one job per video.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -47,11 +47,14 @@ pub enum JobError {
 pub struct NotReady(pub String);
 
 /// How many videos may be indexed at once (`max_indexing_jobs`); the other jobs wait here, so
-/// that opening several videos does not split two cores between them.
+/// that opening several videos does not split two cores between them. Background jobs (the
+/// library's) take a turn only while no other job waits, and leave when one comes.
 pub struct IndexQueue {
     running: Mutex<usize>,
     turn: Condvar,
     limit: usize,
+    /// Jobs of videos people opened that wait for a turn.
+    foreground_waiting: AtomicUsize,
 }
 
 impl IndexQueue {
@@ -60,17 +63,26 @@ impl IndexQueue {
             running: Mutex::new(0),
             turn: Condvar::new(),
             limit: limit.max(1),
+            foreground_waiting: AtomicUsize::new(0),
         })
     }
 
-    /// Waits for a free place; `None` if `cancel` was set while waiting.
-    fn enter<'a>(&'a self, cancel: &AtomicBool) -> Option<QueueTurn<'a>> {
+    /// Jobs of opened videos waiting for a turn: a background job gives its turn up for them.
+    pub fn foreground_waiting(&self) -> usize {
+        self.foreground_waiting.load(Ordering::SeqCst)
+    }
+
+    /// Waits for a free place (a background job: a free place no other job waits for);
+    /// `None` if `cancel` was set while waiting.
+    fn enter<'a>(&'a self, cancel: &AtomicBool, background: bool) -> Option<QueueTurn<'a>> {
+        let _waiting = (!background).then(|| Waiting::new(&self.foreground_waiting));
         let mut running = lock(&self.running);
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return None;
             }
-            if *running < self.limit {
+            let others_first = background && self.foreground_waiting() > 0;
+            if *running < self.limit && !others_first {
                 *running += 1;
                 return Some(QueueTurn(self));
             }
@@ -80,6 +92,22 @@ impl IndexQueue {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+/// Counts a foreground job as waiting while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -101,6 +129,10 @@ pub struct IndexService {
     embedder: OnceLock<Arc<dyn Embedder>>,
     /// The embeddings of the open video, once the job has loaded or started them.
     embeddings: OnceLock<Arc<RwLock<EmbeddingFile>>>,
+    /// The cache file's name in the cache folder, once the job has chosen it.
+    cache_name: OnceLock<String>,
+    /// A background job (the library's): it waits behind the others.
+    background: bool,
     fill_radius: OnceLock<u64>,
     /// The span the latest viewer to move looks at: a coarse-to-fine job refines it first.
     focus: Focus,
@@ -121,12 +153,26 @@ impl IndexService {
         queue: Arc<IndexQueue>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, LoadError> + Send + 'static,
     ) -> Arc<Self> {
+        Self::start_with(video, options, queue, load_model, false)
+    }
+
+    /// [`start`](Self::start) for a job that waits behind every other (`background`): the
+    /// library's, for videos nobody has open.
+    pub fn start_with(
+        video: Result<(PathBuf, Arc<FrameIndex>), Arc<VideoError>>,
+        options: IndexOptions,
+        queue: Arc<IndexQueue>,
+        load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, LoadError> + Send + 'static,
+        background: bool,
+    ) -> Arc<Self> {
         let indexer = Arc::new(Self {
             options,
             queue,
             progress: Progress::default(),
             embedder: OnceLock::new(),
             embeddings: OnceLock::new(),
+            cache_name: OnceLock::new(),
+            background,
             fill_radius: OnceLock::new(),
             focus: Focus::default(),
             texts: Mutex::new(None),
@@ -190,6 +236,9 @@ impl IndexService {
             .fill_radius
             .set(fill_radius(meta.fps, self.options.sample_fps));
         let (cache_path, file, problem) = load_cache(&to_index, embedder.as_ref(), &self.options);
+        if let Some(name) = cache_path.file_name().and_then(|n| n.to_str()) {
+            let _ = self.cache_name.set(name.to_string());
+        }
         let store = Arc::clone(self.embeddings.get_or_init(|| Arc::new(RwLock::new(file))));
         // A complete index needs no turn; anything else waits for one (scores of what is
         // cached are answered meanwhile).
@@ -205,7 +254,7 @@ impl IndexService {
                 s.total = planned;
                 s.message = Some("queued: waiting for another video's indexing to finish".into());
             });
-            let turn = self.queue.enter(&self.cancel);
+            let turn = self.queue.enter(&self.cancel, self.background);
             self.progress.update(|s| s.message = None);
             Some(turn.ok_or(JobError::StoppedInQueue)?)
         } else {
@@ -285,6 +334,16 @@ impl IndexService {
             .embed(|chunk| embedder.embed_texts(chunk), texts)
     }
 
+    /// The cache file's name (in the cache folder), once the job has chosen it.
+    pub fn cache_name(&self) -> Option<&str> {
+        self.cache_name.get().map(String::as_str)
+    }
+
+    /// Whether the job has ended (done, failed or stopped).
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
     /// The embeddings of the video, once the job has loaded or started them (they grow while
     /// it runs).
     pub fn embeddings(&self) -> Option<&Arc<RwLock<EmbeddingFile>>> {
@@ -349,6 +408,17 @@ impl Embedder for Counting {
     }
     fn input_size(&self) -> Option<(usize, usize)> {
         self.inner.input_size()
+    }
+    fn explains(&self) -> bool {
+        self.inner.explains()
+    }
+    fn explain(
+        &self,
+        frame: &opencv::core::Mat,
+        text: &[f32],
+        start_layer: Option<usize>,
+    ) -> Result<crate::embed::Relevance, EmbedError> {
+        self.inner.explain(frame, text, start_layer)
     }
 }
 

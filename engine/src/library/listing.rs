@@ -30,9 +30,9 @@ impl Library {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let meta = self.probe(&path);
-                let indexed = match &meta {
+                let (indexed, progress) = match &meta {
                     Ok(meta) => self.indexed(&id, &path, meta),
-                    Err(_) => Indexed::No,
+                    Err(_) => (Indexed::No, 0.0),
                 };
                 let (width, height, frames, duration_s) = match &meta {
                     Ok(m) => (m.width, m.height, m.frames, m.duration_s()),
@@ -47,6 +47,8 @@ impl Library {
                     duration_s,
                     frames,
                     indexed,
+                    progress,
+                    folder: self.folder_of(&path),
                     error: meta.err(),
                 }
             })
@@ -81,21 +83,27 @@ impl Library {
         meta
     }
 
-    /// How much of `path` is indexed: from its running job, else from its cache file.
-    fn indexed(&self, id: &str, path: &Path, meta: &Metadata) -> Indexed {
-        if let Some(session) = lock(&self.sessions).get(id) {
-            let status = session.index.status();
-            return match status.state {
-                IndexState::Done => Indexed::Yes,
-                _ if status.done > 0 => Indexed::Partly,
-                _ => Indexed::No,
+    /// How much of `path` is indexed by the default model (and the share of its planned
+    /// frames): from its running job (the page's or the library's), else from its cache file.
+    fn indexed(&self, id: &str, path: &Path, meta: &Metadata) -> (Indexed, f32) {
+        let running = lock(&self.sessions)
+            .get(id)
+            .map(|session| session.index.status())
+            .map(|s| (s.state == IndexState::Done, s.done, s.total))
+            .or_else(|| self.background_progress(path).map(|(done, total)| (false, done, total)));
+        if let Some((done_state, done, total)) = running {
+            let share = if total > 0 { done as f32 / total as f32 } else { 0.0 };
+            return match (done_state, done) {
+                (true, _) => (Indexed::Yes, 1.0),
+                (_, d) if d > 0 => (Indexed::Partly, share),
+                _ => (Indexed::No, 0.0),
             };
         }
         let Some(model) = self.models[0].model.ready() else {
-            return Indexed::No;
+            return (Indexed::No, 0.0);
         };
         let Ok(video) = VideoToIndex::with_metadata(path, meta.clone()) else {
-            return Indexed::No;
+            return (Indexed::No, 0.0);
         };
         let header = video.header(model.as_ref(), self.index_options.sample_fps);
         let file = self
@@ -106,7 +114,7 @@ impl Library {
                 self.index_options.skip_similar,
             ));
         let Some(stamp) = stamp(&file) else {
-            return Indexed::No;
+            return (Indexed::No, 0.0);
         };
         if let Some((known, indexed)) = lock(&self.cache_states).get(&file) {
             if *known == stamp {
@@ -122,12 +130,12 @@ impl Library {
                 )
                 .len();
                 if cached.covered() >= planned {
-                    Indexed::Yes
+                    (Indexed::Yes, 1.0)
                 } else {
-                    Indexed::Partly
+                    (Indexed::Partly, cached.covered() as f32 / planned.max(1) as f32)
                 }
             }
-            _ => Indexed::No,
+            _ => (Indexed::No, 0.0),
         };
         lock(&self.cache_states).insert(file, (stamp, indexed));
         indexed

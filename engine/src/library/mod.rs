@@ -7,9 +7,11 @@
 //! shared by its jobs, and all decoders share one budget. Each (video, model) has its own
 //! cache file, so switching back to a model costs no embedding.
 
+mod background;
 mod files;
 mod listing;
 mod models;
+mod search;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ use investigator_core::types::{Indexed, ModelChoice, VideoInfo};
 use store::config::Settings;
 
 pub use files::{check_upload_name, video_id, NameError, MAX_NAME_BYTES, VIDEO_EXTENSIONS};
-pub use models::{model_choices, ModelSlot, SharedModel};
+pub use models::{model_choices, model_slots, ModelSlot, SharedModel};
+pub use search::LibrarySearchError;
 
 use crate::frames::{FrameServer, FrameSettings};
 use crate::indexing::{IndexOptions, IndexQueue, IndexService};
@@ -52,6 +55,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// The index of this video by the model at `place`, if it has been started.
+    pub fn index_of(&self, place: usize) -> Option<Arc<IndexService>> {
+        if place == 0 {
+            Some(Arc::clone(&self.index))
+        } else {
+            lock(&self.others).get(&place).cloned()
+        }
+    }
+
     /// Every index of this video that has been started, the default model's first.
     pub fn indexes(&self) -> Vec<Arc<IndexService>> {
         let mut all = vec![Arc::clone(&self.index)];
@@ -80,13 +92,33 @@ pub struct Library {
     probes: Mutex<HashMap<PathBuf, Probe>>,
     /// How complete each cache file read for the list was, until it changes (they can be
     /// hundreds of MB; the list should not read them every time).
-    cache_states: Mutex<HashMap<PathBuf, (files::Stamp, Indexed)>>,
+    cache_states: Mutex<HashMap<PathBuf, (files::Stamp, (Indexed, f32))>>,
+    /// The library search's vector index per model place, opened on first use.
+    vector_indexes: Mutex<HashMap<usize, Arc<crate::vectors::VectorIndex>>>,
+    /// When each model's vector index last read the cache folder.
+    folder_synced: Mutex<HashMap<usize, std::time::Instant>>,
+    /// Each listed file's content fingerprint, until the file changes.
+    fingerprints: Mutex<HashMap<PathBuf, (files::Stamp, store::cache::VideoFingerprint)>>,
+    /// The library's background indexing job running now.
+    background: Mutex<Option<background::BackgroundJob>>,
+    /// Whether the library is indexed in the background (`index_library`, or the page's
+    /// switch), and whether its thread has started.
+    index_library: std::sync::atomic::AtomicBool,
+    library_thread: std::sync::Once,
 }
 
 impl Library {
     /// Opens the library and starts indexing the default video with the default model (as the
     /// single-video server did). `models` are the config's, the default first (at least one).
     pub fn new(settings: &Settings, models: Vec<ModelSlot>) -> Arc<Self> {
+        let library = Self::without_sessions(settings, models);
+        // The default video opens at once, so its indexing starts with the server.
+        let _ = library.session(&library.default_id.clone());
+        library
+    }
+
+    /// The library with nothing opened and no job started (the CLI's: its listing, its search).
+    pub fn without_sessions(settings: &Settings, models: Vec<ModelSlot>) -> Arc<Self> {
         assert!(!models.is_empty(), "the library needs at least one model");
         let roots = settings
             .library_dirs
@@ -123,9 +155,13 @@ impl Library {
             sessions: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
             cache_states: Mutex::new(HashMap::new()),
+            vector_indexes: Mutex::new(HashMap::new()),
+            folder_synced: Mutex::new(HashMap::new()),
+            fingerprints: Mutex::new(HashMap::new()),
+            background: Mutex::new(None),
+            index_library: std::sync::atomic::AtomicBool::new(false),
+            library_thread: std::sync::Once::new(),
         });
-        // The default video opens at once, so its indexing starts with the server.
-        let _ = library.session(&library.default_id.clone());
         library
     }
 
@@ -139,7 +175,7 @@ impl Library {
     }
 
     /// The place in the model list of `model` (`None`: the default).
-    fn model_place(&self, model: Option<&str>) -> Result<usize, LibraryError> {
+    pub(crate) fn model_place(&self, model: Option<&str>) -> Result<usize, LibraryError> {
         match model {
             None => Ok(0),
             Some(id) => self

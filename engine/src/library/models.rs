@@ -129,3 +129,19 @@ mod tests {
         assert_eq!(calls.load(Ordering::Relaxed), 1, "loaded once");
     }
 }
+
+/// The config's models as slots, each loaded on first use (the default first).
+pub fn model_slots(settings: &store::config::Settings) -> Vec<ModelSlot> {
+    model_choices(&settings.models)
+        .into_iter()
+        .zip(&settings.models)
+        .map(|(choice, model)| {
+            let mut model_settings = settings.clone();
+            model_settings.set_model(model.clone());
+            ModelSlot {
+                choice,
+                model: SharedModel::new(move || crate::embed::load(&model_settings)),
+            }
+        })
+        .collect()
+}

@@ -1,5 +1,5 @@
-//! The random-weight ViT-B/32 model folder the benches share (speed does not depend on the
-//! weights' values), written once into cargo's bench tmp dir.
+//! The random-weight model folders the benches share (speed does not depend on the weights'
+//! values), written once into cargo's bench tmp dir: ViT-B/32 (and B/16), SigLIP B/16.
 
 use std::path::{Path, PathBuf};
 
@@ -76,4 +76,49 @@ pub fn save_varmap(varmap: &VarMap, dir: &Path) {
     let partial = dir.join("model.safetensors.partial");
     varmap.save(&partial).unwrap();
     std::fs::rename(partial, dir.join("model.safetensors")).unwrap();
+}
+
+/// google/siglip-base-patch16-224's architecture (its config.json), with the tiny SigLIP
+/// fixture's tokenizer (a text pass costs the same whatever the vocabulary).
+const SIGLIP_B16_CONFIG: &str = r#"{
+  "architectures": ["SiglipModel"], "model_type": "siglip",
+  "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "vocab_size": 32000, "max_position_embeddings": 64,
+    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_text_model"},
+  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "image_size": 224, "patch_size": 16, "num_channels": 3,
+    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-06, "model_type": "siglip_vision_model"}
+}"#;
+
+#[allow(dead_code)] // not every bench that includes this file runs SigLIP
+pub fn siglip_b16_folder() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("siglip-b16-224-random-v1");
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), SIGLIP_B16_CONFIG).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-siglip");
+    for file in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+    ] {
+        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
+    }
+    // The fixture's processor says 32x32; the real one 224x224.
+    let processor = std::fs::read_to_string(dir.join("preprocessor_config.json"))
+        .unwrap()
+        .replace("\"height\": 32", "\"height\": 224")
+        .replace("\"width\": 32", "\"width\": 224");
+    std::fs::write(dir.join("preprocessor_config.json"), processor).unwrap();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::siglip::Model::new(
+        &candle_transformers::models::siglip::Config::base_patch16_224(),
+        vb,
+    )
+    .unwrap();
+    save_varmap(&varmap, &dir);
+    dir
 }

@@ -51,6 +51,34 @@ pub enum Command {
     /// Frames to fine-tune on (positives, hard positives, hard negatives) with their labels
     /// and scores, as an `imagefolder` dataset (JPEG + metadata.jsonl).
     ExportDataset(ExportDatasetArgs),
+    /// Why frame N scores as it does for a prompt: each patch's relevance (gradient-weighted
+    /// attention, Chefer et al. 2021) painted over the frame, and the part the model never sees.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExplainArgs {
+    pub video: PathBuf,
+    /// The frame: the N-th frame FFmpeg presents, from 0.
+    #[arg(long)]
+    pub frame: u64,
+    #[arg(long)]
+    pub prompt: String,
+    /// The first vision layer whose attention counts, from 0 (default: the last layer).
+    #[arg(long, value_name = "L")]
+    pub start_layer: Option<usize>,
+    /// Write the frame with the heatmap over it, as PNG.
+    #[arg(short, long, value_name = "OUT.png", required_unless_present = "json")]
+    pub output: Option<PathBuf>,
+    /// How opaque the heatmap is, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    pub opacity: f32,
+    /// Print JSON: {"grid": {"rows", "cols"}, "values" (row-major), "crop" (frame pixels),
+    /// "score": {"logit", "cosine"}, …}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -156,7 +184,12 @@ pub struct FrameArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct IndexArgs {
-    pub video: PathBuf,
+    #[arg(required_unless_present = "library")]
+    pub video: Option<PathBuf>,
+    /// Every video of `video_path` and `library_dirs`, with every configured model (one
+    /// after another; resumable), then the library index for `search --library`.
+    #[arg(long, conflicts_with_all = ["video", "progressive"])]
+    pub library: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Frames per second to embed (default: `sample_fps` from the config, else every frame).
@@ -205,7 +238,12 @@ pub struct ScoresArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct SearchArgs {
-    pub video: PathBuf,
+    #[arg(required_unless_present = "library")]
+    pub video: Option<PathBuf>,
+    /// Search every indexed video of the library (`index --library` indexes it): the best
+    /// moments, at most `--per-video` per video.
+    #[arg(long, conflicts_with = "video")]
+    pub library: bool,
     #[arg(long, required_unless_present = "image")]
     pub text: Option<String>,
     /// An image file (JPEG, PNG, …).
@@ -213,6 +251,22 @@ pub struct SearchArgs {
     pub image: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// With --library: only these videos (their library ids, as `search --library --json`
+    /// and the page give them).
+    #[arg(long = "video", value_name = "ID", requires = "library")]
+    pub videos: Vec<String>,
+    /// With --library: only the videos of these library folders (their names).
+    #[arg(long = "folder", value_name = "NAME", requires = "library")]
+    pub folders: Vec<String>,
+    /// With --library: at most this many moments per video.
+    #[arg(long, default_value_t = 3, requires = "library")]
+    pub per_video: usize,
+    /// With --library: leave out moments whose peak scores below this.
+    #[arg(long, requires = "library")]
+    pub min_score: Option<f32>,
+    /// With --library: leave out moments shorter than this many seconds.
+    #[arg(long, default_value_t = 0.0, requires = "library")]
+    pub min_len_s: f64,
     /// Results are at least this many seconds apart (default: 1).
     #[arg(long, default_value_t = 1.0)]
     pub min_gap_s: f64,

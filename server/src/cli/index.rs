@@ -46,7 +46,13 @@ pub(super) fn check_sampling(sample_fps: Option<f64>, batch_size: Option<usize>)
 }
 
 pub fn run(args: &IndexArgs) -> CommandResult {
-    let path = args.video.as_path();
+    if args.library {
+        check_sampling(args.sample_fps, args.batch_size)?;
+        return super::library::index(args);
+    }
+    let Some(path) = args.video.as_deref() else {
+        bail!("give a VIDEO to index, or --library");
+    };
     check_sampling(args.sample_fps, args.batch_size)?;
     let settings = resolve(&args.model)?;
     let mut options = index_options(&settings, args.sample_fps, args.batch_size);

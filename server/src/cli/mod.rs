@@ -12,11 +12,13 @@ mod cuts;
 mod dataset;
 mod evaluate;
 mod excerpt;
+mod explain;
 mod export;
 mod frame;
 mod index;
 mod indexed;
 mod labels;
+mod library;
 mod moments;
 mod output;
 mod probe;
@@ -49,5 +51,6 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Labels(args)) => labels::run(&args),
         Some(Command::Evaluate(args)) => evaluate::run(&args),
         Some(Command::ExportDataset(args)) => dataset::run(&args),
+        Some(Command::Explain(args)) => explain::run(&args),
     }
 }

@@ -10,11 +10,17 @@ use super::output::print_json;
 use super::CommandResult;
 
 pub fn run(args: &SearchArgs) -> CommandResult {
+    if args.library {
+        return super::library::search(args);
+    }
+    let Some(video) = args.video.as_deref() else {
+        bail!("give a VIDEO to search, or --library");
+    };
     let (top, min_gap_s, json) = (args.top, args.min_gap_s, args.json);
     if !(min_gap_s.is_finite() && min_gap_s >= 0.0) {
         bail!("--min-gap-s must be 0 or more, not {min_gap_s}");
     }
-    let indexed = open_indexed(&args.video, &args.model, args.sample_fps)?;
+    let indexed = open_indexed(video, &args.model, args.sample_fps)?;
     let mut queries = Vec::new();
     if let Some(text) = &args.text {
         queries.extend(indexed.embed_prompts(std::slice::from_ref(text))?);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use engine::library::{model_choices, Library, ModelSlot, SharedModel};
+use engine::library::{model_slots, Library};
 
 use super::args::ServeArgs;
 use super::settings::resolve;
@@ -14,19 +14,9 @@ use crate::web::guard::Guard;
 
 pub fn run(args: &ServeArgs) -> CommandResult {
     let settings = resolve(args)?;
-    let models = model_choices(&settings.models)
-        .into_iter()
-        .zip(&settings.models)
-        .map(|(choice, model)| {
-            let mut model_settings = settings.clone();
-            model_settings.set_model(model.clone());
-            ModelSlot {
-                choice,
-                model: SharedModel::new(move || engine::embed::load(&model_settings)),
-            }
-        })
-        .collect();
-    let library = Library::new(&settings, models);
+    let library = Library::new(&settings, model_slots(&settings));
+    library.start_vector_sync();
+    library.set_index_library(settings.index_library);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

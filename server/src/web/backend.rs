@@ -10,12 +10,15 @@ use investigator_core::types::{
 };
 
 use engine::evaluation::{evaluate_services, prompts_to_evaluate, EvaluationError};
+use engine::explain::{ExplainError, Explanations};
 use engine::indexing::IndexService;
 use engine::labels::LabelFileError;
-use engine::library::{Library, LibraryError, Session};
+use engine::library::{Library, LibraryError, LibrarySearchError, Session};
 use engine::search::{self, SearchError};
 use engine::video::VideoError;
 use investigator_core::evaluation::Evaluation;
+use investigator_core::explain::Explanation;
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
 
 /// The library as the app's server functions see it.
@@ -23,6 +26,8 @@ pub struct LibraryBackend {
     pub library: Arc<Library>,
     /// The config's `CLIP:` prompts.
     pub prompts: Vec<String>,
+    /// Heatmaps: cached, computed one at a time.
+    pub explanations: Arc<Explanations>,
 }
 
 /// Runs `work` with the session of `video` on tokio's blocking pool.
@@ -103,6 +108,32 @@ fn evaluation_error(error: EvaluationError) -> ApiError {
     }
 }
 
+/// A prompt, frame, model or layer the request named is its fault; a model still loading, or
+/// too many heatmaps at once, "not now"; anything else ours.
+fn explain_error(error: ExplainError) -> ApiError {
+    match error {
+        _ if error.is_bad_request() => ApiError::BadArgument(match error {
+            ExplainError::Video(video) => video.public(),
+            other => other.to_string(),
+        }),
+        ExplainError::NotReady(not_ready) => ApiError::Unavailable(not_ready.0),
+        ExplainError::Busy(_) => ApiError::Unavailable(error.to_string()),
+        ExplainError::Video(video) => video_error(video),
+        ExplainError::Embed(_) | ExplainError::EmptyPrompt => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// A query, id or model the request named is its fault; a model that cannot load, "not now".
+fn library_search_error(error: LibrarySearchError) -> ApiError {
+    match error {
+        LibrarySearchError::Library(library) => library_error(library),
+        LibrarySearchError::Video(video) => video_error(video),
+        _ if error.is_bad_request() => ApiError::BadArgument(error.to_string()),
+        LibrarySearchError::NoModel(_) => ApiError::Unavailable(error.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 impl VideoBackend for LibraryBackend {
     fn library(&self) -> BoxFuture<Result<investigator_core::types::Library, ApiError>> {
         let library = Arc::clone(&self.library);
@@ -110,6 +141,7 @@ impl VideoBackend for LibraryBackend {
             tokio::task::spawn_blocking(move || investigator_core::types::Library {
                 videos: library.list(),
                 max_upload_bytes: library.upload_target().map(|(_, limit)| limit),
+                index_library: library.indexes_library(),
             })
             .await
             .map_err(|e| ApiError::Internal(format!("listing the videos failed: {e}")))
@@ -275,6 +307,57 @@ impl VideoBackend for LibraryBackend {
                 .collect::<Result<Vec<_>, _>>()?;
             let services: Vec<&IndexService> = services.iter().map(Arc::as_ref).collect();
             evaluate_services(&services, &prompts, &labels).map_err(evaluation_error)
+        })
+    }
+
+    fn explain(
+        &self,
+        video: String,
+        model: Option<String>,
+        frame: u64,
+        prompt: String,
+        start_layer: Option<u32>,
+    ) -> BoxFuture<Result<Explanation, ApiError>> {
+        let explanations = Arc::clone(&self.explanations);
+        with_index(&self.library, video, model, "explaining a score", move |session, index| {
+            explanations
+                .explain_blocking(
+                    &session.frames,
+                    &index,
+                    frame,
+                    &prompt,
+                    start_layer.map(|l| l as usize),
+                )
+                .map(|e| e.as_ref().clone())
+                .map_err(explain_error)
+        })
+    }
+
+    fn search_library(&self, query: LibraryQuery) -> BoxFuture<Result<LibraryAnswer, ApiError>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || library.search_library(&query).map_err(library_search_error))
+                .await
+                .map_err(|e| ApiError::Internal(format!("the library search failed: {e}")))?
+        })
+    }
+
+    fn set_index_library(&self, on: bool) -> bool {
+        self.library.set_index_library(on);
+        self.library.indexes_library()
+    }
+
+    fn thumbnail(&self, video: String, frame: u64) -> BoxFuture<Result<FrameJpeg, ApiError>> {
+        let library = Arc::clone(&self.library);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                library
+                    .thumbnail(&video, frame, 320)
+                    .map(|jpeg| FrameJpeg { frame, jpeg })
+                    .map_err(library_search_error)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("a thumbnail failed: {e}")))?
         })
     }
 }

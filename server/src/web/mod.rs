@@ -39,6 +39,7 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
     let backend = Backend(Arc::new(LibraryBackend {
         library: Arc::clone(&library),
         prompts,
+        explanations: Arc::new(engine::explain::Explanations::new()),
     }));
     let routes = generate_route_list(App);
     let exports = excerpt::Exports::default();

@@ -14,7 +14,7 @@ use crate::fnv::Fnv64;
 const FINGERPRINT_CHUNK: u64 = 64 * 1024;
 
 /// Identifies a video by content, not by path: a renamed file still hits, an edited one misses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VideoFingerprint {
     pub size: u64,
     pub chunks_hash: u64,

@@ -149,12 +149,15 @@ impl EmbeddingFile {
         Self::file_name_skipping(header, None)
     }
 
+    /// The part of a cache file's name that names its model (also the name of the model's
+    /// folder in the library index).
+    pub fn model_part(model: &ModelKey) -> String {
+        safe_name(&format!("{}-{}", model.name, model.revision), 80)
+    }
+
     /// File name for an index that skips frames closer than `skip` grey levels.
     pub fn file_name_skipping(header: &CacheHeader, skip: Option<f32>) -> String {
-        let model = safe_name(
-            &format!("{}-{}", header.model.name, header.model.revision),
-            80,
-        );
+        let model = Self::model_part(&header.model);
         let mut sampling = header
             .sample_fps_millis
             .map_or("all".to_string(), |m| format!("{m}mfps"));

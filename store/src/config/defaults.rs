@@ -93,6 +93,7 @@ impl Default for Settings {
             progressive: default_progressive(),
             coarse_interval_s: default_coarse_interval_s(),
             progressive_memory_mb: default_progressive_memory_mb(),
+            index_library: false,
         }
     }
 }

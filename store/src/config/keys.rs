@@ -32,6 +32,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "progressive",
     "coarse_interval_s",
     "progressive_memory_mb",
+    "index_library",
 ];
 
 /// The known key closest to a misspelt one, if any is close enough to be a likely typo.

@@ -105,6 +105,10 @@ pub struct Settings {
     /// keeps for the next pass, which then need not decode the video again. 0: none kept.
     #[serde(default = "default_progressive_memory_mb")]
     pub progressive_memory_mb: u64,
+    /// Index every video of `video_path` and `library_dirs` with every model in the
+    /// background (behind the videos people open), for the library search.
+    #[serde(default)]
+    pub index_library: bool,
 }
 
 /// What computes the local model's image embeddings. Both read the same safetensors and agree

@@ -9,13 +9,15 @@
 //! exactly (another activation, another model family) are refused rather than run wrongly.
 
 mod config;
+pub mod explain;
 pub mod model;
 pub mod siglip;
 mod spiece;
 mod text;
 mod vision;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -27,7 +29,8 @@ pub use config::{
 };
 pub use text::{canonicalize, Tokens};
 
-use super::{EmbedError, Embedder, ModelIdentity, PreparedImage};
+use super::{EmbedError, Embedder, ModelIdentity, PreparedImage, Relevance};
+use explain::ExplainTower;
 use store::config::ImageRuntime;
 use text::{ClipTokenizer, SiglipTokenizer, TextTower, Tokenizer};
 use vision::ImageTower;
@@ -44,6 +47,10 @@ pub struct LocalClip {
     logit_scale: f32,
     /// SigLIP's `logit_bias`; `None` for CLIP.
     logit_bias: Option<f32>,
+    /// `model.safetensors`, for the candle image tower that explains scores where the tower that
+    /// embeds is ONNX Runtime's, which has no gradients (loaded on first use).
+    weights: PathBuf,
+    explainer: OnceLock<Result<ExplainTower, String>>,
 }
 
 impl LocalClip {
@@ -155,7 +162,69 @@ impl LocalClip {
             device,
             logit_scale,
             logit_bias,
+            weights,
+            explainer: OnceLock::new(),
         })
+    }
+
+    /// The candle image tower that explains scores: the one that embeds where candle runs it,
+    /// else loaded from the weights on first use (a second copy of the image tower's weights).
+    fn explainer(&self) -> Result<&ExplainTower, EmbedError> {
+        self.explainer
+            .get_or_init(|| {
+                if let Some(tower) = self.images.candle_tower() {
+                    return Ok(tower);
+                }
+                // SAFETY: the file is memory-mapped read-only; the app never writes model files.
+                let vb = unsafe {
+                    VarBuilder::from_mmaped_safetensors(&[&self.weights], DType::F32, &self.device)
+                }
+                .map_err(|e| e.to_string())?;
+                match &self.config {
+                    Architecture::Clip(c) => model::VisionTransformer::new(&vb, &c.vision_config)
+                        .map(ExplainTower::Clip),
+                    Architecture::Siglip { vision, .. } => {
+                        siglip::SiglipVision::new(&vb, vision).map(ExplainTower::Siglip)
+                    }
+                }
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EmbedError::Model(format!("the image tower for explanations: {e}")))
+    }
+
+    /// The relevance of a preprocessed image (as [`preprocess_frame`](Self::preprocess_frame)
+    /// gives it) for an L2-normalised text embedding, from vision layer `start_layer` on
+    /// (`None`: the last). Its crop box is the model's input, whole.
+    pub fn explain_pixels(
+        &self,
+        image: &[f32],
+        text: &[f32],
+        start_layer: Option<usize>,
+    ) -> Result<Relevance, EmbedError> {
+        let tower = self.explainer()?;
+        let layers = tower.layers();
+        let start_layer = start_layer.unwrap_or(layers.saturating_sub(1));
+        if start_layer >= layers {
+            return Err(EmbedError::StartLayer {
+                given: start_layer,
+                layers,
+            });
+        }
+        let (height, width) = self.images.input_size();
+        if image.len() != 3 * height * width {
+            return Err(EmbedError::Model(format!(
+                "explaining: {} floats given, the model takes 3 x {height} x {width}",
+                image.len()
+            )));
+        }
+        let failed = |e: candle_core::Error| EmbedError::Model(format!("explaining: {e}"));
+        let pixels = explain::pixels(image, height, width, &self.device).map_err(failed)?;
+        let mut relevance = tower
+            .relevance(&pixels, text, self.logit_scale, self.logit_bias, start_layer)
+            .map_err(failed)?;
+        relevance.crop = (0.0, 0.0, width as f64, height as f64);
+        Ok(relevance)
     }
 
     /// The model's tokens of `text`, padded to its context.
@@ -229,6 +298,25 @@ impl Embedder for LocalClip {
 
     fn input_size(&self) -> Option<(usize, usize)> {
         Some(self.images.input_size())
+    }
+
+    fn explains(&self) -> bool {
+        true
+    }
+
+    fn explain(
+        &self,
+        frame: &Mat,
+        text: &[f32],
+        start_layer: Option<usize>,
+    ) -> Result<Relevance, EmbedError> {
+        let image = self.images.preprocess_frame(frame)?;
+        let mut relevance = self.explain_pixels(&image, text, start_layer)?;
+        relevance.crop = self.images.crop_box(
+            opencv::prelude::MatTraitConst::cols(frame).max(0) as usize,
+            opencv::prelude::MatTraitConst::rows(frame).max(0) as usize,
+        );
+        Ok(relevance)
     }
 
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

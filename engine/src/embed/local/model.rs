@@ -9,7 +9,7 @@
 //! - The text embedding is read at the end token's position, which the tokenizer gives (as
 //!   transformers reads it at `eos_token_id`), not guessed from the ids.
 
-use candle_core::{IndexOp, Module, Result, Tensor, D};
+use candle_core::{IndexOp, Module, Result, Tensor, Var, D};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 /// The MLP's activation, as `hidden_act` names it.
@@ -41,6 +41,65 @@ impl Activation {
             // candle's `gelu` is the tanh approximation.
             Self::GeluTanh => xs.gelu(),
         }
+    }
+}
+
+/// The attention probabilities a traced forward pass exposes to autograd: for every layer from
+/// `from_layer` on (and, for SigLIP, the pooling head), the probabilities and a zero variable
+/// added to them. The score's gradient at that variable is its gradient at the probabilities
+/// (the sum has their value, and every path from them to the score goes through it); candle's
+/// backward keeps gradients only for variables.
+pub struct AttentionTaps {
+    pub from_layer: usize,
+    /// `(probabilities [1, heads, queries, keys], zero variable)`, in layer order.
+    pub layers: Vec<(Tensor, Var)>,
+    /// SigLIP's pooling head (its one query over the patches).
+    pub head: Option<(Tensor, Var)>,
+}
+
+impl AttentionTaps {
+    pub fn new(from_layer: usize) -> Self {
+        Self {
+            from_layer,
+            layers: Vec::new(),
+            head: None,
+        }
+    }
+
+    /// `probabilities` with a zero variable added where they are tapped.
+    pub(super) fn tap(&mut self, layer: Option<usize>, probabilities: Tensor) -> Result<Tensor> {
+        if layer.is_some_and(|l| l < self.from_layer) {
+            return Ok(probabilities);
+        }
+        let zero = Var::zeros(
+            probabilities.shape(),
+            probabilities.dtype(),
+            probabilities.device(),
+        )?;
+        let tapped = (&probabilities + zero.as_tensor())?;
+        match layer {
+            Some(_) => self.layers.push((probabilities.detach(), zero)),
+            None => self.head = Some((probabilities.detach(), zero)),
+        }
+        Ok(tapped)
+    }
+
+    /// Whether layer `layer` (or the head, for `None`) is in the part autograd goes through.
+    pub(super) fn traced(&self, layer: Option<usize>) -> bool {
+        layer.is_none_or(|l| l >= self.from_layer)
+    }
+}
+
+/// Softmax over the last dimension that autograd can go through (candle's fast one cannot).
+pub(super) fn softmax_traced(xs: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(xs, D::Minus1)
+}
+
+/// A layer norm autograd can go through (candle's fast one cannot).
+pub(super) fn layer_norm_traced(norm: &LayerNorm, eps: f64, xs: &Tensor) -> Result<Tensor> {
+    match norm.bias() {
+        Some(bias) => candle_nn::ops::layer_norm_slow(xs, norm.weight(), bias, eps as f32),
+        None => norm.forward(xs),
     }
 }
 
@@ -80,6 +139,7 @@ pub struct ClipConfig {
     pub image_size: usize,
 }
 
+#[derive(Clone)]
 struct Attention {
     q_proj: Linear,
     k_proj: Linear,
@@ -125,8 +185,31 @@ impl Attention {
             .reshape((batch, positions, e))?;
         self.out_proj.forward(&out)
     }
+
+    /// [`forward`](Self::forward) of a vision layer (no mask) that autograd can go through,
+    /// its probabilities tapped (layer `layer`).
+    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, layer: usize) -> Result<Tensor> {
+        let (batch, positions, e) = xs.dims3()?;
+        let head_dim = e / self.heads;
+        let split = |t: Tensor| -> Result<Tensor> {
+            t.reshape((batch, positions, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        let weights = softmax_traced(&q.matmul(&k.t()?)?)?;
+        let weights = taps.tap(Some(layer), weights)?;
+        let out = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch, positions, e))?;
+        self.out_proj.forward(&out)
+    }
 }
 
+#[derive(Clone)]
 struct EncoderLayer {
     self_attn: Attention,
     layer_norm1: LayerNorm,
@@ -134,6 +217,7 @@ struct EncoderLayer {
     fc2: Linear,
     activation: Activation,
     layer_norm2: LayerNorm,
+    eps: f64,
 }
 
 impl EncoderLayer {
@@ -146,6 +230,7 @@ impl EncoderLayer {
             fc2: candle_nn::linear(c.intermediate_size, e, vb.pp("mlp.fc2"))?,
             activation: c.activation,
             layer_norm2: candle_nn::layer_norm(e, eps, vb.pp("layer_norm2"))?,
+            eps,
         })
     }
 
@@ -158,9 +243,29 @@ impl EncoderLayer {
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         xs + h
     }
+
+    /// [`forward`](Self::forward) that autograd can go through from layer `taps.from_layer`
+    /// on (the layers before it run as usual: nothing there depends on a tap).
+    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, layer: usize) -> Result<Tensor> {
+        if !taps.traced(Some(layer)) {
+            return self.forward(xs, None);
+        }
+        let attended = self.self_attn.forward_traced(
+            &layer_norm_traced(&self.layer_norm1, self.eps, xs)?,
+            taps,
+            layer,
+        )?;
+        let xs = (xs + attended)?;
+        let h = self
+            .fc1
+            .forward(&layer_norm_traced(&self.layer_norm2, self.eps, &xs)?)?;
+        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
+        xs + h
+    }
 }
 
 /// Pre-LayerNorm transformer layers (`encoder.layers.N.*`), shared with SigLIP.
+#[derive(Clone)]
 pub(super) struct Encoder {
     layers: Vec<EncoderLayer>,
 }
@@ -177,6 +282,19 @@ impl Encoder {
         self.layers
             .iter()
             .try_fold(xs.clone(), |xs, layer| layer.forward(&xs, mask))
+    }
+
+    /// [`forward`](Self::forward) of a vision encoder, with its attention tapped.
+    pub(super) fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            xs = layer.forward_traced(&xs, taps, i)?;
+        }
+        Ok(xs)
+    }
+
+    pub(super) fn layers(&self) -> usize {
+        self.layers.len()
     }
 }
 
@@ -241,6 +359,7 @@ fn causal_mask(length: usize, like: &Tensor) -> Result<Tensor> {
 }
 
 /// `vision_model.*` and `visual_projection`: an image's embedding, not yet L2-normalised.
+#[derive(Clone)]
 pub struct VisionTransformer {
     patch_embedding: candle_nn::Conv2d,
     class_embedding: Tensor,
@@ -249,6 +368,7 @@ pub struct VisionTransformer {
     encoder: Encoder,
     post_layernorm: LayerNorm,
     projection: Linear,
+    eps: f64,
 }
 
 impl VisionTransformer {
@@ -275,6 +395,7 @@ impl VisionTransformer {
             encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
             post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
             projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("visual_projection"))?,
+            eps,
         })
     }
 
@@ -296,5 +417,27 @@ impl VisionTransformer {
         let xs = self.encoder.forward(&xs, None)?;
         let pooled = self.post_layernorm.forward(&xs.i((.., 0))?)?;
         self.projection.forward(&pooled)
+    }
+
+    /// [`forward`](Self::forward) of one image with its attention tapped from
+    /// `taps.from_layer` on, for autograd.
+    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let e = self.class_embedding.dim(D::Minus1)?;
+        let class = self.class_embedding.reshape((1, 1, e))?;
+        let xs = Tensor::cat(&[class, patches], 1)?.broadcast_add(&self.position_embedding)?;
+        let xs = self.pre_layrnorm.forward(&xs)?;
+        let xs = self.encoder.forward_traced(&xs, taps)?;
+        let pooled = layer_norm_traced(&self.post_layernorm, self.eps, &xs.i((.., 0))?)?;
+        self.projection.forward(&pooled)
+    }
+
+    /// Transformer layers in the tower.
+    pub fn layers(&self) -> usize {
+        self.encoder.layers()
     }
 }

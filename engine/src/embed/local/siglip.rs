@@ -14,7 +14,9 @@
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::model::{Activation, Encoder, EncoderConfig};
+use super::model::{
+    layer_norm_traced, softmax_traced, Activation, AttentionTaps, Encoder, EncoderConfig,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SiglipTextConfig {
@@ -84,12 +86,14 @@ impl SiglipText {
 }
 
 /// `vision_model.*`: an image's embedding, not yet L2-normalised.
+#[derive(Clone)]
 pub struct SiglipVision {
     patch_embedding: candle_nn::Conv2d,
     position_embedding: Tensor,
     encoder: Encoder,
     post_layernorm: LayerNorm,
     head: PoolingHead,
+    eps: f64,
 }
 
 impl SiglipVision {
@@ -113,6 +117,7 @@ impl SiglipVision {
             encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
             post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
             head: PoolingHead::new(vm.pp("head"), &c.encoder)?,
+            eps,
         })
     }
 
@@ -128,10 +133,30 @@ impl SiglipVision {
         let xs = self.post_layernorm.forward(&xs)?;
         self.head.forward(&xs)
     }
+
+    /// [`forward`](Self::forward) of one image with its attention (and its pooling head's)
+    /// tapped from `taps.from_layer` on, for autograd.
+    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let xs = patches.broadcast_add(&self.position_embedding)?;
+        let xs = self.encoder.forward_traced(&xs, taps)?;
+        let xs = layer_norm_traced(&self.post_layernorm, self.eps, &xs)?;
+        self.head.forward_traced(&xs, taps, self.eps)
+    }
+
+    /// Transformer layers in the tower (the pooling head not counted).
+    pub fn layers(&self) -> usize {
+        self.encoder.layers()
+    }
 }
 
 /// `vision_model.head`: one learned query (`probe`) attends over the patches through a
 /// `torch.nn.MultiheadAttention` (q, k, v stacked in `in_proj_*`), then a residual MLP.
+#[derive(Clone)]
 struct PoolingHead {
     probe: Tensor,
     q: Linear,
@@ -191,6 +216,33 @@ impl PoolingHead {
             .reshape((batch, 1, e))?;
         let attended = self.out_proj.forward(&attended)?;
         let h = self.fc1.forward(&self.layernorm.forward(&attended)?)?;
+        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
+        (attended + h)?.i((.., 0))
+    }
+
+    /// [`forward`](Self::forward) that autograd can go through, its attention tapped.
+    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, eps: f64) -> Result<Tensor> {
+        let (batch, patches, e) = xs.dims3()?;
+        let head_dim = e / self.heads;
+        let split = |t: Tensor, n: usize| -> Result<Tensor> {
+            t.reshape((batch, n, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let probe = self.probe.repeat((batch, 1, 1))?;
+        let q = split(self.q.forward(&probe)?, 1)?;
+        let k = split(self.k.forward(xs)?, patches)?;
+        let v = split(self.v.forward(xs)?, patches)?;
+        let weights = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
+        let weights = taps.tap(None, softmax_traced(&weights)?)?;
+        let attended = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch, 1, e))?;
+        let attended = self.out_proj.forward(&attended)?;
+        let h = self
+            .fc1
+            .forward(&layer_norm_traced(&self.layernorm, eps, &attended)?)?;
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         (attended + h)?.i((.., 0))
     }

@@ -10,10 +10,13 @@ use opencv::core::Mat;
 use opencv::prelude::*;
 
 use super::config::ModelError;
+use super::explain::ExplainTower;
 use super::model::{VisionConfig, VisionTransformer};
 use super::siglip::{SiglipVision, SiglipVisionConfig};
 use crate::embed::ort_vision::OrtVision;
-use crate::embed::preprocess::{normalize, resize_and_crop, PreprocessConfig, RgbImage};
+use crate::embed::preprocess::{
+    crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage,
+};
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
 
@@ -223,7 +226,21 @@ impl ImageTower {
         Some((total as f64 / a.len() as f64) as f32)
     }
 
-    /// What runs the transformer: "candle" or "onnxruntime".
+    /// The tower itself where candle runs it (tensors are shared, not copied): explanations
+    /// need gradients, which ONNX Runtime does not give.
+    pub(super) fn candle_tower(&self) -> Option<ExplainTower> {
+        match &self.runtime {
+            Runtime::Candle(tower) => Some(ExplainTower::Clip(tower.clone())),
+            Runtime::CandleSiglip(tower) => Some(ExplainTower::Siglip(tower.clone())),
+            Runtime::OnnxRuntime(_) => None,
+        }
+    }
+
+    /// The part of a `width x height` frame the model sees (see [`crop_box`]).
+    pub(super) fn crop_box(&self, width: usize, height: usize) -> (f64, f64, f64, f64) {
+        crop_box(&self.preprocess, width, height)
+    }
+
     /// The (height, width) of the model's input: the processor's crop, or its resize box.
     pub(super) fn input_size(&self) -> (usize, usize) {
         (
@@ -232,6 +249,7 @@ impl ImageTower {
         )
     }
 
+    /// What runs the transformer: "candle" or "onnxruntime".
     pub(super) fn runtime_name(&self) -> &'static str {
         match self.runtime {
             Runtime::Candle(_) | Runtime::CandleSiglip(_) => "candle",

@@ -90,17 +90,49 @@ impl AttentionTaps {
     }
 }
 
-/// Softmax over the last dimension that autograd can go through (candle's fast one cannot).
-pub(super) fn softmax_traced(xs: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(xs, D::Minus1)
+/// How a forward pass runs: `Fast` with candle's fused softmax and layer norm (embedding), or
+/// `Traced` for autograd: the same ops as composites autograd can go through, and the attention
+/// probabilities of the layers from `taps.from_layer` on tapped. One code path serves both, so
+/// what is explained is what embeds.
+pub(super) enum Pass<'a> {
+    Fast,
+    Traced(&'a mut AttentionTaps),
 }
 
-/// A layer norm autograd can go through (candle's fast one cannot).
-pub(super) fn layer_norm_traced(norm: &LayerNorm, eps: f64, xs: &Tensor) -> Result<Tensor> {
-    match norm.bias() {
-        Some(bias) => candle_nn::ops::layer_norm_slow(xs, norm.weight(), bias, eps as f32),
-        None => norm.forward(xs),
+impl Pass<'_> {
+    /// Whether layer `layer` (the pooling head: `None`) runs traced.
+    fn traces(&self, layer: Option<usize>) -> bool {
+        matches!(self, Self::Traced(taps) if taps.traced(layer))
     }
+
+    /// Softmax over the last dimension; traced, its result tapped for layer `layer`.
+    pub(super) fn softmax(&mut self, xs: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+        match self {
+            Self::Traced(taps) if taps.traced(layer) => {
+                taps.tap(layer, candle_nn::ops::softmax(xs, D::Minus1)?)
+            }
+            _ => candle_nn::ops::softmax_last_dim(xs),
+        }
+    }
+
+    pub(super) fn layer_norm(&self, norm: &LayerNorm, eps: f64, xs: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+        match (self.traces(layer), norm.bias()) {
+            (true, Some(bias)) => candle_nn::ops::layer_norm_slow(xs, norm.weight(), bias, eps as f32),
+            _ => norm.forward(xs),
+        }
+    }
+}
+
+/// `[batch, n, heads * head_dim]` → `[batch, heads, n, head_dim]`.
+pub(super) fn split_heads(t: Tensor, heads: usize) -> Result<Tensor> {
+    let (batch, n, e) = t.dims3()?;
+    t.reshape((batch, n, heads, e / heads))?.transpose(1, 2)?.contiguous()
+}
+
+/// The inverse of [`split_heads`].
+pub(super) fn merge_heads(t: Tensor) -> Result<Tensor> {
+    let (batch, heads, n, head_dim) = t.dims4()?;
+    t.transpose(1, 2)?.reshape((batch, n, heads * head_dim))
 }
 
 /// What the text and vision encoders share.
@@ -163,49 +195,17 @@ impl Attention {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (batch, positions, e) = xs.dims3()?;
-        let head_dim = e / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((batch, positions, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
-        let k = split(self.k_proj.forward(xs)?)?;
-        let v = split(self.v_proj.forward(xs)?)?;
+    /// Layer `layer`'s attention, run as `pass` says.
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass, layer: usize) -> Result<Tensor> {
+        let q = split_heads((self.q_proj.forward(xs)? * self.scale)?, self.heads)?;
+        let k = split_heads(self.k_proj.forward(xs)?, self.heads)?;
+        let v = split_heads(self.v_proj.forward(xs)?, self.heads)?;
         let mut weights = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             weights = weights.broadcast_add(mask)?;
         }
-        let weights = candle_nn::ops::softmax_last_dim(&weights)?;
-        let out = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, positions, e))?;
-        self.out_proj.forward(&out)
-    }
-
-    /// [`forward`](Self::forward) of a vision layer (no mask) that autograd can go through,
-    /// its probabilities tapped (layer `layer`).
-    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, layer: usize) -> Result<Tensor> {
-        let (batch, positions, e) = xs.dims3()?;
-        let head_dim = e / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((batch, positions, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
-        let k = split(self.k_proj.forward(xs)?)?;
-        let v = split(self.v_proj.forward(xs)?)?;
-        let weights = softmax_traced(&q.matmul(&k.t()?)?)?;
-        let weights = taps.tap(Some(layer), weights)?;
-        let out = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, positions, e))?;
-        self.out_proj.forward(&out)
+        let weights = pass.softmax(&weights, Some(layer))?;
+        self.out_proj.forward(&merge_heads(weights.matmul(&v)?)?)
     }
 }
 
@@ -234,31 +234,13 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let attended = self
-            .self_attn
-            .forward(&self.layer_norm1.forward(xs)?, mask)?;
+    /// Layer `layer`, run as `pass` says (a traced pass runs the layers before its first
+    /// tapped one fast: nothing there depends on a tap).
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass, layer: usize) -> Result<Tensor> {
+        let norm1 = pass.layer_norm(&self.layer_norm1, self.eps, xs, Some(layer))?;
+        let attended = self.self_attn.forward(&norm1, mask, pass, layer)?;
         let xs = (xs + attended)?;
-        let h = self.fc1.forward(&self.layer_norm2.forward(&xs)?)?;
-        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
-        xs + h
-    }
-
-    /// [`forward`](Self::forward) that autograd can go through from layer `taps.from_layer`
-    /// on (the layers before it run as usual: nothing there depends on a tap).
-    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, layer: usize) -> Result<Tensor> {
-        if !taps.traced(Some(layer)) {
-            return self.forward(xs, None);
-        }
-        let attended = self.self_attn.forward_traced(
-            &layer_norm_traced(&self.layer_norm1, self.eps, xs)?,
-            taps,
-            layer,
-        )?;
-        let xs = (xs + attended)?;
-        let h = self
-            .fc1
-            .forward(&layer_norm_traced(&self.layer_norm2, self.eps, &xs)?)?;
+        let h = self.fc1.forward(&pass.layer_norm(&self.layer_norm2, self.eps, &xs, Some(layer))?)?;
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         xs + h
     }
@@ -279,16 +261,14 @@ impl Encoder {
     }
 
     pub(super) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        self.layers
-            .iter()
-            .try_fold(xs.clone(), |xs, layer| layer.forward(&xs, mask))
+        self.forward_with(xs, mask, &mut Pass::Fast)
     }
 
-    /// [`forward`](Self::forward) of a vision encoder, with its attention tapped.
-    pub(super) fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+    /// [`forward`](Self::forward), run as `pass` says.
+    pub(super) fn forward_with(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass) -> Result<Tensor> {
         let mut xs = xs.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            xs = layer.forward_traced(&xs, taps, i)?;
+            xs = layer.forward(&xs, mask, pass, i)?;
         }
         Ok(xs)
     }
@@ -401,6 +381,16 @@ impl VisionTransformer {
 
     /// `pixels`: `[batch, channels, size, size]`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.forward_with(pixels, &mut Pass::Fast)
+    }
+
+    /// [`forward`](Self::forward) of one image with its attention tapped from
+    /// `taps.from_layer` on, for autograd.
+    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+        self.forward_with(pixels, &mut Pass::Traced(taps))
+    }
+
+    fn forward_with(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let batch = pixels.dim(0)?;
         let patches = self
             .patch_embedding
@@ -414,25 +404,9 @@ impl VisionTransformer {
             .repeat((batch, 1, 1))?;
         let xs = Tensor::cat(&[class, patches], 1)?.broadcast_add(&self.position_embedding)?;
         let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward(&xs, None)?;
-        let pooled = self.post_layernorm.forward(&xs.i((.., 0))?)?;
-        self.projection.forward(&pooled)
-    }
-
-    /// [`forward`](Self::forward) of one image with its attention tapped from
-    /// `taps.from_layer` on, for autograd.
-    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
-        let patches = self
-            .patch_embedding
-            .forward(pixels)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let e = self.class_embedding.dim(D::Minus1)?;
-        let class = self.class_embedding.reshape((1, 1, e))?;
-        let xs = Tensor::cat(&[class, patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward_traced(&xs, taps)?;
-        let pooled = layer_norm_traced(&self.post_layernorm, self.eps, &xs.i((.., 0))?)?;
+        let xs = self.encoder.forward_with(&xs, None, pass)?;
+        // After the last layer: traced whenever the pass is (the pooling is on the score's path).
+        let pooled = pass.layer_norm(&self.post_layernorm, self.eps, &xs.i((.., 0))?, None)?;
         self.projection.forward(&pooled)
     }
 

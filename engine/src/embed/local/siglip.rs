@@ -14,9 +14,7 @@
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::model::{
-    layer_norm_traced, softmax_traced, Activation, AttentionTaps, Encoder, EncoderConfig,
-};
+use super::model::{merge_heads, split_heads, Activation, AttentionTaps, Encoder, EncoderConfig, Pass};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SiglipTextConfig {
@@ -123,29 +121,25 @@ impl SiglipVision {
 
     /// `pixels`: `[batch, channels, size, size]`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let patches = self
-            .patch_embedding
-            .forward(pixels)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let xs = patches.broadcast_add(&self.position_embedding)?;
-        let xs = self.encoder.forward(&xs, None)?;
-        let xs = self.post_layernorm.forward(&xs)?;
-        self.head.forward(&xs)
+        self.forward_with(pixels, &mut Pass::Fast)
     }
 
     /// [`forward`](Self::forward) of one image with its attention (and its pooling head's)
     /// tapped from `taps.from_layer` on, for autograd.
     pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
+        self.forward_with(pixels, &mut Pass::Traced(taps))
+    }
+
+    fn forward_with(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let patches = self
             .patch_embedding
             .forward(pixels)?
             .flatten_from(2)?
             .transpose(1, 2)?;
         let xs = patches.broadcast_add(&self.position_embedding)?;
-        let xs = self.encoder.forward_traced(&xs, taps)?;
-        let xs = layer_norm_traced(&self.post_layernorm, self.eps, &xs)?;
-        self.head.forward_traced(&xs, taps, self.eps)
+        let xs = self.encoder.forward_with(&xs, None, pass)?;
+        let xs = pass.layer_norm(&self.post_layernorm, self.eps, &xs, None)?;
+        self.head.forward(&xs, pass, self.eps)
     }
 
     /// Transformer layers in the tower (the pooling head not counted).
@@ -195,54 +189,18 @@ impl PoolingHead {
         })
     }
 
-    /// `xs`: `[batch, patches, e]` → `[batch, e]`.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (batch, patches, e) = xs.dims3()?;
-        let head_dim = e / self.heads;
-        let split = |t: Tensor, n: usize| -> Result<Tensor> {
-            t.reshape((batch, n, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
+    /// `xs`: `[batch, patches, e]` → `[batch, e]`, run as `pass` says (traced: its attention
+    /// tapped as the pooling head's).
+    fn forward(&self, xs: &Tensor, pass: &mut Pass, eps: f64) -> Result<Tensor> {
+        let (batch, _, e) = xs.dims3()?;
         let probe = self.probe.repeat((batch, 1, 1))?;
-        let q = split(self.q.forward(&probe)?, 1)?;
-        let k = split(self.k.forward(xs)?, patches)?;
-        let v = split(self.v.forward(xs)?, patches)?;
-        let weights = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
-        let weights = candle_nn::ops::softmax_last_dim(&weights)?;
-        let attended = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, 1, e))?;
-        let attended = self.out_proj.forward(&attended)?;
-        let h = self.fc1.forward(&self.layernorm.forward(&attended)?)?;
-        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
-        (attended + h)?.i((.., 0))
-    }
-
-    /// [`forward`](Self::forward) that autograd can go through, its attention tapped.
-    fn forward_traced(&self, xs: &Tensor, taps: &mut AttentionTaps, eps: f64) -> Result<Tensor> {
-        let (batch, patches, e) = xs.dims3()?;
-        let head_dim = e / self.heads;
-        let split = |t: Tensor, n: usize| -> Result<Tensor> {
-            t.reshape((batch, n, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let probe = self.probe.repeat((batch, 1, 1))?;
-        let q = split(self.q.forward(&probe)?, 1)?;
-        let k = split(self.k.forward(xs)?, patches)?;
-        let v = split(self.v.forward(xs)?, patches)?;
-        let weights = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
-        let weights = taps.tap(None, softmax_traced(&weights)?)?;
-        let attended = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, 1, e))?;
-        let attended = self.out_proj.forward(&attended)?;
-        let h = self
-            .fc1
-            .forward(&layer_norm_traced(&self.layernorm, eps, &attended)?)?;
+        let q = split_heads(self.q.forward(&probe)?, self.heads)?;
+        let k = split_heads(self.k.forward(xs)?, self.heads)?;
+        let v = split_heads(self.v.forward(xs)?, self.heads)?;
+        let weights = (q.matmul(&k.t()?)? * ((e / self.heads) as f64).powf(-0.5))?;
+        let weights = pass.softmax(&weights, None)?;
+        let attended = self.out_proj.forward(&merge_heads(weights.matmul(&v)?)?)?;
+        let h = self.fc1.forward(&pass.layer_norm(&self.layernorm, eps, &attended, None)?)?;
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         (attended + h)?.i((.., 0))
     }

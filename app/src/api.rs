@@ -5,14 +5,14 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
 pub use crate::error::ApiError;
+use investigator_core::evaluation::Evaluation;
+use investigator_core::explain::Explanation;
+use investigator_core::labels::{LabelEdit, LabelsAnswer};
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 #[cfg(feature = "ssr")]
 use investigator_core::requests::{
     check_look_span, check_prompts, MAX_SEARCH_IMAGE_BYTES, MAX_SEARCH_RESULTS, NOT_A_VIDEO_ID,
 };
-use investigator_core::evaluation::Evaluation;
-use investigator_core::explain::Explanation;
-use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
-use investigator_core::labels::{LabelEdit, LabelsAnswer};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
@@ -319,7 +319,11 @@ pub async fn search_library(query: LibraryQuery) -> Result<LibraryAnswer, ApiErr
                     check_prompts(std::slice::from_ref(text))?;
                 }
             }
-            if query.image.as_ref().is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES) {
+            if query
+                .image
+                .as_ref()
+                .is_some_and(|i| i.len() > MAX_SEARCH_IMAGE_BYTES)
+            {
                 return Err(bad_argument(format!(
                     "the image is larger than {} MB",
                     MAX_SEARCH_IMAGE_BYTES >> 20

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use investigator_core::evaluation::Evaluation;
 use investigator_core::explain::Explanation;
-use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::types::{
     FrameJpeg, IndexStatus, Library, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };

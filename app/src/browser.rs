@@ -216,8 +216,8 @@ pub async fn post_download(url: &str, fallback: &str) -> Result<String, String> 
         .map_err(|_| "the download was interrupted".to_string())?
         .dyn_into::<web_sys::Blob>()
         .map_err(|_| "the download cannot be read".to_string())?;
-    let object = web_sys::Url::create_object_url_with_blob(&blob)
-        .map_err(|_| "cannot save".to_string())?;
+    let object =
+        web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "cannot save".to_string())?;
     download_url(&name, &object);
     revoke(&object);
     Ok(name)

@@ -10,7 +10,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{get_library, get_models};
-use investigator_core::library_search::{LibraryAnswer, LibraryHit, DEFAULT_PER_VIDEO, LIBRARY_PAGE};
+use investigator_core::library_search::{
+    LibraryAnswer, LibraryHit, DEFAULT_PER_VIDEO, LIBRARY_PAGE,
+};
 use investigator_core::types::format_time;
 
 /// What the search form holds (and the address bar carries).
@@ -37,17 +39,27 @@ impl SearchForm {
         per_video: Option<&str>,
     ) -> Self {
         Self {
-            text: text.unwrap_or_default().chars().take(investigator_core::requests::MAX_PROMPT_CHARS).collect(),
+            text: text
+                .unwrap_or_default()
+                .chars()
+                .take(investigator_core::requests::MAX_PROMPT_CHARS)
+                .collect(),
             videos: videos
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|v| investigator_core::types::is_valid_video_id(v))
                 .collect(),
-            folders: folders.unwrap_or_default().into_iter().filter(|f| !f.is_empty()).collect(),
+            folders: folders
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| !f.is_empty())
+                .collect(),
             model: model
                 .filter(|m| investigator_core::types::is_valid_model_id(m))
                 .map(str::to_string),
-            min_score: min_score.and_then(|s| s.parse().ok()).filter(|s: &f32| s.is_finite()),
+            min_score: min_score
+                .and_then(|s| s.parse().ok())
+                .filter(|s: &f32| s.is_finite()),
             min_len_s: min_len
                 .and_then(|s| s.parse().ok())
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
@@ -80,7 +92,9 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -102,7 +116,8 @@ pub fn SearchPage() -> impl IntoView {
     });
     let form = RwSignal::new(initial.clone());
     let answer: RwSignal<Option<LibraryAnswer>> = RwSignal::new(None);
-    let thumbs: RwSignal<std::collections::HashMap<(String, u64), String>> = RwSignal::new(Default::default());
+    let thumbs: RwSignal<std::collections::HashMap<(String, u64), String>> =
+        RwSignal::new(Default::default());
     let error: RwSignal<Option<String>> = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let image_input: NodeRef<leptos::html::Input> = NodeRef::new();
@@ -159,7 +174,11 @@ pub fn SearchPage() -> impl IntoView {
                 .map(|(i, m)| {
                     let value = if i == 0 { String::new() } else { m.id.clone() };
                     let id = m.id.clone();
-                    let chosen = move || form.with(|f| f.model.as_deref() == Some(id.as_str()) || (i == 0 && f.model.is_none()));
+                    let chosen = move || {
+                        form.with(|f| {
+                            f.model.as_deref() == Some(id.as_str()) || (i == 0 && f.model.is_none())
+                        })
+                    };
                     view! { <option value=value selected=chosen>{m.label}</option> }
                 })
                 .collect_view()
@@ -227,7 +246,10 @@ pub fn SearchPage() -> impl IntoView {
                 a.model
             )];
             if !a.partial.is_empty() {
-                notes.push(format!("{} partly indexed (searched over what they have)", a.partial.len()));
+                notes.push(format!(
+                    "{} partly indexed (searched over what they have)",
+                    a.partial.len()
+                ));
             }
             if !a.not_indexed.is_empty() {
                 notes.push(format!("{} not indexed yet", a.not_indexed.len()));
@@ -295,13 +317,26 @@ mod client {
 
     /// Keeps the address bar a share link of the search.
     fn follow(form: &SearchForm) {
-        browser::set_query_param("q", Some(form.text.as_str()).filter(|t| !t.trim().is_empty()));
+        browser::set_query_param(
+            "q",
+            Some(form.text.as_str()).filter(|t| !t.trim().is_empty()),
+        );
         browser::set_query_list("video", &form.videos);
         browser::set_query_list("folder", &form.folders);
         browser::set_query_param("model", form.model.as_deref());
         browser::set_query_param("min", form.min_score.map(|s| s.to_string()).as_deref());
-        browser::set_query_param("len", Some(form.min_len_s.to_string()).filter(|l| l != "0").as_deref());
-        browser::set_query_param("per", Some(form.per_video.to_string()).filter(|p| p != "3").as_deref());
+        browser::set_query_param(
+            "len",
+            Some(form.min_len_s.to_string())
+                .filter(|l| l != "0")
+                .as_deref(),
+        );
+        browser::set_query_param(
+            "per",
+            Some(form.per_video.to_string())
+                .filter(|p| p != "3")
+                .as_deref(),
+        );
     }
 
     /// Runs the search (`more`: the next page, appended).
@@ -320,12 +355,17 @@ mod client {
             .get_untracked()
             .and_then(|input| input.files())
             .and_then(|files| files.get(0));
-        let offset = if more { answer.with_untracked(|a| a.as_ref().map_or(0, |a| a.results.len())) } else { 0 };
+        let offset = if more {
+            answer.with_untracked(|a| a.as_ref().map_or(0, |a| a.results.len()))
+        } else {
+            0
+        };
         busy.set(true);
         error.set(None);
         spawn_local(async move {
             let image = match file {
-                Some(file) => match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                Some(file) => match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await
+                {
                     Ok(buffer) => Some(js_sys::Uint8Array::new(&buffer).to_vec()),
                     Err(_) => None,
                 },
@@ -391,7 +431,15 @@ mod tests {
         );
         assert_eq!(form.videos, vec!["0123456789abcdef".to_string()]);
         assert_eq!(form.folders, vec!["footage".to_string()]);
-        assert_eq!((form.model.clone(), form.min_score, form.min_len_s, form.per_video), (None, Some(0.2), 0.0, DEFAULT_PER_VIDEO));
+        assert_eq!(
+            (
+                form.model.clone(),
+                form.min_score,
+                form.min_len_s,
+                form.per_video
+            ),
+            (None, Some(0.2), 0.0, DEFAULT_PER_VIDEO)
+        );
         let hit = LibraryHit {
             video_id: "0123456789abcdef".into(),
             video: "a.mp4".into(),
@@ -403,6 +451,9 @@ mod tests {
             start_s: 13.3,
             end_s: 14.4,
         };
-        assert_eq!(form.open_link(&hit), "/?video=0123456789abcdef&frame=412&p=a%20red%20door");
+        assert_eq!(
+            form.open_link(&hit),
+            "/?video=0123456789abcdef&frame=412&p=a%20red%20door"
+        );
     }
 }

@@ -249,7 +249,10 @@ fn IndexLibrarySwitch(on: bool, reload: RwSignal<u32>) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         if state.get() {
-            let handle = set_timeout_with_handle(move || reload.update(|n| *n += 1), std::time::Duration::from_secs(3));
+            let handle = set_timeout_with_handle(
+                move || reload.update(|n| *n += 1),
+                std::time::Duration::from_secs(3),
+            );
             on_cleanup(move || {
                 if let Ok(h) = handle {
                     h.clear();

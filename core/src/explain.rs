@@ -65,7 +65,9 @@ impl Explanation {
         let (low, high) = self
             .values
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         let span = high - low;
         self.values
             .iter()
@@ -76,8 +78,10 @@ impl Explanation {
     /// The patch (row, column) under frame pixel `(x, y)`; `None` outside the frame or where
     /// the model does not look.
     pub fn patch_at(&self, x: f64, y: f64) -> Option<(u32, u32)> {
-        let inside_frame =
-            x >= 0.0 && y >= 0.0 && x < f64::from(self.frame_width) && y < f64::from(self.frame_height);
+        let inside_frame = x >= 0.0
+            && y >= 0.0
+            && x < f64::from(self.frame_width)
+            && y < f64::from(self.frame_height);
         let c = &self.crop;
         if !inside_frame || self.rows == 0 || self.cols == 0 || c.width <= 0.0 || c.height <= 0.0 {
             return None;
@@ -110,7 +114,11 @@ impl Explanation {
         let (w, h) = (f64::from(self.frame_width), f64::from(self.frame_height));
         let seen_w = (self.crop.right().min(w) - self.crop.left.max(0.0)).max(0.0);
         let seen_h = (self.crop.bottom().min(h) - self.crop.top.max(0.0)).max(0.0);
-        let share = if w > 0.0 && h > 0.0 { seen_w * seen_h / (w * h) } else { 0.0 };
+        let share = if w > 0.0 && h > 0.0 {
+            seen_w * seen_h / (w * h)
+        } else {
+            0.0
+        };
         let sides = if seen_w < w - 0.5 && seen_h < h - 0.5 {
             "its edges"
         } else if seen_w < w - 0.5 {
@@ -128,8 +136,13 @@ impl Explanation {
 /// The colour of normalised relevance `t` (0 to 1): the classic "jet" map (blue, cyan, yellow,
 /// red), the one the method's authors draw with; the page and the CLI both use this.
 pub fn heat_rgb(t: f32) -> [u8; 3] {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
-    let channel = |centre: f32| ((1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let channel =
+        |centre: f32| ((1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
     [channel(3.0), channel(2.0), channel(1.0)]
 }
 
@@ -162,7 +175,10 @@ mod tests {
         let (left, right) = (e.crop.left, e.crop.right());
         assert_eq!(e.patch_at(left + 1.0, 1.0), Some((0, 0)));
         assert_eq!(e.patch_at(right - 1.0, 719.0), Some((1, 1)));
-        assert_eq!(e.patch_at(left + e.crop.width / 2.0 + 1.0, 10.0), Some((0, 1)));
+        assert_eq!(
+            e.patch_at(left + e.crop.width / 2.0 + 1.0, 10.0),
+            Some((0, 1))
+        );
         assert_eq!(e.patch_at(left - 1.0, 10.0), None);
         assert_eq!(e.patch_at(right + 1.0, 10.0), None);
         assert_eq!(e.patch_at(640.0, 720.0), None, "past the frame");
@@ -173,7 +189,10 @@ mod tests {
     #[test]
     fn a_wide_frame_says_which_part_the_model_never_sees() {
         let note = wide().unseen_note().unwrap();
-        assert!(note.contains("middle 56%") && note.contains("left and right"), "{note}");
+        assert!(
+            note.contains("middle 56%") && note.contains("left and right"),
+            "{note}"
+        );
         let whole = Explanation {
             crop: CropBox {
                 left: 0.0,

@@ -159,7 +159,9 @@ pub struct Row {
 /// Why a label file (or an edit) is refused; every message names the line it is about.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LabelError {
-    #[error("the label file is {bytes} bytes; at most {MAX_LABEL_FILE_BYTES} (is it a label file?)")]
+    #[error(
+        "the label file is {bytes} bytes; at most {MAX_LABEL_FILE_BYTES} (is it a label file?)"
+    )]
     TooLarge { bytes: usize },
     #[error("line {line}: the label file is not UTF-8 text (save it as UTF-8 CSV)")]
     NotUtf8 { line: usize },
@@ -188,7 +190,9 @@ pub enum LabelError {
     OutsideVideo { line: usize, frame: u64, last: u64 },
     #[error("line {line}: the labels file holds times; it is kept in frames (import a file in times with `clip-investigator labels VIDEO --import FILE`, or the page's Import CSV)")]
     TimesInStoredFile { line: usize },
-    #[error("line {line}: the prompt {prompt:?} is not one of the prompts being labelled ({known})")]
+    #[error(
+        "line {line}: the prompt {prompt:?} is not one of the prompts being labelled ({known})"
+    )]
     UnknownPrompt {
         line: usize,
         prompt: String,
@@ -255,10 +259,16 @@ pub fn parse_csv(bytes: &[u8], known: Option<&[String]>) -> Result<Vec<Row>, Lab
         return Err(LabelError::TooLarge { bytes: bytes.len() });
     }
     let text = std::str::from_utf8(bytes).map_err(|e| LabelError::NotUtf8 {
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or(LabelError::Empty)?;
     let columns: Vec<String> = fields(header)
         .ok_or(LabelError::Quote { line: 1 })?
@@ -266,8 +276,14 @@ pub fn parse_csv(bytes: &[u8], known: Option<&[String]>) -> Result<Vec<Row>, Lab
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
     for column in &columns {
-        if !["prompt", "start_frame", "end_frame", "start_time", "end_time"]
-            .contains(&column.as_str())
+        if ![
+            "prompt",
+            "start_frame",
+            "end_frame",
+            "start_time",
+            "end_time",
+        ]
+        .contains(&column.as_str())
         {
             return Err(LabelError::UnknownColumn {
                 column: column.clone(),
@@ -327,7 +343,14 @@ pub fn parse_csv(bytes: &[u8], known: Option<&[String]>) -> Result<Vec<Row>, Lab
                 parse_seconds(value).map(Bound::Seconds).ok_or_else(bad)
             }
         };
-        let start = bound(start_at, if in_frames { "start_frame" } else { "start_time" })?;
+        let start = bound(
+            start_at,
+            if in_frames {
+                "start_frame"
+            } else {
+                "start_time"
+            },
+        )?;
         let end = bound(end_at, if in_frames { "end_frame" } else { "end_time" })?;
         if let (Bound::Frame(s), Bound::Frame(e)) = (start, end) {
             if e < s {
@@ -455,11 +478,17 @@ mod tests {
             end,
         };
         assert!(labels.add(seg("dog", 10, 20)).is_empty());
-        assert!(labels.add(seg("dog", 21, 25)).is_empty(), "touching: joined, nothing to say");
+        assert!(
+            labels.add(seg("dog", 21, 25)).is_empty(),
+            "touching: joined, nothing to say"
+        );
         let notes = labels.add(seg("dog", 5, 12));
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("overlap"), "{notes:?}");
-        assert!(labels.add(seg("cat", 8, 9)).is_empty(), "other prompts are independent");
+        assert!(
+            labels.add(seg("cat", 8, 9)).is_empty(),
+            "other prompts are independent"
+        );
         assert_eq!(labels.spans("dog"), vec![(5, 25)]);
         assert!(labels.remove(&seg("cat", 8, 9)));
         assert!(!labels.remove(&seg("cat", 8, 9)));
@@ -487,22 +516,40 @@ mod tests {
         assert!(refused(b"prompt,start_frame\n").contains("needs the columns"));
         assert!(refused(b"").contains("empty"));
         assert!(refused(b"prompt,start_frame,end_frame\nwall,5,3\n").starts_with("line 2:"));
-        assert!(refused(b"prompt,start_frame,end_frame\nwall,x,3\n").contains("line 2: start_frame"));
+        assert!(
+            refused(b"prompt,start_frame,end_frame\nwall,x,3\n").contains("line 2: start_frame")
+        );
         assert!(refused(b"prompt,start_frame,end_frame\nwall,1\n").contains("line 2: 2 fields"));
-        assert!(refused(b"prompt,start_frame,end_frame\n\"wall,1,2\n").contains("line 2: an unclosed quote"));
-        assert!(refused(b"prompt,start_frame,end_frame\n,1,2\n").contains("line 2: the prompt is empty"));
+        assert!(refused(b"prompt,start_frame,end_frame\n\"wall,1,2\n")
+            .contains("line 2: an unclosed quote"));
+        assert!(refused(b"prompt,start_frame,end_frame\n,1,2\n")
+            .contains("line 2: the prompt is empty"));
         let latin1 = b"prompt,start_frame,end_frame\nwall,1,2\ncaf\xe9,1,2\n";
-        assert_eq!(refused(latin1), "line 3: the label file is not UTF-8 text (save it as UTF-8 CSV)");
+        assert_eq!(
+            refused(latin1),
+            "line 3: the label file is not UTF-8 text (save it as UTF-8 CSV)"
+        );
         let huge = vec![b'a'; MAX_LABEL_FILE_BYTES + 1];
         assert!(refused(&huge).contains("bytes; at most"));
         let known = vec!["wall".to_string()];
-        let unknown = parse_csv(b"prompt,start_frame,end_frame\nwall,1,2\ndoor,1,2\nignore,3,4\n", Some(&known))
+        let unknown = parse_csv(
+            b"prompt,start_frame,end_frame\nwall,1,2\ndoor,1,2\nignore,3,4\n",
+            Some(&known),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unknown.starts_with("line 3: the prompt \"door\""),
+            "{unknown}"
+        );
+        let rows = parse_csv(b"prompt,start_frame,end_frame\nwall,90,120\n", None).unwrap();
+        let outside = segments_of(&rows, 100, frames_only)
             .unwrap_err()
             .to_string();
-        assert!(unknown.starts_with("line 3: the prompt \"door\""), "{unknown}");
-        let rows = parse_csv(b"prompt,start_frame,end_frame\nwall,90,120\n", None).unwrap();
-        let outside = segments_of(&rows, 100, frames_only).unwrap_err().to_string();
-        assert_eq!(outside, "line 2: frame 120 is outside the video, whose frames are 0 to 99");
+        assert_eq!(
+            outside,
+            "line 2: frame 120 is outside the video, whose frames are 0 to 99"
+        );
     }
 
     #[test]
@@ -514,8 +561,10 @@ mod tests {
         .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].prompt, "say \"hi\"");
-        assert_eq!((rows[0].start, rows[0].end), (Bound::Frame(3), Bound::Frame(7)));
+        assert_eq!(
+            (rows[0].start, rows[0].end),
+            (Bound::Frame(3), Bound::Frame(7))
+        );
         assert_eq!(rows[0].line, 3);
     }
 }
-

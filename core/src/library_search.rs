@@ -110,14 +110,36 @@ mod tests {
 
     #[test]
     fn hits_close_together_are_one_moment_peaking_at_the_best() {
-        let hits = [(10, 0.5), (12, 0.7), (100, 0.9), (14, 0.6), (40, 0.2), (101, 0.8)];
+        let hits = [
+            (10, 0.5),
+            (12, 0.7),
+            (100, 0.9),
+            (14, 0.6),
+            (40, 0.2),
+            (101, 0.8),
+        ];
         let moments = group_hits(&hits, 5);
         assert_eq!(
             moments,
             vec![
-                Moment { start: 100, end: 101, peak: 100, score: 0.9 },
-                Moment { start: 10, end: 14, peak: 12, score: 0.7 },
-                Moment { start: 40, end: 40, peak: 40, score: 0.2 },
+                Moment {
+                    start: 100,
+                    end: 101,
+                    peak: 100,
+                    score: 0.9
+                },
+                Moment {
+                    start: 10,
+                    end: 14,
+                    peak: 12,
+                    score: 0.7
+                },
+                Moment {
+                    start: 40,
+                    end: 40,
+                    peak: 40,
+                    score: 0.2
+                },
             ]
         );
         assert_eq!(group_hits(&hits, 100).len(), 1);

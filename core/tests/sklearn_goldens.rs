@@ -66,8 +66,16 @@ fn metrics_equal_scikit_learns_to_1e_9() {
             expected["negatives"].as_u64().unwrap(),
             "{name}"
         );
-        close(ranking::average_precision(&e.truth, &e.scores), &expected["ap"], name);
-        close(ranking::roc_auc(&e.truth, &e.scores), &expected["roc_auc"], name);
+        close(
+            ranking::average_precision(&e.truth, &e.scores),
+            &expected["ap"],
+            name,
+        );
+        close(
+            ranking::roc_auc(&e.truth, &e.scores),
+            &expected["roc_auc"],
+            name,
+        );
         let best = ranking::best_f1(&e.truth, &e.scores);
         match (best, &expected["best_f1"]) {
             (None, Value::Null) => {}

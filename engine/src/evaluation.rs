@@ -177,7 +177,11 @@ mod tests {
         });
         for n in 0..60u64 {
             let on = (20..30).contains(&n);
-            let angle: f32 = if good && on { 0.1 } else { 1.0 + (n % 5) as f32 * 0.05 };
+            let angle: f32 = if good && on {
+                0.1
+            } else {
+                1.0 + (n % 5) as f32 * 0.05
+            };
             file.push_embedded(n, &[angle.cos(), angle.sin()]);
         }
         file
@@ -200,7 +204,11 @@ mod tests {
             ],
         };
         let prompts = prompts_to_evaluate(&labels, &["door".into(), "unlabelled".into()]);
-        assert_eq!(prompts, vec!["door".to_string()], "a prompt without labels is not evaluated");
+        assert_eq!(
+            prompts,
+            vec!["door".to_string()],
+            "a prompt without labels is not evaluated"
+        );
         assert_eq!(prompts_to_evaluate(&labels, &[]), vec!["door", "stairs"]);
         let (good, flat) = (file(true), file(false));
         let model = |name: &str, file| ModelScores {
@@ -210,7 +218,11 @@ mod tests {
             fill_radius: 0,
             complete: true,
         };
-        let result = evaluate(&[model("good", &good), model("flat", &flat)], &prompts, &labels);
+        let result = evaluate(
+            &[model("good", &good), model("flat", &flat)],
+            &prompts,
+            &labels,
+        );
         assert_eq!(result.models.len(), 2);
         let door = &result.models[0].prompts[0];
         assert_eq!((door.positives, door.negatives), (10, 50));

@@ -121,7 +121,11 @@ pub fn overlay_image(image: &Mat, explanation: &Explanation, opacity: f32) -> op
 }
 
 /// [`overlay_image`] as PNG bytes.
-pub fn overlay_png(image: &Mat, explanation: &Explanation, opacity: f32) -> opencv::Result<Vec<u8>> {
+pub fn overlay_png(
+    image: &Mat,
+    explanation: &Explanation,
+    opacity: f32,
+) -> opencv::Result<Vec<u8>> {
     let painted = overlay_image(image, explanation, opacity)?;
     let mut bytes = opencv::core::Vector::<u8>::new();
     opencv::imgcodecs::imencode(".png", &painted, &mut bytes, &opencv::core::Vector::new())?;
@@ -152,7 +156,8 @@ pub fn paint_overlay(bgr: &mut [u8], width: usize, height: usize, e: &Explanatio
         for x in 0..width {
             let cx = x as f64 + 0.5;
             let pixel = &mut bgr[(y * width + x) * 3..][..3];
-            let inside = cx >= crop.left && cx < crop.right() && cy >= crop.top && cy < crop.bottom();
+            let inside =
+                cx >= crop.left && cx < crop.right() && cy >= crop.top && cy < crop.bottom();
             if !inside || rows == 0 || cols == 0 || heat.len() != rows * cols {
                 for channel in pixel.iter_mut() {
                     *channel = (f32::from(*channel) * 0.35).round() as u8;
@@ -167,7 +172,10 @@ pub fn paint_overlay(bgr: &mut [u8], width: usize, height: usize, e: &Explanatio
                 pixel.fill(255);
                 continue;
             }
-            let [r, g, b] = heat_rgb(sample((cx - crop.left) / crop.width, (cy - crop.top) / crop.height));
+            let [r, g, b] = heat_rgb(sample(
+                (cx - crop.left) / crop.width,
+                (cy - crop.top) / crop.height,
+            ));
             for (channel, colour) in pixel.iter_mut().zip([b, g, r]) {
                 let mixed = f32::from(*channel) * (1.0 - opacity) + f32::from(colour) * opacity;
                 *channel = mixed.round() as u8;
@@ -312,7 +320,8 @@ mod tests {
             bgr
         };
         let bgr = paint(1.0);
-        let px = |x: usize, y: usize| -> [u8; 3] { bgr[(y * 32 + x) * 3..][..3].try_into().unwrap() };
+        let px =
+            |x: usize, y: usize| -> [u8; 3] { bgr[(y * 32 + x) * 3..][..3].try_into().unwrap() };
         assert_eq!(px(3, 8), [35, 35, 35], "left of the crop: dimmed");
         assert_eq!(px(28, 8), [35, 35, 35], "right of the crop: dimmed");
         assert_eq!(px(8, 8), [255, 255, 255], "the crop's outline");
@@ -327,14 +336,21 @@ mod tests {
         // Half opacity mixes the frame in.
         let half = paint(0.5);
         let [b0, _, _] = bgr_of(0.0);
-        assert_eq!(half[(2 * 32 + 10) * 3], ((100.0 + f32::from(b0)) / 2.0).round() as u8);
+        assert_eq!(
+            half[(2 * 32 + 10) * 3],
+            ((100.0 + f32::from(b0)) / 2.0).round() as u8
+        );
     }
 
     #[test]
     fn only_bad_requests_are_the_requests_fault() {
         assert!(ExplainError::EmptyPrompt.is_bad_request());
         assert!(ExplainError::Embed(EmbedError::NoGradients).is_bad_request());
-        assert!(ExplainError::Video(VideoError::OutOfRange { frame: 9, frames: 3 }).is_bad_request());
+        assert!(ExplainError::Video(VideoError::OutOfRange {
+            frame: 9,
+            frames: 3
+        })
+        .is_bad_request());
         assert!(!ExplainError::Busy(9).is_bad_request());
         assert!(!ExplainError::Embed(EmbedError::Model("x".into())).is_bad_request());
     }

@@ -66,7 +66,10 @@ impl LabelStore {
 
     /// The labels of the video at `video`, in `cache_dir` (reads the video's fingerprint).
     pub fn of_file(cache_dir: &Path, video: &Path) -> std::io::Result<Self> {
-        Ok(Self::of_video(cache_dir, &VideoFingerprint::of_file(video)?))
+        Ok(Self::of_video(
+            cache_dir,
+            &VideoFingerprint::of_file(video)?,
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -257,9 +260,21 @@ mod tests {
         let times: Vec<f64> = (0..50).map(|n| n as f64 / 10.0).collect();
         assert_eq!(frame_at_time(&times, 1.0, false), 10);
         assert_eq!(frame_at_time(&times, 1.0, true), 10);
-        assert_eq!(frame_at_time(&times, 1.04, false), 11, "a start between frames: the next");
-        assert_eq!(frame_at_time(&times, 1.04, true), 10, "an end between frames: the last shown");
-        assert_eq!(frame_at_time(&times, 0.9996, false), 10, "millisecond rounding");
+        assert_eq!(
+            frame_at_time(&times, 1.04, false),
+            11,
+            "a start between frames: the next"
+        );
+        assert_eq!(
+            frame_at_time(&times, 1.04, true),
+            10,
+            "an end between frames: the last shown"
+        );
+        assert_eq!(
+            frame_at_time(&times, 0.9996, false),
+            10,
+            "millisecond rounding"
+        );
         assert_eq!(frame_at_time(&times, 99.0, false), u64::MAX);
         assert_eq!(frame_at_time(&times, 99.0, true), 49);
     }
@@ -287,13 +302,30 @@ mod tests {
         other.add(100, segment("stairs", 0, 5)).unwrap();
         let changed = store.add(100, segment("door", 15, 30)).unwrap();
         assert_eq!(changed.labels.spans("door"), vec![(10, 30)]);
-        assert_eq!(changed.labels.spans("stairs"), vec![(0, 5)], "the other edit is kept");
-        assert_eq!(changed.notes.len(), 1, "the overlap is said: {:?}", changed.notes);
+        assert_eq!(
+            changed.labels.spans("stairs"),
+            vec![(0, 5)],
+            "the other edit is kept"
+        );
+        assert_eq!(
+            changed.notes.len(),
+            1,
+            "the overlap is said: {:?}",
+            changed.notes
+        );
         let before = std::fs::read(&store.path).unwrap();
-        for bad in [segment("door", 5, 2), segment("door", 90, 100), segment(" ", 1, 2)] {
+        for bad in [
+            segment("door", 5, 2),
+            segment("door", 90, 100),
+            segment(" ", 1, 2),
+        ] {
             assert!(store.add(100, bad).unwrap_err().is_bad_request());
         }
-        assert_eq!(std::fs::read(&store.path).unwrap(), before, "refused edits change nothing");
+        assert_eq!(
+            std::fs::read(&store.path).unwrap(),
+            before,
+            "refused edits change nothing"
+        );
         let moved = store
             .replace(100, &segment("door", 10, 30), Some(segment("door", 12, 28)))
             .unwrap();
@@ -301,7 +333,11 @@ mod tests {
         let gone = store.replace(100, &segment("door", 12, 28), None).unwrap();
         assert!(gone.labels.spans("door").is_empty());
         let again = store.replace(100, &segment("door", 12, 28), None).unwrap();
-        assert!(again.notes[0].contains("was not labelled"), "{:?}", again.notes);
+        assert!(
+            again.notes[0].contains("was not labelled"),
+            "{:?}",
+            again.notes
+        );
     }
 
     #[test]
@@ -310,10 +346,19 @@ mod tests {
         let store = LabelStore {
             path: dir.path().join("v.labels.csv"),
         };
-        std::fs::write(&store.path, "prompt,start_frame,end_frame\ndoor,1,2\ndoor,x,3\n").unwrap();
+        std::fs::write(
+            &store.path,
+            "prompt,start_frame,end_frame\ndoor,1,2\ndoor,x,3\n",
+        )
+        .unwrap();
         let error = store.load(100).unwrap_err().to_string();
         assert!(error.contains("line 3: start_frame"), "{error}");
-        assert!(store.add(100, segment("door", 4, 5)).is_err(), "never written over");
-        assert!(std::fs::read_to_string(&store.path).unwrap().contains("door,x,3"));
+        assert!(
+            store.add(100, segment("door", 4, 5)).is_err(),
+            "never written over"
+        );
+        assert!(std::fs::read_to_string(&store.path)
+            .unwrap()
+            .contains("door,x,3"));
     }
 }

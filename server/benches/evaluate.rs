@@ -88,7 +88,10 @@ fn main() {
     let labels = labels();
     let prompts: Vec<String> = labels.prompts();
     let mut seed = 99;
-    let vectors: Vec<Vec<f32>> = prompts.iter().map(|_| synthetic::unit(&mut seed, DIM)).collect();
+    let vectors: Vec<Vec<f32>> = prompts
+        .iter()
+        .map(|_| synthetic::unit(&mut seed, DIM))
+        .collect();
     let model = |name: &str, file| ModelScores {
         model: name.into(),
         file,
@@ -100,12 +103,20 @@ fn main() {
     println!();
     println!("| work | ms |");
     println!("| --- | ---: |");
-    row("evaluate, one model (metrics, PR curves, events, errors)", || {
-        drop(evaluate(&[model("a", &a)], &prompts, &labels))
-    });
-    row("evaluate, two models compared (1,000 block-bootstrap draws per prompt)", || {
-        drop(evaluate(&[model("a", &a), model("b", &b)], &prompts, &labels))
-    });
+    row(
+        "evaluate, one model (metrics, PR curves, events, errors)",
+        || drop(evaluate(&[model("a", &a)], &prompts, &labels)),
+    );
+    row(
+        "evaluate, two models compared (1,000 block-bootstrap draws per prompt)",
+        || {
+            drop(evaluate(
+                &[model("a", &a), model("b", &b)],
+                &prompts,
+                &labels,
+            ))
+        },
+    );
     end_to_end();
 }
 
@@ -128,9 +139,26 @@ fn end_to_end() {
     let video = dir.join("hour.mp4");
     if !video.exists() {
         let made = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
             .arg("testsrc2=size=256x144:rate=30")
-            .args(["-t", "3600", "-c:v", "libx264", "-preset", "ultrafast", "-g", "250"])
+            .args([
+                "-t",
+                "3600",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "250",
+            ])
             .arg(&video)
             .status()
             .unwrap();
@@ -143,7 +171,11 @@ fn end_to_end() {
             .arg(&config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
     let v = video.to_str().unwrap();

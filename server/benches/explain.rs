@@ -66,12 +66,22 @@ fn peer(folder: &Path, runs: usize) -> Option<(String, Vec<f64>)> {
     match output {
         Ok(out) if out.status.success() => {
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            let mut ms: Vec<f64> = json["ms"].as_array()?.iter().filter_map(|v| v.as_f64()).collect();
+            let mut ms: Vec<f64> = json["ms"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect();
             ms.sort_by(f64::total_cmp);
             Some((json["torch"].as_str().unwrap_or("?").to_string(), ms))
         }
         Ok(out) => {
-            eprintln!("peer skipped: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+            eprintln!(
+                "peer skipped: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
             None
         }
         Err(e) => {
@@ -99,7 +109,12 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 fn range(sorted: &[f64]) -> String {
-    format!("{:.0} ({:.0}–{:.0})", median(sorted), sorted[0], sorted[sorted.len() - 1])
+    format!(
+        "{:.0} ({:.0}–{:.0})",
+        median(sorted),
+        sorted[0],
+        sorted[sorted.len() - 1]
+    )
 }
 
 fn measure(name: &'static str, folder: &Path, frame: &opencv::core::Mat) -> Row {
@@ -162,7 +177,11 @@ fn serving() {
         if status.text().contains("\"Done\"") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "{}", status.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{}",
+            status.text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let addr = served.addr;
@@ -201,7 +220,13 @@ fn serving() {
                 frame = (frame + 37) % common::FRAMES;
                 let body = serde_json::json!({"video": id, "model": null, "frame": frame, "prompt": "wall", "start_layer": null});
                 let t = Instant::now();
-                let answer = common::http(addr, "POST", "/api/explain", "application/json", body.to_string().as_bytes());
+                let answer = common::http(
+                    addr,
+                    "POST",
+                    "/api/explain",
+                    "application/json",
+                    body.to_string().as_bytes(),
+                );
                 assert_eq!(answer.status, 200, "{}", answer.text());
                 ms.push(t.elapsed().as_secs_f64() * 1000.0);
                 made.fetch_add(1, Ordering::Relaxed);
@@ -225,27 +250,49 @@ fn serving() {
     println!();
     println!("| viewer | frame p50 ms | p95 ms | max ms | heatmaps meanwhile | heatmap round trip p50 ms |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (label, ms, extra) in [("alone", &alone, String::from("—")), ("beside heatmaps", &busy, format!("{during} in {seconds:.1} s"))] {
+    for (label, ms, extra) in [
+        ("alone", &alone, String::from("—")),
+        (
+            "beside heatmaps",
+            &busy,
+            format!("{during} in {seconds:.1} s"),
+        ),
+    ] {
         println!(
             "| {label} | {:.1} | {:.1} | {:.1} | {extra} | {} |",
             percentile(ms, 0.5),
             percentile(ms, 0.95),
             ms[ms.len() - 1],
-            if label == "alone" { "—".to_string() } else { format!("{:.0}", percentile(&heatmaps, 0.5)) }
+            if label == "alone" {
+                "—".to_string()
+            } else {
+                format!("{:.0}", percentile(&heatmaps, 0.5))
+            }
         );
     }
 }
 
 fn main() {
     let video = common::video("h264_gop250.mp4");
-    let frame = engine::video::Decoder::open(&video).unwrap().frame(150).unwrap();
+    let frame = engine::video::Decoder::open(&video)
+        .unwrap()
+        .frame(150)
+        .unwrap();
     let models: [(&'static str, PathBuf); 3] = [
         ("CLIP ViT-B/32", vit_b32::model_folder()),
-        ("CLIP ViT-B/16", vit_b32::vit_base_folder(16, "vit-b16-random-v1")),
+        (
+            "CLIP ViT-B/16",
+            vit_b32::vit_base_folder(16, "vit-b16-random-v1"),
+        ),
         ("SigLIP B/16-224", vit_b32::siglip_b16_folder()),
     ];
-    let rows: Vec<Row> = models.iter().map(|(name, folder)| measure(name, folder, &frame)).collect();
-    let peer_version = rows.iter().find_map(|r| r.peer.as_ref().map(|p| p.0.clone()));
+    let rows: Vec<Row> = models
+        .iter()
+        .map(|(name, folder)| measure(name, folder, &frame))
+        .collect();
+    let peer_version = rows
+        .iter()
+        .find_map(|r| r.peer.as_ref().map(|p| p.0.clone()));
     println!(
         "One heatmap (frame 150 of the 720p test video, \"a red door\"), {} threads, {} runs each: median ms (min–max)",
         threads(),

@@ -28,10 +28,16 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         // Sum of two uniforms: cheap, roughly bell-shaped.
         let a = (self.0 >> 40) as f32 / (1u64 << 24) as f32;
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let b = (self.0 >> 40) as f32 / (1u64 << 24) as f32;
         a + b - 1.0
     }
@@ -94,8 +100,9 @@ fn exact_top10(vectors: &[f32], q: &[f32]) -> Vec<usize> {
             .map(|t| {
                 s.spawn(move || {
                     let range = t * part..((t + 1) * part).min(n);
-                    let mut scored: Vec<(usize, f32)> =
-                        range.map(|i| (i, dot(&vectors[i * DIM..(i + 1) * DIM], q))).collect();
+                    let mut scored: Vec<(usize, f32)> = range
+                        .map(|i| (i, dot(&vectors[i * DIM..(i + 1) * DIM], q)))
+                        .collect();
                     let keep = scored.len().min(10);
                     if keep > 0 && scored.len() > keep {
                         scored.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
@@ -105,7 +112,10 @@ fn exact_top10(vectors: &[f32], q: &[f32]) -> Vec<usize> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     all.sort_by(|a, b| b.1.total_cmp(&a.1));
     all.into_iter().take(10).map(|(i, _)| i).collect()
@@ -132,7 +142,11 @@ fn folder_mb(dir: &std::path::Path) -> f64 {
             .flatten()
             .map(|e| {
                 let p = e.path();
-                if p.is_dir() { walk(&p) } else { e.metadata().map_or(0, |m| m.len()) }
+                if p.is_dir() {
+                    walk(&p)
+                } else {
+                    e.metadata().map_or(0, |m| m.len())
+                }
             })
             .sum()
     }
@@ -150,7 +164,11 @@ struct Row {
     disk_mb: f64,
 }
 
-fn timed_queries(qs: &[Vec<f32>], truth: &[Vec<usize>], mut search: impl FnMut(&[f32]) -> Vec<usize>) -> (f64, f64, f64) {
+fn timed_queries(
+    qs: &[Vec<f32>],
+    truth: &[Vec<usize>],
+    mut search: impl FnMut(&[f32]) -> Vec<usize>,
+) -> (f64, f64, f64) {
     search(&qs[0]); // warm-up
     let mut ms = Vec::with_capacity(qs.len());
     let mut total = 0.0;
@@ -161,7 +179,11 @@ fn timed_queries(qs: &[Vec<f32>], truth: &[Vec<usize>], mut search: impl FnMut(&
         total += recall(&found, t);
     }
     ms.sort_by(f64::total_cmp);
-    (percentile(&ms, 0.5), percentile(&ms, 0.95), total / qs.len() as f64)
+    (
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.95),
+        total / qs.len() as f64,
+    )
 }
 
 fn model() -> ModelKey {
@@ -213,7 +235,9 @@ fn ours(vectors: &[f32], qs: &[Vec<f32>], truth: &[Vec<usize>]) -> Row {
             .iter()
             .flat_map(|v| {
                 let video = (v.header.video.size - 1) as usize;
-                v.hits.iter().map(move |&(f, s)| (video * FRAMES_PER_VIDEO + f as usize, s))
+                v.hits
+                    .iter()
+                    .map(move |&(f, s)| (video * FRAMES_PER_VIDEO + f as usize, s))
             })
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -284,7 +308,9 @@ fn usearch_rows(
             let index = &index;
             s.spawn(move || {
                 for i in t * part..((t + 1) * part).min(n) {
-                    index.add(i as u64, &vectors[i * DIM..(i + 1) * DIM]).unwrap();
+                    index
+                        .add(i as u64, &vectors[i * DIM..(i + 1) * DIM])
+                        .unwrap();
                 }
             });
         }
@@ -300,14 +326,27 @@ fn usearch_rows(
             let mut found: Vec<(usize, f32)> = matches
                 .keys
                 .iter()
-                .map(|&k| (k as usize, if rerank > 0 { dot(&vectors[k as usize * DIM..(k as usize + 1) * DIM], q) } else { 0.0 }))
+                .map(|&k| {
+                    (
+                        k as usize,
+                        if rerank > 0 {
+                            dot(&vectors[k as usize * DIM..(k as usize + 1) * DIM], q)
+                        } else {
+                            0.0
+                        },
+                    )
+                })
                 .collect();
             if rerank > 0 {
                 found.sort_by(|a, b| b.1.total_cmp(&a.1));
             }
             found.into_iter().take(10).map(|(k, _)| k).collect()
         });
-        let reranked = if rerank > 0 { format!(", top {rerank} re-ranked exactly") } else { String::new() };
+        let reranked = if rerank > 0 {
+            format!(", top {rerank} re-ranked exactly")
+        } else {
+            String::new()
+        };
         rows.push(Row {
             engine: format!("usearch HNSW, {label} (expansion {expansion}{reranked})"),
             vectors: n,
@@ -341,9 +380,36 @@ fn main() {
         rows.push(exact(&vectors, &qs, &truth));
         rows.push(ours(&vectors, &qs, &truth));
         eprintln!("{n}: ours done");
-        rows.extend(usearch_rows(&vectors, &qs, &truth, usearch::ScalarKind::I8, "i8, defaults", (0, 0), &[64, 256], 0));
-        rows.extend(usearch_rows(&vectors, &qs, &truth, usearch::ScalarKind::F16, "f16, defaults", (0, 0), &[64, 256], 0));
-        rows.extend(usearch_rows(&vectors, &qs, &truth, usearch::ScalarKind::F16, "f16, 32 links, build expansion 256", (32, 256), &[256, 1024], 100));
+        rows.extend(usearch_rows(
+            &vectors,
+            &qs,
+            &truth,
+            usearch::ScalarKind::I8,
+            "i8, defaults",
+            (0, 0),
+            &[64, 256],
+            0,
+        ));
+        rows.extend(usearch_rows(
+            &vectors,
+            &qs,
+            &truth,
+            usearch::ScalarKind::F16,
+            "f16, defaults",
+            (0, 0),
+            &[64, 256],
+            0,
+        ));
+        rows.extend(usearch_rows(
+            &vectors,
+            &qs,
+            &truth,
+            usearch::ScalarKind::F16,
+            "f16, 32 links, build expansion 256",
+            (32, 256),
+            &[256, 1024],
+            100,
+        ));
         eprintln!("{n}: usearch done");
     }
     println!(
@@ -351,7 +417,9 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |t| t.get())
     );
     println!();
-    println!("| engine | vectors | build s | query p50 ms | p95 ms | recall@10 | RAM MB | disk MB |");
+    println!(
+        "| engine | vectors | build s | query p50 ms | p95 ms | recall@10 | RAM MB | disk MB |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         println!(

@@ -99,10 +99,15 @@ fn check_folder(dir: &Path) -> Option<EmbeddingFile> {
 fn check_segments(library: &Path) -> (usize, usize) {
     let (mut count, mut torn) = (0, 0);
     for model in std::fs::read_dir(library).into_iter().flatten().flatten() {
-        for entry in std::fs::read_dir(model.path()).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(model.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "vseg") {
-                let segment = store::vectors::Segment::open(&path).unwrap_or_else(|e| panic!("{e}"));
+                let segment =
+                    store::vectors::Segment::open(&path).unwrap_or_else(|e| panic!("{e}"));
                 count += 1;
                 torn += usize::from(segment.torn > 0);
             }
@@ -289,10 +294,16 @@ fn labels_survive_kill_9_during_a_save() {
         let _ = child.kill();
         let _ = child.wait();
         let now = count();
-        assert!([0, 3_000, 5_000].contains(&now), "kill {kill}: {now} segments");
+        assert!(
+            [0, 3_000, 5_000].contains(&now),
+            "kill {kill}: {now} segments"
+        );
         seen.insert(now);
     }
-    assert!(seen.len() >= 2, "the kills landed before and after saves: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "the kills landed before and after saves: {seen:?}"
+    );
 }
 
 /// `kill -9` of `search --library` at random moments while another process indexes a video
@@ -314,7 +325,15 @@ fn the_library_index_survives_kill_9_while_it_is_updated() {
             .spawn()
             .unwrap()
     };
-    let mut indexer = run(&["index", video_path.to_str().unwrap(), "--checkpoint-secs", "0.05", "--batch-size", "1", "--json"]);
+    let mut indexer = run(&[
+        "index",
+        video_path.to_str().unwrap(),
+        "--checkpoint-secs",
+        "0.05",
+        "--batch-size",
+        "1",
+        "--json",
+    ]);
     let mut rng = Rng::new(20261205);
     let library = dir.path().join("embeddings/library");
     let (mut killed, mut torn) = (0, 0);
@@ -329,7 +348,10 @@ fn the_library_index_survives_kill_9_while_it_is_updated() {
         torn += check_segments(&library).1;
     }
     assert!(indexer.wait().unwrap().success());
-    assert!(killed >= KILLS / 2, "only {killed} searches were killed before they ended");
+    assert!(
+        killed >= KILLS / 2,
+        "only {killed} searches were killed before they ended"
+    );
     let answer = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(BIN)
             .args(args)
@@ -338,10 +360,22 @@ fn the_library_index_survives_kill_9_while_it_is_updated() {
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let query = ["search", "--library", "--text", "wall", "--json", "--top", "20"];
+    let query = [
+        "search",
+        "--library",
+        "--text",
+        "wall",
+        "--json",
+        "--top",
+        "20",
+    ];
     let kept = answer(&query);
     assert!(check_segments(&library).0 >= 1);
     std::fs::remove_dir_all(&library).unwrap();

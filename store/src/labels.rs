@@ -85,7 +85,10 @@ mod tests {
         let held = lock(&path).unwrap();
         assert_eq!(held.read().unwrap(), None);
         held.replace(b"prompt,start_frame,end_frame\n").unwrap();
-        assert_eq!(read(&path).unwrap().unwrap(), b"prompt,start_frame,end_frame\n");
+        assert_eq!(
+            read(&path).unwrap().unwrap(),
+            b"prompt,start_frame,end_frame\n"
+        );
         drop(held);
         // Another holder waits for the first: the second change sees the first's file.
         let first = lock(&path).unwrap();
@@ -95,12 +98,18 @@ mod tests {
             let held = lock(&second_path).unwrap();
             sender.send(()).unwrap();
             let seen = held.read().unwrap().unwrap();
-            held.replace(&[seen.as_slice(), b"b,3,4\n"].concat()).unwrap();
+            held.replace(&[seen.as_slice(), b"b,3,4\n"].concat())
+                .unwrap();
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert!(receiver.try_recv().is_err(), "the second waits while the first holds the lock");
+        assert!(
+            receiver.try_recv().is_err(),
+            "the second waits while the first holds the lock"
+        );
         let seen = first.read().unwrap().unwrap();
-        first.replace(&[seen.as_slice(), b"a,1,2\n"].concat()).unwrap();
+        first
+            .replace(&[seen.as_slice(), b"a,1,2\n"].concat())
+            .unwrap();
         drop(first);
         second.join().unwrap();
         assert_eq!(

@@ -93,7 +93,13 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 /// One block's bytes.
-fn block(frames: &[u64], scales: &[f32], codes: &[i8], vectors: &[f32], dimension: usize) -> Vec<u8> {
+fn block(
+    frames: &[u64],
+    scales: &[f32],
+    codes: &[i8],
+    vectors: &[f32],
+    dimension: usize,
+) -> Vec<u8> {
     let rows = frames.len();
     let mut payload = Vec::with_capacity(rows * (12 + dimension * 5));
     for f in frames {
@@ -130,7 +136,13 @@ impl Segment {
         bytes.extend_from_slice(&checksum(&head).to_le_bytes());
         let first = bytes.len() as u64;
         if !rows.frames.is_empty() {
-            bytes.extend(block(rows.frames, rows.scales, rows.codes, rows.vectors, rows.dimension));
+            bytes.extend(block(
+                rows.frames,
+                rows.scales,
+                rows.codes,
+                rows.vectors,
+                rows.dimension,
+            ));
         }
         write_atomically(path, &bytes).map_err(io(path))?;
         let mut segment = Self {
@@ -156,7 +168,8 @@ impl Segment {
             reason: reason.to_string(),
         };
         let mut fixed = [0u8; 12];
-        file.read_exact(&mut fixed).map_err(|_| damaged("too short"))?;
+        file.read_exact(&mut fixed)
+            .map_err(|_| damaged("too short"))?;
         if &fixed[..8] != MAGIC {
             return Err(damaged("no segment header"));
         }
@@ -170,11 +183,16 @@ impl Segment {
         if checksum(head).to_le_bytes() != sum {
             return Err(damaged("header checksum"));
         }
-        let (header, _): (SegmentHeader, usize) =
-            bincode::serde::decode_from_slice(head, bincode::config::standard().with_limit::<65536>())
-                .map_err(|e| damaged(&e.to_string()))?;
+        let (header, _): (SegmentHeader, usize) = bincode::serde::decode_from_slice(
+            head,
+            bincode::config::standard().with_limit::<65536>(),
+        )
+        .map_err(|e| damaged(&e.to_string()))?;
         if header.format_version != SEGMENT_FORMAT_VERSION {
-            return Err(damaged(&format!("segment format {}", header.format_version)));
+            return Err(damaged(&format!(
+                "segment format {}",
+                header.format_version
+            )));
         }
         let dimension = header.model.dimension as usize;
         let mut segment = Self {
@@ -194,7 +212,10 @@ impl Segment {
             let dim = u32::from_le_bytes(fixed[4..8].try_into().unwrap_or_default());
             let sum = u64::from_le_bytes(fixed[8..16].try_into().unwrap_or_default());
             let payload_len = rows * (12 + 5 * u64::from(dim));
-            if dim as usize != dimension || dim > MAX_DIMENSION || segment.end + 16 + payload_len > length {
+            if dim as usize != dimension
+                || dim > MAX_DIMENSION
+                || segment.end + 16 + payload_len > length
+            {
                 break;
             }
             let mut payload = vec![0u8; payload_len as usize];
@@ -214,11 +235,20 @@ impl Segment {
         let (scales, rest) = rest.split_at(rows * 4);
         let (codes, _) = rest.split_at(rows * dimension);
         let r = &mut self.rows;
-        r.frames.extend(frames.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())));
-        r.scales.extend(scales.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default())));
+        r.frames.extend(
+            frames
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
+        );
+        r.scales.extend(
+            scales
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default())),
+        );
         r.codes.extend(codes.iter().map(|&b| b as i8));
         let vectors = start + 16 + (rows * (12 + dimension)) as u64;
-        r.vector_at.extend((0..rows as u64).map(|i| vectors + i * 4 * dimension as u64));
+        r.vector_at
+            .extend((0..rows as u64).map(|i| vectors + i * 4 * dimension as u64));
         self.end = start + 16 + (rows * (12 + 5 * dimension)) as u64;
     }
 
@@ -231,7 +261,8 @@ impl Segment {
         r.scales.extend_from_slice(rows.scales);
         r.codes.extend_from_slice(rows.codes);
         let vectors = start + 16 + (n * (12 + dimension)) as u64;
-        r.vector_at.extend((0..n as u64).map(|i| vectors + i * 4 * dimension as u64));
+        r.vector_at
+            .extend((0..n as u64).map(|i| vectors + i * 4 * dimension as u64));
         self.end = start + 16 + (n * (12 + 5 * dimension)) as u64;
     }
 
@@ -248,9 +279,15 @@ impl Segment {
             self.torn = 0;
         }
         file.seek(SeekFrom::Start(self.end)).map_err(io(&path))?;
-        file.write_all(&block(rows.frames, rows.scales, rows.codes, rows.vectors, rows.dimension))
-            .and_then(|()| file.sync_data())
-            .map_err(io(&path))?;
+        file.write_all(&block(
+            rows.frames,
+            rows.scales,
+            rows.codes,
+            rows.vectors,
+            rows.dimension,
+        ))
+        .and_then(|()| file.sync_data())
+        .map_err(io(&path))?;
         let start = self.end;
         self.note_block(start, rows);
         Ok(())
@@ -327,8 +364,12 @@ mod tests {
 
     fn rows(frames: &[u64], dimension: usize) -> (Vec<f32>, Vec<i8>, Vec<f32>) {
         let scales = frames.iter().map(|&f| f as f32 / 100.0).collect();
-        let codes = (0..frames.len() * dimension).map(|i| (i % 200) as i8).collect();
-        let vectors = (0..frames.len() * dimension).map(|i| i as f32 * 0.5).collect();
+        let codes = (0..frames.len() * dimension)
+            .map(|i| (i % 200) as i8)
+            .collect();
+        let vectors = (0..frames.len() * dimension)
+            .map(|i| i as f32 * 0.5)
+            .collect();
         (scales, codes, vectors)
     }
 
@@ -337,11 +378,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.vseg");
         let (s, c, v) = rows(&[5, 9], 3);
-        let first = NewRows { frames: &[5, 9], scales: &s, codes: &c, vectors: &v, dimension: 3 };
+        let first = NewRows {
+            frames: &[5, 9],
+            scales: &s,
+            codes: &c,
+            vectors: &v,
+            dimension: 3,
+        };
         let mut segment = Segment::create(&path, header(3), &first).unwrap();
         let (s2, c2, v2) = rows(&[1], 3);
         segment
-            .append(&NewRows { frames: &[1], scales: &s2, codes: &c2, vectors: &v2, dimension: 3 })
+            .append(&NewRows {
+                frames: &[1],
+                scales: &s2,
+                codes: &c2,
+                vectors: &v2,
+                dimension: 3,
+            })
             .unwrap();
         let read = Segment::open(&path).unwrap();
         assert_eq!(read.rows, segment.rows);
@@ -358,7 +411,18 @@ mod tests {
         let path = dir.path().join("a.vseg");
         let (s, c, v) = rows(&[5, 9], 4);
         let frames = [5u64, 9];
-        Segment::create(&path, header(4), &NewRows { frames: &frames, scales: &s, codes: &c, vectors: &v, dimension: 4 }).unwrap();
+        Segment::create(
+            &path,
+            header(4),
+            &NewRows {
+                frames: &frames,
+                scales: &s,
+                codes: &c,
+                vectors: &v,
+                dimension: 4,
+            },
+        )
+        .unwrap();
         let good = std::fs::metadata(&path).unwrap().len();
         // A writer killed half way through a block.
         let torn = block(&[11, 12], &[1.0, 1.0], &[1; 8], &[0.5; 8], 4);
@@ -371,13 +435,22 @@ mod tests {
         // The next writer cuts the torn tail off and appends after the good rows.
         let mut writer = Segment::open(&path).unwrap();
         writer
-            .append(&NewRows { frames: &[20], scales: &[2.0], codes: &[3; 4], vectors: &[0.25; 4], dimension: 4 })
+            .append(&NewRows {
+                frames: &[20],
+                scales: &[2.0],
+                codes: &[3; 4],
+                vectors: &[0.25; 4],
+                dimension: 4,
+            })
             .unwrap();
         let read = Segment::open(&path).unwrap();
         assert_eq!((read.rows.frames.clone(), read.torn), (vec![5, 9, 20], 0));
         assert!(std::fs::metadata(&path).unwrap().len() > good);
         // A damaged header is refused.
         std::fs::write(&path, b"CLIPVSEG\xff\xff\xff\xff").unwrap();
-        assert!(matches!(Segment::open(&path), Err(SegmentError::Damaged { .. })));
+        assert!(matches!(
+            Segment::open(&path),
+            Err(SegmentError::Damaged { .. })
+        ));
     }
 }

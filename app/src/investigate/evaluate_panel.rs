@@ -143,7 +143,11 @@ pub fn EvaluatePanel(inv: Investigation) -> impl IntoView {
     // The chosen prompt's errors (first model), longest or most wrong first.
     let errors = move || {
         let prompt = evaluated_prompt.get()?;
-        let mut spans = evaluation.with(|e| e.as_ref().and_then(|e| e.as_ref().ok()).map(|e| errors_of(e, &prompt)))?;
+        let mut spans = evaluation.with(|e| {
+            e.as_ref()
+                .and_then(|e| e.as_ref().ok())
+                .map(|e| errors_of(e, &prompt))
+        })?;
         if order_by_score.get() {
             spans.retain(|s| s.kind == ErrorKind::FalsePositive);
             spans.sort_by(|a, b| b.worst_score.total_cmp(&a.worst_score));
@@ -225,11 +229,12 @@ pub fn evaluate_when_ready(inv: Investigation) {
         if done == Some(true) {
             return true;
         }
-        let done = |status: RwSignal<Option<Result<investigator_core::types::IndexStatus, String>>>| {
-            status.with(|s| {
+        let done =
+            |status: RwSignal<Option<Result<investigator_core::types::IndexStatus, String>>>| {
+                status.with(|s| {
                 matches!(s, Some(Ok(s)) if s.state == investigator_core::types::IndexState::Done)
             })
-        };
+            };
         // Both models, when two are compared: the second's index must be there too.
         let ready = done(inv.status) && (inv.compare.with(Option::is_none) || done(inv.status_b));
         if ready && inv.evaluation.get_untracked().is_none() {
@@ -260,11 +265,16 @@ mod client {
                 .map_err(|e| error_text(&e));
             if let Ok(e) = &answer {
                 // Keep the prompt chosen (or the link's), else the first evaluated.
-                let first = e.models.first().and_then(|m| m.prompts.first()).map(|p| p.prompt.clone());
+                let first = e
+                    .models
+                    .first()
+                    .and_then(|m| m.prompts.first())
+                    .map(|p| p.prompt.clone());
                 let chosen = inv.evaluated_prompt.get_untracked();
-                let known = e.models.first().is_some_and(|m| {
-                    m.prompts.iter().any(|p| Some(&p.prompt) == chosen.as_ref())
-                });
+                let known = e
+                    .models
+                    .first()
+                    .is_some_and(|m| m.prompts.iter().any(|p| Some(&p.prompt) == chosen.as_ref()));
                 if !known {
                     inv.evaluated_prompt.set(first);
                 }
@@ -345,10 +355,7 @@ mod client {
     /// Builds the labelled dataset on the server and downloads it as a zip.
     pub fn download_dataset(inv: Investigation) {
         let video = inv.player.info.with_untracked(|i| i.id.clone());
-        let mut url = format!(
-            "{}?video={video}",
-            investigator_core::routes::DATASET_URL
-        );
+        let mut url = format!("{}?video={video}", investigator_core::routes::DATASET_URL);
         if let Some(model) = inv.model.get_untracked() {
             url.push_str(&format!("&model={model}"));
         }

@@ -191,7 +191,8 @@ pub fn HeatmapOverlay(inv: Investigation) -> impl IntoView {
     });
     let on_move = move |ev: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
-        heat.readout.set(drawn.with_untracked(|m| m.as_ref().map(|m| client::read_at(&ev, m))));
+        heat.readout
+            .set(drawn.with_untracked(|m| m.as_ref().map(|m| client::read_at(&ev, m))));
         #[cfg(not(feature = "hydrate"))]
         let _ = ev;
     };
@@ -282,7 +283,9 @@ mod client {
                 return;
             }
             let Some(prompt) = prompt else {
-                heat.status.set(HeatStatus::Failed("add a prompt to see where it matches".into()));
+                heat.status.set(HeatStatus::Failed(
+                    "add a prompt to see where it matches".into(),
+                ));
                 return;
             };
             let frame = inv.player.playhead.get();
@@ -349,7 +352,9 @@ mod client {
                     }
                     Err(error) => heat.status.set(HeatStatus::Failed(error_text(&error))),
                 }
-            } else if let Some(map) = fetcher.with_value(|f| f.wanted.as_ref().and_then(|w| f.maps.get(w).cloned())) {
+            } else if let Some(map) =
+                fetcher.with_value(|f| f.wanted.as_ref().and_then(|w| f.maps.get(w).cloned()))
+            {
                 heat.map.set(Some(map));
                 heat.status.set(HeatStatus::Ready);
             }
@@ -384,8 +389,18 @@ mod client {
         ctx.set_text_align("center");
         for (x0, x1) in [(0.0, left), (right, w)] {
             if x1 - x0 > size * 4.0 {
-                let _ = ctx.fill_text_with_max_width("not seen", (x0 + x1) / 2.0, h / 2.0 - size * 0.6, x1 - x0 - 8.0);
-                let _ = ctx.fill_text_with_max_width("by the model", (x0 + x1) / 2.0, h / 2.0 + size * 0.6, x1 - x0 - 8.0);
+                let _ = ctx.fill_text_with_max_width(
+                    "not seen",
+                    (x0 + x1) / 2.0,
+                    h / 2.0 - size * 0.6,
+                    x1 - x0 - 8.0,
+                );
+                let _ = ctx.fill_text_with_max_width(
+                    "by the model",
+                    (x0 + x1) / 2.0,
+                    h / 2.0 + size * 0.6,
+                    x1 - x0 - 8.0,
+                );
             }
         }
         if let Some(grid) = grid_canvas(map) {
@@ -395,13 +410,20 @@ mod client {
             ctx.clip();
             ctx.set_global_alpha(opacity.clamp(0.0, 1.0));
             ctx.set_image_smoothing_enabled(true);
-            let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&grid, c.left, c.top, c.width, c.height);
+            let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                &grid, c.left, c.top, c.width, c.height,
+            );
             ctx.restore();
         }
         ctx.set_stroke_style_str("#ffffff");
         let line = (w / 400.0).max(2.0);
         ctx.set_line_width(line);
-        ctx.stroke_rect(left + line / 2.0, top + line / 2.0, right - left - line, bottom - top - line);
+        ctx.stroke_rect(
+            left + line / 2.0,
+            top + line / 2.0,
+            right - left - line,
+            bottom - top - line,
+        );
     }
 
     fn context(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderingContext2d> {
@@ -432,18 +454,26 @@ mod client {
             .ok()?;
         grid.set_width(cols);
         grid.set_height(rows);
-        let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), cols, rows).ok()?;
+        let image =
+            web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), cols, rows)
+                .ok()?;
         context(&grid)?.put_image_data(&image, 0.0, 0.0).ok()?;
         Some(grid)
     }
 
     /// What the pointer is over: the value of its patch, or that the model does not see it.
     pub fn read_at(ev: &web_sys::MouseEvent, map: &Explanation) -> String {
-        let Some(target) = ev.current_target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        let Some(target) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
             return String::new();
         };
         let rect = target.get_bounding_client_rect();
-        let (fw, fh) = (f64::from(map.frame_width.max(1)), f64::from(map.frame_height.max(1)));
+        let (fw, fh) = (
+            f64::from(map.frame_width.max(1)),
+            f64::from(map.frame_height.max(1)),
+        );
         // The canvas is fitted as the image is (object-fit: contain): centred, scaled.
         let scale = (rect.width() / fw).min(rect.height() / fh);
         let x0 = rect.left() + (rect.width() - fw * scale) / 2.0;
@@ -454,7 +484,9 @@ mod client {
             (Some((row, col)), Some((raw, share))) => {
                 format!("relevance {raw:.4} ({share:.2} on the map's scale, lowest 0 to highest 1) · patch row {row}, column {col}")
             }
-            _ if x >= 0.0 && y >= 0.0 && x < fw && y < fh => "the model does not see this part of the frame".into(),
+            _ if x >= 0.0 && y >= 0.0 && x < fw && y < fh => {
+                "the model does not see this part of the frame".into()
+            }
             _ => String::new(),
         }
     }

@@ -63,7 +63,10 @@ pub fn LabelTrack(inv: Investigation) -> impl IntoView {
     };
     let segment_view = move |s: Segment| {
         let area = inv.plot_area.get()?;
-        let (a, b) = (area.x_of(s.start as f64 - 0.5), area.x_of(s.end as f64 + 0.5));
+        let (a, b) = (
+            area.x_of(s.start as f64 - 0.5),
+            area.x_of(s.end as f64 + 0.5),
+        );
         let (a, b) = (a.max(area.left), b.min(area.right));
         if b <= a {
             return None;
@@ -95,7 +98,11 @@ pub fn LabelTrack(inv: Investigation) -> impl IntoView {
             .into_iter()
             .map(|prompt| {
                 let segments: Vec<Segment> = labels.with(|l| {
-                    l.segments.iter().filter(|s| s.prompt == prompt).cloned().collect()
+                    l.segments
+                        .iter()
+                        .filter(|s| s.prompt == prompt)
+                        .cloned()
+                        .collect()
                 });
                 view! {
                     <div class="label-row" data-prompt=prompt.clone()>
@@ -289,7 +296,13 @@ mod client {
         spawn_local(async move {
             let text = wasm_bindgen_futures::JsFuture::from(file.text()).await;
             match text.ok().and_then(|t| t.as_string()) {
-                Some(csv) => edit(inv, LabelEdit::Import { csv, replace: false }),
+                Some(csv) => edit(
+                    inv,
+                    LabelEdit::Import {
+                        csv,
+                        replace: false,
+                    },
+                ),
                 None => inv
                     .label_error
                     .set(Some(format!("{} cannot be read as text", file.name()))),

@@ -29,8 +29,8 @@ use self::chart_view::ChartView;
 use self::evaluate_panel::EvaluatePanel;
 pub use self::heatmap::{HeatmapControls, HeatmapOverlay, HeatmapState};
 use self::keys::{HelpButton, HelpDialog};
-pub use self::labels::PlotArea;
 use self::labels::LabelTrack;
+pub use self::labels::PlotArea;
 use self::moments_panel::MomentsPanel;
 use self::prompts::PromptList;
 use self::search::SearchPanel;
@@ -105,9 +105,9 @@ impl ViewParams {
     /// Also reads `eval`, the evaluated prompt.
     pub fn with_evaluation(self, prompt: Option<&str>) -> Self {
         Self {
-            evaluate: prompt
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS),
+            evaluate: prompt.map(|p| p.trim().to_string()).filter(|p| {
+                !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS
+            }),
             ..self
         }
     }
@@ -115,9 +115,9 @@ impl ViewParams {
     /// Also reads `heat`, the heatmap's prompt, and `heatm` (`b`: the compared model's).
     pub fn with_heatmap(self, prompt: Option<&str>, model: Option<&str>) -> Self {
         Self {
-            heat: prompt
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS),
+            heat: prompt.map(|p| p.trim().to_string()).filter(|p| {
+                !p.is_empty() && p.chars().count() <= investigator_core::requests::MAX_PROMPT_CHARS
+            }),
             heat_compared: model == Some("b"),
             ..self
         }
@@ -240,10 +240,24 @@ mod tests {
         );
         let evaluated = ViewParams::parse(None, None, None).with_evaluation(Some(" a door "));
         assert_eq!(evaluated.evaluate.as_deref(), Some("a door"));
-        assert_eq!(ViewParams::parse(None, None, None).with_evaluation(Some("  ")).evaluate, None);
-        let heat = ViewParams::parse(None, None, None).with_heatmap(Some(" a red door "), Some("b"));
-        assert_eq!((heat.heat.as_deref(), heat.heat_compared), (Some("a red door"), true));
+        assert_eq!(
+            ViewParams::parse(None, None, None)
+                .with_evaluation(Some("  "))
+                .evaluate,
+            None
+        );
+        let heat =
+            ViewParams::parse(None, None, None).with_heatmap(Some(" a red door "), Some("b"));
+        assert_eq!(
+            (heat.heat.as_deref(), heat.heat_compared),
+            (Some("a red door"), true)
+        );
         let long = "x".repeat(investigator_core::requests::MAX_PROMPT_CHARS + 1);
-        assert_eq!(ViewParams::parse(None, None, None).with_heatmap(Some(&long), None).heat, None);
+        assert_eq!(
+            ViewParams::parse(None, None, None)
+                .with_heatmap(Some(&long), None)
+                .heat,
+            None
+        );
     }
 }

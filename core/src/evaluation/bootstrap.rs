@@ -5,7 +5,6 @@
 //!
 //! Invariant: deterministic for a given seed (the page and the CLI print the same interval).
 
-
 /// Resamples drawn.
 pub const ROUNDS: usize = 1000;
 /// The seed every interval is drawn with.
@@ -44,7 +43,12 @@ pub fn blocks(truth: &[bool]) -> Vec<(usize, usize)> {
 /// by how many times its block was drawn, which needs no sort per resample: the frames are
 /// sorted by score once, and each resample is one pass over them (a sort per resample takes
 /// seconds on an hour of frames).
-pub fn ap_difference_interval(truth: &[bool], a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
+pub fn ap_difference_interval(
+    truth: &[bool],
+    a: &[f64],
+    b: &[f64],
+    seed: u64,
+) -> Option<(f64, f64)> {
     let blocks = blocks(truth);
     if blocks.len() < 2 {
         return None;
@@ -88,7 +92,10 @@ pub fn ap_difference_interval(truth: &[bool], a: &[f64], b: &[f64], seed: u64) -
         return None;
     }
     differences.sort_by(f64::total_cmp);
-    Some((percentile(&differences, 2.5), percentile(&differences, 97.5)))
+    Some((
+        percentile(&differences, 2.5),
+        percentile(&differences, 97.5),
+    ))
 }
 
 /// `f` of every item, in order, on as many threads as the machine has (one in the browser).
@@ -96,7 +103,9 @@ fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Option<f64> + Sync) -> Ve
     let threads = if cfg!(target_arch = "wasm32") {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
     };
     if threads == 1 || items.len() < 2 {
         return items.iter().filter_map(&f).collect();
@@ -194,15 +203,32 @@ mod tests {
             truth.extend([false; 10]);
             truth.extend([true; 5]);
         }
-        let a: Vec<f64> = truth.iter().enumerate().map(|(i, &t)| if t { 0.9 } else { 0.1 + (i % 7) as f64 * 0.01 }).collect();
-        let b: Vec<f64> = truth.iter().enumerate().map(|(i, &t)| if t { 0.5 } else { (i % 11) as f64 * 0.06 }).collect();
+        let a: Vec<f64> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| if t { 0.9 } else { 0.1 + (i % 7) as f64 * 0.01 })
+            .collect();
+        let b: Vec<f64> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| if t { 0.5 } else { (i % 11) as f64 * 0.06 })
+            .collect();
         let (low, high) = ap_difference_interval(&truth, &a, &b, SEED).unwrap();
         assert!(low > 0.0 && high >= low, "{low} {high}");
-        assert_eq!(ap_difference_interval(&truth, &a, &b, SEED), Some((low, high)));
+        assert_eq!(
+            ap_difference_interval(&truth, &a, &b, SEED),
+            Some((low, high))
+        );
         // The same model twice: exactly zero.
-        assert_eq!(ap_difference_interval(&truth, &a, &a, SEED), Some((0.0, 0.0)));
+        assert_eq!(
+            ap_difference_interval(&truth, &a, &a, SEED),
+            Some((0.0, 0.0))
+        );
         // One block: nothing to resample.
-        assert_eq!(ap_difference_interval(&[true; 4], &a[..4], &b[..4], SEED), None);
+        assert_eq!(
+            ap_difference_interval(&[true; 4], &a[..4], &b[..4], SEED),
+            None
+        );
     }
 
     #[test]
@@ -220,7 +246,10 @@ mod tests {
         let repeated = average_precision(&t, &s).unwrap();
         // Each frame its own block, drawn `weights[i]` times.
         let blocks: Vec<u32> = (0..6).collect();
-        let positives = (0..6).filter(|&i| truth[i]).map(|i| u64::from(weights[i])).sum();
+        let positives = (0..6)
+            .filter(|&i| truth[i])
+            .map(|i| u64::from(weights[i]))
+            .sum();
         let weighted = Ranked::new(&scores, &truth, &blocks).weighted_ap(&weights, positives);
         assert!((repeated - weighted).abs() < 1e-12, "{repeated} {weighted}");
     }

@@ -90,7 +90,12 @@ pub struct ErrorSpan {
 
 /// The false-positive and false-negative spans at `threshold` over evaluated `frames`
 /// (ascending) with their `truth` and `scores`, in frame order.
-pub fn error_spans(frames: &[u64], truth: &[bool], scores: &[f64], threshold: f64) -> Vec<ErrorSpan> {
+pub fn error_spans(
+    frames: &[u64],
+    truth: &[bool],
+    scores: &[f64],
+    threshold: f64,
+) -> Vec<ErrorSpan> {
     let mut spans: Vec<ErrorSpan> = Vec::new();
     let mut previous_was: Option<ErrorKind> = None;
     for ((&frame, &label), &score) in frames.iter().zip(truth).zip(scores) {
@@ -167,9 +172,17 @@ mod tests {
         );
         assert_eq!((spans[0].worst_score, spans[0].worst_frame), (0.9, 0));
         assert_eq!(
-            (spans[1].kind, spans[1].start, spans[1].end, spans[1].worst_frame),
+            (
+                spans[1].kind,
+                spans[1].start,
+                spans[1].end,
+                spans[1].worst_frame
+            ),
             (ErrorKind::FalseNegative, 4, 6, 4)
         );
-        assert_eq!((spans[2].kind, spans[2].start, spans[2].end), (ErrorKind::FalsePositive, 10, 10));
+        assert_eq!(
+            (spans[2].kind, spans[2].start, spans[2].end),
+            (ErrorKind::FalsePositive, 10, 10)
+        );
     }
 }

@@ -33,7 +33,12 @@ pub struct Evaluated {
 
 /// Picks the embedded frames (`frames` with a finite score) that are not ignored, and labels
 /// each by whether it lies in one of `prompt`'s segments.
-pub fn evaluated_frames(frames: &[u64], scores: &[f32], labels: &Labels, prompt: &str) -> Evaluated {
+pub fn evaluated_frames(
+    frames: &[u64],
+    scores: &[f32],
+    labels: &Labels,
+    prompt: &str,
+) -> Evaluated {
     let ignored = labels.ignored();
     let positive = labels.spans(prompt);
     let inside = |spans: &[(u64, u64)], n: u64| spans.iter().any(|&(s, e)| s <= n && n <= e);
@@ -99,9 +104,15 @@ pub fn evaluate_prompt(input: &PromptInput) -> PromptEvaluation {
     let events = best_f1.map(|best| {
         let mut query = MomentQuery::prompt(input.prompt);
         query.all_of[0].threshold = Threshold::Cosine(best.threshold as f32);
-        let found: Vec<(u64, u64)> = find_moments(&query, &[input.per_frame], &[], input.fps, input.cuts)
-            .map(|m| m.moments.iter().map(|m| (m.start_frame, m.end_frame)).collect())
-            .unwrap_or_default();
+        let found: Vec<(u64, u64)> =
+            find_moments(&query, &[input.per_frame], &[], input.fps, input.cuts)
+                .map(|m| {
+                    m.moments
+                        .iter()
+                        .map(|m| (m.start_frame, m.end_frame))
+                        .collect()
+                })
+                .unwrap_or_default();
         events::match_events(&found, &input.labels.spans(input.prompt))
     });
     if events.as_ref().is_some_and(|e| e.precision.is_none()) {
@@ -216,7 +227,10 @@ mod tests {
     #[test]
     fn a_perfect_curve_scores_one_everywhere() {
         let frames: Vec<u64> = (0..40).collect();
-        let scores: Vec<f32> = frames.iter().map(|&n| if (10..20).contains(&n) { 0.3 } else { 0.1 }).collect();
+        let scores: Vec<f32> = frames
+            .iter()
+            .map(|&n| if (10..20).contains(&n) { 0.3 } else { 0.1 })
+            .collect();
         let labels = labels();
         let result = evaluate_prompt(&PromptInput {
             prompt: "dog",
@@ -252,7 +266,10 @@ mod tests {
             cuts: &[],
         });
         assert_eq!(result.positives, 0);
-        assert_eq!((result.ap, result.roc_auc, result.best_f1), (None, None, None));
+        assert_eq!(
+            (result.ap, result.roc_auc, result.best_f1),
+            (None, None, None)
+        );
         assert!(result.notes[0].contains("undefined"), "{:?}", result.notes);
     }
 
@@ -260,7 +277,10 @@ mod tests {
     fn two_models_are_compared_on_the_frames_both_evaluate() {
         let labels = labels();
         let frames: Vec<u64> = (0..40).collect();
-        let good: Vec<f32> = frames.iter().map(|&n| if (10..20).contains(&n) { 0.3 } else { 0.1 }).collect();
+        let good: Vec<f32> = frames
+            .iter()
+            .map(|&n| if (10..20).contains(&n) { 0.3 } else { 0.1 })
+            .collect();
         let flat = vec![0.2f32; 40];
         let a = evaluated_frames(&frames, &good, &labels, "dog");
         let sampled: Vec<u64> = (0..40).step_by(2).collect();

@@ -150,7 +150,10 @@ mod tests {
         let truth = [false, false, true, true];
         let scores = [0.1, 0.4, 0.35, 0.8];
         // average_precision_score(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
-        assert!(close(average_precision(&truth, &scores).unwrap(), 0.8333333333333333));
+        assert!(close(
+            average_precision(&truth, &scores).unwrap(),
+            0.8333333333333333
+        ));
         // roc_auc_score: 3 of the 4 positive-negative pairs are ordered right.
         assert!(close(roc_auc(&truth, &scores).unwrap(), 0.75));
         let best = best_f1(&truth, &scores).unwrap();

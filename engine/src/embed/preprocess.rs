@@ -239,7 +239,12 @@ pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64,
     let left = (rw as isize - cw).div_euclid(2);
     let top = (rh as isize - ch).div_euclid(2);
     let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
-    (left as f64 * sx, top as f64 * sy, cw as f64 * sx, ch as f64 * sy)
+    (
+        left as f64 * sx,
+        top as f64 * sy,
+        cw as f64 * sx,
+        ch as f64 * sy,
+    )
 }
 
 /// transformers' `get_resize_output_image_size(..., default_to_square=False)`: the short side
@@ -483,7 +488,10 @@ mod tests {
         let clip = PreprocessConfig::for_image_size(224);
         // 1280x720: resized to 398x224, the middle 224 columns kept: frame x 312.5 to 967.5.
         let (x, y, w, h) = crop_box(&clip, 1280, 720);
-        assert!((x - 87.0 * 1280.0 / 398.0).abs() < 1e-9 && y == 0.0 && h == 720.0, "{x} {y} {w} {h}");
+        assert!(
+            (x - 87.0 * 1280.0 / 398.0).abs() < 1e-9 && y == 0.0 && h == 720.0,
+            "{x} {y} {w} {h}"
+        );
         assert!((w - 224.0 * 1280.0 / 398.0).abs() < 1e-9);
         // A square frame is seen whole; a resize box (SigLIP) sees any frame whole.
         assert_eq!(crop_box(&clip, 500, 500), (0.0, 0.0, 500.0, 500.0));

@@ -97,8 +97,7 @@ pub fn pick_frames(
     let ignored = labels.ignored();
     let is_ignored = |n: u64| ignored.iter().any(|&(s, e)| s <= n && n <= e);
     let mut taken: Vec<u64> = Vec::new();
-    let far_enough =
-        |taken: &[u64], n: u64| taken.iter().all(|&t| t.abs_diff(n) >= min_gap.max(1));
+    let far_enough = |taken: &[u64], n: u64| taken.iter().all(|&t| t.abs_diff(n) >= min_gap.max(1));
     let mut picks = Vec::new();
     for (start, end) in labels.spans(prompt) {
         let frames = end - start + 1;
@@ -226,7 +225,10 @@ pub fn write_from_services(
         let value = *curves[model].get(p)?.get(frame as usize)?;
         value.is_finite().then_some(f64::from(value))
     };
-    let embedder = services.first().and_then(|s| s.ready_embedder().ok()).cloned();
+    let embedder = services
+        .first()
+        .and_then(|s| s.ready_embedder().ok())
+        .cloned();
     write_dataset(
         video,
         frame_index,
@@ -272,7 +274,14 @@ pub fn write_dataset(
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(partial.join("frames")).map_err(io(&partial))?;
     let result = write_into(
-        video, frame_index, picks, models, scores, embedder, options, &partial,
+        video,
+        frame_index,
+        picks,
+        models,
+        scores,
+        embedder,
+        options,
+        &partial,
     );
     let report = match result {
         Ok(report) => report,
@@ -368,7 +377,9 @@ fn encode(
     let failed = |message: String| DatasetError::Image { frame, message };
     let crop = match (options.size, embedder) {
         (ImageSize::Model, Some(embedder)) => match (
-            embedder.prepare_image(image).map_err(|e| failed(e.to_string()))?,
+            embedder
+                .prepare_image(image)
+                .map_err(|e| failed(e.to_string()))?,
             embedder.input_size(),
         ) {
             (PreparedImage::Cropped(rgb), Some((height, width))) => {
@@ -422,7 +433,10 @@ mod tests {
             ],
         };
         // Every 2nd frame embedded; frame 250 scores highest outside, 150 lowest inside.
-        let frames: Vec<u64> = (0..400).step_by(2).filter(|n| !(300..310).contains(n)).collect();
+        let frames: Vec<u64> = (0..400)
+            .step_by(2)
+            .filter(|n| !(300..310).contains(n))
+            .collect();
         let truth: Vec<bool> = frames.iter().map(|n| (100..200).contains(n)).collect();
         let scores: Vec<f64> = frames
             .iter()
@@ -445,18 +459,33 @@ mod tests {
         };
         let picks = pick_frames("door", &labels, &evaluated, &options, 10);
         let of = |kind| -> Vec<u64> {
-            picks.iter().filter(|p| p.kind == kind).map(|p| p.frame).collect()
+            picks
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.frame)
+                .collect()
         };
         assert_eq!(of(RowKind::Positive), vec![112, 137, 162, 187]);
-        assert!(of(RowKind::HardPositive).contains(&150), "the lowest inside");
+        assert!(
+            of(RowKind::HardPositive).contains(&150),
+            "the lowest inside"
+        );
         assert!(of(RowKind::HardPositive).len() == 2);
         let negatives = of(RowKind::HardNegative);
         assert_eq!(negatives.len(), 2);
         assert!(negatives.contains(&250), "{negatives:?}");
-        assert!(negatives.iter().all(|n| !(300..310).contains(n)), "never an ignored frame");
+        assert!(
+            negatives.iter().all(|n| !(300..310).contains(n)),
+            "never an ignored frame"
+        );
         let mut all: Vec<u64> = picks.iter().map(|p| p.frame).collect();
         all.sort();
-        assert!(all.windows(2).all(|w| w[1] - w[0] >= 10), "min gap: {all:?}");
-        assert!(picks.iter().all(|p| p.label() == u8::from(p.kind != RowKind::HardNegative)));
+        assert!(
+            all.windows(2).all(|w| w[1] - w[0] >= 10),
+            "min gap: {all:?}"
+        );
+        assert!(picks
+            .iter()
+            .all(|p| p.label() == u8::from(p.kind != RowKind::HardNegative)));
     }
 }

@@ -44,7 +44,9 @@ impl Library {
             let spawned = std::thread::Builder::new()
                 .name("library-index".into())
                 .spawn(move || loop {
-                    let Some(library) = library.upgrade() else { return };
+                    let Some(library) = library.upgrade() else {
+                        return;
+                    };
                     let busy = library.index_library.load(Ordering::SeqCst) && library.index_next();
                     drop(library);
                     if !busy {
@@ -70,7 +72,9 @@ impl Library {
             .name("library-vectors".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_secs(5));
-                let Some(library) = library.upgrade() else { return };
+                let Some(library) = library.upgrade() else {
+                    return;
+                };
                 for place in 0..library.models.len() {
                     if library.models[place].model.ready().is_some() {
                         if let Err(e) = library.refresh_vectors(place) {
@@ -126,7 +130,8 @@ impl Library {
         let Ok(model) = self.models[place].model.get() else {
             return true; // a model that cannot load indexes nothing: the page says why
         };
-        let Ok(frame_index) = FrameIndex::load_or_build(path, Some(&self.index_options.cache_dir)) else {
+        let Ok(frame_index) = FrameIndex::load_or_build(path, Some(&self.index_options.cache_dir))
+        else {
             return true; // cannot be opened: listed with its error
         };
         let Ok(video) = VideoToIndex::with_index(path, frame_index) else {
@@ -134,11 +139,15 @@ impl Library {
         };
         let planned = video.plan(self.index_options.sample_fps).len();
         let header = video.header(model.as_ref(), self.index_options.sample_fps);
-        let file = self.index_options.cache_dir.join(EmbeddingFile::file_name_skipping(
-            &header,
-            self.index_options.skip_similar,
-        ));
-        EmbeddingFile::peek(&file).is_ok_and(|f| f.header.video == header.video && f.covered() >= planned)
+        let file = self
+            .index_options
+            .cache_dir
+            .join(EmbeddingFile::file_name_skipping(
+                &header,
+                self.index_options.skip_similar,
+            ));
+        EmbeddingFile::peek(&file)
+            .is_ok_and(|f| f.header.video == header.video && f.covered() >= planned)
     }
 
     /// Runs one background job to its end, stopping it when an opened video waits.
@@ -159,10 +168,17 @@ impl Library {
             place,
             service: Arc::clone(&service),
         });
-        tracing::info!(video = video_id(path), place, "indexing the library in the background");
+        tracing::info!(
+            video = video_id(path),
+            place,
+            "indexing the library in the background"
+        );
         while !service.finished() {
             let switched_off = !self.index_library.load(Ordering::SeqCst);
-            if switched_off || self.queue.foreground_waiting() > 0 || lock(&self.sessions).contains_key(&video_id(path)) {
+            if switched_off
+                || self.queue.foreground_waiting() > 0
+                || lock(&self.sessions).contains_key(&video_id(path))
+            {
                 service.stop(Duration::from_secs(30));
                 break;
             }

@@ -90,9 +90,16 @@ impl Library {
             .get(id)
             .map(|session| session.index.status())
             .map(|s| (s.state == IndexState::Done, s.done, s.total))
-            .or_else(|| self.background_progress(path).map(|(done, total)| (false, done, total)));
+            .or_else(|| {
+                self.background_progress(path)
+                    .map(|(done, total)| (false, done, total))
+            });
         if let Some((done_state, done, total)) = running {
-            let share = if total > 0 { done as f32 / total as f32 } else { 0.0 };
+            let share = if total > 0 {
+                done as f32 / total as f32
+            } else {
+                0.0
+            };
             return match (done_state, done) {
                 (true, _) => (Indexed::Yes, 1.0),
                 (_, d) if d > 0 => (Indexed::Partly, share),
@@ -132,7 +139,10 @@ impl Library {
                 if cached.covered() >= planned {
                     (Indexed::Yes, 1.0)
                 } else {
-                    (Indexed::Partly, cached.covered() as f32 / planned.max(1) as f32)
+                    (
+                        Indexed::Partly,
+                        cached.covered() as f32 / planned.max(1) as f32,
+                    )
                 }
             }
             _ => (Indexed::No, 0.0),

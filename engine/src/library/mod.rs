@@ -273,14 +273,13 @@ impl Library {
             .frames
             .video()
             .map_err(|e| LibraryError::CannotOpen(e.public()))?;
-        let store = LabelStore::of_file(&self.index_options.cache_dir, &session.path).map_err(
-            |e| {
+        let store =
+            LabelStore::of_file(&self.index_options.cache_dir, &session.path).map_err(|e| {
                 LibraryError::CannotOpen(crate::video::without_folder(
                     &format!("cannot read {}: {e}", session.path.display()),
                     &session.path,
                 ))
-            },
-        )?;
+            })?;
         Ok((store, video.metadata().frames))
     }
 

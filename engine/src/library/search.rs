@@ -54,7 +54,11 @@ impl LibrarySearchError {
             Self::EmptyQuery
                 | Self::NotAnImage
                 | Self::Video(crate::video::VideoError::OutOfRange { .. })
-                | Self::Library(LibraryError::NotAnId | LibraryError::NoSuchVideo(_) | LibraryError::NoSuchModel(_))
+                | Self::Library(
+                    LibraryError::NotAnId
+                        | LibraryError::NoSuchVideo(_)
+                        | LibraryError::NoSuchModel(_)
+                )
         )
     }
 }
@@ -67,7 +71,10 @@ struct Allowed {
 
 impl Library {
     /// The vector index of the model at `place` and the model, loading it if needed.
-    pub(super) fn vectors(&self, place: usize) -> Result<(Arc<VectorIndex>, Arc<dyn Embedder>), LibrarySearchError> {
+    pub(super) fn vectors(
+        &self,
+        place: usize,
+    ) -> Result<(Arc<VectorIndex>, Arc<dyn Embedder>), LibrarySearchError> {
         let embedder = self.models[place]
             .model
             .get()
@@ -85,7 +92,12 @@ impl Library {
     /// disk (the CLI's, a restarted server's), at most every few seconds.
     pub fn refresh_vectors(&self, place: usize) -> Result<Arc<VectorIndex>, LibrarySearchError> {
         let (index, _) = self.vectors(place)?;
-        for service in self.sessions().iter().filter_map(|s| s.index_of(place)).chain(self.background_service(place)) {
+        for service in self
+            .sessions()
+            .iter()
+            .filter_map(|s| s.index_of(place))
+            .chain(self.background_service(place))
+        {
             if let (Some(name), Some(store)) = (service.cache_name(), service.embeddings()) {
                 let file = crate::sync::read(store);
                 index.sync(name, &file)?;
@@ -93,7 +105,9 @@ impl Library {
         }
         let due = {
             let mut last = lock(&self.folder_synced);
-            let due = last.get(&place).is_none_or(|t| t.elapsed() >= FOLDER_SYNC_EVERY);
+            let due = last
+                .get(&place)
+                .is_none_or(|t| t.elapsed() >= FOLDER_SYNC_EVERY);
             if due {
                 last.insert(place, Instant::now());
             }
@@ -133,8 +147,15 @@ impl Library {
 
     /// The best moments across the library for `query`. Blocking: embeds the query, syncs the
     /// vector index, scans it.
-    pub fn search_library(&self, query: &LibraryQuery) -> Result<LibraryAnswer, LibrarySearchError> {
-        let text = query.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    pub fn search_library(
+        &self,
+        query: &LibraryQuery,
+    ) -> Result<LibraryAnswer, LibrarySearchError> {
+        let text = query
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
         if text.is_none() && query.image.is_none() {
             return Err(LibrarySearchError::EmptyQuery);
         }
@@ -175,13 +196,26 @@ impl Library {
                 continue;
             }
             if let Some(fingerprint) = self.fingerprint(path) {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                allowed.insert(fingerprint, Allowed { id: id.clone(), name });
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                allowed.insert(
+                    fingerprint,
+                    Allowed {
+                        id: id.clone(),
+                        name,
+                    },
+                );
             }
         }
         let top = query.top.clamp(1, MAX_LIBRARY_RESULTS);
         let wanted = (query.offset + top).min(MAX_LIBRARY_RESULTS + query.offset);
-        let per_video = if query.per_video == 0 { DEFAULT_PER_VIDEO } else { query.per_video.min(MAX_PER_VIDEO) };
+        let per_video = if query.per_video == 0 {
+            DEFAULT_PER_VIDEO
+        } else {
+            query.per_video.min(MAX_PER_VIDEO)
+        };
         let limits = SearchLimits {
             per_video: (per_video * 40).max(128),
             videos: wanted + 8,
@@ -191,12 +225,17 @@ impl Library {
         let mut results = Vec::new();
         let mut partial = Vec::new();
         for video in &found {
-            let Some(known) = allowed.get(&video.header.video) else { continue };
+            let Some(known) = allowed.get(&video.header.video) else {
+                continue;
+            };
             let fps = video.header.video_fps_micros as f64 / 1e6;
             let planned = investigator_core::scores::sampled_frames(
                 video.header.video_frames,
                 fps,
-                video.header.sample_fps_millis.map(|m| f64::from(m) / 1000.0),
+                video
+                    .header
+                    .sample_fps_millis
+                    .map(|m| f64::from(m) / 1000.0),
             )
             .len();
             if video.rows < planned {
@@ -233,7 +272,12 @@ impl Library {
                 });
             }
         }
-        results.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.video_id.cmp(&b.video_id)).then(a.frame.cmp(&b.frame)));
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.video_id.cmp(&b.video_id))
+                .then(a.frame.cmp(&b.frame))
+        });
         let more = results.len() > query.offset + top;
         let results: Vec<LibraryHit> = results.into_iter().skip(query.offset).take(top).collect();
         partial.sort();
@@ -259,18 +303,25 @@ impl Library {
 
     /// A small JPEG of frame `frame` of video `id` for the search results (decoded without
     /// opening a session: no indexing starts for it). Blocking.
-    pub fn thumbnail(&self, id: &str, frame: u64, width: u32) -> Result<Vec<u8>, LibrarySearchError> {
+    pub fn thumbnail(
+        &self,
+        id: &str,
+        frame: u64,
+        width: u32,
+    ) -> Result<Vec<u8>, LibrarySearchError> {
         let path = self.resolve(id)?;
         let jpeg = (|| {
-            let frame_index = FrameIndex::load_or_build(&path, Some(&self.index_options.cache_dir))?;
+            let frame_index =
+                FrameIndex::load_or_build(&path, Some(&self.index_options.cache_dir))?;
             let mut decoder = crate::video::Decoder::with_index(&path, frame_index)?;
             let image = decoder.frame(frame)?;
-            crate::video::encode_jpeg(&image, width, 80).map_err(|source| crate::video::VideoError::OpenCv {
-                path: path.clone(),
-                source,
+            crate::video::encode_jpeg(&image, width, 80).map_err(|source| {
+                crate::video::VideoError::OpenCv {
+                    path: path.clone(),
+                    source,
+                }
             })
-        })()
-        ?;
+        })()?;
         Ok(jpeg)
     }
 }

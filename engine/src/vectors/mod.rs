@@ -22,7 +22,9 @@ use std::sync::RwLock;
 use std::time::SystemTime;
 
 use store::cache::{EmbeddingFile, ModelKey};
-use store::vectors::{lock_folder, NewRows, Segment, SegmentError, SegmentHeader, SEGMENT_FORMAT_VERSION};
+use store::vectors::{
+    lock_folder, NewRows, Segment, SegmentError, SegmentHeader, SEGMENT_FORMAT_VERSION,
+};
 
 use crate::sync::{read, write};
 use quantize::{best_rows, dot_f32, quantize};
@@ -109,7 +111,9 @@ impl VectorIndex {
     /// The index of `model`'s caches in `cache_dir`, as its segments are on disk (a damaged one
     /// is removed: the next sync rebuilds it from its cache file).
     pub fn open(cache_dir: &Path, model: &ModelKey) -> Self {
-        let dir = cache_dir.join("library").join(EmbeddingFile::model_part(model));
+        let dir = cache_dir
+            .join("library")
+            .join(EmbeddingFile::model_part(model));
         let mut segments = HashMap::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -120,7 +124,9 @@ impl VectorIndex {
                 Ok(segment) if segment.header.model == *model => {
                     segments.insert(segment.header.cache_name.clone(), segment);
                 }
-                Ok(_) => tracing::warn!("{} holds another model's vectors; left out", path.display()),
+                Ok(_) => {
+                    tracing::warn!("{} holds another model's vectors; left out", path.display())
+                }
                 Err(error) => {
                     tracing::warn!("{error}; it will be rebuilt from its cache file");
                     let _ = std::fs::remove_file(&path);
@@ -151,7 +157,11 @@ impl VectorIndex {
         let mut total = SyncOutcome::default();
         for entry in std::fs::read_dir(cache_dir).into_iter().flatten().flatten() {
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
                 continue;
             };
             if !name.ends_with(".clipemb") || !name.contains(&part) {
@@ -160,7 +170,9 @@ impl VectorIndex {
             present.push(name.clone());
             let segment = self.dir.join(segment_name(&name));
             let stale = match (modified(&path), modified(&segment)) {
-                (Some(cache), Some(seg)) => cache > seg || !read(&self.segments).contains_key(&name),
+                (Some(cache), Some(seg)) => {
+                    cache > seg || !read(&self.segments).contains_key(&name)
+                }
                 _ => true,
             };
             if !stale {
@@ -173,7 +185,10 @@ impl VectorIndex {
                     total.rebuilt |= outcome.rebuilt;
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!("library index: {} cannot be read ({error}); left out", path.display()),
+                Err(error) => tracing::warn!(
+                    "library index: {} cannot be read ({error}); left out",
+                    path.display()
+                ),
             }
         }
         self.retain(&|name| present.iter().any(|p| p == name))?;
@@ -222,7 +237,10 @@ impl VectorIndex {
     pub fn videos_among(&self, allow: &dyn Fn(&store::cache::VideoFingerprint) -> bool) -> Among {
         let segments = read(&self.segments);
         let mut fullest: HashMap<&store::cache::VideoFingerprint, usize> = HashMap::new();
-        for s in segments.values().filter(|s| !s.is_empty() && allow(&s.header.video)) {
+        for s in segments
+            .values()
+            .filter(|s| !s.is_empty() && allow(&s.header.video))
+        {
             let slot = fullest.entry(&s.header.video).or_default();
             *slot = (*slot).max(s.len());
         }
@@ -248,7 +266,8 @@ impl VectorStore for VectorIndex {
         // Another writer (the CLI, another server) may have appended since: read it again.
         let on_disk = Segment::open(&path).ok().filter(|s| s.header == header);
         let mut segments = write(&self.segments);
-        let current = on_disk.or_else(|| segments.remove(cache_name).filter(|s| s.header == header));
+        let current =
+            on_disk.or_else(|| segments.remove(cache_name).filter(|s| s.header == header));
         let (rows, rebuilt) = match &current {
             Some(segment) => {
                 let mut have = segment.rows.frames.clone();
@@ -317,7 +336,10 @@ impl VectorStore for VectorIndex {
         let segments = read(&self.segments);
         // One segment per video: where a video has caches of several samplings, the fullest.
         let mut chosen: HashMap<&store::cache::VideoFingerprint, &Segment> = HashMap::new();
-        for segment in segments.values().filter(|s| allow(&s.header) && !s.is_empty()) {
+        for segment in segments
+            .values()
+            .filter(|s| allow(&s.header) && !s.is_empty())
+        {
             let slot = chosen.entry(&segment.header.video).or_insert(segment);
             if segment.len() > slot.len() {
                 *slot = segment;
@@ -349,7 +371,10 @@ impl VectorStore for VectorIndex {
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         let best_of = |c: &Vec<(usize, f32)>| c.first().map_or(f32::NEG_INFINITY, |b| b.1);
         candidates.sort_by(|a, b| best_of(&b.1).total_cmp(&best_of(&a.1)));
@@ -363,10 +388,13 @@ impl VectorStore for VectorIndex {
             })?;
             let mut hits = Vec::with_capacity(rows.len());
             for (row, _) in rows {
-                let vector = segment.read_vector(&file, row).map_err(|source| SegmentError::Io {
-                    path: segment.path.clone(),
-                    source,
-                })?;
+                let vector =
+                    segment
+                        .read_vector(&file, row)
+                        .map_err(|source| SegmentError::Io {
+                            path: segment.path.clone(),
+                            source,
+                        })?;
                 hits.push((segment.rows.frames[row], dot_f32(query, &vector)));
             }
             hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -441,12 +469,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = VectorIndex::open(dir.path(), &model());
         let partial = cache(1, &[0, 8, 16]);
-        assert_eq!(index.sync("a.clipemb", &partial).unwrap(), SyncOutcome { appended: 3, rebuilt: true });
+        assert_eq!(
+            index.sync("a.clipemb", &partial).unwrap(),
+            SyncOutcome {
+                appended: 3,
+                rebuilt: true
+            }
+        );
         let more = cache(1, &[0, 3, 8, 11, 16]);
-        assert_eq!(index.sync("a.clipemb", &more).unwrap(), SyncOutcome { appended: 2, rebuilt: false });
-        assert_eq!(index.sync("a.clipemb", &more).unwrap().appended, 0, "nothing twice");
+        assert_eq!(
+            index.sync("a.clipemb", &more).unwrap(),
+            SyncOutcome {
+                appended: 2,
+                rebuilt: false
+            }
+        );
+        assert_eq!(
+            index.sync("a.clipemb", &more).unwrap().appended,
+            0,
+            "nothing twice"
+        );
         let reopened = VectorIndex::open(dir.path(), &model());
-        assert_eq!(reopened.stats(), StoreStats { videos: 1, vectors: 5 });
+        assert_eq!(
+            reopened.stats(),
+            StoreStats {
+                videos: 1,
+                vectors: 5
+            }
+        );
         // Exact cosines, best first: frames 3 and 11 point along axis 3.
         let found = reopened.search(&axis(3), &|_| true, LIMITS).unwrap();
         let frames: Vec<u64> = found[0].hits.iter().map(|h| h.0).collect();
@@ -464,11 +514,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = |video: u64| EmbeddingFile::file_name(&cache(video, &[]).header);
         for video in [1, 2] {
-            cache(video, &[1, 2, 3, 9]).save(&dir.path().join(name(video))).unwrap();
+            cache(video, &[1, 2, 3, 9])
+                .save(&dir.path().join(name(video)))
+                .unwrap();
         }
         let index = VectorIndex::open(dir.path(), &model());
         assert_eq!(index.sync_folder(dir.path()).unwrap().appended, 8);
-        assert_eq!(index.sync_folder(dir.path()).unwrap().appended, 0, "unchanged files are not read");
+        assert_eq!(
+            index.sync_folder(dir.path()).unwrap().appended,
+            0,
+            "unchanged files are not read"
+        );
         let only_2 = |h: &SegmentHeader| h.video.size == 2;
         let found = index.search(&axis(1), &only_2, LIMITS).unwrap();
         assert_eq!(found.len(), 1);
@@ -480,7 +536,10 @@ mod tests {
         assert_eq!(index.stats().videos, 1);
         assert!(matches!(
             index.search(&[1.0; 3], &|_| true, LIMITS),
-            Err(VectorError::Dimension { given: 3, expected: 8 })
+            Err(VectorError::Dimension {
+                given: 3,
+                expected: 8
+            })
         ));
     }
 }

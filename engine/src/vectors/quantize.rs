@@ -8,8 +8,15 @@
 /// `v`'s int8 codes, appended to `codes`; returns the scale.
 pub fn quantize(v: &[f32], codes: &mut Vec<i8>) -> f32 {
     let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let scale = if largest > 0.0 && largest.is_finite() { largest / 127.0 } else { 1.0 };
-    codes.extend(v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+    let scale = if largest > 0.0 && largest.is_finite() {
+        largest / 127.0
+    } else {
+        1.0
+    };
+    codes.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
     scale
 }
 
@@ -40,7 +47,12 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             sums[i] += x[i] * y[i];
         }
     }
-    sums.iter().sum::<f32>() + a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum::<f32>()
+    sums.iter().sum::<f32>()
+        + a[whole..]
+            .iter()
+            .zip(&b[whole..])
+            .map(|(x, y)| x * y)
+            .sum::<f32>()
 }
 
 /// The `keep` best rows of `codes` (rows of `dimension`) for the query code `query`, by
@@ -78,7 +90,9 @@ mod tests {
         let mut s = seed;
         let mut v: Vec<f32> = (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
             })
             .collect();
@@ -96,11 +110,26 @@ mod tests {
         let approx = dot_i8(&ca, &cb) as f32 * sa * sb;
         assert!((exact - approx).abs() < 0.01, "{exact} vs {approx}");
         assert!((dot_f32(&a, &b) - exact).abs() < 1e-5);
-        let plain: i32 = ca.iter().zip(&cb).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+        let plain: i32 = ca
+            .iter()
+            .zip(&cb)
+            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+            .sum();
         assert_eq!(dot_i8(&ca, &cb), plain);
         // Lengths that are not a multiple of the lanes.
-        assert_eq!(dot_i8(&ca[..37], &cb[..37]), ca[..37].iter().zip(&cb[..37]).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum::<i32>());
-        assert_eq!(quantize(&[0.0, 0.0], &mut Vec::new()), 1.0, "a zero vector has a usable scale");
+        assert_eq!(
+            dot_i8(&ca[..37], &cb[..37]),
+            ca[..37]
+                .iter()
+                .zip(&cb[..37])
+                .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                .sum::<i32>()
+        );
+        assert_eq!(
+            quantize(&[0.0, 0.0], &mut Vec::new()),
+            1.0,
+            "a zero vector has a usable scale"
+        );
     }
 
     #[test]

@@ -173,7 +173,8 @@ impl Decoder {
         if n < next || n >= self.frame_index.frames() {
             return false;
         }
-        let start_packet = u64::from(self.frame_index.starts()[self.frame_index.start_for(n)].packet);
+        let start_packet =
+            u64::from(self.frame_index.starts()[self.frame_index.start_for(n)].packet);
         self.packet_pos.is_some_and(|here| start_packet <= here)
     }
 

@@ -200,17 +200,26 @@ fn print_table(evaluation: &Evaluation) {
         }
     }
     if evaluation.ignored_frames > 0 {
-        println!("({} frames ignored by the labels)", evaluation.ignored_frames);
+        println!(
+            "({} frames ignored by the labels)",
+            evaluation.ignored_frames
+        );
     }
     if let [first, second, ..] = evaluation.models.as_slice() {
-        println!("AP of {} minus {} (95 % block-bootstrap interval):", first.model, second.model);
+        println!(
+            "AP of {} minus {} (95 % block-bootstrap interval):",
+            first.model, second.model
+        );
         for c in &evaluation.comparison {
             println!(
                 "  {:<24} {:>7}  [{}, {}]  over {} frames",
                 format!("{:?}", c.prompt),
-                c.difference.map_or_else(|| "—".into(), |d| format!("{d:+.3}")),
-                c.interval.map_or_else(|| "—".into(), |i| format!("{:+.3}", i.0)),
-                c.interval.map_or_else(|| "—".into(), |i| format!("{:+.3}", i.1)),
+                c.difference
+                    .map_or_else(|| "—".into(), |d| format!("{d:+.3}")),
+                c.interval
+                    .map_or_else(|| "—".into(), |i| format!("{:+.3}", i.0)),
+                c.interval
+                    .map_or_else(|| "—".into(), |i| format!("{:+.3}", i.1)),
                 c.frames
             );
         }

@@ -35,7 +35,8 @@ pub fn run(args: &ExplainArgs) -> CommandResult {
     )
     .with_context(cannot)?;
     if let Some(output) = &args.output {
-        let png = overlay_png(&image, &explanation, args.opacity).context("cannot paint the heatmap")?;
+        let png =
+            overlay_png(&image, &explanation, args.opacity).context("cannot paint the heatmap")?;
         write_file(output, &png)?;
     }
     let note = explanation.unseen_note();
@@ -56,11 +57,15 @@ pub fn run(args: &ExplainArgs) -> CommandResult {
             "note": note,
         }));
     }
-    let (best, _) = explanation
-        .values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+    let (best, _) =
+        explanation
+            .values
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            );
     let cols = explanation.cols.max(1) as usize;
     println!(
         "frame {} {:?}: logit {:.4} (cosine {:.4}), layers {}..{} of {}; most relevant patch: row {}, column {} of {}x{}",

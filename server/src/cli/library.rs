@@ -29,12 +29,21 @@ pub fn index(args: &IndexArgs) -> CommandResult {
         let embedder = engine::embed::load(&model_settings)
             .with_context(|| format!("cannot load the model {model}"))?;
         for (_, path) in &files {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let report = VideoToIndex::open(path, Some(&options.cache_dir))
                 .map_err(anyhow::Error::from)
                 .and_then(|video| {
-                    index_video(&video, embedder.as_ref(), &options, &Progress::default(), &AtomicBool::new(false))
-                        .map_err(anyhow::Error::from)
+                    index_video(
+                        &video,
+                        embedder.as_ref(),
+                        &options,
+                        &Progress::default(),
+                        &AtomicBool::new(false),
+                    )
+                    .map_err(anyhow::Error::from)
                 });
             match report {
                 Ok(report) => {
@@ -85,10 +94,16 @@ pub fn index(args: &IndexArgs) -> CommandResult {
 
 pub fn search(args: &SearchArgs) -> CommandResult {
     if args.top == 0 || args.top > MAX_LIBRARY_RESULTS {
-        bail!("--top must be from 1 to {MAX_LIBRARY_RESULTS}, not {}", args.top);
+        bail!(
+            "--top must be from 1 to {MAX_LIBRARY_RESULTS}, not {}",
+            args.top
+        );
     }
     if args.per_video == 0 || args.per_video > MAX_PER_VIDEO {
-        bail!("--per-video must be from 1 to {MAX_PER_VIDEO}, not {}", args.per_video);
+        bail!(
+            "--per-video must be from 1 to {MAX_PER_VIDEO}, not {}",
+            args.per_video
+        );
     }
     if let Some(text) = &args.text {
         investigator_core::requests::check_prompts(std::slice::from_ref(text))
@@ -96,7 +111,9 @@ pub fn search(args: &SearchArgs) -> CommandResult {
     }
     let settings = resolve(&args.model)?;
     let image = match &args.image {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
         None => None,
     };
     let library = Library::without_sessions(&settings, model_slots(&settings));
@@ -112,7 +129,9 @@ pub fn search(args: &SearchArgs) -> CommandResult {
         offset: 0,
         per_video: args.per_video,
     };
-    let answer = library.search_library(&query).context("the library search failed")?;
+    let answer = library
+        .search_library(&query)
+        .context("the library search failed")?;
     if args.json {
         return print_json(&json!({
             "model": answer.model,
@@ -155,7 +174,10 @@ pub fn search(args: &SearchArgs) -> CommandResult {
         println!("note: {} videos are partly indexed and were searched over what they have: `clip-investigator index --library` indexes the rest", answer.partial.len());
     }
     if !answer.not_indexed.is_empty() {
-        println!("note: {} videos are not indexed yet: `clip-investigator index --library`", answer.not_indexed.len());
+        println!(
+            "note: {} videos are not indexed yet: `clip-investigator index --library`",
+            answer.not_indexed.len()
+        );
     }
     Ok(())
 }

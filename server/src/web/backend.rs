@@ -18,8 +18,8 @@ use engine::search::{self, SearchError};
 use engine::video::VideoError;
 use investigator_core::evaluation::Evaluation;
 use investigator_core::explain::Explanation;
-use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
+use investigator_core::library_search::{LibraryAnswer, LibraryQuery};
 
 /// The library as the app's server functions see it.
 pub struct LibraryBackend {
@@ -264,25 +264,30 @@ impl VideoBackend for LibraryBackend {
         edit: LabelEdit,
     ) -> BoxFuture<Result<LabelsAnswer, ApiError>> {
         let library = Arc::clone(&self.library);
-        with_session(&self.library, video, "changing the labels", move |session| {
-            let (store, frames) = library.labels(&session).map_err(library_error)?;
-            let changed = match edit {
-                LabelEdit::Add(segment) => store.add(frames, segment),
-                LabelEdit::Replace { old, new } => store.replace(frames, &old, new),
-                LabelEdit::Import { csv, replace } => {
-                    let video = session
-                        .frames
-                        .video()
-                        .map_err(|e| ApiError::Unavailable(e.public()))?;
-                    store.import(csv.as_bytes(), video.frame_index(), None, replace)
+        with_session(
+            &self.library,
+            video,
+            "changing the labels",
+            move |session| {
+                let (store, frames) = library.labels(&session).map_err(library_error)?;
+                let changed = match edit {
+                    LabelEdit::Add(segment) => store.add(frames, segment),
+                    LabelEdit::Replace { old, new } => store.replace(frames, &old, new),
+                    LabelEdit::Import { csv, replace } => {
+                        let video = session
+                            .frames
+                            .video()
+                            .map_err(|e| ApiError::Unavailable(e.public()))?;
+                        store.import(csv.as_bytes(), video.frame_index(), None, replace)
+                    }
                 }
-            }
-            .map_err(label_error)?;
-            Ok(LabelsAnswer {
-                labels: changed.labels,
-                notes: changed.notes,
-            })
-        })
+                .map_err(label_error)?;
+                Ok(LabelsAnswer {
+                    labels: changed.labels,
+                    notes: changed.notes,
+                })
+            },
+        )
     }
 
     fn evaluate(
@@ -319,26 +324,34 @@ impl VideoBackend for LibraryBackend {
         start_layer: Option<u32>,
     ) -> BoxFuture<Result<Explanation, ApiError>> {
         let explanations = Arc::clone(&self.explanations);
-        with_index(&self.library, video, model, "explaining a score", move |session, index| {
-            explanations
-                .explain_blocking(
-                    &session.frames,
-                    &index,
-                    frame,
-                    &prompt,
-                    start_layer.map(|l| l as usize),
-                )
-                .map(|e| e.as_ref().clone())
-                .map_err(explain_error)
-        })
+        with_index(
+            &self.library,
+            video,
+            model,
+            "explaining a score",
+            move |session, index| {
+                explanations
+                    .explain_blocking(
+                        &session.frames,
+                        &index,
+                        frame,
+                        &prompt,
+                        start_layer.map(|l| l as usize),
+                    )
+                    .map(|e| e.as_ref().clone())
+                    .map_err(explain_error)
+            },
+        )
     }
 
     fn search_library(&self, query: LibraryQuery) -> BoxFuture<Result<LibraryAnswer, ApiError>> {
         let library = Arc::clone(&self.library);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || library.search_library(&query).map_err(library_search_error))
-                .await
-                .map_err(|e| ApiError::Internal(format!("the library search failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                library.search_library(&query).map_err(library_search_error)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("the library search failed: {e}")))?
         })
     }
 

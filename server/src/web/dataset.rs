@@ -42,17 +42,26 @@ pub async fn download(library: Arc<Library>, query: Query<DatasetQuery>) -> Resp
         compare,
     } = query.0;
     if !is_valid_video_id(&video) {
-        return refuse(StatusCode::BAD_REQUEST, investigator_core::requests::NOT_A_VIDEO_ID);
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            investigator_core::requests::NOT_A_VIDEO_ID,
+        );
     }
     if [&model, &compare]
         .into_iter()
         .flatten()
         .any(|m| !is_valid_model_id(m))
     {
-        return refuse(StatusCode::BAD_REQUEST, "not a model id: pick a model from the list the page shows");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "not a model id: pick a model from the list the page shows",
+        );
     }
     let Ok(_building) = BUILDING.try_lock() else {
-        return refuse(StatusCode::CONFLICT, "a dataset is being built; try again when it is done");
+        return refuse(
+            StatusCode::CONFLICT,
+            "a dataset is being built; try again when it is done",
+        );
     };
     let work = {
         let library = Arc::clone(&library);
@@ -62,7 +71,12 @@ pub async fn download(library: Arc<Library>, query: Query<DatasetQuery>) -> Resp
     let (name, file, bytes) = match built {
         Ok(Ok(done)) => done,
         Ok(Err((status, message))) => return refuse(status, message),
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("the dataset failed: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the dataset failed: {e}"),
+            )
+        }
     };
     let stream = super::excerpt::chunks(tokio::fs::File::from_std(file));
     (
@@ -102,9 +116,15 @@ fn build(
     let labels = store
         .load(frames)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.public()))?;
-    let mut services = vec![library.index(&session, model.as_deref()).map_err(library_refusal)?];
+    let mut services = vec![library
+        .index(&session, model.as_deref())
+        .map_err(library_refusal)?];
     if compare.is_some() {
-        services.push(library.index(&session, compare.as_deref()).map_err(library_refusal)?);
+        services.push(
+            library
+                .index(&session, compare.as_deref())
+                .map_err(library_refusal)?,
+        );
     }
     let services: Vec<&IndexService> = services.iter().map(Arc::as_ref).collect();
     let open = session
@@ -114,7 +134,12 @@ fn build(
     let folder = library.excerpt_target().0.with_file_name("datasets");
     let work = folder.join(format!(".dataset-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let internal = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the dataset: {e}"));
+    let internal = |e: std::io::Error| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write the dataset: {e}"),
+        )
+    };
     std::fs::create_dir_all(&folder).map_err(internal)?;
     let written = write_from_services(
         open.path(),
@@ -127,11 +152,16 @@ fn build(
     if let Err(e) = written {
         let status = match e {
             DatasetError::NoLabels => StatusCode::BAD_REQUEST,
-            DatasetError::NotReady(_) | DatasetError::NotIndexed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DatasetError::NotReady(_) | DatasetError::NotIndexed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let _ = std::fs::remove_dir_all(&work);
-        return Err((status, engine::video::without_folder(&e.to_string(), open.path())));
+        return Err((
+            status,
+            engine::video::without_folder(&e.to_string(), open.path()),
+        ));
     }
     let zip_path = work.with_extension("zip");
     let zipped = zip_folder(&work, &zip_path);
@@ -148,7 +178,13 @@ fn build(
         .unwrap_or_else(|| "video".into());
     let stem: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok((format!("{stem}_dataset.zip"), file, bytes))
 }
@@ -156,8 +192,8 @@ fn build(
 /// The folder's files (one level of subfolders, as the dataset has) into a stored zip.
 fn zip_folder(folder: &Path, out: &Path) -> std::io::Result<()> {
     let mut writer = zip::ZipWriter::new(std::fs::File::create(out)?);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut files: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(folder)?.flatten() {
         let path = entry.path();

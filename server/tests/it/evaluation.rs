@@ -41,7 +41,10 @@ fn labels_import_in_frames_or_times_and_bad_files_change_nothing() {
         p.to_str().unwrap().to_string()
     };
     // Times land on exact frames (30 fps): 1.0 s is frame 30, 00:02.500 frame 75.
-    let times = file("times.csv", "prompt,start_time,end_time\na brick wall,1.0,00:02.500\nignore,5,5.5\n");
+    let times = file(
+        "times.csv",
+        "prompt,start_time,end_time\na brick wall,1.0,00:02.500\nignore,5,5.5\n",
+    );
     let out = ws.run(&["labels", v, "--import", &times]);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = vec![
@@ -50,16 +53,38 @@ fn labels_import_in_frames_or_times_and_bad_files_change_nothing() {
     ];
     assert_eq!(labelled(&ws, &path), expected);
     // Overlaps are merged, and said.
-    let overlapping = file("more.csv", "prompt,start_frame,end_frame\na brick wall,70,90\n");
+    let overlapping = file(
+        "more.csv",
+        "prompt,start_frame,end_frame\na brick wall,70,90\n",
+    );
     let out = ws.run(&["labels", v, "--import", &overlapping]);
     assert!(stderr(&out).contains("overlap"), "{}", stderr(&out));
-    assert_eq!(labelled(&ws, &path)[0], ("a brick wall".to_string(), 30, 90));
+    assert_eq!(
+        labelled(&ws, &path)[0],
+        ("a brick wall".to_string(), 30, 90)
+    );
     let before = labelled(&ws, &path);
     for (name, text, says) in [
-        ("columns.csv", "prompt,from,to\nx,1,2\n", "line 1: unknown column \"from\""),
-        ("outside.csv", "prompt,start_frame,end_frame\nx,1,2\nx,250,400\n", "line 3: frame 400 is outside the video"),
-        ("backwards.csv", "prompt,start_frame,end_frame\nx,9,3\n", "line 2: the segment ends"),
-        ("latin1.csv", "prompt,start_frame,end_frame\ncaf\u{e9},1,2\n", ""),
+        (
+            "columns.csv",
+            "prompt,from,to\nx,1,2\n",
+            "line 1: unknown column \"from\"",
+        ),
+        (
+            "outside.csv",
+            "prompt,start_frame,end_frame\nx,1,2\nx,250,400\n",
+            "line 3: frame 400 is outside the video",
+        ),
+        (
+            "backwards.csv",
+            "prompt,start_frame,end_frame\nx,9,3\n",
+            "line 2: the segment ends",
+        ),
+        (
+            "latin1.csv",
+            "prompt,start_frame,end_frame\ncaf\u{e9},1,2\n",
+            "",
+        ),
     ] {
         let p = file(name, text);
         if name == "latin1.csv" {
@@ -69,26 +94,52 @@ fn labels_import_in_frames_or_times_and_bad_files_change_nothing() {
         assert!(!out.status.success(), "{name} accepted");
         let message = stderr(&out);
         assert!(message.contains(says), "{name}: {message}");
-        assert!(message.contains(&format!("cannot import {p}")), "{name}: the chain names the file: {message}");
+        assert!(
+            message.contains(&format!("cannot import {p}")),
+            "{name}: the chain names the file: {message}"
+        );
         assert_eq!(labelled(&ws, &path), before, "{name} changed the labels");
     }
-    let latin = stderr(&ws.run(&["labels", v, "--import", ws.dir().join("latin1.csv").to_str().unwrap()]));
-    assert!(latin.contains("line 2: the label file is not UTF-8"), "{latin}");
+    let latin = stderr(&ws.run(&[
+        "labels",
+        v,
+        "--import",
+        ws.dir().join("latin1.csv").to_str().unwrap(),
+    ]));
+    assert!(
+        latin.contains("line 2: the label file is not UTF-8"),
+        "{latin}"
+    );
     let big = ws.dir().join("big.csv");
     std::fs::write(&big, vec![b'a'; 10 << 20]).unwrap();
     let big = stderr(&ws.run(&["labels", v, "--import", big.to_str().unwrap()]));
     assert!(big.contains("bytes; at most"), "{big}");
     // A fixed prompt list: a file naming another prompt is refused.
-    let other = file("other.csv", "prompt,start_frame,end_frame\na brick wall,1,2\na door,3,4\n");
+    let other = file(
+        "other.csv",
+        "prompt,start_frame,end_frame\na brick wall,1,2\na door,3,4\n",
+    );
     let refused = stderr(&ws.run(&["labels", v, "--import", &other, "--prompt", "a brick wall"]));
-    assert!(refused.contains("line 3: the prompt \"a door\""), "{refused}");
+    assert!(
+        refused.contains("line 3: the prompt \"a door\""),
+        "{refused}"
+    );
     assert_eq!(labelled(&ws, &path), before);
     // Export: the file reads back as the same labels.
     let exported = ws.dir().join("out.csv");
-    assert!(ws.run(&["labels", v, "--export", exported.to_str().unwrap()]).status.success());
+    assert!(ws
+        .run(&["labels", v, "--export", exported.to_str().unwrap()])
+        .status
+        .success());
     let text = std::fs::read_to_string(&exported).unwrap();
     assert!(text.starts_with("prompt,start_frame,end_frame\n"), "{text}");
-    let replace = ws.run(&["labels", v, "--import", exported.to_str().unwrap(), "--replace"]);
+    let replace = ws.run(&[
+        "labels",
+        v,
+        "--import",
+        exported.to_str().unwrap(),
+        "--replace",
+    ]);
     assert!(replace.status.success(), "{}", stderr(&replace));
     assert_eq!(labelled(&ws, &path), before);
 }
@@ -107,12 +158,32 @@ fn evaluate_prints_the_metrics_of_the_scores_scores_prints() {
     )
     .unwrap();
     assert!(ws.run(&["index", v]).status.success());
-    assert!(ws.run(&["labels", v, "--import", labels_csv.to_str().unwrap()]).status.success());
+    assert!(ws
+        .run(&["labels", v, "--import", labels_csv.to_str().unwrap()])
+        .status
+        .success());
     let evaluation = ws.run_json(&["evaluate", v, "--json"]);
-    let scores = ws.run_json(&["scores", v, "--prompt", "a brick wall", "--prompt", "stairs", "--json"]);
+    let scores = ws.run_json(&[
+        "scores",
+        v,
+        "--prompt",
+        "a brick wall",
+        "--prompt",
+        "stairs",
+        "--json",
+    ]);
     let mut labels = Labels::default();
-    for (prompt, start, end) in [("a brick wall", 75, 149), ("a brick wall", 225, 299), ("stairs", 10, 10), (IGNORE, 148, 152)] {
-        labels.segments.push(Segment { prompt: prompt.into(), start, end });
+    for (prompt, start, end) in [
+        ("a brick wall", 75, 149),
+        ("a brick wall", 225, 299),
+        ("stairs", 10, 10),
+        (IGNORE, 148, 152),
+    ] {
+        labels.segments.push(Segment {
+            prompt: prompt.into(),
+            start,
+            end,
+        });
     }
     let prompts = evaluation["models"][0]["prompts"].as_array().unwrap();
     assert_eq!(prompts.len(), 2, "{evaluation}");
@@ -136,18 +207,31 @@ fn evaluate_prints_the_metrics_of_the_scores_scores_prints() {
         close(ranking::average_precision(&e.truth, &e.scores), "ap");
         close(ranking::roc_auc(&e.truth, &e.scores), "roc_auc");
         let best = ranking::best_f1(&e.truth, &e.scores).unwrap();
-        assert!((best.f1 - p["best_f1"]["f1"].as_f64().unwrap()).abs() < 1e-12, "{name}");
+        assert!(
+            (best.f1 - p["best_f1"]["f1"].as_f64().unwrap()).abs() < 1e-12,
+            "{name}"
+        );
         let positives = e.truth.iter().filter(|&&t| t).count() as u64;
         assert_eq!(p["positives"].as_u64(), Some(positives), "{name}");
-        assert_eq!(p["negatives"].as_u64(), Some(e.truth.len() as u64 - positives), "{name}");
+        assert_eq!(
+            p["negatives"].as_u64(),
+            Some(e.truth.len() as u64 - positives),
+            "{name}"
+        );
         assert!(p["events"]["precision"].is_number() || p["events"]["precision"].is_null());
     }
-    assert_eq!(prompts.iter().find(|p| p["prompt"] == "stairs").unwrap()["positives"], 1);
+    assert_eq!(
+        prompts.iter().find(|p| p["prompt"] == "stairs").unwrap()["positives"],
+        1
+    );
     assert_eq!(evaluation["ignored_frames"], 5);
     // Without --json: a table with every labelled prompt.
     let table = ws.run(&["evaluate", v]);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("\"a brick wall\"") && text.contains("ROC AUC"), "{text}");
+    assert!(
+        text.contains("\"a brick wall\"") && text.contains("ROC AUC"),
+        "{text}"
+    );
     // A prompt with no labels is not evaluated; a video with none says what to do.
     let none = ws.run(&["evaluate", v, "--prompt", "a door"]);
     assert!(!none.status.success());
@@ -160,12 +244,26 @@ fn an_exported_dataset_row_is_exactly_its_frame() {
     let path = video("h264_gop250.mp4");
     let v = path.to_str().unwrap();
     let labels_csv = ws.dir().join("labels.csv");
-    std::fs::write(&labels_csv, "prompt,start_frame,end_frame\na brick wall,40,99\na brick wall,200,239\n").unwrap();
+    std::fs::write(
+        &labels_csv,
+        "prompt,start_frame,end_frame\na brick wall,40,99\na brick wall,200,239\n",
+    )
+    .unwrap();
     assert!(ws.run(&["index", v]).status.success());
     let out_dir = ws.dir().join("dataset");
     let out = ws.run(&[
-        "export-dataset", v, "--labels", labels_csv.to_str().unwrap(), "-o", out_dir.to_str().unwrap(),
-        "--per-segment", "4", "--hard-negatives", "3", "--min-gap", "0.2",
+        "export-dataset",
+        v,
+        "--labels",
+        labels_csv.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--per-segment",
+        "4",
+        "--hard-negatives",
+        "3",
+        "--min-gap",
+        "0.2",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<Value> = std::fs::read_to_string(out_dir.join("metadata.jsonl"))
@@ -185,9 +283,24 @@ fn an_exported_dataset_row_is_exactly_its_frame() {
         assert!(row["scores"]["tiny-clip"].is_number(), "{row}");
         let jpeg = std::fs::read(out_dir.join(row["file_name"].as_str().unwrap())).unwrap();
         let image = engine::video::decode_image(&jpeg).unwrap();
-        assert_eq!(testvideo::read_pattern(&image).unwrap(), frame, "{row}: the image is its frame");
+        assert_eq!(
+            testvideo::read_pattern(&image).unwrap(),
+            frame,
+            "{row}: the image is its frame"
+        );
     }
     // The folder is never written over.
-    let again = ws.run(&["export-dataset", v, "--labels", labels_csv.to_str().unwrap(), "-o", out_dir.to_str().unwrap()]);
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    let again = ws.run(&[
+        "export-dataset",
+        v,
+        "--labels",
+        labels_csv.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
 }

@@ -110,14 +110,22 @@ fn a_start_layer_past_the_last_is_refused_saying_the_range() {
     let pixels = vec![0.0; 3 * 32 * 32];
     let text = vec![0.25; 16];
     match model.explain_pixels(&pixels, &text, Some(2)) {
-        Err(error @ EmbedError::StartLayer { given: 2, layers: 2 }) => {
+        Err(
+            error @ EmbedError::StartLayer {
+                given: 2,
+                layers: 2,
+            },
+        ) => {
             assert!(error.to_string().contains("0 to 1"), "{error}")
         }
         other => panic!("{other:?}"),
     }
     // The default is the last layer.
     assert_eq!(
-        model.explain_pixels(&pixels, &text, None).unwrap().start_layer,
+        model
+            .explain_pixels(&pixels, &text, None)
+            .unwrap()
+            .start_layer,
         1
     );
 }
@@ -136,14 +144,20 @@ fn a_model_on_onnx_runtime_explains_on_candle() {
         opencv::imgcodecs::IMREAD_COLOR,
     )
     .unwrap();
-    let text = candle.embed_texts(&["a cat".to_string()]).unwrap().remove(0);
+    let text = candle
+        .embed_texts(&["a cat".to_string()])
+        .unwrap()
+        .remove(0);
     let a = candle.explain(&frame, &text, None).unwrap();
     let b = ort.explain(&frame, &text, None).unwrap();
     assert_eq!(a, b);
 }
 
 /// A copy of fixture `name` whose weights `patch` rewrites.
-fn patched_model(name: &str, patch: impl Fn(&mut HashMap<String, Vec<f32>>)) -> (tempfile::TempDir, LocalClip) {
+fn patched_model(
+    name: &str,
+    patch: impl Fn(&mut HashMap<String, Vec<f32>>),
+) -> (tempfile::TempDir, LocalClip) {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture(name)).unwrap() {
         let path = entry.unwrap().path();
@@ -159,7 +173,12 @@ fn patched_model(name: &str, patch: impl Fn(&mut HashMap<String, Vec<f32>>)) -> 
         .collect();
     let mut values: HashMap<String, Vec<f32>> = tensors
         .iter()
-        .map(|(k, t)| (k.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
         .collect();
     patch(&mut values);
     let tensors: HashMap<String, Tensor> = values
@@ -208,7 +227,12 @@ fn keys_read_where(weight: &mut [f32]) {
 /// nothing to the residual stream; and the attention that pools (CLIP's last layer, SigLIP's
 /// head) has every head's query fixed and its keys reading `WHERE` alone, so it attends to
 /// `chosen` with a weight of 1 - e^-30 or so. The rest are the fixture's random weights.
-fn one_patch_matters(values: &mut HashMap<String, Vec<f32>>, siglip: bool, chosen: usize, layers: usize) {
+fn one_patch_matters(
+    values: &mut HashMap<String, Vec<f32>>,
+    siglip: bool,
+    chosen: usize,
+    layers: usize,
+) {
     edit(values, "embeddings.patch_embedding.weight", |t| {
         let per_output = t.len() / HIDDEN;
         t[WHERE * per_output..].fill(0.0)
@@ -219,7 +243,9 @@ fn one_patch_matters(values: &mut HashMap<String, Vec<f32>>, siglip: bool, chose
         edit(values, &format!("{norm}.bias"), |t| t[WHERE] = 0.0);
     };
     if siglip {
-        edit(values, "embeddings.patch_embedding.bias", |t| t[WHERE] = 0.0);
+        edit(values, "embeddings.patch_embedding.bias", |t| {
+            t[WHERE] = 0.0
+        });
     } else {
         edit(values, "embeddings.class_embedding", |t| t[WHERE] = 0.0);
         keeps_where(values, "pre_layrnorm");
@@ -228,14 +254,22 @@ fn one_patch_matters(values: &mut HashMap<String, Vec<f32>>, siglip: bool, chose
     let first_patch = usize::from(!siglip);
     edit(values, "embeddings.position_embedding.weight", |t| {
         for (token, row) in t.chunks_exact_mut(HIDDEN).enumerate() {
-            row[WHERE] = if token == first_patch + chosen { 4.0 } else { -4.0 };
+            row[WHERE] = if token == first_patch + chosen {
+                4.0
+            } else {
+                -4.0
+            };
         }
     });
     let silent = if siglip { layers } else { layers - 1 };
     for layer in 0..silent {
         for key in ["self_attn.out_proj", "mlp.fc2"] {
             for part in ["weight", "bias"] {
-                edit(values, &format!("encoder.layers.{layer}.{key}.{part}"), |t| t.fill(0.0));
+                edit(
+                    values,
+                    &format!("encoder.layers.{layer}.{key}.{part}"),
+                    |t| t.fill(0.0),
+                );
             }
         }
     }
@@ -253,19 +287,35 @@ fn one_patch_matters(values: &mut HashMap<String, Vec<f32>>, siglip: bool, chose
     } else {
         let last = format!("encoder.layers.{}", layers - 1);
         keeps_where(values, &format!("{last}.layer_norm1"));
-        edit(values, &format!("{last}.self_attn.q_proj.weight"), |t| t.fill(0.0));
-        edit(values, &format!("{last}.self_attn.q_proj.bias"), fixed_query);
-        edit(values, &format!("{last}.self_attn.k_proj.weight"), keys_read_where);
-        edit(values, &format!("{last}.self_attn.k_proj.bias"), |t| t.fill(0.0));
+        edit(values, &format!("{last}.self_attn.q_proj.weight"), |t| {
+            t.fill(0.0)
+        });
+        edit(
+            values,
+            &format!("{last}.self_attn.q_proj.bias"),
+            fixed_query,
+        );
+        edit(
+            values,
+            &format!("{last}.self_attn.k_proj.weight"),
+            keys_read_where,
+        );
+        edit(values, &format!("{last}.self_attn.k_proj.bias"), |t| {
+            t.fill(0.0)
+        });
     }
 }
 
 /// Deterministic pixels in [-1.5, 1.5].
 fn noise(seed: u64, n: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 3.0 - 1.5
         })
         .collect()
@@ -292,7 +342,10 @@ fn relevance_is_highest_on_the_one_patch_the_score_depends_on() {
         for chosen in [0, 6, 13] {
             let (_dir, model) = patched_model(name, |v| one_patch_matters(v, siglip, chosen, 2));
             let pixels = noise(chosen as u64 + 7, 3 * 32 * 32);
-            let text = model.embed_texts(&["a photo of a dog".to_string()]).unwrap().remove(0);
+            let text = model
+                .embed_texts(&["a photo of a dog".to_string()])
+                .unwrap()
+                .remove(0);
             let logit = |pixels: &[f32]| model.explain_pixels(pixels, &text, None).unwrap().logit;
             let base = logit(&pixels);
             // The construction holds: the chosen patch moves the score, no other patch does.
@@ -309,7 +362,9 @@ fn relevance_is_highest_on_the_one_patch_the_score_depends_on() {
                 "{name} patch {chosen}: the score moves by {moved:?}"
             );
             for start_layer in 0..2 {
-                let relevance = model.explain_pixels(&pixels, &text, Some(start_layer)).unwrap();
+                let relevance = model
+                    .explain_pixels(&pixels, &text, Some(start_layer))
+                    .unwrap();
                 let (best, &top) = relevance
                     .values
                     .iter()
@@ -341,36 +396,77 @@ fn explain_paints_the_exact_frame_and_its_json_gives_the_grid_and_the_crop() {
     let path = crate::common::video("h264_gop250.mp4");
     let v = path.to_str().unwrap();
     let png = ws.dir().join("heat.png");
-    let args = ["explain", v, "--frame", "151", "--prompt", "a brick wall", "--opacity", "0.6"];
+    let args = [
+        "explain",
+        v,
+        "--frame",
+        "151",
+        "--prompt",
+        "a brick wall",
+        "--opacity",
+        "0.6",
+    ];
     let json = ws.run_json(&[&args[..], &["--json", "-o", png.to_str().unwrap()]].concat());
     // The tiny model: 32x32 input, 8-pixel patches; a 1280x720 frame is resized to 56x32 and
     // its middle 32 columns kept: frame x 12 * 1280/56 to 44 * 1280/56.
-    assert_eq!((json["grid"]["rows"].as_u64(), json["grid"]["cols"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(
+        (json["grid"]["rows"].as_u64(), json["grid"]["cols"].as_u64()),
+        (Some(4), Some(4))
+    );
     assert_eq!(json["values"].as_array().unwrap().len(), 16);
     let crop = &json["crop"];
     let scale = 1280.0 / 56.0;
-    for (key, expected) in [("left", 12.0 * scale), ("top", 0.0), ("width", 32.0 * scale), ("height", 720.0)] {
-        assert!((crop[key].as_f64().unwrap() - expected).abs() < 1e-9, "{key}: {crop}");
+    for (key, expected) in [
+        ("left", 12.0 * scale),
+        ("top", 0.0),
+        ("width", 32.0 * scale),
+        ("height", 720.0),
+    ] {
+        assert!(
+            (crop[key].as_f64().unwrap() - expected).abs() < 1e-9,
+            "{key}: {crop}"
+        );
     }
-    assert!(json["note"].as_str().unwrap().contains("left and right"), "{json}");
-    assert_eq!((json["layers"].as_u64(), json["start_layer"].as_u64()), (Some(2), Some(1)));
+    assert!(
+        json["note"].as_str().unwrap().contains("left and right"),
+        "{json}"
+    );
+    assert_eq!(
+        (json["layers"].as_u64(), json["start_layer"].as_u64()),
+        (Some(2), Some(1))
+    );
 
     // The frame itself, decoded here: its cosine is the JSON's, and frame 150's is not.
-    let model = LocalClip::load_with(&fixture("tiny-clip"), "tiny-clip", ImageRuntime::Candle).unwrap();
-    let text = model.embed_texts(&["a brick wall".to_string()]).unwrap().remove(0);
+    let model =
+        LocalClip::load_with(&fixture("tiny-clip"), "tiny-clip", ImageRuntime::Candle).unwrap();
+    let text = model
+        .embed_texts(&["a brick wall".to_string()])
+        .unwrap()
+        .remove(0);
     let mut decoder = engine::video::Decoder::open(&path).unwrap();
     let cosine_of = |image: &opencv::core::Mat| -> f64 {
-        let e = model.embed_images(std::slice::from_ref(image)).unwrap().remove(0);
+        let e = model
+            .embed_images(std::slice::from_ref(image))
+            .unwrap()
+            .remove(0);
         e.iter().zip(&text).map(|(a, b)| f64::from(a * b)).sum()
     };
     let before = decoder.frame(150).unwrap();
     let frame = decoder.frame(151).unwrap();
     let cosine = json["score"]["cosine"].as_f64().unwrap();
-    assert!((cosine - cosine_of(&frame)).abs() < 1e-5, "{cosine} vs {}", cosine_of(&frame));
-    assert!((cosine - cosine_of(&before)).abs() > 1e-4, "frames 150 and 151 score alike");
+    assert!(
+        (cosine - cosine_of(&frame)).abs() < 1e-5,
+        "{cosine} vs {}",
+        cosine_of(&frame)
+    );
+    assert!(
+        (cosine - cosine_of(&before)).abs() > 1e-4,
+        "frames 150 and 151 score alike"
+    );
 
     // The PNG, pixel by pixel against that frame.
-    let painted = opencv::imgcodecs::imread(png.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
+    let painted =
+        opencv::imgcodecs::imread(png.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
     use opencv::prelude::*;
     assert_eq!((painted.cols(), painted.rows()), (1280, 720));
     let at = |m: &opencv::core::Mat, x: i32, y: i32| *m.at_2d::<opencv::core::Vec3b>(y, x).unwrap();
@@ -379,22 +475,46 @@ fn explain_paints_the_exact_frame_and_its_json_gives_the_grid_and_the_crop() {
         for x in [0, (left as i32) - 2, (right as i32) + 2, 1279] {
             let (p, f) = (at(&painted, x, y), at(&frame, x, y));
             for c in 0..3 {
-                assert_eq!(p[c], (f32::from(f[c]) * 0.35).round() as u8, "({x}, {y}) outside the crop is dimmed");
+                assert_eq!(
+                    p[c],
+                    (f32::from(f[c]) * 0.35).round() as u8,
+                    "({x}, {y}) outside the crop is dimmed"
+                );
             }
         }
-        assert_eq!(at(&painted, left as i32 + 1, y).0, [255; 3], "the crop's outline at y {y}");
+        assert_eq!(
+            at(&painted, left as i32 + 1, y).0,
+            [255; 3],
+            "the crop's outline at y {y}"
+        );
     }
     // Inside: 60% map, 40% frame; the map's colour is recovered from the mix.
     let inside = (640, 360);
-    let (p, f) = (at(&painted, inside.0, inside.1), at(&frame, inside.0, inside.1));
-    let colour: Vec<f32> = (0..3).map(|c| (f32::from(p[c]) - 0.4 * f32::from(f[c])) / 0.6).collect();
-    assert!(colour.iter().all(|&c| (-2.0..=257.0).contains(&c)), "{colour:?}");
-    assert!(colour.iter().any(|&c| c > 100.0), "the map is drawn: {colour:?}");
+    let (p, f) = (
+        at(&painted, inside.0, inside.1),
+        at(&frame, inside.0, inside.1),
+    );
+    let colour: Vec<f32> = (0..3)
+        .map(|c| (f32::from(p[c]) - 0.4 * f32::from(f[c])) / 0.6)
+        .collect();
+    assert!(
+        colour.iter().all(|&c| (-2.0..=257.0).contains(&c)),
+        "{colour:?}"
+    );
+    assert!(
+        colour.iter().any(|&c| c > 100.0),
+        "the map is drawn: {colour:?}"
+    );
 
     // Without --json: a line saying where the map peaks, and the note.
     let out = ws.run(&[&args[..], &["-o", png.to_str().unwrap()]].concat());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("most relevant patch") && text.contains("note: the model sees only"), "{text}");
+    assert!(
+        out.status.success()
+            && text.contains("most relevant patch")
+            && text.contains("note: the model sees only"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -405,30 +525,74 @@ fn explain_refuses_bad_input_saying_what_to_do() {
     let png = ws.dir().join("heat.png");
     let o = png.to_str().unwrap();
     for (args, says) in [
-        (vec!["--frame", "300", "--prompt", "x", "-o", o], "frame 300 is out of range: the video has 300 frames (0 to 299)"),
-        (vec!["--frame", "3", "--prompt", "  ", "-o", o], "the prompt is empty"),
-        (vec!["--frame", "3", "--prompt", "x", "--start-layer", "2", "-o", o], "the model's vision tower has 2 layers (0 to 1)"),
-        (vec!["--frame", "3", "--prompt", "x", "--opacity", "2", "-o", o], "--opacity must be between 0 and 1"),
+        (
+            vec!["--frame", "300", "--prompt", "x", "-o", o],
+            "frame 300 is out of range: the video has 300 frames (0 to 299)",
+        ),
+        (
+            vec!["--frame", "3", "--prompt", "  ", "-o", o],
+            "the prompt is empty",
+        ),
+        (
+            vec![
+                "--frame",
+                "3",
+                "--prompt",
+                "x",
+                "--start-layer",
+                "2",
+                "-o",
+                o,
+            ],
+            "the model's vision tower has 2 layers (0 to 1)",
+        ),
+        (
+            vec!["--frame", "3", "--prompt", "x", "--opacity", "2", "-o", o],
+            "--opacity must be between 0 and 1",
+        ),
         (vec!["--frame", "3", "--prompt", "x"], "--output"),
     ] {
         let out = ws.run(&[&["explain", v][..], &args[..]].concat());
         let message = crate::embedding::stderr(&out);
-        assert!(!out.status.success() && message.contains(says), "{args:?}: {message}");
+        assert!(
+            !out.status.success() && message.contains(says),
+            "{args:?}: {message}"
+        );
         assert!(!png.exists(), "{args:?} wrote a file");
     }
     // The Roboflow backend has no gradients: it says so, and what to use instead.
     let out = ws
-        .command(&["explain", v, "--frame", "3", "--prompt", "x", "-o", o, "--backend", "roboflow"])
+        .command(&[
+            "explain",
+            v,
+            "--frame",
+            "3",
+            "--prompt",
+            "x",
+            "-o",
+            o,
+            "--backend",
+            "roboflow",
+        ])
         .env("ROBOFLOW_API_KEY", "test-key")
         .env("CLIP_INVESTIGATOR_ROBOFLOW_URL", "http://127.0.0.1:9")
         .output()
         .unwrap();
     let message = crate::embedding::stderr(&out);
-    assert!(!out.status.success() && message.contains("Roboflow") && message.contains("backend: local"), "{message}");
+    assert!(
+        !out.status.success() && message.contains("Roboflow") && message.contains("backend: local"),
+        "{message}"
+    );
 }
 
 /// The arguments of the `explain` server function (JSON in).
-fn explain_body(video: &str, frame: u64, prompt: &str, start_layer: Option<u32>, model: Option<&str>) -> Vec<u8> {
+fn explain_body(
+    video: &str,
+    frame: u64,
+    prompt: &str,
+    start_layer: Option<u32>,
+    model: Option<&str>,
+) -> Vec<u8> {
     serde_json::json!({"video": video, "model": model, "frame": frame, "prompt": prompt, "start_layer": start_layer})
         .to_string()
         .into_bytes()
@@ -458,31 +622,63 @@ fn the_explain_endpoint_answers_maps_and_refuses_bad_requests_with_400() {
     };
     assert_eq!(answer.status, 200, "{}", answer.text());
     let map: investigator_core::explain::Explanation = postcard::from_bytes(&answer.body).unwrap();
-    assert_eq!((map.frame, map.rows, map.cols, map.values.len()), (151, 4, 4, 16));
+    assert_eq!(
+        (map.frame, map.rows, map.cols, map.values.len()),
+        (151, 4, 4, 16)
+    );
     assert_eq!((map.frame_width, map.frame_height), (1280, 720));
-    assert!((map.crop.left - 12.0 * 1280.0 / 56.0).abs() < 1e-9, "{:?}", map.crop);
+    assert!(
+        (map.crop.left - 12.0 * 1280.0 / 56.0).abs() < 1e-9,
+        "{:?}",
+        map.crop
+    );
     assert_eq!(map.model, "tiny-clip");
     // Asked again: the same map (from the cache).
     let again = post(explain_body(&video, 151, "wall", None, None));
-    assert_eq!(postcard::from_bytes::<investigator_core::explain::Explanation>(&again.body).unwrap(), map);
+    assert_eq!(
+        postcard::from_bytes::<investigator_core::explain::Explanation>(&again.body).unwrap(),
+        map
+    );
     let from_0 = post(explain_body(&video, 151, "wall", Some(0), None));
-    let from_0: investigator_core::explain::Explanation = postcard::from_bytes(&from_0.body).unwrap();
+    let from_0: investigator_core::explain::Explanation =
+        postcard::from_bytes(&from_0.body).unwrap();
     assert_eq!(from_0.start_layer, 0);
     assert_ne!(from_0.values, map.values);
 
     for (body, says) in [
-        (explain_body(&video, 151, " ", None, None), "prompt 1 is empty"),
-        (explain_body(&video, 300, "wall", None, None), "out of range"),
+        (
+            explain_body(&video, 151, " ", None, None),
+            "prompt 1 is empty",
+        ),
+        (
+            explain_body(&video, 300, "wall", None, None),
+            "out of range",
+        ),
         (explain_body(&video, 3, "wall", Some(7), None), "0 to 1"),
-        (explain_body(&video, 3, "wall", None, Some("no-such-model")), "no model"),
-        (explain_body("../etc", 3, "wall", None, None), "not a video id"),
+        (
+            explain_body(&video, 3, "wall", None, Some("no-such-model")),
+            "no model",
+        ),
+        (
+            explain_body("../etc", 3, "wall", None, None),
+            "not a video id",
+        ),
         (b"{\"video\": 3}".to_vec(), ""),
     ] {
         let answer = post(body.clone());
-        assert_eq!(answer.status, 400, "{}: {}", String::from_utf8_lossy(&body), answer.text());
+        assert_eq!(
+            answer.status,
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(&body),
+            answer.text()
+        );
         assert!(answer.text().contains(says), "{}", answer.text());
     }
     // Still serving.
-    let frame = served.form("/api/frame", &format!("video={video}&viewer=viewer-after&frame=5"));
+    let frame = served.form(
+        "/api/frame",
+        &format!("video={video}&viewer=viewer-after&frame=5"),
+    );
     assert_eq!(frame.status, 200);
 }

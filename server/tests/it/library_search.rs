@@ -33,9 +33,23 @@ impl Lib {
             keyframe_interval: 30,
             ..Spec::new(Codec::H264, frames)
         };
-        testvideo::write(&folder.join("scenes.mp4"), &Spec { scene_changes: true, ..small(160) }).unwrap();
+        testvideo::write(
+            &folder.join("scenes.mp4"),
+            &Spec {
+                scene_changes: true,
+                ..small(160)
+            },
+        )
+        .unwrap();
         testvideo::write(&folder.join("plain.mp4"), &small(90)).unwrap();
-        testvideo::write(&folder.join("fade.mp4"), &Spec { fade_to_black: Some((10, 60)), ..small(90) }).unwrap();
+        testvideo::write(
+            &folder.join("fade.mp4"),
+            &Spec {
+                fade_to_black: Some((10, 60)),
+                ..small(90)
+            },
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("config.yaml"),
             format!(
@@ -78,7 +92,12 @@ fn results(answer: &Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["video"].as_str().unwrap().to_string(), r["frame"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["video"].as_str().unwrap().to_string(),
+                r["frame"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -88,46 +107,121 @@ fn an_image_of_a_frame_finds_that_video_at_that_frame_first() {
     let out = lib.run(&["index", "--library"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("library index of tiny-clip: 3 videos, 340 vectors"), "{text}");
+    assert!(
+        text.contains("library index of tiny-clip: 3 videos, 340 vectors"),
+        "{text}"
+    );
     let png = lib.frame_png("scenes.mp4", K);
-    let answer = lib.json(&["search", "--library", "--image", png.to_str().unwrap(), "--json", "--top", "10"]);
+    let answer = lib.json(&[
+        "search",
+        "--library",
+        "--image",
+        png.to_str().unwrap(),
+        "--json",
+        "--top",
+        "10",
+    ]);
     let (video, frame) = results(&answer)[0].clone();
     assert_eq!(video, "scenes.mp4");
     assert!(frame.abs_diff(K) <= 1, "frame {frame}");
     let first = &answer["results"][0];
     assert!(first["score"].as_f64().unwrap() > 0.999, "{first}");
-    assert!(first["start_frame"].as_u64().unwrap() <= frame && frame <= first["end_frame"].as_u64().unwrap());
-    assert_eq!((answer["videos_searched"].as_u64(), answer["vectors_searched"].as_u64()), (Some(3), Some(340)));
+    assert!(
+        first["start_frame"].as_u64().unwrap() <= frame
+            && frame <= first["end_frame"].as_u64().unwrap()
+    );
+    assert_eq!(
+        (
+            answer["videos_searched"].as_u64(),
+            answer["vectors_searched"].as_u64()
+        ),
+        (Some(3), Some(340))
+    );
     assert_eq!(answer["partial"], serde_json::json!([]));
     // Names, never paths; ids the library's.
     for r in answer["results"].as_array().unwrap() {
         assert!(!r["video"].as_str().unwrap().contains('/'), "{r}");
-        assert!(investigator_core::types::is_valid_video_id(r["video_id"].as_str().unwrap()));
+        assert!(investigator_core::types::is_valid_video_id(
+            r["video_id"].as_str().unwrap()
+        ));
     }
     // At most --per-video moments per video (3 by default).
     for cap in [1usize, 3] {
-        let answer = lib.json(&["search", "--library", "--text", "wall", "--json", "--top", "50", "--per-video", &cap.to_string()]);
+        let answer = lib.json(&[
+            "search",
+            "--library",
+            "--text",
+            "wall",
+            "--json",
+            "--top",
+            "50",
+            "--per-video",
+            &cap.to_string(),
+        ]);
         let found = results(&answer);
         for name in ["scenes.mp4", "plain.mp4", "fade.mp4"] {
             let count = found.iter().filter(|(v, _)| v == name).count();
-            assert!(count >= 1 && count <= cap, "{name}: {count} with --per-video {cap}: {found:?}");
+            assert!(
+                count >= 1 && count <= cap,
+                "{name}: {count} with --per-video {cap}: {found:?}"
+            );
         }
-        let scores: Vec<f64> = answer["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
-        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best peaks first: {scores:?}");
+        let scores: Vec<f64> = answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["score"].as_f64().unwrap())
+            .collect();
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "best peaks first: {scores:?}"
+        );
     }
     // Only one video, by id: the others are not searched.
     let id = first["video_id"].as_str().unwrap();
-    let only = lib.json(&["search", "--library", "--text", "wall", "--json", "--video", id]);
+    let only = lib.json(&[
+        "search",
+        "--library",
+        "--text",
+        "wall",
+        "--json",
+        "--video",
+        id,
+    ]);
     assert!(results(&only).iter().all(|(v, _)| v == "scenes.mp4"));
     assert_eq!(only["videos_searched"].as_u64(), Some(1));
     // The index rebuilt from the caches answers as the one kept up to date.
-    let before = lib.json(&["search", "--library", "--image", png.to_str().unwrap(), "--json", "--top", "20"]);
+    let before = lib.json(&[
+        "search",
+        "--library",
+        "--image",
+        png.to_str().unwrap(),
+        "--json",
+        "--top",
+        "20",
+    ]);
     std::fs::remove_dir_all(lib.path("emb/library")).unwrap();
-    let rebuilt = lib.json(&["search", "--library", "--image", png.to_str().unwrap(), "--json", "--top", "20"]);
+    let rebuilt = lib.json(&[
+        "search",
+        "--library",
+        "--image",
+        png.to_str().unwrap(),
+        "--json",
+        "--top",
+        "20",
+    ]);
     assert_eq!(before["results"], rebuilt["results"]);
     // A removed video disappears from the results.
     std::fs::remove_file(lib.path("footage/fade.mp4")).unwrap();
-    let after = lib.json(&["search", "--library", "--text", "wall", "--json", "--top", "50"]);
+    let after = lib.json(&[
+        "search",
+        "--library",
+        "--text",
+        "wall",
+        "--json",
+        "--top",
+        "50",
+    ]);
     assert!(results(&after).iter().all(|(v, _)| v != "fade.mp4"));
     assert_eq!(after["videos_searched"].as_u64(), Some(2));
 }
@@ -136,13 +230,26 @@ fn an_image_of_a_frame_finds_that_video_at_that_frame_first() {
 fn a_partly_indexed_video_is_searched_over_what_it_has_and_said_so() {
     let lib = Lib::new();
     // Index one video fully; the library search then says the others are not indexed.
-    let one = lib.run(&["index", lib.path("footage/scenes.mp4").to_str().unwrap(), "--sample-fps", "5"]);
+    let one = lib.run(&[
+        "index",
+        lib.path("footage/scenes.mp4").to_str().unwrap(),
+        "--sample-fps",
+        "5",
+    ]);
     assert!(one.status.success(), "{}", stderr(&one));
     // A sampled index is searched over its frames; the videos without one are said.
     let answer = lib.json(&["search", "--library", "--text", "wall", "--json"]);
-    assert_eq!(answer["not_indexed"].as_array().unwrap().len(), 2, "{answer}");
+    assert_eq!(
+        answer["not_indexed"].as_array().unwrap().len(),
+        2,
+        "{answer}"
+    );
     assert_eq!(answer["videos_searched"].as_u64(), Some(1));
-    assert_eq!(answer["partial"], serde_json::json!([]), "every sampled frame is indexed");
+    assert_eq!(
+        answer["partial"],
+        serde_json::json!([]),
+        "every sampled frame is indexed"
+    );
     let full = lib.run(&["index", lib.path("footage/scenes.mp4").to_str().unwrap()]);
     assert!(full.status.success());
     // Cut the cache file short: the video is partly indexed.
@@ -172,16 +279,34 @@ fn bad_library_queries_are_refused_saying_why() {
         (vec!["--text", long.as_str()], "characters; at most"),
         (vec!["--text", " "], "prompt 1 is empty"),
         (vec!["--image", not_image.to_str().unwrap()], "not an image"),
-        (vec!["--text", "x", "--video", "../../etc/passwd"], "not a video id"),
-        (vec!["--text", "x", "--video", "0123456789abcdef"], "no video 0123456789abcdef"),
+        (
+            vec!["--text", "x", "--video", "../../etc/passwd"],
+            "not a video id",
+        ),
+        (
+            vec!["--text", "x", "--video", "0123456789abcdef"],
+            "no video 0123456789abcdef",
+        ),
         (vec!["--text", "x", "--top", "0"], "--top must be from 1"),
-        (vec!["--text", "x", "--top", "100000"], "--top must be from 1"),
-        (vec!["--text", "x", "--per-video", "0"], "--per-video must be from 1"),
+        (
+            vec!["--text", "x", "--top", "100000"],
+            "--top must be from 1",
+        ),
+        (
+            vec!["--text", "x", "--per-video", "0"],
+            "--per-video must be from 1",
+        ),
     ] {
         let out = lib.run(&[&["search", "--library"][..], &args[..]].concat());
         let message = stderr(&out);
-        assert!(!out.status.success() && message.contains(says), "{args:?}: {message}");
-        assert!(!message.contains(lib.dir.path().to_str().unwrap()) || says.is_empty(), "no paths: {message}");
+        assert!(
+            !out.status.success() && message.contains(says),
+            "{args:?}: {message}"
+        );
+        assert!(
+            !message.contains(lib.dir.path().to_str().unwrap()) || says.is_empty(),
+            "no paths: {message}"
+        );
     }
 }
 
@@ -214,34 +339,98 @@ fn the_server_searches_its_library_and_refuses_bad_requests_with_400() {
         if response.status == 200 {
             break postcard::from_bytes(&response.body).unwrap();
         }
-        assert!(response.status == 503 && started.elapsed().as_secs() < 60, "{} {}", response.status, response.text());
+        assert!(
+            response.status == 503 && started.elapsed().as_secs() < 60,
+            "{} {}",
+            response.status,
+            response.text()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(answer.results[0].video, "scenes.mp4");
     // A text of 10,000 characters is cut to the model's context, like a prompt.
-    let longest = post_query(&served, &LibraryQuery { text: Some("x".repeat(10_000)), top: 5, ..LibraryQuery::default() });
+    let longest = post_query(
+        &served,
+        &LibraryQuery {
+            text: Some("x".repeat(10_000)),
+            top: 5,
+            ..LibraryQuery::default()
+        },
+    );
     assert_eq!(longest.status, 200, "{}", longest.text());
     assert!(answer.results[0].frame.abs_diff(K) <= 1);
     // A thumbnail of the result.
-    let thumb = served.form("/api/thumbnail", &format!("video={}&frame={}", answer.results[0].video_id, answer.results[0].frame));
+    let thumb = served.form(
+        "/api/thumbnail",
+        &format!(
+            "video={}&frame={}",
+            answer.results[0].video_id, answer.results[0].frame
+        ),
+    );
     assert_eq!(thumb.status, 200);
     let bad = [
-        LibraryQuery { top: 5, ..LibraryQuery::default() },
-        LibraryQuery { text: Some("x".repeat(10_001)), top: 5, ..LibraryQuery::default() },
-        LibraryQuery { image: Some(b"not an image".to_vec()), top: 5, ..LibraryQuery::default() },
-        LibraryQuery { text: Some("x".into()), videos: vec!["../etc".into()], top: 5, ..LibraryQuery::default() },
-        LibraryQuery { text: Some("x".into()), videos: vec!["0123456789abcdef".into()], top: 5, ..LibraryQuery::default() },
-        LibraryQuery { text: Some("x".into()), model: Some("no-such-model".into()), top: 5, ..LibraryQuery::default() },
+        LibraryQuery {
+            top: 5,
+            ..LibraryQuery::default()
+        },
+        LibraryQuery {
+            text: Some("x".repeat(10_001)),
+            top: 5,
+            ..LibraryQuery::default()
+        },
+        LibraryQuery {
+            image: Some(b"not an image".to_vec()),
+            top: 5,
+            ..LibraryQuery::default()
+        },
+        LibraryQuery {
+            text: Some("x".into()),
+            videos: vec!["../etc".into()],
+            top: 5,
+            ..LibraryQuery::default()
+        },
+        LibraryQuery {
+            text: Some("x".into()),
+            videos: vec!["0123456789abcdef".into()],
+            top: 5,
+            ..LibraryQuery::default()
+        },
+        LibraryQuery {
+            text: Some("x".into()),
+            model: Some("no-such-model".into()),
+            top: 5,
+            ..LibraryQuery::default()
+        },
     ];
     for query in &bad {
         let response = post_query(&served, query);
-        assert!([400, 404].contains(&response.status), "{query:?}: {} {}", response.status, response.text());
-        assert!(!response.text().contains(served.dir.path().to_str().unwrap()), "no paths");
+        assert!(
+            [400, 404].contains(&response.status),
+            "{query:?}: {} {}",
+            response.status,
+            response.text()
+        );
+        assert!(
+            !response
+                .text()
+                .contains(served.dir.path().to_str().unwrap()),
+            "no paths"
+        );
     }
     // Huge pages are clamped, not refused.
-    let huge = post_query(&served, &LibraryQuery { text: Some("wall".into()), top: usize::MAX / 2, ..LibraryQuery::default() });
+    let huge = post_query(
+        &served,
+        &LibraryQuery {
+            text: Some("wall".into()),
+            top: usize::MAX / 2,
+            ..LibraryQuery::default()
+        },
+    );
     assert_eq!(huge.status, 200, "{}", huge.text());
-    let thumb = served.form("/api/thumbnail", &format!("video={}&frame=100000", answer.results[0].video_id));
+    let thumb = served.form(
+        "/api/thumbnail",
+        &format!("video={}&frame=100000", answer.results[0].video_id),
+    );
     assert_eq!(thumb.status, 400, "{}", thumb.text());
 }
 
@@ -261,7 +450,8 @@ fn frame_png_in(dir: &Path, name: &str, k: u64) -> PathBuf {
 #[test]
 fn the_server_indexes_the_whole_library_in_the_background() {
     let lib = Lib::new();
-    let config = std::fs::read_to_string(lib.path("config.yaml")).unwrap() + "index_library: true\n";
+    let config =
+        std::fs::read_to_string(lib.path("config.yaml")).unwrap() + "index_library: true\n";
     let Lib { dir } = lib;
     let served = crate::common::Served::start_in(dir, &config, &[("HF_HUB_OFFLINE", "1")]);
     let started = std::time::Instant::now();
@@ -274,7 +464,10 @@ fn the_server_indexes_the_whole_library_in_the_background() {
         if videos.len() == 3 && videos.iter().all(|v| v["indexed"] == "Yes") {
             break listing;
         }
-        assert!(started.elapsed().as_secs() < 120, "not indexed in time: {listing}");
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "not indexed in time: {listing}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     for video in listing["videos"].as_array().unwrap() {
@@ -282,7 +475,14 @@ fn the_server_indexes_the_whole_library_in_the_background() {
         assert_eq!(video["folder"], "footage");
     }
     let answer = loop {
-        let response = post_query(&served, &LibraryQuery { text: Some("wall".into()), top: 20, ..LibraryQuery::default() });
+        let response = post_query(
+            &served,
+            &LibraryQuery {
+                text: Some("wall".into()),
+                top: 20,
+                ..LibraryQuery::default()
+            },
+        );
         assert_eq!(response.status, 200, "{}", response.text());
         let answer: LibraryAnswer = postcard::from_bytes(&response.body).unwrap();
         if answer.videos_searched == 3 || started.elapsed().as_secs() > 120 {

@@ -72,9 +72,12 @@ fn rgb_vs_bgr(rgb: &[u8], bgr: &[u8], width: usize) -> (u8, f64, usize) {
 
 /// A BGR image from ffmpeg's rgb24 bytes (its PNG output's pixels), channels swapped back.
 fn from_rgb24(rgb: &[u8], width: usize, height: usize) -> Mat {
-    let bgr: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
-    let mut mat = Mat::new_rows_cols_with_default(height as i32, width as i32, CV_8UC3, 0.into())
-        .unwrap();
+    let bgr: Vec<u8> = rgb
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    let mut mat =
+        Mat::new_rows_cols_with_default(height as i32, width as i32, CV_8UC3, 0.into()).unwrap();
     mat.data_bytes_mut().unwrap().copy_from_slice(&bgr);
     mat
 }
@@ -82,8 +85,12 @@ fn from_rgb24(rgb: &[u8], width: usize, height: usize) -> Mat {
 /// The cosine scores of the tiny CLIP fixture for frames given as ours and as ffmpeg's PNG
 /// pixels: how far apart they are, median and largest, over every frame and two prompts.
 fn score_difference(ours: &[Mat], png: &[Mat]) -> (f32, f32) {
-    let model = LocalClip::load_with(&crate::common::tiny_model(), "tiny-clip", ImageRuntime::Candle)
-        .unwrap();
+    let model = LocalClip::load_with(
+        &crate::common::tiny_model(),
+        "tiny-clip",
+        ImageRuntime::Candle,
+    )
+    .unwrap();
     let texts = model
         .embed_texts(&["a wall".to_string(), "stripes".to_string()])
         .unwrap();
@@ -105,7 +112,10 @@ fn score_difference(ours: &[Mat], png: &[Mat]) -> (f32, f32) {
         .map(|(a, b)| (a - b).abs())
         .collect();
     differences.sort_by(f32::total_cmp);
-    (differences[differences.len() / 2], *differences.last().unwrap())
+    (
+        differences[differences.len() / 2],
+        *differences.last().unwrap(),
+    )
 }
 
 fn check(name: &str, odd: bool) {

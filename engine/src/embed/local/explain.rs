@@ -49,7 +49,10 @@ impl ExplainTower {
     ) -> candle_core::Result<Relevance> {
         let layers = self.layers();
         if start_layer >= layers {
-            candle_core::bail!("start layer {start_layer} is past the last layer ({})", layers - 1);
+            candle_core::bail!(
+                "start layer {start_layer} is past the last layer ({})",
+                layers - 1
+            );
         }
         let mut taps = AttentionTaps::new(start_layer);
         let embedding = match self {
@@ -103,6 +106,11 @@ impl ExplainTower {
 }
 
 /// The preprocessed image as the tower's input tensor.
-pub fn pixels(image: &[f32], height: usize, width: usize, device: &Device) -> candle_core::Result<Tensor> {
+pub fn pixels(
+    image: &[f32],
+    height: usize,
+    width: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     Tensor::from_slice(image, (1, 3, height, width), device)
 }

@@ -181,8 +181,9 @@ impl LocalClip {
                 }
                 .map_err(|e| e.to_string())?;
                 match &self.config {
-                    Architecture::Clip(c) => model::VisionTransformer::new(&vb, &c.vision_config)
-                        .map(ExplainTower::Clip),
+                    Architecture::Clip(c) => {
+                        model::VisionTransformer::new(&vb, &c.vision_config).map(ExplainTower::Clip)
+                    }
                     Architecture::Siglip { vision, .. } => {
                         siglip::SiglipVision::new(&vb, vision).map(ExplainTower::Siglip)
                     }
@@ -221,7 +222,13 @@ impl LocalClip {
         let failed = |e: candle_core::Error| EmbedError::Model(format!("explaining: {e}"));
         let pixels = explain::pixels(image, height, width, &self.device).map_err(failed)?;
         let mut relevance = tower
-            .relevance(&pixels, text, self.logit_scale, self.logit_bias, start_layer)
+            .relevance(
+                &pixels,
+                text,
+                self.logit_scale,
+                self.logit_bias,
+                start_layer,
+            )
             .map_err(failed)?;
         relevance.crop = (0.0, 0.0, width as f64, height as f64);
         Ok(relevance)

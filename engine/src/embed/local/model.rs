@@ -115,9 +115,17 @@ impl Pass<'_> {
         }
     }
 
-    pub(super) fn layer_norm(&self, norm: &LayerNorm, eps: f64, xs: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+    pub(super) fn layer_norm(
+        &self,
+        norm: &LayerNorm,
+        eps: f64,
+        xs: &Tensor,
+        layer: Option<usize>,
+    ) -> Result<Tensor> {
         match (self.traces(layer), norm.bias()) {
-            (true, Some(bias)) => candle_nn::ops::layer_norm_slow(xs, norm.weight(), bias, eps as f32),
+            (true, Some(bias)) => {
+                candle_nn::ops::layer_norm_slow(xs, norm.weight(), bias, eps as f32)
+            }
             _ => norm.forward(xs),
         }
     }
@@ -126,7 +134,9 @@ impl Pass<'_> {
 /// `[batch, n, heads * head_dim]` → `[batch, heads, n, head_dim]`.
 pub(super) fn split_heads(t: Tensor, heads: usize) -> Result<Tensor> {
     let (batch, n, e) = t.dims3()?;
-    t.reshape((batch, n, heads, e / heads))?.transpose(1, 2)?.contiguous()
+    t.reshape((batch, n, heads, e / heads))?
+        .transpose(1, 2)?
+        .contiguous()
 }
 
 /// The inverse of [`split_heads`].
@@ -196,7 +206,13 @@ impl Attention {
     }
 
     /// Layer `layer`'s attention, run as `pass` says.
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass, layer: usize) -> Result<Tensor> {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        pass: &mut Pass,
+        layer: usize,
+    ) -> Result<Tensor> {
         let q = split_heads((self.q_proj.forward(xs)? * self.scale)?, self.heads)?;
         let k = split_heads(self.k_proj.forward(xs)?, self.heads)?;
         let v = split_heads(self.v_proj.forward(xs)?, self.heads)?;
@@ -236,11 +252,19 @@ impl EncoderLayer {
 
     /// Layer `layer`, run as `pass` says (a traced pass runs the layers before its first
     /// tapped one fast: nothing there depends on a tap).
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass, layer: usize) -> Result<Tensor> {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        pass: &mut Pass,
+        layer: usize,
+    ) -> Result<Tensor> {
         let norm1 = pass.layer_norm(&self.layer_norm1, self.eps, xs, Some(layer))?;
         let attended = self.self_attn.forward(&norm1, mask, pass, layer)?;
         let xs = (xs + attended)?;
-        let h = self.fc1.forward(&pass.layer_norm(&self.layer_norm2, self.eps, &xs, Some(layer))?)?;
+        let h =
+            self.fc1
+                .forward(&pass.layer_norm(&self.layer_norm2, self.eps, &xs, Some(layer))?)?;
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         xs + h
     }
@@ -265,7 +289,12 @@ impl Encoder {
     }
 
     /// [`forward`](Self::forward), run as `pass` says.
-    pub(super) fn forward_with(&self, xs: &Tensor, mask: Option<&Tensor>, pass: &mut Pass) -> Result<Tensor> {
+    pub(super) fn forward_with(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
         let mut xs = xs.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             xs = layer.forward(&xs, mask, pass, i)?;

@@ -14,7 +14,9 @@
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::model::{merge_heads, split_heads, Activation, AttentionTaps, Encoder, EncoderConfig, Pass};
+use super::model::{
+    merge_heads, split_heads, Activation, AttentionTaps, Encoder, EncoderConfig, Pass,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SiglipTextConfig {
@@ -200,7 +202,9 @@ impl PoolingHead {
         let weights = (q.matmul(&k.t()?)? * ((e / self.heads) as f64).powf(-0.5))?;
         let weights = pass.softmax(&weights, None)?;
         let attended = self.out_proj.forward(&merge_heads(weights.matmul(&v)?)?)?;
-        let h = self.fc1.forward(&pass.layer_norm(&self.layernorm, eps, &attended, None)?)?;
+        let h = self
+            .fc1
+            .forward(&pass.layer_norm(&self.layernorm, eps, &attended, None)?)?;
         let h = self.fc2.forward(&self.activation.forward(&h)?)?;
         (attended + h)?.i((.., 0))
     }

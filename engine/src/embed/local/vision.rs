@@ -14,9 +14,7 @@ use super::explain::ExplainTower;
 use super::model::{VisionConfig, VisionTransformer};
 use super::siglip::{SiglipVision, SiglipVisionConfig};
 use crate::embed::ort_vision::OrtVision;
-use crate::embed::preprocess::{
-    crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage,
-};
+use crate::embed::preprocess::{crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage};
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
 

@@ -304,6 +304,12 @@ impl Segment {
             .collect())
     }
 
+    /// The file's length when it was read or last written here: another writer appended
+    /// where the file is longer now.
+    pub fn seen_len(&self) -> u64 {
+        self.end + self.torn
+    }
+
     pub fn len(&self) -> usize {
         self.rows.frames.len()
     }

@@ -92,6 +92,7 @@ impl Library {
     /// disk (the CLI's, a restarted server's), at most every few seconds.
     pub fn refresh_vectors(&self, place: usize) -> Result<Arc<VectorIndex>, LibrarySearchError> {
         let (index, _) = self.vectors(place)?;
+        let mut live = Vec::new();
         for service in self
             .sessions()
             .iter()
@@ -101,6 +102,7 @@ impl Library {
             if let (Some(name), Some(store)) = (service.cache_name(), service.embeddings()) {
                 let file = crate::sync::read(store);
                 index.sync(name, &file)?;
+                live.push(name.to_string());
             }
         }
         let due = {
@@ -114,7 +116,9 @@ impl Library {
             due
         };
         if due {
-            index.sync_folder(&self.index_options.cache_dir)?;
+            index.sync_folder(&self.index_options.cache_dir, &|name| {
+                live.iter().any(|l| l == name)
+            })?;
         }
         Ok(index)
     }

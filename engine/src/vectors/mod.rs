@@ -149,9 +149,14 @@ impl VectorIndex {
     }
 
     /// Syncs every cache file of this model in `cache_dir` that changed since its segment was
-    /// written (read whole: for the CLI, and the server's periodic look at the folder), and
-    /// drops the segments of cache files that are gone.
-    pub fn sync_folder(&self, cache_dir: &Path) -> Result<SyncOutcome, VectorError> {
+    /// written (read whole: for the CLI, and the server's periodic look at the folder), but
+    /// those `live` names (a running job's, synced from its memory), and drops the segments of
+    /// cache files that are gone.
+    pub fn sync_folder(
+        &self,
+        cache_dir: &Path,
+        live: &dyn Fn(&str) -> bool,
+    ) -> Result<SyncOutcome, VectorError> {
         let part = format!("-{}-", EmbeddingFile::model_part(&self.model));
         let mut present = Vec::new();
         let mut total = SyncOutcome::default();
@@ -168,6 +173,9 @@ impl VectorIndex {
                 continue;
             }
             present.push(name.clone());
+            if live(&name) {
+                continue;
+            }
             let segment = self.dir.join(segment_name(&name));
             let stale = match (modified(&path), modified(&segment)) {
                 (Some(cache), Some(seg)) => {
@@ -263,11 +271,22 @@ impl VectorStore for VectorIndex {
         })?;
         let header = self.header_for(cache_name, file);
         let path = self.dir.join(segment_name(cache_name));
-        // Another writer (the CLI, another server) may have appended since: read it again.
-        let on_disk = Segment::open(&path).ok().filter(|s| s.header == header);
         let mut segments = write(&self.segments);
-        let current =
-            on_disk.or_else(|| segments.remove(cache_name).filter(|s| s.header == header));
+        let kept = segments.remove(cache_name).filter(|s| s.header == header);
+        // Another writer (the CLI, another server) may have appended since: then read it again.
+        let on_disk = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let current = match kept {
+            Some(segment) if Some(segment.seen_len()) == on_disk => Some(segment),
+            _ => Segment::open(&path).ok().filter(|s| s.header == header),
+        };
+        // Rows are only ever added to a cache file: as many rows, nothing new.
+        let current = match current {
+            Some(segment) if segment.len() == file.frames.len() => {
+                segments.insert(cache_name.to_string(), segment);
+                return Ok(SyncOutcome::default());
+            }
+            other => other,
+        };
         let (rows, rebuilt) = match &current {
             Some(segment) => {
                 let mut have = segment.rows.frames.clone();
@@ -519,9 +538,12 @@ mod tests {
                 .unwrap();
         }
         let index = VectorIndex::open(dir.path(), &model());
-        assert_eq!(index.sync_folder(dir.path()).unwrap().appended, 8);
         assert_eq!(
-            index.sync_folder(dir.path()).unwrap().appended,
+            index.sync_folder(dir.path(), &|_| false).unwrap().appended,
+            8
+        );
+        assert_eq!(
+            index.sync_folder(dir.path(), &|_| false).unwrap().appended,
             0,
             "unchanged files are not read"
         );
@@ -532,7 +554,7 @@ mod tests {
         assert_eq!(found[0].hits[0].0, 1, "frames 1 and 9 point along axis 1");
         // A cache file removed: its video leaves the index.
         std::fs::remove_file(dir.path().join(name(1))).unwrap();
-        index.sync_folder(dir.path()).unwrap();
+        index.sync_folder(dir.path(), &|_| false).unwrap();
         assert_eq!(index.stats().videos, 1);
         assert!(matches!(
             index.search(&[1.0; 3], &|_| true, LIMITS),

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use store::cache::EmbeddingFile;
 
-use super::files::video_id;
+use super::files::{stamp, video_id};
 use super::Library;
 use crate::indexing::{IndexService, VideoToIndex};
 use crate::sync::lock;
 use crate::video::FrameIndex;
+use investigator_core::types::Indexed;
 
 /// How often a running background job looks whether an opened video waits.
 const WATCH: Duration = Duration::from_millis(200);
@@ -125,16 +126,17 @@ impl Library {
         false
     }
 
-    /// Whether `path` is fully indexed with the model at `place` (loading the model).
+    /// Whether `path` is fully indexed with the model at `place` (loading the model). What a
+    /// cache file holds is remembered until the file changes: the loop asks about every video
+    /// each round.
     fn is_indexed(&self, path: &Path, place: usize) -> bool {
         let Ok(model) = self.models[place].model.get() else {
             return true; // a model that cannot load indexes nothing: the page says why
         };
-        let Ok(frame_index) = FrameIndex::load_or_build(path, Some(&self.index_options.cache_dir))
-        else {
+        let Ok(meta) = self.probe(path) else {
             return true; // cannot be opened: listed with its error
         };
-        let Ok(video) = VideoToIndex::with_index(path, frame_index) else {
+        let Ok(video) = VideoToIndex::with_metadata(path, meta) else {
             return true;
         };
         let planned = video.plan(self.index_options.sample_fps).len();
@@ -146,8 +148,26 @@ impl Library {
                 &header,
                 self.index_options.skip_similar,
             ));
-        EmbeddingFile::peek(&file)
-            .is_ok_and(|f| f.header.video == header.video && f.covered() >= planned)
+        let Some(stamp) = stamp(&file) else {
+            return false;
+        };
+        if let Some((known, (indexed, _))) = lock(&self.cache_states).get(&file) {
+            if *known == stamp {
+                return *indexed == Indexed::Yes;
+            }
+        }
+        let covered = EmbeddingFile::peek(&file)
+            .ok()
+            .filter(|f| f.header.video == header.video)
+            .map_or(0, |f| f.covered());
+        let indexed = match covered {
+            c if c >= planned => Indexed::Yes,
+            0 => Indexed::No,
+            _ => Indexed::Partly,
+        };
+        let share = covered as f32 / planned.max(1) as f32;
+        lock(&self.cache_states).insert(file, (stamp, (indexed, share.min(1.0))));
+        indexed == Indexed::Yes
     }
 
     /// Runs one background job to its end, stopping it when an opened video waits.

@@ -55,7 +55,7 @@ impl Library {
             .collect()
     }
 
-    fn probe(&self, path: &Path) -> Result<Metadata, String> {
+    pub(super) fn probe(&self, path: &Path) -> Result<Metadata, String> {
         // An open video knows its exact frame count.
         if let Some(session) = lock(&self.sessions).get(&video_id(path)) {
             return session

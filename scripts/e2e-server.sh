@@ -38,5 +38,8 @@ embeddings_dir: "$dir/embeddings"
 library_dirs: ["$library"]
 # Clips longer than this are refused (the end-to-end tests check the refusal).
 clip_max_s: 10
+# Display proxies for videos with sparse keyframes (long.mp4); E2E_DISPLAY_PROXY=false measures
+# clicks without them (serving.spec.ts).
+display_proxy: ${E2E_DISPLAY_PROXY:-true}
 YAML
 exec "$bin" serve --config "$dir/config.yaml" --addr "127.0.0.1:${E2E_PORT:-3100}"

@@ -20,6 +20,120 @@ pub fn jpeg_object_url(bytes: &[u8]) -> Result<String, String> {
     web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)
 }
 
+/// GETs a frame URL and gives an object URL for its JPEG (the browser's HTTP cache answers a
+/// frame it has seen); the server's message where it refuses.
+pub async fn fetch_frame(url: &str) -> Result<String, String> {
+    use wasm_bindgen::JsCast;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
+            .await
+            .map_err(|_| "the server cannot be reached".to_string())?
+            .dyn_into::<web_sys::Response>()
+            .map_err(describe)?;
+    if !response.ok() {
+        return Err(response_text(&response).await);
+    }
+    let blob = wasm_bindgen_futures::JsFuture::from(response.blob().map_err(describe)?)
+        .await
+        .map_err(describe)?
+        .dyn_into::<web_sys::Blob>()
+        .map_err(describe)?;
+    web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)
+}
+
+async fn response_text(response: &web_sys::Response) -> String {
+    let text = match response.text() {
+        Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    let text = text.unwrap_or_default().trim().to_string();
+    if text.is_empty() {
+        format!("the server answered {}", response.status())
+    } else {
+        text
+    }
+}
+
+/// Reads a frame stream (`investigator_core::routes::FRAMES_ROUTE`) as it arrives: each frame
+/// goes to `on_frame` with an object URL for its JPEG; `on_frame` returns false to stop reading.
+pub async fn read_frame_stream(
+    url: &str,
+    mut on_frame: impl FnMut(u64, String) -> bool,
+) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
+            .await
+            .map_err(|_| "the server cannot be reached".to_string())?
+            .dyn_into::<web_sys::Response>()
+            .map_err(describe)?;
+    if !response.ok() {
+        return Err(response_text(&response).await);
+    }
+    let Some(body) = response.body() else {
+        return Ok(());
+    };
+    let reader = body
+        .get_reader()
+        .dyn_into::<web_sys::ReadableStreamDefaultReader>()
+        .map_err(|_| "the frame stream cannot be read".to_string())?;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = wasm_bindgen_futures::JsFuture::from(reader.read())
+            .await
+            .map_err(describe)?;
+        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
+            .map(|d| d.is_truthy())
+            .unwrap_or(true);
+        if done {
+            return Ok(());
+        }
+        if let Ok(value) = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")) {
+            pending.extend(js_sys::Uint8Array::new(&value).to_vec());
+        }
+        while pending.len() >= 12 {
+            let frame = u64::from_le_bytes(pending[..8].try_into().unwrap_or_default());
+            let length = u32::from_le_bytes(pending[8..12].try_into().unwrap_or_default()) as usize;
+            if pending.len() < 12 + length {
+                break;
+            }
+            let url = jpeg_object_url(&pending[12..12 + length])?;
+            pending.drain(..12 + length);
+            if !on_frame(frame, url) {
+                let _ = reader.cancel();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The width, in device pixels, that the frame view shows a frame at, in steps of 160 (so
+/// that viewers of one size share cached frames); `None` before it is laid out.
+pub fn frame_view_width() -> Option<u32> {
+    let window = leptos::prelude::window();
+    let element = window.document()?.get_element_by_id("frame-view")?;
+    let css = element.client_width();
+    if css <= 0 {
+        return None;
+    }
+    let device = (f64::from(css) * window.device_pixel_ratio()).ceil() as u32;
+    Some(device.div_ceil(160).max(2) * 160)
+}
+
+/// A thumbnail of `frame` (320 pixels wide) through `viewer`'s own decoder, as an object URL.
+pub async fn fetch_thumbnail(
+    video: &str,
+    version: &str,
+    viewer: &str,
+    frame: u64,
+) -> Result<String, String> {
+    let base = investigator_core::routes::frame_url(video, frame, Some(320), version);
+    fetch_frame(&format!("{base}&viewer={viewer}")).await
+}
+
 pub fn revoke(url: &str) {
     let _ = web_sys::Url::revoke_object_url(url);
 }

@@ -1,21 +1,24 @@
-//! The player: a frame view fed with JPEGs from server functions, paced by the client.
+//! The player: a frame view fed with JPEGs from the server's frame URLs, paced by the client.
 //!
 //! Playback is driven by a clock, not by the arrival of frames: at time `t` after Play the
-//! playhead is the frame whose presentation time is the start frame's plus `t`. Frames are requested one at a time per tab, a few
-//! ahead of the playhead, so that this tab's decoder on the server reads forward without
-//! seeking; a frame that arrives after its time is skipped rather than slowing the clock.
+//! playhead is the frame whose presentation time is the start frame's plus `t`. While playing,
+//! the next second of frames comes in one streamed request (`/frames/…`), asked for before the
+//! buffer runs dry, so the viewer never waits one round trip per frame; a frame that arrives
+//! after its time is skipped rather than slowing the clock. A seek, a click or a pause asks for
+//! exactly one frame (`/frame/…/N.jpg`, which the browser keeps: a frame seen once is not
+//! fetched again).
 
 use leptos::prelude::*;
 
 use investigator_core::types::{format_time, parse_frame_param, VideoInfo};
 
-/// Requests at most this many frames ahead of the playhead while playing.
+/// While playing, the next stream is asked for when fewer than this share of a second of
+/// frames lies ahead of the playhead.
 #[cfg(feature = "hydrate")]
-const LOOKAHEAD_FRAMES: u64 = 4;
-/// Requests in flight while playing: two hide one slow answer. (The server decodes a frame
-/// it skips over into its cache, so an answer overtaken by the next one costs no seek.)
+const REFILL_BELOW_S: f64 = 0.5;
+/// Seconds of frames one stream carries.
 #[cfg(feature = "hydrate")]
-const PLAYING_IN_FLIGHT: usize = 2;
+const STREAM_S: f64 = 1.0;
 
 /// Reactive state of one tab's player; cheap to copy into event handlers.
 #[derive(Clone, Copy)]
@@ -163,6 +166,11 @@ pub fn Player(
                 <button id="btn-reset" on:click=on_reset>"Reset"</button>
                 <span id="frame-counter" class="counter" data-frame=move || state.playhead.get().to_string()>{counter}</span>
                 <span id="frame-time" class="time">{time}</span>
+                <a id="open-frame" class="open-frame" target="_blank" rel="noopener"
+                    title="this frame at full display size, as an ordinary image URL"
+                    href=move || info.with(|i| {
+                        investigator_core::routes::frame_url(&i.id, state.playhead.get(), None, &i.version)
+                    })>"Open frame as image"</a>
             </div>
             <input id="frame-slider" class="slider" type="range" min="0"
                 max=move || info.with(VideoInfo::last_frame).to_string()
@@ -213,9 +221,10 @@ mod client {
     use leptos::prelude::*;
     use leptos::task::spawn_local;
 
-    use super::{PlayerState, LOOKAHEAD_FRAMES, PLAYING_IN_FLIGHT};
-    use crate::api::{get_frame, get_video_info};
+    use super::{PlayerState, REFILL_BELOW_S, STREAM_S};
+    use crate::api::get_video_info;
     use crate::browser;
+    use investigator_core::routes::{frame_url, frames_url, MAX_STREAM_FRAMES};
 
     /// Browser-side bookkeeping that never leaves the tab.
     pub struct Loader {
@@ -392,6 +401,9 @@ mod client {
         if state.playhead.get_untracked() != due {
             state.playhead.set(due);
         }
+        let fps = state.info.with_untracked(|i| i.fps).max(1.0);
+        let stream = ((fps * STREAM_S).round() as u64).clamp(8, MAX_STREAM_FRAMES);
+        let refill = ((fps * REFILL_BELOW_S).round() as u64).max(4);
 
         let (show, fetch) = with_loader(state, |loader| {
             let show = loader
@@ -416,13 +428,15 @@ mod client {
             });
             // Fell behind: skip to what is due instead of fetching frames already late.
             loader.next_fetch = loader.next_fetch.max(due);
-            let fetch = (loader.in_flight < PLAYING_IN_FLIGHT
-                && loader.next_fetch <= (due + LOOKAHEAD_FRAMES).min(last))
-            .then(|| {
-                let frame = loader.next_fetch;
-                loader.next_fetch += 1;
-                (frame, loader.generation)
-            });
+            let fetch = (loader.in_flight == 0
+                && loader.next_fetch <= last
+                && loader.next_fetch < due + refill)
+                .then(|| {
+                    let from = loader.next_fetch;
+                    let count = stream.min(last + 1 - from);
+                    loader.next_fetch = from + count;
+                    (from, count, due, loader.generation)
+                });
             (show, fetch)
         });
 
@@ -431,8 +445,8 @@ mod client {
             state.dropped.update(|n| *n += skipped);
             display(state, frame, url);
         }
-        if let Some((frame, generation)) = fetch {
-            request(state, frame, generation);
+        if let Some((from, count, at, generation)) = fetch {
+            request_stream(state, from, count, at, generation);
         }
         if due == last && state.client.with_value(|l| l.on_screen) == Some(last) {
             pause(state);
@@ -448,35 +462,82 @@ mod client {
         }
     }
 
+    /// Exactly `frame`, alone: a seek, a click, a pause.
     fn request(state: PlayerState, frame: u64, generation: u64) {
         let viewer = with_loader(state, |loader| {
             loader.in_flight += 1;
             loader.viewer.clone()
         });
-        let video = state.info.with_untracked(|i| i.id.clone());
+        let (video, version) = state
+            .info
+            .with_untracked(|i| (i.id.clone(), i.version.clone()));
+        let base = frame_url(&video, frame, browser::frame_view_width(), &version);
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}p=seek&viewer={viewer}");
         spawn_local(async move {
-            let answer = get_frame(video, viewer, frame).await;
-            on_answer(
-                state,
-                frame,
-                generation,
-                answer.map_err(|e| server_message(&e)),
-            );
+            let answer = browser::fetch_frame(&url).await;
+            on_answer(state, frame, generation, answer);
         });
     }
 
-    fn on_answer(
-        state: PlayerState,
-        frame: u64,
-        generation: u64,
-        answer: Result<investigator_core::types::FrameJpeg, String>,
-    ) {
+    /// The next `count` frames from `from`, streamed: playback's prefetch.
+    fn request_stream(state: PlayerState, from: u64, count: u64, at: u64, generation: u64) {
+        let viewer = with_loader(state, |loader| {
+            loader.in_flight += 1;
+            loader.viewer.clone()
+        });
+        let video = state.info.with_untracked(|i| i.id.clone());
+        let url = frames_url(
+            &video,
+            from,
+            count,
+            at,
+            browser::frame_view_width(),
+            &viewer,
+        );
+        spawn_local(async move {
+            let read = browser::read_frame_stream(&url, |frame, url| {
+                let current = with_loader(state, |l| l.generation == generation);
+                if !current || !state.playing.get_untracked() {
+                    browser::revoke(&url);
+                    return false;
+                }
+                with_loader(state, |l| {
+                    if l.on_screen.is_some_and(|shown| frame <= shown) {
+                        browser::revoke(&url);
+                    } else if let Some(old) = l.buffered.insert(frame, url) {
+                        browser::revoke(&old);
+                    }
+                });
+                tick(state);
+                true
+            })
+            .await;
+            let current = with_loader(state, |loader| {
+                loader.in_flight = loader.in_flight.saturating_sub(1);
+                loader.generation == generation
+            });
+            if let (Err(message), true) = (read, current) {
+                state.error.set(Some(message));
+                if state.playing.get_untracked() {
+                    pause(state);
+                }
+            }
+            let pending = with_loader(state, |l| l.pending_seek.take().map(|f| (f, l.generation)));
+            match pending {
+                Some((frame, generation)) => request(state, frame, generation),
+                None => tick(state),
+            }
+        });
+    }
+
+    fn on_answer(state: PlayerState, frame: u64, generation: u64, answer: Result<String, String>) {
         let current = with_loader(state, |loader| {
             loader.in_flight = loader.in_flight.saturating_sub(1);
             loader.generation == generation
         });
         if current {
-            match answer.and_then(|jpeg| browser::jpeg_object_url(&jpeg.jpeg)) {
+            match answer {
                 Ok(url) if state.playing.get_untracked() => {
                     with_loader(state, |l| {
                         if let Some(old) = l.buffered.insert(frame, url) {
@@ -495,6 +556,8 @@ mod client {
                     }
                 }
             }
+        } else if let Ok(url) = answer {
+            browser::revoke(&url);
         }
         let pending = with_loader(state, |l| l.pending_seek.take().map(|f| (f, l.generation)));
         if let Some((frame, generation)) = pending {
@@ -502,9 +565,5 @@ mod client {
         } else {
             tick(state);
         }
-    }
-
-    fn server_message(error: &crate::api::ApiError) -> String {
-        crate::api::error_text(error)
     }
 }

@@ -248,6 +248,7 @@ mod tests {
             frames: 4,
             exact_count: true,
             frame_times_ms: vec![],
+            version: String::new(),
         };
         let csv = curves_csv(&raw, &info);
         assert_eq!(csv.lines().next(), Some("frame,time_s,a,b"));
@@ -255,6 +256,7 @@ mod tests {
         // Variable frame rate: the frame's own time.
         let variable = VideoInfo {
             frame_times_ms: vec![0, 750, 1000, 1500],
+            version: String::new(),
             ..info
         };
         assert_eq!(

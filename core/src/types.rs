@@ -20,6 +20,10 @@ pub struct VideoInfo {
     /// not constant; empty when frame n is shown at n / fps (nearly every video).
     #[serde(default)]
     pub frame_times_ms: Vec<u32>,
+    /// Changes when the file's content does: frame URLs carry it so that a browser may keep
+    /// their answers for good.
+    #[serde(default)]
+    pub version: String,
 }
 
 impl VideoInfo {
@@ -372,6 +376,7 @@ mod tests {
             frames: 300,
             exact_count: true,
             frame_times_ms: vec![],
+            version: String::new(),
         };
         assert_eq!(constant.time_s(45), 1.5);
         assert_eq!(constant.frame_at_s(1.5), 45);
@@ -379,6 +384,7 @@ mod tests {
         let variable = VideoInfo {
             frames: 4,
             frame_times_ms: vec![0, 33, 83, 117],
+            version: String::new(),
             ..constant
         };
         assert_eq!(variable.time_s(2), 0.083);

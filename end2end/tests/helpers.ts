@@ -9,10 +9,11 @@ export async function openPlayer(page: Page, path = "/") {
   await expect(page.locator("#player")).toHaveAttribute("data-hydrated", "true", { timeout: 20_000 });
 }
 
-/** Decodes the index pattern from the pixels of the image the page is showing. */
-export async function displayedPatternIndex(page: Page): Promise<number> {
-  return page.evaluate(async () => {
-    const img = document.querySelector("#frame-view") as HTMLImageElement;
+/** Decodes the index pattern from the pixels of the image the page is showing (or of the image
+ * `selector` names). */
+export async function displayedPatternIndex(page: Page, selector = "#frame-view"): Promise<number> {
+  return page.evaluate(async (selector) => {
+    const img = document.querySelector(selector) as HTMLImageElement;
     if (!img.complete) await img.decode();
     const canvas = document.createElement("canvas");
     canvas.width = img.naturalWidth;
@@ -33,7 +34,7 @@ export async function displayedPatternIndex(page: Page): Promise<number> {
       value = value * 2 + (sum / (data.length / 4) > 128 ? 1 : 0);
     }
     return value;
-  });
+  }, selector);
 }
 
 export async function counterFrame(page: Page): Promise<number> {

@@ -1,71 +1,146 @@
-//! 20 simulated viewers against the release server on the 720p test video while it indexes:
-//! each plays at 30 fps (requests the frame its clock is at, skipping frames it fell behind
-//! on, as the page does) and seeks to a random frame every 2–5 s. Loopback only, bounded time.
+//! 20 simulated viewers against the release server on a 1280x720 H.264 video with a keyframe
+//! every 250 frames, while a ViT-B/32 (random weights) index job runs: each plays at 30 fps
+//! and seeks to a random frame every 2–5 s. Loopback only, bounded time. One run measures the
+//! server as it was and each step that makes it scale, side by side:
 //!
 //!     cargo bench -p server --bench load
 //!
-//! Reports frames served per second, frame latency percentiles, errors (wrong frame, HTTP
-//! errors), the server's RSS over time, and checks that every viewer got the frames it asked
-//! for (one in ten JPEGs is decoded and its pattern read: the playheads are independent).
-//! The index job uses the random-weight ViT-B/32 (so it runs for the whole test) unless
-//! `CLIP_BENCH_MODEL` names another folder. `CLIP_LOAD_VIEWERS=20`, `CLIP_LOAD_SECONDS=30`,
-//! `CLIP_LOAD_MAX_DECODERS` (the config's `max_decoders`; default: the config default).
+//! 1. as before: no frame cache, no display proxy, the page's old client (one POST
+//!    `/api/frame` per frame, asked for when it is due);
+//! 2. + the shared frame cache (single flight);
+//! 3. + the display proxy (made beforehand, its time reported);
+//! 4. + the page's new client: a seek is one GET `/frame/ID/N.jpg`, playback streams the
+//!    next second in one GET `/frames/ID/N` before the buffer runs dry.
+//!
+//! The old client's latency is each request's round trip (it asks for a frame when it is due);
+//! the new client's is, for a streamed frame, how late it arrived after its time on the
+//! viewer's clock (0 when early), and for a seek the round trip. A frame counts as shown if it
+//! arrived before the next frame was due. One JPEG in ten is decoded and its pattern read: it
+//! must be the frame asked for. `CLIP_LOAD_VIEWERS=20`, `CLIP_LOAD_SECONDS=30`,
+//! `CLIP_LOAD_FRAMES=10800` (the video's length: 6 minutes, so that the frame cache cannot
+//! hold every frame the viewers ask for), `CLIP_LOAD_STEPS=1,2,3,4`, `CLIP_LOAD_MAX_DECODERS`
+//! (the config's `max_decoders`), `CLIP_BENCH_MODEL`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{decode_frame_payload, http, video, Rng, FRAMES};
+use common::{decode_frame_payload, http, Rng};
 
 const FPS: f64 = 30.0;
 
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    /// One POST `/api/frame` per frame, when it is due (the page before).
+    Post,
+    /// GET seeks and streamed playback (the page now).
+    Get,
+}
+
+struct Step {
+    name: &'static str,
+    cache: bool,
+    proxy: bool,
+    client: Client,
+}
+
+const STEPS: [Step; 4] = [
+    Step {
+        name: "as before",
+        cache: false,
+        proxy: false,
+        client: Client::Post,
+    },
+    Step {
+        name: "+ shared cache",
+        cache: true,
+        proxy: false,
+        client: Client::Post,
+    },
+    Step {
+        name: "+ display proxy",
+        cache: true,
+        proxy: true,
+        client: Client::Post,
+    },
+    Step {
+        name: "+ GET, streamed prefetch",
+        cache: true,
+        proxy: true,
+        client: Client::Get,
+    },
+];
+
 #[derive(Default)]
 struct ViewerReport {
+    /// How long the viewer waited for each frame it wanted (see the top of the file).
     latencies_ms: Vec<f64>,
-    served: u64,
-    skipped: u64,
+    seeks_ms: Vec<f64>,
+    shown: u64,
     errors: Vec<String>,
     checked: u64,
 }
 
-/// The library id of the test video (the server's `video_path`).
-fn video_id() -> String {
-    common::id_of(&video("h264_gop250.mp4"))
+impl ViewerReport {
+    /// Reads the pattern of one JPEG in ten: it must be `frame`.
+    fn check(&mut self, frame: u64, jpeg: &[u8], received: u64) {
+        if !received.is_multiple_of(10) {
+            return;
+        }
+        let image = opencv::imgcodecs::imdecode(
+            &opencv::core::Vector::<u8>::from_slice(jpeg),
+            opencv::imgcodecs::IMREAD_COLOR,
+        );
+        match image
+            .map_err(|e| e.to_string())
+            .and_then(|m| testvideo::read_pattern(&m))
+        {
+            Ok(n) if n == frame => self.checked += 1,
+            Ok(n) => self
+                .errors
+                .push(format!("asked {frame}, the picture shows {n}")),
+            Err(e) => self.errors.push(format!("frame {frame}: {e}")),
+        }
+    }
 }
 
-fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
+/// The page before: asks for the frame its clock is at, one request at a time.
+fn post_viewer(
+    addr: SocketAddr,
+    video: &str,
+    frames: u64,
+    id: usize,
+    stop: &AtomicBool,
+) -> ViewerReport {
     let mut report = ViewerReport::default();
     let mut rng = Rng::new(1000 + id as u64);
     let name = format!("load-viewer-{id}");
-    // The clock: frame = start_frame + elapsed * fps, restarted at each seek.
-    let mut start_frame = rng.below(FRAMES);
+    let mut start_frame = rng.below(frames);
     let mut clock = Instant::now();
     let mut next_seek = Duration::from_millis(2000 + rng.below(3000));
     let mut last = None;
+    let mut received = 0;
     while !stop.load(Ordering::Relaxed) {
         if clock.elapsed() >= next_seek {
-            start_frame = rng.below(FRAMES);
+            start_frame = rng.below(frames);
             clock = Instant::now();
             next_seek = Duration::from_millis(2000 + rng.below(3000));
             last = None;
         }
-        let due = start_frame + (clock.elapsed().as_secs_f64() * FPS) as u64;
-        let frame = due % FRAMES;
-        if let Some(previous) = last {
-            if frame == previous {
-                // Ahead of the clock: wait for the next frame's time.
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            }
-            report.skipped += (frame + FRAMES - previous - 1) % FRAMES;
+        let frame = (start_frame + (clock.elapsed().as_secs_f64() * FPS) as u64) % frames;
+        if last == Some(frame) {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
         }
-        let body = format!("video={}&viewer={name}&frame={frame}", video_id());
+        let body = format!("video={video}&viewer={name}&frame={frame}");
         let started = Instant::now();
         let response = http(
             addr,
@@ -74,9 +149,11 @@ fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
             "application/x-www-form-urlencoded",
             body.as_bytes(),
         );
-        report
-            .latencies_ms
-            .push(started.elapsed().as_secs_f64() * 1000.0);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        report.latencies_ms.push(ms);
+        if last.is_none() {
+            report.seeks_ms.push(ms);
+        }
         if response.status != 200 {
             report
                 .errors
@@ -85,25 +162,186 @@ fn viewer(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> ViewerReport {
             let (got, jpeg) = decode_frame_payload(&response.body);
             if got != frame {
                 report.errors.push(format!("asked {frame}, got {got}"));
-            } else if report.served % 10 == 0 {
-                let image = opencv::imgcodecs::imdecode(
-                    &opencv::core::Vector::<u8>::from_slice(&jpeg),
-                    opencv::imgcodecs::IMREAD_COLOR,
-                );
-                match image
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| testvideo::read_pattern(&m))
-                {
-                    Ok(n) if n == frame => report.checked += 1,
-                    Ok(n) => report
-                        .errors
-                        .push(format!("asked {frame}, the picture shows {n}")),
-                    Err(e) => report.errors.push(format!("frame {frame}: {e}")),
-                }
+            } else {
+                report.check(frame, &jpeg, received);
+                received += 1;
+                report.shown += 1;
             }
-            report.served += 1;
         }
         last = Some(frame);
+    }
+    report
+}
+
+/// Reads a chunked HTTP answer as it arrives, handing each frame of the stream to `on_frame`
+/// with its arrival time. Returns the status.
+fn read_stream(
+    addr: SocketAddr,
+    path: &str,
+    mut on_frame: impl FnMut(u64, &[u8], Instant),
+) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(format!("no status line: {line:?}"))?;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            break;
+        }
+        chunked |= line
+            .to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked");
+    }
+    if status != 200 {
+        return Ok(status);
+    }
+    let mut pending = Vec::new();
+    let mut parse = |pending: &mut Vec<u8>| {
+        while pending.len() >= 12 {
+            let frame = u64::from_le_bytes(pending[..8].try_into().unwrap());
+            let length = u32::from_le_bytes(pending[8..12].try_into().unwrap()) as usize;
+            if pending.len() < 12 + length {
+                break;
+            }
+            on_frame(frame, &pending[12..12 + length], Instant::now());
+            pending.drain(..12 + length);
+        }
+    };
+    if !chunked {
+        reader
+            .read_to_end(&mut pending)
+            .map_err(|e| e.to_string())?;
+        parse(&mut pending);
+        return Ok(status);
+    }
+    loop {
+        line.clear();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let size = usize::from_str_radix(line.trim(), 16).map_err(|e| e.to_string())?;
+        if size == 0 {
+            return Ok(status);
+        }
+        let start = pending.len();
+        pending.resize(start + size + 2, 0);
+        reader
+            .read_exact(&mut pending[start..])
+            .map_err(|e| e.to_string())?;
+        pending.truncate(start + size);
+        parse(&mut pending);
+    }
+}
+
+/// The page now: a seek is one GET; playback streams the next second before the buffer runs
+/// dry (fewer than half a second of frames ahead).
+fn get_viewer(
+    addr: SocketAddr,
+    video: &str,
+    frames: u64,
+    id: usize,
+    stop: &AtomicBool,
+) -> ViewerReport {
+    let mut report = ViewerReport::default();
+    let mut rng = Rng::new(1000 + id as u64);
+    let name = format!("load-viewer-{id}");
+    let mut received = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let seek_to = rng.below(frames);
+        let seek_for = Duration::from_millis(2000 + rng.below(3000));
+        let started = Instant::now();
+        let response = http(
+            addr,
+            "GET",
+            &format!("/frame/{video}/{seek_to}.jpg?w=1280&p=seek&viewer={name}"),
+            "text/plain",
+            b"",
+        );
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        report.seeks_ms.push(ms);
+        report.latencies_ms.push(ms);
+        if response.status != 200 {
+            report
+                .errors
+                .push(format!("frame {seek_to}: HTTP {}", response.status));
+            continue;
+        }
+        report.check(seek_to, &response.body, received);
+        received += 1;
+        report.shown += 1;
+        // Plays on from the seek: frame f is due at clock + (f - seek_to) / fps.
+        let clock = Instant::now();
+        let due = |f: u64| clock + Duration::from_secs_f64((f - seek_to) as f64 / FPS);
+        let mut next_fetch = seek_to + 1;
+        let mut last_arrival = None::<u64>;
+        while clock.elapsed() < seek_for && !stop.load(Ordering::Relaxed) && next_fetch < frames {
+            // Ask for the next second when less than half a second is left ahead.
+            let now_frame = seek_to + (clock.elapsed().as_secs_f64() * FPS) as u64;
+            next_fetch = next_fetch.max(now_frame + 1);
+            if next_fetch >= frames {
+                break;
+            }
+            if last_arrival.is_some_and(|a| a > now_frame + 15) {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let count = 30.min(frames - next_fetch);
+            let path = format!(
+                "/frames/{video}/{next_fetch}?count={count}&at={now_frame}&w=1280&viewer={name}"
+            );
+            let mut wrong = Vec::new();
+            // Frames of one stream come in increasing order (late ones skipped).
+            let mut previous = None::<u64>;
+            let spell_end = clock + seek_for;
+            let status = read_stream(addr, &path, |frame, jpeg, at| {
+                // Frames due after this spell are never shown: the viewer seeks away first.
+                if due(frame) < spell_end {
+                    let late = at.saturating_duration_since(due(frame));
+                    report.latencies_ms.push(late.as_secs_f64() * 1000.0);
+                    if at <= due(frame + 1) {
+                        report.shown += 1;
+                    }
+                }
+                report.check(frame, jpeg, received);
+                received += 1;
+                if previous.is_some_and(|p| frame <= p) || frame < next_fetch {
+                    wrong.push(frame);
+                }
+                previous = Some(frame);
+                last_arrival = Some(frame);
+            });
+            match status {
+                Ok(200) => {}
+                Ok(s) => report
+                    .errors
+                    .push(format!("stream at {next_fetch}: HTTP {s}")),
+                Err(e) => report.errors.push(format!("stream at {next_fetch}: {e}")),
+            }
+            if !wrong.is_empty() {
+                report.errors.push(format!(
+                    "stream at {next_fetch}: frames out of order {wrong:?}"
+                ));
+            }
+            next_fetch += count;
+        }
+        // Wait out the rest of this play spell.
+        while clock.elapsed() < seek_for && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     report
 }
@@ -119,126 +357,257 @@ fn rss_mb(pid: u32) -> Option<f64> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn main() {
-    let viewers: usize = std::env::var("CLIP_LOAD_VIEWERS")
+struct Outcome {
+    shown_per_s: f64,
+    per_viewer: (f64, f64, f64),
+    latency: [f64; 3],
+    seeks: [f64; 2],
+    errors: Vec<String>,
+    checked: u64,
+    rss: (f64, f64),
+    indexed: u64,
+    alive: bool,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seconds: u64 = std::env::var("CLIP_LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let model = vit_b32::bench_model();
+        .unwrap_or(default)
+}
+
+fn run_step(step: &Step, video: &Path, frames: u64, proxy_dir: &Path, model: &Path) -> Outcome {
+    let viewers: usize = env_or("CLIP_LOAD_VIEWERS", 20);
+    let seconds: u64 = env_or("CLIP_LOAD_SECONDS", 30);
     let dir = tempfile::tempdir().unwrap();
+    let embeddings = dir.path().join("embeddings");
+    std::fs::create_dir_all(&embeddings).unwrap();
+    if step.proxy {
+        for entry in std::fs::read_dir(proxy_dir).unwrap().flatten() {
+            std::fs::copy(entry.path(), embeddings.join(entry.file_name())).unwrap();
+        }
+    }
     let config = dir.path().join("config.yaml");
     let mut text = format!(
-        "video_path: {:?}\nCLIP:\n  - wall\nmodel: {model:?}\nembeddings_dir: {:?}\n",
-        video("h264_gop250.mp4"),
-        dir.path().join("embeddings")
+        "video_path: {video:?}\nCLIP:\n  - wall\nmodel: {model:?}\nembeddings_dir: {embeddings:?}\ndisplay_proxy: {}\n",
+        step.proxy
     );
+    if !step.cache {
+        text += "frame_cache: 0\n";
+    }
     if let Ok(n) = std::env::var("CLIP_LOAD_MAX_DECODERS") {
         text += &format!("max_decoders: {n}\n");
     }
     std::fs::write(&config, text).unwrap();
     let addr = common::free_addr();
-    let env = [("RUST_LOG", "warn")];
-    let mut server = common::spawn_serve(&config, addr, &env, common::ServerLog::Inherit);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..viewers)
-        .map(|id| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || viewer(addr, id, stop))
-        })
-        .collect();
-    let mut rss = Vec::new();
-    let mut indexed = Vec::new();
-    while started.elapsed() < Duration::from_secs(seconds) {
-        std::thread::sleep(Duration::from_secs(1));
-        rss.push(rss_mb(server.id()).unwrap_or(f64::NAN));
-        let status = http(
+    let mut server = common::spawn_serve(
+        &config,
+        addr,
+        &[("RUST_LOG", "warn")],
+        common::ServerLog::Inherit,
+    );
+    let id = common::id_of(video);
+    let status = || {
+        let answer = http(
             addr,
             "POST",
             "/api/index_status",
             "application/x-www-form-urlencoded",
-            format!("video={}", video_id()).as_bytes(),
+            format!("video={id}").as_bytes(),
         );
-        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap_or_default();
-        assert_ne!(
-            status["state"], "Failed",
-            "the index job failed (see the server's log above): {status}"
-        );
-        indexed.push(status["done"].as_u64().unwrap_or(0));
+        let status: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        assert_ne!(status["state"], "Failed", "the index job failed: {status}");
+        status
+    };
+    // The index job is embedding before the viewers come (the model is loaded).
+    let waiting = Instant::now();
+    while status()["done"].as_u64().unwrap_or(0) == 0
+        && waiting.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let indexed_before = status()["done"].as_u64().unwrap_or(0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..viewers)
+        .map(|n| {
+            let (stop, id, client) = (Arc::clone(&stop), id.clone(), step.client);
+            std::thread::spawn(move || match client {
+                Client::Post => post_viewer(addr, &id, frames, n, &stop),
+                Client::Get => get_viewer(addr, &id, frames, n, &stop),
+            })
+        })
+        .collect();
+    let mut rss = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(1));
+        rss.push(rss_mb(server.id()).unwrap_or(f64::NAN));
     }
     stop.store(true, Ordering::Relaxed);
     let reports: Vec<ViewerReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
+    let indexed = status()["done"].as_u64().unwrap_or(0) - indexed_before;
     let alive = server.try_wait().unwrap().is_none();
     let _ = server.kill();
     let _ = server.wait();
 
     let mut latencies: Vec<f64> = reports
         .iter()
-        .flat_map(|r| r.latencies_ms.iter().copied())
+        .flat_map(|r| r.latencies_ms.clone())
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let served: u64 = reports.iter().map(|r| r.served).sum();
-    let skipped: u64 = reports.iter().map(|r| r.skipped).sum();
-    let checked: u64 = reports.iter().map(|r| r.checked).sum();
-    let errors: Vec<&String> = reports.iter().flat_map(|r| r.errors.iter()).collect();
-    let per_viewer: Vec<String> = reports
-        .iter()
-        .map(|r| format!("{:.1}", r.served as f64 / elapsed))
+    let mut seeks: Vec<f64> = reports.iter().flat_map(|r| r.seeks_ms.clone()).collect();
+    seeks.sort_by(f64::total_cmp);
+    let per_viewer: Vec<f64> = reports.iter().map(|r| r.shown as f64 / elapsed).collect();
+    let shown: u64 = reports.iter().map(|r| r.shown).sum();
+    Outcome {
+        shown_per_s: shown as f64 / elapsed,
+        per_viewer: (
+            per_viewer.iter().sum::<f64>() / per_viewer.len() as f64,
+            per_viewer.iter().copied().fold(f64::INFINITY, f64::min),
+            per_viewer.iter().copied().fold(0.0, f64::max),
+        ),
+        latency: [0.5, 0.95, 0.99].map(|p| percentile(&latencies, p)),
+        seeks: [0.5, 0.95].map(|p| percentile(&seeks, p)),
+        errors: reports.iter().flat_map(|r| r.errors.clone()).collect(),
+        checked: reports.iter().map(|r| r.checked).sum(),
+        rss: (
+            rss.iter().copied().fold(f64::INFINITY, f64::min),
+            rss.iter().copied().fold(0.0, f64::max),
+        ),
+        indexed,
+        alive,
+    }
+}
+
+/// The bench video: 1280x720 H.264, a keyframe every 250 frames, written once.
+fn bench_video(frames: u32) -> PathBuf {
+    let path =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("load-h264-gop250-{frames}.mp4"));
+    if !path.exists() {
+        testvideo::write(&path, &testvideo::Spec::new(testvideo::Codec::H264, frames)).unwrap();
+    }
+    path
+}
+
+fn cpu_flags() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let has: Vec<&str> = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
         .collect();
+    format!(
+        "{model}, {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        has.join(" ")
+    )
+}
+
+fn main() {
+    let frames: u32 = env_or("CLIP_LOAD_FRAMES", 10800);
+    let steps: Vec<usize> = std::env::var("CLIP_LOAD_STEPS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter_map(|n| n.trim().parse::<usize>().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 2, 3, 4]);
+    let model = vit_b32::bench_model();
+    let video = bench_video(frames);
+    let proxy_dir = tempfile::tempdir().unwrap();
+
+    // The proxy, made alone (in the server it is made in the background, giving way to
+    // viewers and sharing the cores with indexing).
+    let started = Instant::now();
+    let index = engine::video::FrameIndex::load_or_build(&video, Some(proxy_dir.path())).unwrap();
+    let report = engine::video::Proxy::build(&video, index, proxy_dir.path(), 1280, &|| true)
+        .unwrap()
+        .expect("a fresh folder has no proxy");
+    let proxy_s = started.elapsed().as_secs_f64();
+
+    let outcomes: Vec<(&Step, Outcome)> = steps
+        .iter()
+        .filter_map(|&n| STEPS.get(n.wrapping_sub(1)))
+        .map(|step| {
+            (
+                step,
+                run_step(step, &video, u64::from(frames), proxy_dir.path(), &model),
+            )
+        })
+        .collect();
+
     println!(
-        "{viewers} viewers at {FPS} fps with a seek every 2–5 s, {elapsed:.0} s, 1280x720 H.264 (keyframe every 250), index job running (model {}), max_decoders {}",
+        "{} viewers at {FPS} fps with a seek every 2–5 s, {} s each, 1280x720 H.264 ({frames} frames, keyframe every 250), index job running (model {}); {}",
+        env_or("CLIP_LOAD_VIEWERS", 20),
+        env_or("CLIP_LOAD_SECONDS", 30),
         model.file_name().unwrap_or_default().to_string_lossy(),
-        std::env::var("CLIP_LOAD_MAX_DECODERS").unwrap_or_else(|_| "default".into())
+        cpu_flags()
+    );
+    println!(
+        "display proxy made in {proxy_s:.1} s alone ({} frames at {}x{}, {}, {:.1} MB = {:.1} MB per minute of video)",
+        report.frames,
+        report.width,
+        report.height,
+        report.codec,
+        report.bytes as f64 / 1e6,
+        report.bytes as f64 / 1e6 / (f64::from(frames) / FPS / 60.0)
     );
     println!();
-    println!("| figure | value |");
-    println!("| --- | ---: |");
-    println!(
-        "| frames served per second, all viewers | {:.0} |",
-        served as f64 / elapsed
-    );
-    println!(
-        "| frames per second per viewer (min–max) | {}–{} |",
-        per_viewer
-            .iter()
-            .min_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
-            .unwrap(),
-        per_viewer
-            .iter()
-            .max_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
-            .unwrap()
-    );
-    println!("| frames skipped to keep each viewer's clock | {skipped} |");
-    println!(
-        "| frame latency p50 / p95 / p99 | {:.0} / {:.0} / {:.0} ms |",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99)
-    );
-    println!("| errors (HTTP errors, wrong frames) | {} |", errors.len());
-    println!("| JPEGs decoded and checked to show the frame asked for | {checked} |");
-    println!(
-        "| server RSS, each second (MB) | {} |",
-        rss.iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!(
-        "| frames indexed meanwhile | {} of {FRAMES} |",
-        indexed.last().copied().unwrap_or(0)
-    );
-    println!("| server still running | {alive} |");
-    for e in errors.iter().take(10) {
-        println!("error: {e}");
+    let header: Vec<&str> = outcomes.iter().map(|(s, _)| s.name).collect();
+    println!("| figure | {} |", header.join(" | "));
+    println!("| --- |{}", " ---: |".repeat(outcomes.len()));
+    let row = |name: &str, cell: &dyn Fn(&Outcome) -> String| {
+        let cells: Vec<String> = outcomes.iter().map(|(_, o)| cell(o)).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    row("frames shown per second, all viewers", &|o| {
+        format!("{:.0}", o.shown_per_s)
+    });
+    row("per viewer: mean (min–max)", &|o| {
+        format!(
+            "{:.1} ({:.1}–{:.1})",
+            o.per_viewer.0, o.per_viewer.1, o.per_viewer.2
+        )
+    });
+    row("frame latency p50 / p95 / p99 (ms)", &|o| {
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            o.latency[0], o.latency[1], o.latency[2]
+        )
+    });
+    row("seek latency p50 / p95 (ms)", &|o| {
+        format!("{:.0} / {:.0}", o.seeks[0], o.seeks[1])
+    });
+    row("errors (HTTP, wrong or out-of-order frames)", &|o| {
+        o.errors.len().to_string()
+    });
+    row("JPEGs decoded and checked (pattern = frame asked)", &|o| {
+        o.checked.to_string()
+    });
+    row("server RSS min–max (MB)", &|o| {
+        format!("{:.0}–{:.0}", o.rss.0, o.rss.1)
+    });
+    row("frames indexed during the run", &|o| o.indexed.to_string());
+    row("server still running", &|o| o.alive.to_string());
+    for (step, o) in &outcomes {
+        for e in o.errors.iter().take(5) {
+            println!("error ({}): {e}", step.name);
+        }
     }
 }

@@ -251,7 +251,7 @@ mod client {
     use leptos::task::spawn_local;
 
     use super::Investigation;
-    use crate::api::{error_text, get_frame};
+    use crate::api::error_text;
     use crate::browser;
 
     /// Asks the server for the evaluation of the first model (and the compared one).
@@ -292,18 +292,19 @@ mod client {
         inv.thumbs.update(|t| {
             t.insert(frame, String::new());
         });
-        let video = inv.player.info.with_untracked(|i| i.id.clone());
+        let (video, version) = inv
+            .player
+            .info
+            .with_untracked(|i| (i.id.clone(), i.version.clone()));
         thread_local! {
             static VIEWER: String = browser::random_viewer_id();
         }
         let viewer = VIEWER.with(Clone::clone);
         spawn_local(async move {
-            if let Ok(jpeg) = get_frame(video, viewer, frame).await {
-                if let Ok(url) = browser::jpeg_object_url(&jpeg.jpeg) {
-                    inv.thumbs.update(|t| {
-                        t.insert(frame, url);
-                    });
-                }
+            if let Ok(url) = browser::fetch_thumbnail(&video, &version, &viewer, frame).await {
+                inv.thumbs.update(|t| {
+                    t.insert(frame, url);
+                });
             }
         });
     }

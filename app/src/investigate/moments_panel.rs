@@ -244,7 +244,6 @@ mod client {
     use leptos::task::spawn_local;
 
     use super::Investigation;
-    use crate::api::get_frame;
     use crate::browser;
     use crate::player;
     use investigator_core::routes::{EXCERPT_PROGRESS_URL, EXCERPT_URL};
@@ -280,19 +279,21 @@ mod client {
                         .map(|m| m.moments.iter().map(|m| m.peak_frame).take(24).collect())
                 })
                 .unwrap_or_default();
-            let video = player.info.with_untracked(|i| i.id.clone());
+            let (video, version) = player
+                .info
+                .with_untracked(|i| (i.id.clone(), i.version.clone()));
             let viewer = viewer.clone();
             spawn_local(async move {
                 for frame in peaks {
                     if thumbs.with_untracked(|t| t.contains_key(&frame)) {
                         continue;
                     }
-                    if let Ok(jpeg) = get_frame(video.clone(), viewer.clone(), frame).await {
-                        if let Ok(url) = browser::jpeg_object_url(&jpeg.jpeg) {
-                            thumbs.update(|t| {
-                                t.insert(frame, url);
-                            });
-                        }
+                    let thumbnail =
+                        browser::fetch_thumbnail(&video, &version, &viewer, frame).await;
+                    if let Ok(url) = thumbnail {
+                        thumbs.update(|t| {
+                            t.insert(frame, url);
+                        });
                     }
                 }
             });

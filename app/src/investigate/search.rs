@@ -78,7 +78,7 @@ mod client {
     use leptos::task::spawn_local;
 
     use super::Investigation;
-    use crate::api::{get_frame, search_frames};
+    use crate::api::search_frames;
     use crate::browser;
 
     /// Searches the video for `text` and/or the image chosen in `image`, `top` results;
@@ -95,7 +95,10 @@ mod client {
             search_error: error,
             ..
         } = inv;
-        let video = inv.player.info.with_untracked(|i| i.id.clone());
+        let (video, version) = inv
+            .player
+            .info
+            .with_untracked(|i| (i.id.clone(), i.version.clone()));
         let file = image
             .and_then(|input| input.files())
             .and_then(|files| files.get(0));
@@ -130,15 +133,14 @@ mod client {
                     // Thumbnails through a decoder of their own, not the player's.
                     let viewer = browser::random_viewer_id();
                     for (i, hit) in found.into_iter().enumerate() {
-                        if let Ok(jpeg) = get_frame(video.clone(), viewer.clone(), hit.frame).await
-                        {
-                            if let Ok(url) = browser::jpeg_object_url(&jpeg.jpeg) {
-                                hits.update(|h| {
-                                    if let Some(slot) = h.get_mut(i) {
-                                        slot.1 = Some(url);
-                                    }
-                                });
-                            }
+                        let thumbnail =
+                            browser::fetch_thumbnail(&video, &version, &viewer, hit.frame).await;
+                        if let Ok(url) = thumbnail {
+                            hits.update(|h| {
+                                if let Some(slot) = h.get_mut(i) {
+                                    slot.1 = Some(url);
+                                }
+                            });
                         }
                     }
                 }

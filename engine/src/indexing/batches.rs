@@ -129,6 +129,9 @@ impl IndexJob<'_> {
                 Frame::Reuse | Frame::Missing(_) => None,
             })
             .collect();
+        // Viewers first: while they are active a batch waits for a quiet moment (a second
+        // at most, so the index keeps going).
+        crate::sync::gate::gate().background_turn(crate::sync::gate::BACKGROUND_MAX_WAIT);
         let mut vectors = self.embedder.embed_prepared(&images)?.into_iter();
         let mut rows: Vec<(u64, Vec<f32>)> = Vec::with_capacity(batch.len());
         let mut missing = Vec::new();

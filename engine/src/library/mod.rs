@@ -84,6 +84,8 @@ pub struct Library {
     /// Longest clip the page may export (`clip_max_s`).
     clip_max_s: f64,
     frames: FrameSettings,
+    /// Encoded frames of every video, for every viewer.
+    frame_cache: Arc<crate::frames::cache::FrameCache>,
     index_options: IndexOptions,
     /// The config's models, the default first.
     models: Vec<ModelSlot>,
@@ -149,6 +151,7 @@ impl Library {
             max_upload_bytes: settings.max_upload_mb.saturating_mul(1024 * 1024),
             clip_max_s: settings.clip_max_s,
             frames: FrameSettings::from(settings),
+            frame_cache: FrameSettings::from(settings).new_cache(),
             index_options: IndexOptions::from(settings),
             models,
             queue: IndexQueue::new(settings.max_indexing_jobs),
@@ -250,10 +253,11 @@ impl Library {
             }
         }
         let path = self.resolve(id)?;
-        let frames = Arc::new(FrameServer::new(
+        let frames = Arc::new(FrameServer::sharing(
             &path,
             self.frames,
             Some(&self.index_options.cache_dir),
+            Arc::clone(&self.frame_cache),
         ));
         let index = self.start_index(&frames, 0);
         let session = Arc::new(Session {
@@ -303,7 +307,7 @@ impl Library {
             session.frames.close_idle_decoders();
         }
         loop {
-            let open: usize = sessions.iter().map(|s| s.frames.open_decoders()).sum();
+            let open: usize = sessions.iter().map(|s| s.frames.decoder_weight()).sum();
             if open <= self.frames.max_decoders {
                 break;
             }

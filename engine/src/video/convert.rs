@@ -28,13 +28,40 @@ impl Converter {
 
     /// The picture as an upright BGR image.
     pub fn upright_bgr(&mut self, picture: &ffmpeg::frame::Video) -> Result<Mat, String> {
+        let image = self.bgr_at(picture, picture.width(), picture.height())?;
+        let turn = match self.rotation {
+            90 => opencv::core::ROTATE_90_CLOCKWISE,
+            180 => opencv::core::ROTATE_180,
+            270 => opencv::core::ROTATE_90_COUNTERCLOCKWISE,
+            _ => return Ok(image),
+        };
+        let mut upright = Mat::default();
+        opencv::core::rotate(&image, &mut upright, turn).map_err(|e| e.to_string())?;
+        Ok(upright)
+    }
+
+    /// The picture as BGR at `out_width` x `out_height` (as stored: not turned upright),
+    /// converted and scaled in one pass (area averaging where it shrinks): cheaper than a
+    /// full-size conversion and a resize after it.
+    pub fn bgr_at(
+        &mut self,
+        picture: &ffmpeg::frame::Video,
+        out_width: u32,
+        out_height: u32,
+    ) -> Result<Mat, String> {
         let (width, height) = (picture.width() as i32, picture.height() as i32);
-        if width <= 0 || height <= 0 {
+        let (out_width, out_height) = (out_width as i32, out_height as i32);
+        if width <= 0 || height <= 0 || out_width <= 0 || out_height <= 0 {
             return Err("the decoder returned an empty picture".into());
         }
+        let flags = if (out_width, out_height) == (width, height) {
+            ffi::SWS_BICUBIC
+        } else {
+            ffi::SWS_AREA
+        };
         // SAFETY: `picture` is a decoded frame whose data/linesize describe `height` rows in its
         // own pixel format; `image` is a freshly allocated, continuous buffer of width x 3-byte
-        // rows, `spare_rows` more than swscale fills (with stride width * 3): its overreach
+        // rows, `spare_rows` more than swscale fills (with stride out_width * 3): its overreach
         // stays inside the buffer.
         let image = unsafe {
             let raw = picture.as_ptr();
@@ -43,10 +70,10 @@ impl Converter {
                 width,
                 height,
                 std::mem::transmute::<i32, ffi::AVPixelFormat>((*raw).format),
-                width,
-                height,
+                out_width,
+                out_height,
                 ffi::AVPixelFormat::AV_PIX_FMT_BGR24,
-                ffi::SWS_BICUBIC,
+                flags,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 std::ptr::null(),
@@ -59,8 +86,8 @@ impl Converter {
             }
             // swscale's SIMD writes up to a few bytes past the end of a row: spare rows below
             // the picture take them, and are cut off afterwards (without reallocating).
-            let spare_rows = (64 / (width * 3)) + 2;
-            let mut image = Mat::new_rows_cols(height + spare_rows, width, CV_8UC3)
+            let spare_rows = (64 / (out_width * 3)) + 2;
+            let mut image = Mat::new_rows_cols(out_height + spare_rows, out_width, CV_8UC3)
                 .map_err(|e| e.to_string())?;
             let destination = [
                 image.data_mut(),
@@ -68,7 +95,7 @@ impl Converter {
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
             ];
-            let stride = [width * 3, 0, 0, 0];
+            let stride = [out_width * 3, 0, 0, 0];
             let rows = ffi::sws_scale(
                 self.context,
                 (*raw).data.as_ptr() as *const *const u8,
@@ -78,21 +105,15 @@ impl Converter {
                 destination.as_ptr(),
                 stride.as_ptr(),
             );
-            if rows != height {
+            if rows != out_height {
                 return Err("converting the picture to BGR failed".into());
             }
-            image.resize(height as usize).map_err(|e| e.to_string())?;
+            image
+                .resize(out_height as usize)
+                .map_err(|e| e.to_string())?;
             image
         };
-        let turn = match self.rotation {
-            90 => opencv::core::ROTATE_90_CLOCKWISE,
-            180 => opencv::core::ROTATE_180,
-            270 => opencv::core::ROTATE_90_COUNTERCLOCKWISE,
-            _ => return Ok(image),
-        };
-        let mut upright = Mat::default();
-        opencv::core::rotate(&image, &mut upright, turn).map_err(|e| e.to_string())?;
-        Ok(upright)
+        Ok(image)
     }
 }
 

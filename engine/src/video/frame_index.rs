@@ -239,6 +239,16 @@ impl FrameIndex {
         self.pts.len() as u64
     }
 
+    /// The content fingerprint of the video this index describes.
+    pub fn fingerprint(&self) -> &VideoFingerprint {
+        &self.video
+    }
+
+    /// The timestamp of every frame, in frame order.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.pts
+    }
+
     /// Keyframes (places decoding can start) in the stream, the first packet included.
     pub fn keyframes(&self) -> u64 {
         self.starts.len() as u64

@@ -9,11 +9,13 @@
 //! - [`probe`] builds the frame index and says what the video is.
 //! - [`Decoder`] returns exactly frame `n`; it stays positioned after the last frame it read,
 //!   so playing forward and small forward jumps decode on instead of seeking.
+//! - [`Proxy`] is the video again at display size with dense keyframes, for the eyes only.
 //! - [`encode_jpeg`] scales and encodes a frame for the browser.
 
 mod convert;
 mod decoder;
 mod frame_index;
+mod proxy;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ use opencv::{imgcodecs, imgproc};
 
 pub use decoder::Decoder;
 pub use frame_index::{DecodeStart, FrameIndex, IndexMethod, INDEX_VERSION};
+pub use proxy::{proxy_helps, proxy_size, Proxy, ProxyDecoder, ProxyReport, PROXY_GOP};
 pub use source::{AudioFacts, StreamFacts};
 
 #[derive(Debug, thiserror::Error)]

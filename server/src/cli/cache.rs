@@ -1,4 +1,5 @@
-//! `cache list | clear`: the embedding cache files of the config's `embeddings_dir`.
+//! `cache list | clear`: the embedding cache files of the config's `embeddings_dir`, and the
+//! display proxies kept beside them.
 
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ pub fn run(args: &CacheArgs) -> CommandResult {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                name.contains(".clipemb")
+                name.contains(".clipemb") || is_proxy_file(name)
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -33,6 +34,7 @@ pub fn run(args: &CacheArgs) -> CommandResult {
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let what = match EmbeddingFile::peek(path) {
+                    _ if is_proxy_file(&name) => "display proxy (frames for the page)".into(),
                     Ok(file) => format!(
                         "{} frames of a {}-frame video, {} ({}-d){}{}",
                         file.frames.len(),
@@ -64,8 +66,17 @@ pub fn run(args: &CacheArgs) -> CommandResult {
                 std::fs::remove_file(path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
             }
-            println!("removed {} cache files from {}", files.len(), dir.display());
+            println!(
+                "removed {} cache files (display proxies included) from {}",
+                files.len(),
+                dir.display()
+            );
             Ok(())
         }
     }
+}
+
+/// A display proxy's packets or table (`engine::video::Proxy`).
+fn is_proxy_file(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".proxy") || name.ends_with(".proxy-table"))
 }

@@ -5,6 +5,8 @@
 //!   POSTs) must come from this server's own pages: a browser's `Origin`/`Sec-Fetch-Site`
 //!   naming another site is refused. Clients that send neither (curl, scripts) are not
 //!   browsers driven by another site and pass;
+//!   Frame URLs (`/frame/…`, `/frames/…`) are GETs but are held to the same rule, so that
+//!   another site cannot show or time this server's frames in its own page;
 //! - with `auth_token` set, every request must carry it (header, cookie, or `?token=` once).
 
 use std::net::SocketAddr;
@@ -89,10 +91,22 @@ impl Guard {
             .is_none_or(|hosts| hosts.iter().any(|h| h == &host.to_ascii_lowercase()))
     }
 
-    /// Why `request` is refused, if it is.
+    /// Why `request` is refused, if it is (any path but a frame's).
+    #[cfg(test)]
     fn refusal(
         &self,
         method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Option<Refusal> {
+        self.refusal_at(method, "/", headers, query)
+    }
+
+    /// Why a request for `path` is refused, if it is.
+    fn refusal_at(
+        &self,
+        method: &Method,
+        path: &str,
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Option<Refusal> {
@@ -103,11 +117,12 @@ impl Guard {
                 "this server does not answer to the name {host:?} (a page on another site may be trying to reach it through DNS rebinding). Open it at its own address, or list the name in `allowed_hosts`."
             )));
         }
-        if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes || investigator_core::routes::is_frame_path(path) {
             if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
                 if site != "same-origin" && site != "none" {
                     return Some(Refusal::forbidden(format!(
-                        "a request from another site ({site}) was refused: this server takes changes only from its own pages."
+                        "a request from another site ({site}) was refused: this server takes changes, and shows frames, only to its own pages."
                     )));
                 }
             }
@@ -119,7 +134,7 @@ impl Guard {
                     .map(|rest| rest.split('/').next().unwrap_or(""));
                 if !origin_host.is_some_and(|h| h.eq_ignore_ascii_case(host)) {
                     return Some(Refusal::forbidden(format!(
-                        "a request from {origin} was refused: this server takes changes only from its own pages."
+                        "a request from {origin} was refused: this server takes changes, and shows frames, only to its own pages."
                     )));
                 }
             }
@@ -182,7 +197,12 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
                 .into_response();
         }
     }
-    if let Some(refusal) = guard.refusal(request.method(), request.headers(), query.as_deref()) {
+    if let Some(refusal) = guard.refusal_at(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        query.as_deref(),
+    ) {
         tracing::warn!(
             "refused {} {}: {}",
             request.method(),

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod dataset;
 pub mod excerpt;
+pub mod frame_route;
 pub mod guard;
 pub mod upload;
 
@@ -61,6 +62,20 @@ pub fn router(library: Arc<Library>, prompts: Vec<String>, options: LeptosOption
             axum::routing::post({
                 let library = Arc::clone(&library);
                 move |query| dataset::download(library, query)
+            }),
+        )
+        .route(
+            investigator_core::routes::FRAME_ROUTE,
+            axum::routing::get({
+                let library = Arc::clone(&library);
+                move |path, query, headers| frame_route::frame(library, path, query, headers)
+            }),
+        )
+        .route(
+            investigator_core::routes::FRAMES_ROUTE,
+            axum::routing::get({
+                let library = Arc::clone(&library);
+                move |path, query| frame_route::stream(library, path, query)
             }),
         )
         .route(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::common::{video, FRAMES};
-use engine::frames::{FrameServer, FrameSettings, OpenVideo};
+use engine::frames::{FrameRequest, FrameServer, FrameSettings, OpenVideo, Priority};
 use testvideo::read_pattern;
 
 fn settings(max_decoders: usize) -> FrameSettings {
@@ -13,6 +13,8 @@ fn settings(max_decoders: usize) -> FrameSettings {
         display_width: 640,
         max_decoders,
         frame_cache: 0,
+        frame_cache_mb: 64,
+        display_proxy: false,
     }
 }
 
@@ -122,4 +124,120 @@ fn the_page_gets_frame_times_only_where_the_rate_varies() {
         "{}",
         info.duration_s()
     );
+}
+
+#[test]
+fn many_viewers_asking_for_one_frame_cost_one_decode() {
+    let engine = Arc::new(FrameServer::new(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            frame_cache: 64,
+            ..settings(32)
+        },
+        None,
+    ));
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let (engine, barrier) = (Arc::clone(&engine), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let viewer = format!("viewer-{i:04}");
+                let request = FrameRequest {
+                    viewer: &viewer,
+                    frame: 200,
+                    width: None,
+                    priority: Priority::Seek,
+                    supersedes: false,
+                };
+                let answer = engine.frame(request).unwrap();
+                read_pattern(&engine::video::decode_image(&answer.jpeg).unwrap()).unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    // One decode from frame 0's keyframe to 200 (pictures nothing refers to are skipped on
+    // the way), one encode; the other 15 waited for it.
+    let cache = engine.cache().counts();
+    assert_eq!((cache.made, cache.hits), (1, 15));
+    let decoded = engine.counts().pictures_decoded;
+    assert!((1..=201).contains(&decoded), "{decoded}");
+    assert_eq!(engine.open_decoders(), 1);
+}
+
+#[test]
+fn a_width_asked_for_is_clamped_and_keyed_apart() {
+    let engine = FrameServer::new(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            frame_cache: 64,
+            ..settings(4)
+        },
+        None,
+    );
+    let at = |width| {
+        let answer = engine
+            .frame(FrameRequest {
+                viewer: "viewer-aaaa",
+                frame: 5,
+                width,
+                priority: Priority::Seek,
+                supersedes: false,
+            })
+            .unwrap();
+        let image = engine::video::decode_image(&answer.jpeg).unwrap();
+        assert_eq!(read_pattern(&image).unwrap(), 5);
+        (answer.width, opencv::prelude::MatTraitConst::cols(&image))
+    };
+    assert_eq!(at(None), (640, 640));
+    assert_eq!(at(Some(320)), (320, 320));
+    assert_eq!(at(Some(5000)), (640, 640));
+    assert_eq!(at(Some(1)), (64, 64));
+    assert_eq!(engine.cache().counts().made, 3);
+}
+
+#[test]
+fn a_request_overtaken_by_the_viewers_next_seek_is_dropped_not_decoded() {
+    use engine::frames::FrameError;
+    use std::time::Duration;
+    let engine = Arc::new(FrameServer::new(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            frame_cache: 64,
+            ..settings(4)
+        },
+        None,
+    ));
+    let ask = |frame: u64| {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            engine
+                .frame(FrameRequest {
+                    viewer: "viewer-seeking",
+                    frame,
+                    width: None,
+                    priority: Priority::Seek,
+                    supersedes: true,
+                })
+                .map(|answer| answer.jpeg)
+        })
+    };
+    // Every core busy: the requests wait for their turn.
+    let gate = engine::sync::gate::gate();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let busy: Vec<_> = (0..cores).map(|_| gate.enter(Priority::Seek)).collect();
+    let first = ask(100);
+    std::thread::sleep(Duration::from_millis(150));
+    let second = ask(200);
+    std::thread::sleep(Duration::from_millis(150));
+    drop(busy);
+    assert!(matches!(first.join().unwrap(), Err(FrameError::Superseded)));
+    let jpeg = second.join().unwrap().unwrap();
+    assert_eq!(
+        read_pattern(&engine::video::decode_image(&jpeg).unwrap()).unwrap(),
+        200
+    );
+    assert_eq!(engine.cache().counts().made, 1, "frame 100 was never made");
 }

@@ -48,7 +48,10 @@ pub(super) fn default_max_decoders() -> usize {
     8
 }
 pub(super) fn default_frame_cache() -> usize {
-    64
+    4096
+}
+pub(super) fn default_frame_cache_mb() -> usize {
+    256
 }
 pub(super) fn default_model() -> String {
     DEFAULT_MODEL.into()
@@ -74,6 +77,8 @@ impl Default for Settings {
             display_width: default_display_width(),
             max_decoders: default_max_decoders(),
             frame_cache: default_frame_cache(),
+            frame_cache_mb: default_frame_cache_mb(),
+            display_proxy: true,
             backend: BackendKind::default(),
             model: default_model(),
             models: vec![default_model()],
@@ -96,4 +101,8 @@ impl Default for Settings {
             index_library: false,
         }
     }
+}
+
+pub(super) fn default_true() -> bool {
+    true
 }

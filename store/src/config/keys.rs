@@ -11,6 +11,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "display_width",
     "max_decoders",
     "frame_cache",
+    "frame_cache_mb",
+    "display_proxy",
     "backend",
     "model",
     "models",

@@ -41,6 +41,13 @@ pub struct Settings {
     /// How many encoded frames are kept for repeated requests.
     #[serde(default = "default_frame_cache")]
     pub frame_cache: usize,
+    /// Megabytes of encoded frames kept for every viewer of every video together.
+    #[serde(default = "default_frame_cache_mb")]
+    pub frame_cache_mb: usize,
+    /// Make a display proxy (display size, a keyframe every 15 frames) of a video with sparse
+    /// keyframes, so seeks decode a few small pictures instead of a whole GOP.
+    #[serde(default = "default_true")]
+    pub display_proxy: bool,
     /// Where CLIP runs: in this process (`local`) or on a Roboflow inference server.
     #[serde(default)]
     pub backend: BackendKind,

@@ -5,6 +5,8 @@
 //! replaced whole or updated in steps that leave it consistent, so a poisoned lock is taken
 //! over rather than turned into a second panic (the server keeps serving).
 
+pub mod gate;
+
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `mutex.lock()`, taking over a poisoned lock.

@@ -1,0 +1,229 @@
+//! Frames as ordinary URLs: `GET /frame/ID/N.jpg` answers `image/jpeg` of exactly frame N with
+//! a validator from the video's content and a 304 on revalidation; `GET /frames/ID/N` streams
+//! the frames after N in order; unknown ids, frames past the end and bad requests are refused
+//! with the right status; other sites and requests without the token are refused; the display
+//! proxy is made in the background and then serves the same exact frames.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{http_with, id_of, video, HttpResponse, Served, FRAMES};
+use testvideo::read_pattern;
+
+fn config(extra: &str) -> String {
+    format!(
+        "video_path: {:?}\nCLIP:\n  - wall\nmodel: {:?}\nembeddings_dir: \"{{dir}}/embeddings\"\n{extra}",
+        video("h264_gop250.mp4"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip"),
+    )
+}
+
+fn get(served: &Served, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http_with(served.addr, "GET", path, "text/plain", b"", headers)
+}
+
+fn header<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    response.headers.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn pattern(jpeg: &[u8]) -> u64 {
+    read_pattern(&engine::video::decode_image(jpeg).unwrap()).unwrap()
+}
+
+/// The video's version, as the page gets it.
+fn version(served: &Served, id: &str) -> String {
+    let info = served.post(
+        "/api/video_info",
+        "application/x-www-form-urlencoded",
+        format!("video={id}").as_bytes(),
+    );
+    let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    info["version"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_frame_url_answers_the_exact_frame_with_validators_and_304() {
+    let served = Served::start(&config("display_proxy: false\n"), &[]);
+    let id = id_of(&video("h264_gop250.mp4"));
+    let version = version(&served, &id);
+    assert!(!version.is_empty());
+    for n in [0, 137, 299, 12] {
+        let answer = get(&served, &format!("/frame/{id}/{n}.jpg"), &[]);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(header(&answer, "content-type"), Some("image/jpeg"));
+        assert_eq!(pattern(&answer.body), n);
+        // Without the version in the URL: kept, but asked again (a changed file, same URL).
+        assert_eq!(header(&answer, "cache-control"), Some("private, no-cache"));
+        let etag = header(&answer, "etag").unwrap().to_string();
+        assert!(etag.starts_with(&format!("\"{version}-{n}-")), "{etag}");
+        let again = get(
+            &served,
+            &format!("/frame/{id}/{n}.jpg"),
+            &[("If-None-Match", &etag)],
+        );
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty());
+        assert_eq!(header(&again, "etag"), Some(etag.as_str()));
+        // Another size is another picture.
+        let small = get(
+            &served,
+            &format!("/frame/{id}/{n}.jpg?w=320"),
+            &[("If-None-Match", &etag)],
+        );
+        assert_eq!(small.status, 200);
+        assert_eq!(pattern(&small.body), n);
+        assert_ne!(header(&small, "etag"), Some(etag.as_str()));
+    }
+    // With the current version: kept for good.
+    let kept = get(&served, &format!("/frame/{id}/5.jpg?v={version}"), &[]);
+    assert_eq!(
+        header(&kept, "cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    // Refusals: past the end, not a number, an unknown id, a malformed one, a bad viewer.
+    let past = get(&served, &format!("/frame/{id}/{FRAMES}.jpg"), &[]);
+    assert_eq!(past.status, 404);
+    assert!(past.text().contains("out of range"), "{}", past.text());
+    assert_eq!(get(&served, &format!("/frame/{id}/x.jpg"), &[]).status, 404);
+    assert_eq!(get(&served, &format!("/frame/{id}/7.png"), &[]).status, 404);
+    assert_eq!(
+        get(&served, "/frame/0123456789abcdef/1.jpg", &[]).status,
+        404
+    );
+    assert_eq!(get(&served, "/frame/..%2f..%2fetc/1.jpg", &[]).status, 400);
+    assert_eq!(
+        get(&served, &format!("/frame/{id}/1.jpg?viewer=a%20b"), &[]).status,
+        400
+    );
+    assert_eq!(
+        get(&served, &format!("/frame/{id}/1.jpg?p=now"), &[]).status,
+        400
+    );
+    // Other sites: refused, as for changes.
+    for hostile in [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Origin", "http://evil.example"),
+        ("Referer", "http://evil.example/page"),
+    ] {
+        let refused = get(&served, &format!("/frame/{id}/1.jpg"), &[hostile]);
+        assert_eq!(refused.status, 403, "{hostile:?}");
+        let stream = get(&served, &format!("/frames/{id}/1?count=3"), &[hostile]);
+        assert_eq!(stream.status, 403, "{hostile:?}");
+    }
+    // Its own pages, and a URL typed in the address bar: answered.
+    for own in [
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Sec-Fetch-Site", "none"),
+    ] {
+        assert_eq!(
+            get(&served, &format!("/frame/{id}/1.jpg"), &[own]).status,
+            200
+        );
+    }
+}
+
+#[test]
+fn a_frame_stream_carries_the_next_frames_in_order() {
+    let served = Served::start(&config("display_proxy: false\n"), &[]);
+    let id = id_of(&video("h264_gop250.mp4"));
+    // `at=0`: the viewer's clock is at frame 0, so none of these is late and none is skipped
+    // (a debug build is slower than 30 fps).
+    let answer = get(
+        &served,
+        &format!("/frames/{id}/290?count=30&at=0&w=320&viewer=viewer-stream"),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(header(&answer, "cache-control"), Some("no-store"));
+    let mut body = answer.body.as_slice();
+    let mut frames = Vec::new();
+    while !body.is_empty() {
+        let n = u64::from_le_bytes(body[..8].try_into().unwrap());
+        let length = u32::from_le_bytes(body[8..12].try_into().unwrap()) as usize;
+        assert_eq!(pattern(&body[12..12 + length]), n);
+        frames.push(n);
+        body = &body[12 + length..];
+    }
+    // To the end of the video, not past it.
+    assert_eq!(frames, (290..FRAMES).collect::<Vec<_>>());
+    for bad in ["count=0", "count=121", "count=x"] {
+        let refused = get(&served, &format!("/frames/{id}/0?{bad}"), &[]);
+        assert_eq!(refused.status, 400, "{bad}");
+    }
+    assert_eq!(
+        get(&served, &format!("/frames/{id}/{FRAMES}?count=3"), &[]).status,
+        404
+    );
+}
+
+#[test]
+fn a_frame_url_needs_the_token_where_one_is_set() {
+    let served = Served::start(
+        &config("display_proxy: false\nauth_token: \"tok-frame-0123456789\"\n"),
+        &[],
+    );
+    let id = id_of(&video("h264_gop250.mp4"));
+    let path = format!("/frame/{id}/3.jpg");
+    assert_eq!(get(&served, &path, &[]).status, 401);
+    assert_eq!(
+        get(&served, &format!("/frames/{id}/3?count=2"), &[]).status,
+        401
+    );
+    let with = get(
+        &served,
+        &path,
+        &[("Authorization", "Bearer tok-frame-0123456789")],
+    );
+    assert_eq!(with.status, 200);
+    assert_eq!(pattern(&with.body), 3);
+    let cookie = get(
+        &served,
+        &path,
+        &[("Cookie", "clip_investigator_token=tok-frame-0123456789")],
+    );
+    assert_eq!(cookie.status, 200);
+}
+
+#[test]
+fn the_display_proxy_is_made_in_the_background_and_serves_the_same_frames() {
+    let served = Served::start(&config(""), &[]);
+    let id = id_of(&video("h264_gop250.mp4"));
+    // The first frame comes from the video itself and starts the proxy.
+    let first = get(&served, &format!("/frame/{id}/250.jpg"), &[]);
+    assert_eq!(pattern(&first.body), 250);
+    let started = Instant::now();
+    let mut width = 300;
+    loop {
+        // A width not asked for before, so the answer is decoded now.
+        width += 2;
+        let answer = get(&served, &format!("/frame/{id}/0.jpg?w={width}"), &[]);
+        if header(&answer, "x-frame-source") == Some("proxy") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no proxy after 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let names: Vec<String> = std::fs::read_dir(served.dir.path().join("embeddings"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".proxy")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with(".proxy-table")),
+        "{names:?}"
+    );
+    // Random frames from the proxy: exact.
+    let mut rng = crate::common::Rng::new(29);
+    for _ in 0..40 {
+        let n = rng.below(FRAMES);
+        let answer = get(&served, &format!("/frame/{id}/{n}.jpg?w=640"), &[]);
+        assert_eq!(header(&answer, "x-frame-source"), Some("proxy"));
+        assert_eq!(pattern(&answer.body), n);
+    }
+}

@@ -131,7 +131,7 @@ pub async fn fetch_thumbnail(
     frame: u64,
 ) -> Result<String, String> {
     let base = investigator_core::routes::frame_url(video, frame, Some(320), version);
-    fetch_frame(&format!("{base}&viewer={viewer}")).await
+    fetch_frame(&format!("{base}&p=thumb&viewer={viewer}")).await
 }
 
 pub fn revoke(url: &str) {

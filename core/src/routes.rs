@@ -21,7 +21,7 @@ pub const EXCERPT_PROGRESS_URL: &str = "/api/clip_progress";
 /// scores, `imagefolder` layout) as a zip download.
 pub const DATASET_URL: &str = "/api/dataset";
 
-/// `GET /frame/ID/N.jpg[?w=WIDTH][&v=VERSION][&p=seek|play][&viewer=V]`: exactly frame N as
+/// `GET /frame/ID/N.jpg[?w=WIDTH][&v=VERSION][&p=seek|play|thumb][&viewer=V]`: exactly frame N as
 /// `image/jpeg`, an ordinary URL (the page's "Open frame as image"). `v` is the video's
 /// [`crate::types::VideoInfo::version`]: with it the answer may be kept for good.
 pub const FRAME_ROUTE: &str = "/frame/{video}/{file}";

@@ -132,7 +132,9 @@ pub async fn frame(
     let priority = match query.p.as_deref() {
         None | Some("seek") => Priority::Seek,
         Some("play") => Priority::Play,
-        Some(_) => return text(StatusCode::BAD_REQUEST, "p must be seek or play"),
+        // Thumbnails (search hits, moments, errors): after playback, never superseding.
+        Some("thumb") => Priority::Prefetch,
+        Some(_) => return text(StatusCode::BAD_REQUEST, "p must be seek, play or thumb"),
     };
     let frames = match frames_of(&library, video).await {
         Ok(f) => f,

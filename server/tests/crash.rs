@@ -2,7 +2,7 @@
 //! kill the cache still opens, nothing in `embeddings/` is unreadable, the restarted server
 //! resumes where the file ends, at most one checkpoint of work is lost, and the finished index
 //! equals one made without interruption. And `kill -9` of a labels import mid-save: the labels
-//! file is always whole, old or new.
+//! file is always whole, old or new; of a server making a display proxy: never half a proxy.
 
 mod common;
 
@@ -383,4 +383,99 @@ fn the_library_index_survives_kill_9_while_it_is_updated() {
     assert_eq!(kept["results"], rebuilt["results"]);
     assert_eq!(kept["vectors_searched"], rebuilt["vectors_searched"]);
     println!("{killed} of {KILLS} library searches killed mid-run, {torn} times leaving a torn append; the index kept answers as one rebuilt from the caches");
+}
+
+/// `kill -9` of the server at random moments while it makes a video's display proxy, 8 times:
+/// each time either no proxy is there or a whole one that serves exact frames (never half a
+/// file under its name); a restarted server makes it, and then serves its frames from it.
+#[test]
+fn a_display_proxy_survives_kill_9_while_it_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = video("h264_gop250.mp4");
+    let config = write_config(dir.path(), &video);
+    let id = common::id_of(&video);
+    let embeddings = dir.path().join("embeddings");
+    let proxy_files = || -> (usize, usize) {
+        let names: Vec<String> = std::fs::read_dir(&embeddings)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            names.iter().filter(|n| n.ends_with(".proxy")).count(),
+            names.iter().filter(|n| n.ends_with(".proxy-table")).count(),
+        )
+    };
+    let frame = |addr: SocketAddr, n: u64, w: u32| {
+        let answer = http(
+            addr,
+            "GET",
+            &format!("/frame/{id}/{n}.jpg?w={w}"),
+            "text/plain",
+            b"",
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let image = engine::video::decode_image(&answer.body).unwrap();
+        assert_eq!(testvideo::read_pattern(&image).unwrap(), n);
+        answer.headers.contains("x-frame-source: proxy")
+    };
+    let temporaries = || {
+        std::fs::read_dir(&embeddings)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with('.') && name.contains(".proxy.tmp-")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut mid_write = 0;
+    let mut rng = Rng::new(53);
+    for kill in 0..8 {
+        let (mut child, addr) = start(&config);
+        // The first frame starts the proxy (some 3 s for 300 frames in a debug build).
+        frame(addr, 1, 640);
+        std::thread::sleep(Duration::from_millis(rng.below(3000)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let (packets, tables) = proxy_files();
+        assert!(
+            tables <= packets,
+            "kill {kill}: a table without its packets"
+        );
+        assert!(
+            packets <= 1 && tables <= 1,
+            "kill {kill}: {packets} / {tables}"
+        );
+        if tables == 0 && temporaries() > 0 {
+            mid_write += 1;
+        }
+    }
+    assert!(
+        mid_write > 0,
+        "no kill landed while the proxy was being written"
+    );
+    eprintln!("display proxy: {mid_write} of 8 kills landed while it was being written");
+    // Restarted: made (or found) and used; exact frames.
+    let (mut child, addr) = start(&config);
+    frame(addr, 1, 640);
+    let started = Instant::now();
+    let mut width = 300;
+    while !frame(addr, 0, width) {
+        assert!(started.elapsed() < Duration::from_secs(120), "no proxy");
+        width += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for n in [299, 17, 250, 249, 3] {
+        assert!(frame(addr, n, 320));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(proxy_files(), (1, 1));
 }

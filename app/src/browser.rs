@@ -24,21 +24,29 @@ pub fn jpeg_object_url(bytes: &[u8]) -> Result<String, String> {
 /// frame it has seen); the server's message where it refuses.
 pub async fn fetch_frame(url: &str) -> Result<String, String> {
     use wasm_bindgen::JsCast;
-    let response =
-        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
-            .await
-            .map_err(|_| "the server cannot be reached".to_string())?
-            .dyn_into::<web_sys::Response>()
-            .map_err(describe)?;
-    if !response.ok() {
-        return Err(response_text(&response).await);
-    }
+    let response = get_ok(url).await?;
     let blob = wasm_bindgen_futures::JsFuture::from(response.blob().map_err(describe)?)
         .await
         .map_err(describe)?
         .dyn_into::<web_sys::Blob>()
         .map_err(describe)?;
     web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)
+}
+
+/// GETs `url`; the server's message where it answers with an error.
+async fn get_ok(url: &str) -> Result<web_sys::Response, String> {
+    use wasm_bindgen::JsCast;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
+            .await
+            .map_err(|_| "the server cannot be reached".to_string())?
+            .dyn_into::<web_sys::Response>()
+            .map_err(describe)?;
+    if response.ok() {
+        Ok(response)
+    } else {
+        Err(response_text(&response).await)
+    }
 }
 
 async fn response_text(response: &web_sys::Response) -> String {
@@ -64,15 +72,7 @@ pub async fn read_frame_stream(
     mut on_frame: impl FnMut(u64, String) -> bool,
 ) -> Result<(), String> {
     use wasm_bindgen::JsCast;
-    let response =
-        wasm_bindgen_futures::JsFuture::from(leptos::prelude::window().fetch_with_str(url))
-            .await
-            .map_err(|_| "the server cannot be reached".to_string())?
-            .dyn_into::<web_sys::Response>()
-            .map_err(describe)?;
-    if !response.ok() {
-        return Err(response_text(&response).await);
-    }
+    let response = get_ok(url).await?;
     let Some(body) = response.body() else {
         return Ok(());
     };

@@ -12,6 +12,9 @@
 //! Decoding and encoding run on tokio's blocking pool, never on the async workers.
 
 pub mod cache;
+mod open_video;
+
+pub use open_video::OpenVideo;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,14 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use investigator_core::types::VideoInfo;
-
 use store::config::Settings;
 
 pub use crate::sync::gate::Priority;
 use crate::sync::gate::{gate, BACKGROUND_MAX_WAIT};
 use crate::sync::lock;
-use crate::video::{self, Decoder, FrameIndex, Metadata, Proxy, ProxyDecoder, VideoError};
+use crate::video::{self, Decoder, Proxy, ProxyDecoder, VideoError};
 use cache::{FrameCache, FrameKey};
 
 /// Frames a read may skip that are still encoded for the cache (see `frame_jpeg_blocking`).
@@ -71,84 +72,31 @@ impl From<&Settings> for FrameSettings {
     }
 }
 
-/// The open video: its frame index (shared by every viewer's decoder) and what it says.
-pub struct OpenVideo {
-    path: PathBuf,
-    name: String,
-    frame_index: Arc<FrameIndex>,
-    /// Frame times for the page where the rate is not constant (empty where it is).
-    frame_times_ms: Vec<u32>,
-}
-
-impl OpenVideo {
-    /// Reads the video's frame index from `index_dir` (the cache folder), or builds it there
-    /// (a packet scan: seconds for an hour of video).
-    pub fn open(path: &Path, index_dir: Option<&Path>) -> Result<Arc<Self>, VideoError> {
-        let frame_index = FrameIndex::load_or_build(path, index_dir)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let frame_times_ms = if frame_index.constant_rate() {
-            Vec::new()
-        } else {
-            (0..frame_index.frames())
-                .map(|n| (frame_index.time_s(n) * 1000.0).round() as u32)
-                .collect()
-        };
-        Ok(Arc::new(Self {
-            path: path.to_path_buf(),
-            name,
-            frame_index,
-            frame_times_ms,
-        }))
-    }
-
-    pub fn frame_index(&self) -> &Arc<FrameIndex> {
-        &self.frame_index
-    }
-
-    pub fn metadata(&self) -> Metadata {
-        self.frame_index.metadata()
-    }
-
-    pub fn info(&self) -> VideoInfo {
-        let m = self.metadata();
-        VideoInfo {
-            // The library knows the id; the video itself does not.
-            id: String::new(),
-            name: self.name.clone(),
-            width: m.width,
-            height: m.height,
-            fps: m.fps,
-            frames: m.frames,
-            exact_count: m.exact_count,
-            frame_times_ms: self.frame_times_ms.clone(),
-            version: self.version(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A short text that changes when the file's content does (for HTTP validators).
-    pub fn version(&self) -> String {
-        let f = self.frame_index.fingerprint();
-        format!("{}{:x}", f.short(), f.size)
-    }
-
-    fn cache_id(&self) -> u64 {
-        let f = self.frame_index.fingerprint();
-        f.chunks_hash ^ f.size.rotate_left(32)
-    }
-}
-
 /// A viewer's decoders: the source's, and the proxy's once there is one.
 #[derive(Default)]
 struct ViewerDecoders {
     source: Option<Decoder>,
     proxy: Option<ProxyDecoder>,
+}
+
+impl ViewerDecoders {
+    /// The viewer's decoder of the video itself, opened on first use.
+    fn source(&mut self, video: &OpenVideo) -> Result<&mut Decoder, VideoError> {
+        if self.source.is_none() {
+            let decoder = Decoder::with_index(video.path(), Arc::clone(video.frame_index()))?;
+            self.source = Some(decoder);
+        }
+        Ok(self.source.as_mut().expect("set above"))
+    }
+
+    /// The viewer's decoder of `proxy`; the video's own decoder is no longer needed and closed.
+    fn proxy(&mut self, proxy: &Arc<Proxy>) -> Result<&mut ProxyDecoder, VideoError> {
+        self.source = None;
+        if !self.proxy.as_ref().is_some_and(|d| d.reads(proxy)) {
+            self.proxy = Some(ProxyDecoder::new(Arc::clone(proxy))?);
+        }
+        Ok(self.proxy.as_mut().expect("set above"))
+    }
 }
 
 struct ViewerSlot {
@@ -487,39 +435,24 @@ impl FrameServer {
                 source,
             })
         };
-        let read = |decoders: &mut ViewerDecoders, n: u64| -> Result<_, VideoError> {
-            let before;
-            let image = match &proxy {
+        let read = |decoders: &mut ViewerDecoders, n: u64| {
+            let (image, decoded) = match &proxy {
                 Some(proxy) => {
-                    // The video's own decoder is no longer needed for this viewer: free it.
-                    decoders.source = None;
-                    if !decoders.proxy.as_ref().is_some_and(|d| d.reads(proxy)) {
-                        decoders.proxy = Some(ProxyDecoder::new(Arc::clone(proxy))?);
-                    }
-                    let decoder = decoders.proxy.as_mut().expect("set above");
-                    before = decoder.pictures_decoded();
+                    let decoder = decoders.proxy(proxy)?;
+                    let before = decoder.pictures_decoded();
                     // Straight from the decoder's planes to the size sent.
                     let image = decoder.frame_at_width(n, width);
-                    self.decoded
-                        .fetch_add(decoder.pictures_decoded() - before, Ordering::Relaxed);
-                    image?
+                    (image, decoder.pictures_decoded() - before)
                 }
                 None => {
-                    if decoders.source.is_none() {
-                        decoders.source = Some(Decoder::with_index(
-                            video.path(),
-                            Arc::clone(video.frame_index()),
-                        )?);
-                    }
-                    let decoder = decoders.source.as_mut().expect("set above");
-                    before = decoder.pictures_decoded();
+                    let decoder = decoders.source(video)?;
+                    let before = decoder.pictures_decoded();
                     let image = decoder.frame(n);
-                    self.decoded
-                        .fetch_add(decoder.pictures_decoded() - before, Ordering::Relaxed);
-                    image?
+                    (image, decoder.pictures_decoded() - before)
                 }
             };
-            Ok(image)
+            self.decoded.fetch_add(decoded, Ordering::Relaxed);
+            image
         };
         let position = match (&proxy, &decoders.source) {
             (None, Some(source)) => Some(source.position()),
@@ -615,16 +548,7 @@ impl FrameServer {
         let video = self.checked(frame)?;
         let slot = self.viewer_decoders(viewer);
         let mut decoders = lock(&slot);
-        if decoders.source.is_none() {
-            decoders.source = Some(Decoder::with_index(
-                video.path(),
-                Arc::clone(video.frame_index()),
-            )?);
-        }
-        match decoders.source.as_mut() {
-            Some(decoder) => decoder.frame(frame),
-            None => Err(VideoError::NoFrames(video.path().to_path_buf())),
-        }
+        decoders.source(video)?.frame(frame)
     }
 
     /// The open video, if `frame` is one of its frames.

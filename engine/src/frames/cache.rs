@@ -10,7 +10,7 @@
 //! - the least recently used entries are evicted first; the bound holds after every insert.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::sync::lock;
 
@@ -23,9 +23,13 @@ pub struct FrameKey {
     pub quality: u8,
 }
 
+/// Where a maker leaves its frame for the requests waiting on it (also when the cache does
+/// not keep it: too big, or a cache of no entries).
+type Handoff = Arc<OnceLock<Arc<Vec<u8>>>>;
+
 enum Entry {
     /// A maker is at work on it.
-    Making,
+    Making(Handoff),
     Ready {
         jpeg: Arc<Vec<u8>>,
         used: u64,
@@ -71,7 +75,7 @@ impl Drop for MakingMark<'_> {
     fn drop(&mut self) {
         if self.armed {
             let mut inner = lock(&self.cache.inner);
-            if matches!(inner.entries.get(&self.key), Some(Entry::Making)) {
+            if matches!(inner.entries.get(&self.key), Some(Entry::Making(_))) {
                 inner.entries.remove(&self.key);
             }
             drop(inner);
@@ -136,13 +140,29 @@ impl FrameCache {
                     inner.hits += 1;
                     return Ok(jpeg);
                 }
-                Some(Entry::Making) => {
-                    inner = self.done.wait(inner).unwrap_or_else(|e| e.into_inner());
+                Some(Entry::Making(handoff)) => {
+                    let handoff = Arc::clone(handoff);
+                    // Until its maker hands the frame over, or gives up (the entry goes).
+                    loop {
+                        inner = self.done.wait(inner).unwrap_or_else(|e| e.into_inner());
+                        if let Some(jpeg) = handoff.get() {
+                            inner.hits += 1;
+                            return Ok(Arc::clone(jpeg));
+                        }
+                        let same = matches!(inner.entries.get(&key),
+                            Some(Entry::Making(h)) if Arc::ptr_eq(h, &handoff));
+                        if !same {
+                            break;
+                        }
+                    }
                 }
                 None => break,
             }
         }
-        inner.entries.insert(key, Entry::Making);
+        let handoff = Handoff::default();
+        inner
+            .entries
+            .insert(key, Entry::Making(Arc::clone(&handoff)));
         drop(inner);
         let mut mark = MakingMark {
             cache: self,
@@ -151,6 +171,7 @@ impl FrameCache {
         };
         let jpeg = Arc::new(make()?);
         mark.armed = false;
+        let _ = handoff.set(Arc::clone(&jpeg));
         let mut inner = lock(&self.inner);
         inner.made += 1;
         inner.entries.remove(&key);
@@ -203,7 +224,7 @@ impl FrameCache {
                 .iter()
                 .filter_map(|(k, e)| match e {
                     Entry::Ready { used, .. } => Some((*used, *k)),
-                    Entry::Making => None,
+                    Entry::Making(_) => None,
                 })
                 .min();
             let Some((_, key)) = oldest else { break };
@@ -254,6 +275,36 @@ mod tests {
         assert_eq!(makes.load(Ordering::SeqCst), 1);
         assert_eq!(cache.counts().made, 1);
         assert_eq!(cache.counts().hits, 15);
+    }
+
+    #[test]
+    fn a_cache_that_keeps_nothing_still_makes_a_frame_once_for_requests_at_the_same_time() {
+        let cache = Arc::new(FrameCache::new(1 << 20, 0));
+        let makes = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, makes) = (cache.clone(), makes.clone());
+                std::thread::spawn(move || {
+                    cache
+                        .get_or_make(key(3), || {
+                            makes.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            Ok::<_, ()>(vec![3; 10])
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(*t.join().unwrap(), vec![3; 10]);
+        }
+        assert_eq!(makes.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.counts().entries, 0);
+        // Afterwards nothing is kept: the next request makes it again.
+        cache
+            .get_or_make(key(3), || Ok::<_, ()>(vec![3; 10]))
+            .unwrap();
+        assert_eq!(cache.counts().made, 2);
     }
 
     #[test]

@@ -6,6 +6,14 @@ use crate::types::{format_time, IndexState, IndexStatus};
 
 /// What the line says for a status.
 pub fn describe(status: &IndexStatus) -> String {
+    let text = describe_state(status);
+    match &status.precision_note {
+        Some(note) if status.state != IndexState::Failed => format!("{text} Note: {note}."),
+        _ => text,
+    }
+}
+
+fn describe_state(status: &IndexStatus) -> String {
     let model = status.model.as_deref().unwrap_or("CLIP");
     match status.state {
         IndexState::Waiting => status

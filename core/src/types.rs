@@ -161,6 +161,10 @@ pub struct IndexStatus {
     pub model: Option<String>,
     /// Why the model or the job failed, for the page.
     pub message: Option<String>,
+    /// Why the image tower runs in another precision than the one asked for (an int8 check
+    /// that fell short), for the page.
+    #[serde(default)]
+    pub precision_note: Option<String>,
     /// Images and texts this server has run through the model since it started.
     pub images_embedded: u64,
     pub texts_embedded: u64,

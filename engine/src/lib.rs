@@ -9,8 +9,8 @@
 //! - `sync`: poison-tolerant locks;
 //! - `video`: decoding with FFmpeg's libraries, the frame index;
 //! - `embed`, `labels`: CLIP (in process or through Roboflow); a video's ground-truth labels;
-//! - `indexing`: embedding a video into its cache file (the embedding index); the service that
-//!   runs those jobs;
+//! - `indexing`, `precision`: embedding a video into its cache file (the embedding index); the
+//!   service that runs those jobs; int8 image towers checked against fp32 before use;
 //! - `frames`, `search`, `vectors`: per-viewer decoders and the JPEG cache; scores and search
 //!   over an embedding index; the library's vector index (int8 scan, exact re-rank);
 //! - `evaluation`, `explain`, `export`: the indexes held against the labels; why a frame scores
@@ -25,6 +25,7 @@ pub mod frames;
 pub mod indexing;
 pub mod labels;
 pub mod library;
+pub mod precision;
 pub mod search;
 pub mod sync;
 pub mod vectors;

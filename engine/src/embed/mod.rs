@@ -88,6 +88,10 @@ pub enum LoadError {
     /// The inference server's settings are wrong.
     #[error(transparent)]
     Server(#[from] EmbedError),
+    /// The precision asked for cannot be had here (bf16 without kernels, int8 without ONNX
+    /// Runtime, a bad check bar).
+    #[error("{0}")]
+    Precision(String),
 }
 
 /// A frame made ready for one embedder, so that this work can run on another thread than
@@ -114,6 +118,15 @@ impl PreparedImage {
 /// Batch embedding of images (BGR frames) and texts.
 pub trait Embedder: Send + Sync {
     fn identity(&self) -> ModelIdentity;
+    /// The image tower's number format (fp32 or int8); `None` where a server embeds.
+    fn precision(&self) -> Option<store::config::Precision> {
+        None
+    }
+    /// Why the precision in use is not the one asked for (a failed check, a runtime without
+    /// int8), for the page and the log.
+    fn precision_note(&self) -> Option<String> {
+        None
+    }
     /// CLIP's learned temperature (`exp(logit_scale)`, 100 for OpenAI's models): softmax over
     /// prompts of `scale * cosine` gives its zero-shot probabilities.
     fn logit_scale(&self) -> f32 {
@@ -214,6 +227,10 @@ impl Embedder for LazyLocal {
     fn identity(&self) -> ModelIdentity {
         self.identity.clone()
     }
+    fn precision(&self) -> Option<store::config::Precision> {
+        // Lazy models are fp32 (`precision::load_lazy` loads others at once, checked).
+        Some(store::config::Precision::Fp32)
+    }
     fn logit_scale(&self) -> f32 {
         self.model().map_or(100.0, |m| m.logit_scale())
     }
@@ -282,6 +299,15 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
             })?;
             Ok(Arc::new(embedder))
         }
+    }
+}
+
+/// The model as status lines name it: its name, and `int8` where its image tower is.
+pub fn model_label(embedder: &dyn Embedder) -> String {
+    let name = embedder.identity().name;
+    match embedder.precision() {
+        Some(store::config::Precision::Int8) => format!("{name} (int8)"),
+        _ => name,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Just enough of ONNX's protobuf format (onnx.proto3) to write a model: a graph of nodes
-//! with float initializers, one input and one output. Field numbers are onnx.proto's.
+//! (standard ones and ONNX Runtime's `com.microsoft` contrib ops) with float, int8 and int64
+//! initializers, one input and one output. Field numbers are onnx.proto's.
 
 /// A protobuf message under construction.
 #[derive(Default)]
@@ -44,7 +45,11 @@ impl Message {
 }
 
 const FLOAT: i64 = 1;
+const INT8: i64 = 3;
 const INT64: i64 = 7;
+
+/// ONNX Runtime's contrib operators (e.g. `DynamicQuantizeMatMul`).
+pub const MICROSOFT: &str = "com.microsoft";
 
 /// An attribute of a node.
 pub enum Attr<'a> {
@@ -77,6 +82,8 @@ impl Attr<'_> {
 pub struct Graph {
     graph: Message,
     next_name: usize,
+    /// Whether a node of ONNX Runtime's contrib domain was added (its opset is then imported).
+    uses_microsoft: bool,
 }
 
 impl Graph {
@@ -86,15 +93,25 @@ impl Graph {
         format!("{hint}_{}", self.next_name)
     }
 
-    /// Adds a node (NodeProto: input = 1, output = 2, op_type = 4, attribute = 5, domain = 7)
-    /// and returns the name of its single output.
+    /// Adds a node of the standard domain and returns the name of its single output.
     pub fn node(&mut self, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
+        self.node_in("", op, inputs, attrs)
+    }
+
+    /// Adds a node (NodeProto: input = 1, output = 2, name = 3, op_type = 4, attribute = 5,
+    /// domain = 7) of `domain` and returns the name of its single output, which also names
+    /// the node (tools such as ONNX Runtime's quantizer select nodes by name).
+    pub fn node_in(&mut self, domain: &str, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
         let output = self.name(op);
         let mut node = Message::default();
         for input in inputs {
             node.string(1, input);
         }
-        node.string(2, &output).string(4, op);
+        node.string(2, &output).string(3, &output).string(4, op);
+        if !domain.is_empty() {
+            node.string(7, domain);
+            self.uses_microsoft |= domain == MICROSOFT;
+        }
         for attr in attrs {
             node.message(5, &attr.encode());
         }
@@ -107,6 +124,13 @@ impl Graph {
         assert_eq!(dims.iter().product::<usize>(), values.len(), "{hint}");
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.initializer(hint, dims, FLOAT, &raw)
+    }
+
+    /// An int8 initializer.
+    pub fn int8s(&mut self, hint: &str, dims: &[usize], values: &[i8]) -> String {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "{hint}");
+        let raw: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+        self.initializer(hint, dims, INT8, &raw)
     }
 
     /// An int64 initializer; `dims` empty for a scalar.
@@ -169,8 +193,13 @@ impl Graph {
         model
             .int(1, 8)
             .string(2, "clip-investigator")
-            .message(8, &opset_import)
-            .message(7, &self.graph);
+            .message(8, &opset_import);
+        if self.uses_microsoft {
+            let mut contrib = Message::default();
+            contrib.string(1, MICROSOFT).int(2, 1);
+            model.message(8, &contrib);
+        }
+        model.message(7, &self.graph);
         model.into_bytes()
     }
 }

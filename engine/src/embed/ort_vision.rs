@@ -58,6 +58,84 @@ pub enum OrtError {
     },
 }
 
+/// The encoder's linear layers, by role: which of them a graph computes in int8.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinearLayers {
+    /// The query, key and value projections (one matrix product per layer).
+    pub qkv: bool,
+    /// The attention's output projection.
+    pub out: bool,
+    /// The MLP's first and second layers.
+    pub fc1: bool,
+    pub fc2: bool,
+}
+
+impl LinearLayers {
+    pub const NONE: Self = Self {
+        qkv: false,
+        out: false,
+        fc1: false,
+        fc2: false,
+    };
+    pub const ALL: Self = Self {
+        qkv: true,
+        out: true,
+        fc1: true,
+        fc2: true,
+    };
+}
+
+/// How the image graph is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphOptions {
+    /// Encoder layers computed in int8: weights quantized per output channel (symmetric, as
+    /// ONNX Runtime's `quantize_dynamic` does), activations quantized per tensor at run time
+    /// (`DynamicQuantizeMatMul`). Everything else stays fp32: the patch embedding, the layer
+    /// norms, attention's two products and softmax, SigLIP's pooling head and CLIP's
+    /// projection (together about 3% of the work; see `precision` in the README for why).
+    pub int8: LinearLayers,
+    /// CLIP: the last layer computes only the class token's row (all the output reads). In
+    /// int8 this also quantizes that layer's activations over the class rows alone (a finer
+    /// scale than over all tokens); off, the graph is ONNX Runtime's quantizer's scheme exactly.
+    pub class_only_last: bool,
+}
+
+impl GraphOptions {
+    /// The fp32 graph.
+    pub const FP32: Self = Self {
+        int8: LinearLayers::NONE,
+        class_only_last: true,
+    };
+    /// The int8 graph the app runs.
+    pub const INT8: Self = Self {
+        int8: LinearLayers::ALL,
+        class_only_last: true,
+    };
+}
+
+/// A weight `[out, in]` (row-major, as checkpoints store it) quantized per output channel the
+/// way ONNX Runtime's `quantize_dynamic(per_channel=True, weight_type=QInt8)` does: symmetric,
+/// scale `max|w| / 127`, zero point 0, values rounded half to even into -127..=127. Returns
+/// the int8 matrix transposed to `[in, out]` (`DynamicQuantizeMatMul`'s B) and the scales.
+pub fn quantize_per_output_channel(w: &[f32], d_in: usize, d_out: usize) -> (Vec<i8>, Vec<f32>) {
+    assert_eq!(w.len(), d_in * d_out);
+    let mut q = vec![0i8; d_in * d_out];
+    let mut scales = Vec::with_capacity(d_out);
+    for (o, row) in w.chunks_exact(d_in).enumerate() {
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // As onnxruntime.quantization's compute_scale_zp: the range in f64, kept as f32.
+        let mut scale = ((2.0 * f64::from(max)) / 254.0) as f32;
+        if scale < f32::MIN_POSITIVE {
+            scale = 1.0;
+        }
+        for (i, v) in row.iter().enumerate() {
+            q[i * d_out + o] = (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8;
+        }
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
 /// ONNX Runtime allows one environment per process: loaded once, shared by all sessions.
 fn environment() -> Result<&'static ort::environment::Environment, OrtError> {
     static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, OrtError>> = OnceLock::new();
@@ -99,36 +177,62 @@ pub struct OrtVision {
 impl OrtVision {
     /// Builds the graph from `weights` (vision tower + `visual_projection`) and starts a session
     /// that uses `threads` cores.
-    pub fn load(weights: &Path, config: &VisionConfig, threads: usize) -> Result<Self, OrtError> {
-        let model = vision_graph(weights, config).map_err(|e| OrtError::Weights {
+    pub fn load(
+        weights: &Path,
+        config: &VisionConfig,
+        options: GraphOptions,
+        threads: usize,
+    ) -> Result<Self, OrtError> {
+        let model = vision_graph(weights, config, options).map_err(|e| OrtError::Weights {
             path: weights.to_path_buf(),
             message: e.to_string(),
         })?;
-        Self::start(&model, config.image_size, config.projection_dim, threads)
+        let int8 = options.int8 != LinearLayers::NONE;
+        Self::start(
+            &model,
+            int8,
+            config.image_size,
+            config.projection_dim,
+            threads,
+        )
     }
 
     /// SigLIP's image tower (with its pooling head) from `weights`, on `threads` cores.
     pub fn load_siglip(
         weights: &Path,
         config: &SiglipVisionConfig,
+        options: GraphOptions,
         threads: usize,
     ) -> Result<Self, OrtError> {
-        let model = siglip_vision_graph(weights, config).map_err(|e| OrtError::Weights {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Self::start(&model, config.image_size, config.encoder.embed_dim, threads)
+        let model =
+            siglip_vision_graph(weights, config, options).map_err(|e| OrtError::Weights {
+                path: weights.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let int8 = options.int8 != LinearLayers::NONE;
+        Self::start(
+            &model,
+            int8,
+            config.image_size,
+            config.encoder.embed_dim,
+            threads,
+        )
     }
 
     fn start(
         model: &[u8],
+        int8: bool,
         image_size: usize,
         dimension: usize,
         threads: usize,
     ) -> Result<Self, OrtError> {
         let environment = environment()?;
-        // For inspection (Netron, onnxruntime in Python): the graph exactly as it is run.
-        if let Some(path) = std::env::var_os("CLIP_INVESTIGATOR_SAVE_ONNX") {
+        // For inspection (Netron, onnxruntime in Python): the graph exactly as it is run; an
+        // int8 graph goes beside it, `-int8` appended to the name.
+        if let Some(mut path) = std::env::var_os("CLIP_INVESTIGATOR_SAVE_ONNX") {
+            if int8 {
+                path.push("-int8");
+            }
             std::fs::write(&path, model).map_err(|e| OrtError::SaveGraph {
                 path: path.clone(),
                 message: e.to_string(),
@@ -190,6 +294,19 @@ struct Writer<'a> {
     eps: f32,
     /// The activation's constants, made on first use (ONNX Runtime warns of unused ones).
     constants: Option<Vec<String>>,
+    /// The encoder layers written as int8 matrix products.
+    int8: LinearLayers,
+}
+
+/// What a linear layer is, for [`GraphOptions::int8`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linear {
+    Qkv,
+    Out,
+    Fc1,
+    Fc2,
+    /// SigLIP's pooling head: always fp32.
+    Head,
 }
 
 fn flat(t: Tensor) -> candle_core::Result<Vec<f32>> {
@@ -220,6 +337,7 @@ impl Writer<'_> {
         parts: &[(String, f32)],
         d_in: usize,
         d_out: usize,
+        role: Linear,
     ) -> candle_core::Result<String> {
         let (mut w, mut b) = (Vec::new(), Vec::new());
         for (prefix, scale) in parts {
@@ -236,7 +354,36 @@ impl Writer<'_> {
                     .map(|v| v * scale),
             );
         }
-        Ok(self.gemm_of(x, &w, &b, d_in))
+        let int8 = match role {
+            Linear::Qkv => self.int8.qkv,
+            Linear::Out => self.int8.out,
+            Linear::Fc1 => self.int8.fc1,
+            Linear::Fc2 => self.int8.fc2,
+            Linear::Head => false,
+        };
+        if int8 {
+            Ok(self.quantized_matmul(x, &w, &b, d_in))
+        } else {
+            Ok(self.gemm_of(x, &w, &b, d_in))
+        }
+    }
+
+    /// `x · wᵀ + b` with `w` (`[b.len(), d_in]`) quantized per output channel and `x`
+    /// quantized per tensor at run time: ONNX Runtime's `DynamicQuantizeMatMul`, the node its
+    /// optimizer makes of `quantize_dynamic`'s DynamicQuantizeLinear → MatMulInteger → Mul.
+    fn quantized_matmul(&mut self, x: &str, w: &[f32], b: &[f32], d_in: usize) -> String {
+        let d_out = b.len();
+        let (q, scales) = quantize_per_output_channel(w, d_in, d_out);
+        let q = self.g.int8s("w_int8", &[d_in, d_out], &q);
+        let scales = self.g.floats("w_scale", &[d_out], &scales);
+        let zero = self.g.int8s("w_zero", &[d_out], &vec![0; d_out]);
+        let b = self.g.floats("b", &[d_out], b);
+        self.g.node_in(
+            super::onnx_proto::MICROSOFT,
+            "DynamicQuantizeMatMul",
+            &[x, &q, &scales, &zero, &b],
+            &[],
+        )
     }
 
     /// A Gemm with weights `[b.len(), d_in]` as stored (`[out, in]`, transB) and bias `b`.
@@ -303,9 +450,23 @@ impl Writer<'_> {
         encoder: &EncoderConfig,
     ) -> candle_core::Result<String> {
         let (e, inner) = (self.e, encoder.intermediate_size);
-        let h = self.gemm(x, &[(format!("{prefix}.mlp.fc1"), 1.0)], e, inner)?;
+        let head = prefix == "head";
+        let role = |layer| if head { Linear::Head } else { layer };
+        let h = self.gemm(
+            x,
+            &[(format!("{prefix}.mlp.fc1"), 1.0)],
+            e,
+            inner,
+            role(Linear::Fc1),
+        )?;
         let h = self.activate(&h, encoder.activation);
-        self.gemm(&h, &[(format!("{prefix}.mlp.fc2"), 1.0)], inner, e)
+        self.gemm(
+            &h,
+            &[(format!("{prefix}.mlp.fc2"), 1.0)],
+            inner,
+            e,
+            role(Linear::Fc2),
+        )
     }
 
     /// Attention of queries `q` `[N, heads, queries, head_dim]` (already scaled) over keys and
@@ -387,11 +548,12 @@ impl Writer<'_> {
                     &[proj("q", scale), proj("k", 1.0), proj("v", 1.0)],
                     e,
                     e,
+                    Linear::Qkv,
                 )?;
                 let [q, k, v] = self.split_heads(&qkv, positions, heads);
                 (q, k, v)
             } else {
-                let kv = self.gemm(&h, &[proj("k", 1.0), proj("v", 1.0)], e, e)?;
+                let kv = self.gemm(&h, &[proj("k", 1.0), proj("v", 1.0)], e, e, Linear::Qkv)?;
                 let [k, v] = self.split_heads(&kv, positions, heads);
                 let tokens = self
                     .g
@@ -402,7 +564,7 @@ impl Writer<'_> {
                     .g
                     .node("Gather", &[&all, &first], &[Attr::Int("axis", 1)]);
                 let h = self.layer_norm(&x, &format!("{prefix}.layer_norm1"))?;
-                let q = self.gemm(&h, &[proj("q", scale)], e, e)?;
+                let q = self.gemm(&h, &[proj("q", scale)], e, e, Linear::Qkv)?;
                 let class_heads =
                     self.g
                         .ints("class_heads", &[4], &[-1, 1, heads as i64, head_dim as i64]);
@@ -413,7 +575,7 @@ impl Writer<'_> {
                 (q, k, v)
             };
             let context = self.attend(&q, &k, &v);
-            let attended = self.gemm(&context, &[proj("out", 1.0)], e, e)?;
+            let attended = self.gemm(&context, &[proj("out", 1.0)], e, e, Linear::Out)?;
             x = self.g.node("Add", &[&x, &attended], &[]);
             let h = self.layer_norm(&x, &format!("{prefix}.layer_norm2"))?;
             let h = self.mlp(&h, &prefix, encoder)?;
@@ -464,6 +626,7 @@ fn writer<'a>(
     encoder: &EncoderConfig,
     channels: usize,
     size: usize,
+    options: GraphOptions,
 ) -> Writer<'a> {
     let mut g = Graph::default();
     g.input(
@@ -476,17 +639,22 @@ fn writer<'a>(
         e: encoder.embed_dim,
         eps: encoder.layer_norm_eps as f32,
         constants: None,
+        int8: options.int8,
     }
 }
 
 /// The ONNX model (opset 17) of CLIP's image tower, mirroring Hugging Face's
 /// `CLIPVisionModelWithProjection`, with the checkpoint's weights as initializers.
-pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec<u8>> {
+pub fn vision_graph(
+    weights: &Path,
+    c: &VisionConfig,
+    options: GraphOptions,
+) -> candle_core::Result<Vec<u8>> {
     // SAFETY: read-only memory map of a file the app never writes.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
     let e = c.encoder.embed_dim;
     let positions = (c.image_size / c.patch_size).pow(2) + 1;
-    let mut w = writer(&vb, &c.encoder, c.num_channels, c.image_size);
+    let mut w = writer(&vb, &c.encoder, c.num_channels, c.image_size, options);
     let x = w.patches(c.num_channels, c.patch_size, false)?;
     // A zero row in front of the patches, then one constant adds both the class embedding
     // (to that row) and the position embeddings: no batch-sized Expand/Concat needed.
@@ -503,7 +671,16 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
     let rows = w.g.ints("rows", &[2], &[-1, e as i64]);
     let x = w.g.node("Reshape", &[&x, &rows], &[]);
     let x = w.layer_norm(&x, "pre_layrnorm")?;
-    let x = w.encoder(x, &c.encoder, positions, true)?;
+    let x = w.encoder(x, &c.encoder, positions, options.class_only_last)?;
+    // Without the class-only last layer, x has every token's row: keep the class tokens'.
+    let x = if options.class_only_last {
+        x
+    } else {
+        let tokens = w.g.ints("tokens", &[3], &[-1, positions as i64, e as i64]);
+        let first = w.g.ints("first", &[], &[0]);
+        let all = w.g.node("Reshape", &[&x, &tokens], &[]);
+        w.g.node("Gather", &[&all, &first], &[Attr::Int("axis", 1)])
+    };
     // x is now the class token's row per image: post-LayerNorm, projected.
     let pooled = w.layer_norm(&x, "post_layernorm")?;
     // Stored [out, in]; MatMul wants [in, out].
@@ -522,14 +699,18 @@ pub fn vision_graph(weights: &Path, c: &VisionConfig) -> candle_core::Result<Vec
 /// The ONNX model (opset 17) of SigLIP's image tower, mirroring Hugging Face's
 /// `SiglipVisionModel` with its attention-pooling head (`pooler_output`), with the
 /// checkpoint's weights as initializers.
-pub fn siglip_vision_graph(weights: &Path, c: &SiglipVisionConfig) -> candle_core::Result<Vec<u8>> {
+pub fn siglip_vision_graph(
+    weights: &Path,
+    c: &SiglipVisionConfig,
+    options: GraphOptions,
+) -> candle_core::Result<Vec<u8>> {
     // SAFETY: read-only memory map of a file the app never writes.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
     let encoder = &c.encoder;
     let (e, heads) = (encoder.embed_dim, encoder.num_attention_heads);
     let head_dim = e / heads;
     let positions = (c.image_size / c.patch_size).pow(2);
-    let mut w = writer(&vb, encoder, c.num_channels, c.image_size);
+    let mut w = writer(&vb, encoder, c.num_channels, c.image_size, options);
     // Patches (the convolution has a bias) plus positions; no class token, no pre-LayerNorm.
     let x = w.patches(c.num_channels, c.patch_size, true)?;
     let position = flat(w.vm.get((positions, e), "embeddings.position_embedding.weight")?)?;
@@ -560,7 +741,13 @@ pub fn siglip_vision_graph(weights: &Path, c: &SiglipVisionConfig) -> candle_cor
     );
     let [k, v] = w.split_heads(&kv, positions, heads);
     let context = w.attend(&q, &k, &v);
-    let attended = w.gemm(&context, &[("head.attention.out_proj".into(), 1.0)], e, e)?;
+    let attended = w.gemm(
+        &context,
+        &[("head.attention.out_proj".into(), 1.0)],
+        e,
+        e,
+        Linear::Head,
+    )?;
     let h = w.layer_norm(&attended, "head.layernorm")?;
     let h = w.mlp(&h, "head", encoder)?;
     let embeds = w.g.node("Add", &[&attended, &h], &[]);

@@ -82,7 +82,8 @@ impl IndexJob<'_> {
             s.state = IndexState::Running;
             s.done = resumed;
             s.total = plan.len() as u64;
-            s.model = Some(self.embedder.identity().name);
+            s.model = Some(crate::embed::model_label(self.embedder));
+            s.precision_note = self.embedder.precision_note();
             s.message = self.cache_problem.clone();
             s.passes = if progressive { passes.len() as u32 } else { 0 };
         });

@@ -223,10 +223,10 @@ impl IndexService {
             images: Arc::clone(&self.images_embedded),
             texts: Arc::clone(&self.texts_embedded),
         });
-        let identity = embedder.identity();
         let _ = self.embedder.set(Arc::clone(&embedder));
         self.progress.update(|s| {
-            s.model = Some(identity.name.clone());
+            s.model = Some(crate::embed::model_label(embedder.as_ref()));
+            s.precision_note = embedder.precision_note();
             s.message = None;
         });
         let (path, frame_index) = video.map_err(JobError::Video)?;
@@ -376,6 +376,12 @@ struct Counting {
 impl Embedder for Counting {
     fn identity(&self) -> crate::embed::ModelIdentity {
         self.inner.identity()
+    }
+    fn precision(&self) -> Option<store::config::Precision> {
+        self.inner.precision()
+    }
+    fn precision_note(&self) -> Option<String> {
+        self.inner.precision_note()
     }
     fn logit_scale(&self) -> f32 {
         self.inner.logit_scale()

@@ -140,7 +140,7 @@ pub fn model_slots(settings: &store::config::Settings) -> Vec<ModelSlot> {
             model_settings.set_model(model.clone());
             ModelSlot {
                 choice,
-                model: SharedModel::new(move || crate::embed::load(&model_settings)),
+                model: SharedModel::new(move || crate::precision::load(&model_settings)),
             }
         })
         .collect()

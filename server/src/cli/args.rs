@@ -54,6 +54,22 @@ pub enum Command {
     /// Why frame N scores as it does for a prompt: each patch's relevance (gradient-weighted
     /// attention, Chefer et al. 2021) painted over the frame, and the part the model never sees.
     Explain(ExplainArgs),
+    /// Compare the int8 image tower with fp32 on this machine: cosine per image, top-5 prompts
+    /// per frame, top-10 frames per prompt, speed. Stores the result that `precision: int8`
+    /// and `auto` use.
+    CheckPrecision(CheckPrecisionArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckPrecisionArgs {
+    /// The video whose frames are compared (default: video_path from the config; without one,
+    /// only the built-in images).
+    pub video: Option<PathBuf>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -407,6 +423,11 @@ pub struct ModelArgs {
     /// `--image-engine`, its name before, is still accepted.
     #[arg(long, value_enum, alias = "image-engine")]
     pub image_runtime: Option<store::config::ImageRuntime>,
+    /// The image tower's number format on ONNX Runtime (default: `precision` from the config,
+    /// fp32). int8 is used once it has passed its check against fp32 on this machine
+    /// (`check-precision` prints it); auto takes the fastest precision that passed.
+    #[arg(long, value_enum)]
+    pub precision: Option<store::config::Precision>,
     /// Index: reuse the last embedded frame's vector for frames whose model input differs from
     /// it by less than LEVELS grey levels (mean absolute difference); other commands: read
     /// such an index (default: `skip_similar` from the config, else off).

@@ -16,7 +16,7 @@ pub fn run(args: &ExplainArgs) -> CommandResult {
         bail!("--opacity must be between 0 and 1, not {}", args.opacity);
     }
     let settings = resolve(&args.model)?;
-    let embedder = engine::embed::load_lazy(&settings).context("cannot load the model")?;
+    let embedder = engine::precision::load_lazy(&settings).context("cannot load the model")?;
     let mut decoder = Decoder::open(&args.video).context("cannot open the video")?;
     let image = decoder.frame(args.frame)?;
     let cannot = || format!("cannot explain frame {} for {:?}", args.frame, args.prompt);

@@ -54,7 +54,9 @@ pub fn run(args: &IndexArgs) -> CommandResult {
         bail!("give a VIDEO to index, or --library");
     };
     check_sampling(args.sample_fps, args.batch_size)?;
-    let settings = resolve(&args.model)?;
+    let mut settings = resolve(&args.model)?;
+    // The video at hand is the one a first int8 check samples.
+    settings.video_path = path.to_path_buf();
     let mut options = index_options(&settings, args.sample_fps, args.batch_size);
     options.checkpoint_every = Duration::from_secs_f64(args.checkpoint_secs.max(0.0));
     if args.progressive {
@@ -69,7 +71,7 @@ pub fn run(args: &IndexArgs) -> CommandResult {
     }
     let video = VideoToIndex::open(path, Some(&options.cache_dir))
         .context("cannot open the video to index")?;
-    let embedder = engine::embed::load(&settings).context("cannot load the model")?;
+    let embedder = engine::precision::load(&settings).context("cannot load the model")?;
     let progress = Progress::default();
     let cancel = AtomicBool::new(false);
     let finished = AtomicBool::new(false);

@@ -37,9 +37,11 @@ pub fn open_indexed(
     sample_fps: Option<f64>,
 ) -> anyhow::Result<Indexed> {
     check_sampling(sample_fps, None)?;
-    let settings = resolve(args)?;
+    let mut settings = resolve(args)?;
+    // The video at hand is the one a first int8 check samples.
+    settings.video_path = path.to_path_buf();
     let options = index_options(&settings, sample_fps, None);
-    let embedder = engine::embed::load_lazy(&settings).context("cannot load the model")?;
+    let embedder = engine::precision::load_lazy(&settings).context("cannot load the model")?;
     let (video, cached) = VideoToIndex::open_indexed(path, embedder.as_ref(), &options)
         .context("cannot open the video")?;
     let file = match cached {

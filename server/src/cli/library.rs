@@ -26,7 +26,7 @@ pub fn index(args: &IndexArgs) -> CommandResult {
     for (place, model) in settings.models.iter().enumerate() {
         let mut model_settings = settings.clone();
         model_settings.set_model(model.clone());
-        let embedder = engine::embed::load(&model_settings)
+        let embedder = engine::precision::load(&model_settings)
             .with_context(|| format!("cannot load the model {model}"))?;
         for (_, path) in &files {
             let name = path

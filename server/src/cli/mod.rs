@@ -8,6 +8,7 @@
 
 pub mod args;
 mod cache;
+mod check_precision;
 mod cuts;
 mod dataset;
 mod evaluate;
@@ -52,5 +53,6 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Evaluate(args)) => evaluate::run(&args),
         Some(Command::ExportDataset(args)) => dataset::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
+        Some(Command::CheckPrecision(args)) => check_precision::run(&args),
     }
 }

@@ -75,6 +75,9 @@ impl SettingsArgs for ModelArgs {
         if let Some(runtime) = self.image_runtime {
             settings.image_runtime = runtime;
         }
+        if let Some(precision) = self.precision {
+            settings.precision = precision;
+        }
         if let Some(levels) = self.skip_similar {
             if !(levels.is_finite() && levels >= 0.0) {
                 bail!("--skip-similar must be a number of grey levels >= 0, not {levels}");

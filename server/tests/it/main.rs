@@ -23,6 +23,7 @@ mod guard;
 mod library_search;
 mod moments;
 mod pixels;
+mod precision;
 mod preprocess;
 mod progressive;
 mod proxy;

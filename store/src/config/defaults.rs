@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{BackendKind, ImageRuntime, Settings, DEFAULT_MODEL};
+use super::{BackendKind, ImageRuntime, Precision, Settings, DEFAULT_MODEL};
 
 pub(super) fn default_progressive_memory_mb() -> u64 {
     512
@@ -87,6 +87,7 @@ impl Default for Settings {
             sample_fps: None,
             batch_size: default_batch_size(),
             image_runtime: ImageRuntime::default(),
+            precision: Precision::default(),
             skip_similar: None,
             auth_token: None,
             allowed_hosts: Vec::new(),

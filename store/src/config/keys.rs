@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "image_runtime",
     // The old name of `image_runtime`, still accepted.
     "image_engine",
+    "precision",
     "skip_similar",
     "auth_token",
     "allowed_hosts",

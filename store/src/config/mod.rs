@@ -74,6 +74,11 @@ pub struct Settings {
     /// `image_engine`, its name before, is still accepted.
     #[serde(default, alias = "image_engine")]
     pub image_runtime: ImageRuntime,
+    /// Local backend on ONNX Runtime: the image tower's number format. int8 is used only after
+    /// it has been checked against fp32 on this machine, model and a sample of the video
+    /// (stored in `embeddings_dir/precision`); a model that fails the check runs in fp32.
+    #[serde(default)]
+    pub precision: Precision,
     /// Skip frames whose model input differs from the last embedded frame's by less than this
     /// many grey levels (mean absolute difference), reusing its vector; absent = embed all.
     #[serde(default)]
@@ -132,6 +137,34 @@ pub enum ImageRuntime {
     Candle,
     /// ONNX Runtime, loaded from `ORT_DYLIB_PATH` (scripts/setup.sh installs it).
     Onnxruntime,
+}
+
+/// The image tower's number format (see `engine::precision`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats: what the model was trained in, and what PyTorch computes.
+    #[default]
+    Fp32,
+    /// 8-bit integer matrix products (weights per output channel, activations per batch),
+    /// where the check against fp32 passes; else fp32.
+    Int8,
+    /// bfloat16, where the runtime has bf16 kernels for this CPU (it is refused where not).
+    Bf16,
+    /// The fastest precision that passes the check on this machine and model; fp32 until it has.
+    Auto,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Int8 => "int8",
+            Self::Bf16 => "bf16",
+            Self::Auto => "auto",
+        }
+    }
 }
 
 /// Which embedder computes CLIP vectors.

@@ -29,9 +29,10 @@ pub use config::{
 };
 pub use text::{canonicalize, Tokens};
 
+use super::ort_vision::{GraphOptions, OrtVision};
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage, Relevance};
 use explain::ExplainTower;
-use store::config::ImageRuntime;
+use store::config::{ImageRuntime, Precision};
 use text::{ClipTokenizer, SiglipTokenizer, TextTower, Tokenizer};
 use vision::ImageTower;
 
@@ -51,6 +52,11 @@ pub struct LocalClip {
     /// embeds is ONNX Runtime's, which has no gradients (loaded on first use).
     weights: PathBuf,
     explainer: OnceLock<Result<ExplainTower, String>>,
+    /// The image tower's number format: fp32, or int8 once [`use_int8`](Self::use_int8) has
+    /// put the checked int8 tower in.
+    precision: Precision,
+    /// Why the precision asked for is not the one used, for the page and the log.
+    precision_note: Option<String>,
 }
 
 impl LocalClip {
@@ -164,7 +170,55 @@ impl LocalClip {
             logit_bias,
             weights,
             explainer: OnceLock::new(),
+            precision: Precision::Fp32,
+            precision_note: None,
         })
+    }
+
+    /// The image tower of this model's weights written with `options` (int8 layers) on ONNX
+    /// Runtime, beside the one that embeds: for the check against fp32 and for
+    /// [`use_int8`](Self::use_int8).
+    pub fn ort_tower(&self, options: GraphOptions) -> Result<OrtVision, ModelError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = |error: super::ort_vision::OrtError| ModelError::Runtime {
+            message: error.to_string(),
+        };
+        super::ort_vision::available().map_err(runtime)?;
+        match &self.config {
+            Architecture::Clip(c) => {
+                OrtVision::load(&self.weights, &c.vision_config, options, threads)
+            }
+            Architecture::Siglip { vision, .. } => {
+                OrtVision::load_siglip(&self.weights, vision, options, threads)
+            }
+        }
+        .map_err(runtime)
+    }
+
+    /// L2-normalised embeddings of preprocessed images on `tower` instead of the model's own.
+    pub fn embed_pixels_on(
+        &self,
+        tower: &OrtVision,
+        images: &[Vec<f32>],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let slices: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+        self.images.embed_on(Some(tower), &slices, &self.device)
+    }
+
+    /// Embeds images with the int8 `tower` (made by [`ort_tower`](Self::ort_tower) with
+    /// [`GraphOptions::INT8`]) from now on. The identity's revision gains `-int8`: an int8
+    /// index has cache files of its own, and the fp32 ones stay as they are.
+    pub fn use_int8(&mut self, tower: OrtVision) {
+        self.images.replace_runtime(tower);
+        if self.precision != Precision::Int8 {
+            self.identity.revision = format!("{}-int8", self.identity.revision);
+        }
+        self.precision = Precision::Int8;
+    }
+
+    /// Says why the precision asked for is not the one used (shown on the page).
+    pub fn set_precision_note(&mut self, note: Option<String>) {
+        self.precision_note = note;
     }
 
     /// The candle image tower that explains scores: the one that embeds where candle runs it,
@@ -262,6 +316,14 @@ impl LocalClip {
 impl Embedder for LocalClip {
     fn identity(&self) -> ModelIdentity {
         self.identity.clone()
+    }
+
+    fn precision(&self) -> Option<Precision> {
+        Some(self.precision)
+    }
+
+    fn precision_note(&self) -> Option<String> {
+        self.precision_note.clone()
     }
 
     fn logit_scale(&self) -> f32 {

@@ -13,7 +13,7 @@ use super::config::ModelError;
 use super::explain::ExplainTower;
 use super::model::{VisionConfig, VisionTransformer};
 use super::siglip::{SiglipVision, SiglipVisionConfig};
-use crate::embed::ort_vision::OrtVision;
+use crate::embed::ort_vision::{GraphOptions, OrtVision};
 use crate::embed::preprocess::{crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage};
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
@@ -77,13 +77,15 @@ impl ImageTower {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => OrtVision::load(weights, config, threads)
-                .map(Runtime::OnnxRuntime)
-                .map_err(|error| ModelError::Runtime {
-                    message: error.to_string(),
-                })?,
+            ImageRuntime::Onnxruntime => {
+                OrtVision::load(weights, config, GraphOptions::FP32, threads)
+                    .map(Runtime::OnnxRuntime)
+                    .map_err(|error| ModelError::Runtime {
+                        message: error.to_string(),
+                    })?
+            }
             ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load(weights, config, threads))
+                .and_then(|()| OrtVision::load(weights, config, GraphOptions::FP32, threads))
             {
                 Ok(session) => Runtime::OnnxRuntime(session),
                 Err(reason) => {
@@ -114,13 +116,15 @@ impl ImageTower {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => OrtVision::load_siglip(weights, config, threads)
-                .map(Runtime::OnnxRuntime)
-                .map_err(|error| ModelError::Runtime {
-                    message: error.to_string(),
-                })?,
+            ImageRuntime::Onnxruntime => {
+                OrtVision::load_siglip(weights, config, GraphOptions::FP32, threads)
+                    .map(Runtime::OnnxRuntime)
+                    .map_err(|error| ModelError::Runtime {
+                        message: error.to_string(),
+                    })?
+            }
             ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load_siglip(weights, config, threads))
+                .and_then(|()| OrtVision::load_siglip(weights, config, GraphOptions::FP32, threads))
             {
                 Ok(session) => Runtime::OnnxRuntime(session),
                 Err(reason) => {
@@ -182,10 +186,18 @@ impl ImageTower {
         images: &[&[f32]],
         device: &Device,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let (h, w) = (
-            self.preprocess.crop_height as usize,
-            self.preprocess.crop_width as usize,
-        );
+        self.embed_on(None, images, device)
+    }
+
+    /// As [`embed`](Self::embed), on `session` instead of the tower's own runtime where given
+    /// (the int8 tower while it is checked against this one).
+    pub(super) fn embed_on(
+        &self,
+        session: Option<&OrtVision>,
+        images: &[&[f32]],
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (h, w) = self.input_size();
         if let Some(bad) = images.iter().find(|i| i.len() != 3 * h * w) {
             return Err(EmbedError::Model(format!(
                 "a preprocessed image has {} values, the model takes 3 x {h} x {w}",
@@ -199,16 +211,25 @@ impl ImageTower {
                 .and_then(|out| out.to_vec2::<f32>())
                 .map_err(|e| e.to_string())
         };
-        let mut vectors = match &self.runtime {
-            Runtime::Candle(vision) => on_candle(&|pixels| vision.forward(pixels)),
-            Runtime::CandleSiglip(vision) => on_candle(&|pixels| vision.forward(pixels)),
-            Runtime::OnnxRuntime(session) => session.embed(images).map_err(|e| e.to_string()),
+        let mut vectors = match (session, &self.runtime) {
+            (Some(session), _) => session.embed(images).map_err(|e| e.to_string()),
+            (None, Runtime::Candle(vision)) => on_candle(&|pixels| vision.forward(pixels)),
+            (None, Runtime::CandleSiglip(vision)) => on_candle(&|pixels| vision.forward(pixels)),
+            (None, Runtime::OnnxRuntime(session)) => {
+                session.embed(images).map_err(|e| e.to_string())
+            }
         }
         .map_err(|e| EmbedError::Model(format!("image model: {e}")))?;
         vectors
             .iter_mut()
             .for_each(|v| crate::embed::l2_normalize(v));
         Ok(vectors)
+    }
+
+    /// Runs the transformer on `session` from now on (the int8 tower, once it has passed its
+    /// check); the tower it replaces is dropped.
+    pub(super) fn replace_runtime(&mut self, session: OrtVision) {
+        self.runtime = Runtime::OnnxRuntime(session);
     }
 
     /// Mean absolute difference of two cropped images, in grey levels (0-255).

@@ -451,6 +451,75 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// How closely a tower's embeddings follow the reference's on the same images.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Agreement {
+    /// Cosine between each image's two embeddings: the lowest, which image, and the mean.
+    pub cosine_min: f32,
+    pub worst: usize,
+    pub cosine_mean: f32,
+    /// Mean over images of the share of their top-5 prompts kept.
+    pub prompt_top5_overlap: f32,
+    /// Mean over prompts of the share of their top-10 images kept, and the lowest prompt's.
+    pub frame_top10_overlap: f32,
+    pub frame_top10_overlap_min: f32,
+}
+
+/// Compares `candidate` with `reference` (L2-normalised embeddings of the same images) and
+/// their rankings under the prompts `texts`; frames are ranked among the first `ranked` images.
+pub fn agreement(
+    reference: &[Vec<f32>],
+    candidate: &[Vec<f32>],
+    texts: &[Vec<f32>],
+    ranked: usize,
+) -> Agreement {
+    let cosines: Vec<f32> = reference
+        .iter()
+        .zip(candidate)
+        .map(|(a, b)| dot(a, b))
+        .collect();
+    let (worst, cosine_min) = cosines
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 1.0));
+    let cosine_mean = cosines.iter().sum::<f32>() / cosines.len().max(1) as f32;
+    let scores = |vectors: &[Vec<f32>]| -> Vec<Vec<f32>> {
+        vectors
+            .iter()
+            .map(|v| texts.iter().map(|t| dot(v, t)).collect())
+            .collect()
+    };
+    let (ours, theirs) = (scores(candidate), scores(reference));
+    let k5 = 5.min(texts.len());
+    let prompt_top5_overlap = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| overlap(&top_k(a, k5), &top_k(b, k5)))
+        .sum::<f32>()
+        / ours.len().max(1) as f32;
+    let ranked = ranked.min(ours.len());
+    let k10 = 10.min(ranked);
+    let per_prompt: Vec<f32> = (0..texts.len())
+        .map(|p| {
+            let column =
+                |rows: &[Vec<f32>]| rows[..ranked].iter().map(|r| r[p]).collect::<Vec<_>>();
+            overlap(&top_k(&column(&ours), k10), &top_k(&column(&theirs), k10))
+        })
+        .collect();
+    let frame_top10_overlap = per_prompt.iter().sum::<f32>() / per_prompt.len().max(1) as f32;
+    let frame_top10_overlap_min = per_prompt.iter().copied().fold(1.0, f32::min);
+    Agreement {
+        cosine_min,
+        worst,
+        cosine_mean,
+        prompt_top5_overlap,
+        frame_top10_overlap,
+        frame_top10_overlap_min,
+    }
+}
+
 /// Embeds `pixels` in batches of [`BATCH`]; returns the vectors and images per second.
 fn timed(
     embed: impl Fn(&[Vec<f32>]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError>,
@@ -536,50 +605,21 @@ pub fn check(
         .collect::<Result<Vec<_>, _>>()?;
     let (reference, fp32_speed) = timed(|b| model.embed_pixels(b), &pixels)?;
     let (candidate, int8_speed) = timed(|b| model.embed_pixels_on(tower, b), &pixels)?;
-    let cosines: Vec<f32> = reference
-        .iter()
-        .zip(&candidate)
-        .map(|(a, b)| dot(a, b))
-        .collect();
-    let (worst, cosine_min) = cosines
-        .iter()
-        .copied()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or((0, 1.0));
-    let cosine_mean = cosines.iter().sum::<f32>() / cosines.len().max(1) as f32;
-
     let texts = model.embed_texts(&sample.prompts)?;
-    let scores = |vectors: &[Vec<f32>]| -> Vec<Vec<f32>> {
-        vectors
-            .iter()
-            .map(|v| texts.iter().map(|t| dot(v, t)).collect())
-            .collect()
-    };
-    let (ours, theirs) = (scores(&candidate), scores(&reference));
-    let k5 = 5.min(sample.prompts.len());
-    let prompt_top5_overlap = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| overlap(&top_k(a, k5), &top_k(b, k5)))
-        .sum::<f32>()
-        / ours.len().max(1) as f32;
     // Frames ranked per prompt: the video's frames (all images where there is no video).
     let ranked = if sample.video_frames > 0 {
         sample.video_frames
     } else {
-        ours.len()
+        reference.len()
     };
-    let k10 = 10.min(ranked);
-    let per_prompt: Vec<f32> = (0..texts.len())
-        .map(|p| {
-            let column =
-                |rows: &[Vec<f32>]| rows[..ranked].iter().map(|r| r[p]).collect::<Vec<_>>();
-            overlap(&top_k(&column(&ours), k10), &top_k(&column(&theirs), k10))
-        })
-        .collect();
-    let frame_top10_overlap = per_prompt.iter().sum::<f32>() / per_prompt.len().max(1) as f32;
-    let frame_top10_overlap_min = per_prompt.iter().copied().fold(1.0, f32::min);
+    let Agreement {
+        cosine_min,
+        cosine_mean,
+        worst,
+        prompt_top5_overlap,
+        frame_top10_overlap,
+        frame_top10_overlap_min,
+    } = agreement(&reference, &candidate, &texts, ranked);
 
     let mut failures = Vec::new();
     let mut below = |name: &str, value: f32, limit: f32| {
@@ -659,8 +699,8 @@ pub fn bf16_refusal() -> String {
         .any(|f| f == "avx512_bf16" || f == "amx_bf16");
     format!(
         "precision bf16 is not available: {}ONNX Runtime's CPU kernels have no bf16 matrix products \
-         for {} (its MatMul and Gemm take float, double, int and float16 only), so a bf16 graph would \
-         run converted back to fp32. Use `precision: int8` (checked against fp32 first) or fp32.",
+         on {} (MatMul, Gemm and FusedMatMul on bfloat16: \"Could not find an implementation\", \
+         scripts/bf16_probe.py). Use `precision: int8` (checked against fp32 first) or fp32.",
         if has {
             "this CPU has bf16 instructions, but "
         } else {

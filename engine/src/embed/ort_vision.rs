@@ -754,3 +754,22 @@ pub fn siglip_vision_graph(
     w.g.output(&embeds, "image_embeds", &[None, Some(e)]);
     Ok(w.g.into_model(17))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::quantize_per_output_channel;
+
+    #[test]
+    fn weights_are_quantized_per_output_channel_symmetrically_and_transposed() {
+        // Two outputs (rows) of three inputs: each row gets its own scale, max|w| / 127.
+        let w = [0.5, -1.27, 0.0, 254.0, 127.0, -63.5];
+        let (q, scales) = quantize_per_output_channel(&w, 3, 2);
+        assert_eq!(scales, vec![0.01, 2.0]);
+        // [in, out]: column 0 is row 0 of w. 0.5 / 0.01 = 50; -1.27 / 0.01 = -127;
+        // 127 / 2 = 63.5 and -63.5 / 2 = -31.75: half to even gives 64 (as numpy's round).
+        assert_eq!(q, vec![50, 127, -127, 64, 0, -32]);
+        // A row of zeros gets scale 1 (as onnxruntime's compute_scale_zp), not a division by 0.
+        let (q, scales) = quantize_per_output_channel(&[0.0, 0.0], 2, 1);
+        assert_eq!((q, scales), (vec![0, 0], vec![1.0]));
+    }
+}

@@ -100,6 +100,8 @@ pub fn run(args: &IndexArgs) -> CommandResult {
             "seconds": report.seconds,
             "frames_per_s": fps,
             "model": embedder.identity().name,
+            "precision": embedder.precision().map(|p| p.as_str()),
+            "precision_note": embedder.precision_note(),
             "peak_rss_mb": progress::peak_rss_mb(),
             "passes": report.passes.iter().map(|p| json!({
                 "spacing_frames": p.spacing_frames,

@@ -139,7 +139,7 @@ pub enum ImageRuntime {
     Onnxruntime,
 }
 
-/// The image tower's number format (see `engine::precision`).
+/// The image tower's number format (README: "Precision: int8").
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]

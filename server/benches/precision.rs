@@ -87,7 +87,6 @@ struct Peer {
     fp32: Vec<f64>,
     int8: Vec<f64>,
     accuracy: Agreement,
-    quantize_s: f64,
 }
 
 /// The Python peer on the same tower and images; `None` (and why on stderr) without Python.
@@ -164,7 +163,6 @@ fn peer(
         fp32: rates("fp32"),
         int8: rates("int8"),
         accuracy: agreement(&read("fp32"), &read("int8"), texts, ranked),
-        quantize_s: json["quantize_s"].as_f64().unwrap_or(f64::NAN),
     })
 }
 
@@ -311,8 +309,7 @@ fn main() {
         accuracy_rows.push(format!("| {name} | ours | {} |", accuracy_cells(&ours)));
         if let Some(p) = &peer {
             accuracy_rows.push(format!(
-                "| {name} | peer (quantize_dynamic, {:.0} s to quantize) | {} |",
-                p.quantize_s,
+                "| {name} | peer (quantize_dynamic) | {} |",
                 accuracy_cells(&p.accuracy)
             ));
         }

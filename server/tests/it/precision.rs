@@ -265,6 +265,47 @@ fn an_int8_check_that_falls_short_leaves_fp32_in_use_and_says_so() {
 }
 
 #[test]
+fn auto_takes_int8_only_where_its_check_passed_and_it_was_faster() {
+    let path = video("mpeg2.mkv");
+    let v = path.to_str().unwrap();
+    // Below the bar: fp32, whatever the speed.
+    let ws = Workspace::new();
+    let output = ws
+        .command(&["index", v, "--precision", "auto", "--json"])
+        .env(FAILING_BAR.0, FAILING_BAR.1)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["precision"], "fp32", "{report}");
+    assert!(report["precision_note"]
+        .as_str()
+        .is_some_and(|n| n.contains("fell short")));
+
+    // Above it: int8 exactly where the check's own timing found int8 faster.
+    let ws = Workspace::new();
+    let report = ws.run_json(&["index", v, "--precision", "auto", "--json"]);
+    let stored = std::fs::read_dir(ws.embeddings().join("precision"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let check: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stored.path()).unwrap()).unwrap();
+    assert_eq!(check["passed"], true, "{check}");
+    let faster =
+        check["int8_images_per_s"].as_f64().unwrap() > check["fp32_images_per_s"].as_f64().unwrap();
+    let expected = if faster { "int8" } else { "fp32" };
+    assert_eq!(report["precision"], expected, "{report}\n{check}");
+    let int8_files = ws
+        .cache_files()
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("-int8"))
+        .count();
+    assert_eq!(int8_files, usize::from(faster));
+}
+
+#[test]
 fn precisions_that_cannot_run_are_refused_with_the_reason() {
     let ws = Workspace::new();
     let path = video("mpeg2.mkv");

@@ -6,6 +6,7 @@
 
 pub mod local;
 mod onnx_proto;
+mod ort_graph;
 pub mod ort_vision;
 pub mod preprocess;
 pub mod roboflow;

@@ -304,14 +304,7 @@ pub async fn post_download(url: &str, fallback: &str) -> Result<String, String> 
         .dyn_into::<web_sys::Response>()
         .map_err(|_| "the server's answer cannot be read".to_string())?;
     if !response.ok() {
-        let text = match response.text() {
-            Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
-                .await
-                .ok()
-                .and_then(|t| t.as_string()),
-            Err(_) => None,
-        };
-        return Err(text.unwrap_or_default().trim().to_string());
+        return Err(response_text(&response).await);
     }
     let name = response
         .headers()

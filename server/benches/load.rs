@@ -498,19 +498,7 @@ fn bench_video(frames: u32) -> PathBuf {
 }
 
 fn cpu_flags() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-    let has: Vec<&str> = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"]
-        .into_iter()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
-        .collect();
+    let (model, has) = engine::precision::cpu();
     format!(
         "{model}, {} cores, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

@@ -18,12 +18,13 @@
 mod common;
 #[path = "shared/index_cli.rs"]
 mod index_cli;
+#[path = "shared/timing.rs"]
+mod timing;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use engine::embed::local::LocalClip;
 use engine::embed::ort_vision::{GraphOptions, LinearLayers, OrtVision};
@@ -40,29 +41,12 @@ fn threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// Median images/s of `embed` on `batch` of `pixels` (cycled), over `reps` timed calls.
+/// Images/s of `embed` on `batch` of `pixels` (cycled): the median of `reps` timed calls.
 fn rate(embed: &dyn Fn(&[Vec<f32>]), pixels: &[Vec<f32>], batch: usize, reps: usize) -> f64 {
     let images: Vec<Vec<f32>> = pixels.iter().cycle().take(batch).cloned().collect();
     embed(&images); // warm-up: ONNX Runtime allocates on a shape's first run
-    median(
-        (0..reps)
-            .map(|_| {
-                let started = Instant::now();
-                embed(&images);
-                batch as f64 / started.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
+    let ms = timing::sorted_ms(reps, || embed(&images));
+    batch as f64 * 1000.0 / timing::percentile(&ms, 0.5)
 }
 
 /// Multiply-accumulates per image of the parts of a ViT-Base tower (E 768, MLP 3072, 12
@@ -147,14 +131,14 @@ fn peer(
         BATCHES
             .iter()
             .map(|b| {
-                median(
-                    json[name][b.to_string()]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|t| *b as f64 / t.as_f64().unwrap())
-                        .collect(),
-                )
+                let mut seconds: Vec<f64> = json[name][b.to_string()]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_f64().unwrap())
+                    .collect();
+                seconds.sort_by(f64::total_cmp);
+                *b as f64 / timing::percentile(&seconds, 0.5)
             })
             .collect()
     };

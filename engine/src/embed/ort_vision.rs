@@ -105,18 +105,9 @@ impl OrtVision {
         options: GraphOptions,
         threads: usize,
     ) -> Result<Self, OrtError> {
-        let model = vision_graph(weights, config, options).map_err(|e| OrtError::Weights {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let int8 = options.int8 != LinearLayers::NONE;
-        Self::start(
-            &model,
-            int8,
-            config.image_size,
-            config.projection_dim,
-            threads,
-        )
+        let graph = vision_graph(weights, config, options);
+        let size = (config.image_size, config.projection_dim);
+        Self::start(weights, graph, options, size, threads)
     }
 
     /// SigLIP's image tower (with its pooling head) from `weights`, on `threads` cores.
@@ -126,36 +117,32 @@ impl OrtVision {
         options: GraphOptions,
         threads: usize,
     ) -> Result<Self, OrtError> {
-        let model =
-            siglip_vision_graph(weights, config, options).map_err(|e| OrtError::Weights {
-                path: weights.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let int8 = options.int8 != LinearLayers::NONE;
-        Self::start(
-            &model,
-            int8,
-            config.image_size,
-            config.encoder.embed_dim,
-            threads,
-        )
+        let graph = siglip_vision_graph(weights, config, options);
+        let size = (config.image_size, config.encoder.embed_dim);
+        Self::start(weights, graph, options, size, threads)
     }
 
+    /// A session of `graph` (written from `weights` with `options`) taking `image_size` square
+    /// images to `dimension`-long embeddings.
     fn start(
-        model: &[u8],
-        int8: bool,
-        image_size: usize,
-        dimension: usize,
+        weights: &Path,
+        graph: candle_core::Result<Vec<u8>>,
+        options: GraphOptions,
+        (image_size, dimension): (usize, usize),
         threads: usize,
     ) -> Result<Self, OrtError> {
+        let model = graph.map_err(|e| OrtError::Weights {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let environment = environment()?;
         // For inspection (Netron, onnxruntime in Python): the graph exactly as it is run; an
         // int8 graph goes beside it, `-int8` appended to the name.
         if let Some(mut path) = std::env::var_os("CLIP_INVESTIGATOR_SAVE_ONNX") {
-            if int8 {
+            if options.int8 != LinearLayers::NONE {
                 path.push("-int8");
             }
-            std::fs::write(&path, model).map_err(|e| OrtError::SaveGraph {
+            std::fs::write(&path, &model).map_err(|e| OrtError::SaveGraph {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
@@ -173,7 +160,7 @@ impl OrtVision {
             // Smaller work blocks balance the two threads when the decoder thread takes a core
             // for a moment during indexing: measured 14.4 -> 15.3 frames/s end to end.
             .and_then(|b| b.with_dynamic_block_base(4).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_memory(model))
+            .and_then(|mut b| b.commit_from_memory(&model))
             .map_err(|e| OrtError::Graph(e.to_string()))?;
         Ok(Self {
             session: Mutex::new(session),

@@ -251,28 +251,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn many_requests_for_one_frame_make_it_once() {
-        let cache = Arc::new(FrameCache::new(1 << 20, 100));
+    /// `requests` threads ask for `frame` at once; making it takes `make_ms` and gives `bytes`
+    /// bytes of the frame's number. Checks every thread got those bytes; returns the makes.
+    fn at_once(
+        cache: &Arc<FrameCache>,
+        requests: usize,
+        frame: u64,
+        make_ms: u64,
+        bytes: usize,
+    ) -> u64 {
         let makes = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..16)
+        let threads: Vec<_> = (0..requests)
             .map(|_| {
                 let (cache, makes) = (cache.clone(), makes.clone());
                 std::thread::spawn(move || {
                     cache
-                        .get_or_make(key(7), || {
+                        .get_or_make(key(frame), || {
                             makes.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(50));
-                            Ok::<_, ()>(vec![7; 1000])
+                            std::thread::sleep(Duration::from_millis(make_ms));
+                            Ok::<_, ()>(vec![frame as u8; bytes])
                         })
                         .unwrap()
                 })
             })
             .collect();
         for t in threads {
-            assert_eq!(*t.join().unwrap(), vec![7; 1000]);
+            assert_eq!(*t.join().unwrap(), vec![frame as u8; bytes]);
         }
-        assert_eq!(makes.load(Ordering::SeqCst), 1);
+        makes.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn many_requests_for_one_frame_make_it_once() {
+        let cache = Arc::new(FrameCache::new(1 << 20, 100));
+        assert_eq!(at_once(&cache, 16, 7, 50, 1000), 1);
         assert_eq!(cache.counts().made, 1);
         assert_eq!(cache.counts().hits, 15);
     }
@@ -280,25 +292,7 @@ mod tests {
     #[test]
     fn a_cache_that_keeps_nothing_still_makes_a_frame_once_for_requests_at_the_same_time() {
         let cache = Arc::new(FrameCache::new(1 << 20, 0));
-        let makes = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (cache, makes) = (cache.clone(), makes.clone());
-                std::thread::spawn(move || {
-                    cache
-                        .get_or_make(key(3), || {
-                            makes.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(100));
-                            Ok::<_, ()>(vec![3; 10])
-                        })
-                        .unwrap()
-                })
-            })
-            .collect();
-        for t in threads {
-            assert_eq!(*t.join().unwrap(), vec![3; 10]);
-        }
-        assert_eq!(makes.load(Ordering::SeqCst), 1);
+        assert_eq!(at_once(&cache, 8, 3, 100, 10), 1);
         assert_eq!(cache.counts().entries, 0);
         // Afterwards nothing is kept: the next request makes it again.
         cache

@@ -27,7 +27,7 @@ use store::config::{BackendKind, ImageRuntime, Precision, Settings};
 pub use check::{agreement, check, Agreement, Bar, CheckReport, BAR_VARIABLE};
 pub use sample::{fixture_images, Sample, VIDEO_SAMPLES};
 use stored::save;
-pub use stored::{cpu_flags, machine, stored, stored_path};
+pub use stored::{cpu, machine, stored, stored_path};
 
 use crate::embed::local::{LocalClip, ModelError};
 use crate::embed::ort_vision::{GraphOptions, OrtVision};
@@ -45,13 +45,14 @@ pub enum PrecisionError {
     Save { path: PathBuf, message: String },
 }
 
-/// Runs the check of int8 for `model` on the video and prompts of `settings`, stores it, and
+/// Runs the check of int8 for `model` on the video and prompts of `settings` against `bar`,
+/// stores it, and
 /// returns it with the int8 tower it checked.
 pub fn check_and_store(
     model: &LocalClip,
     settings: &Settings,
+    bar: Bar,
 ) -> Result<(CheckReport, OrtVision), PrecisionError> {
-    let bar = Bar::in_force()?;
     let tower = model.ort_tower(GraphOptions::INT8)?;
     let sample = Sample::gather(
         Some(&settings.video_path),
@@ -68,10 +69,10 @@ pub fn check_and_store(
 
 /// Why bf16 is refused here.
 pub fn bf16_refusal() -> String {
-    let flags = cpu_flags();
-    let has = flags
-        .split(' ')
-        .any(|f| f == "avx512_bf16" || f == "amx_bf16");
+    let has = cpu()
+        .1
+        .iter()
+        .any(|f| *f == "avx512_bf16" || *f == "amx_bf16");
     format!(
         "precision bf16 is not available: {}ONNX Runtime's CPU kernels have no bf16 matrix products \
          on {} (MatMul, Gemm and FusedMatMul on bfloat16: \"Could not find an implementation\", \
@@ -116,6 +117,23 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
         return crate::embed::load(settings);
     }
     let files = source::resolve(&settings.model)?;
+    let bar = Bar::in_force().map_err(|e| LoadError::Precision(e.to_string()))?;
+    // The check is kept under the weights' fingerprint: known without loading the model, so a
+    // model whose int8 passed loads straight in int8, without an fp32 tower to throw away.
+    let identity = crate::embed::local::identity_of(&files.folder, &files.name)?;
+    let path = stored_path(&settings.embeddings_dir, &identity, Precision::Int8);
+    if let Some(report) = stored(&path, &bar) {
+        let model = match verdict(&report, explicit) {
+            Ok(()) => LocalClip::load_int8(&files.folder, &files.name)?,
+            Err(note) => {
+                let mut model =
+                    LocalClip::load_with(&files.folder, &files.name, settings.image_runtime)?;
+                model.set_precision_note(Some(note));
+                model
+            }
+        };
+        return Ok(Arc::new(model));
+    }
     let mut model = LocalClip::load_with(&files.folder, &files.name, settings.image_runtime)?;
     if model.image_runtime() != "onnxruntime" {
         // auto runtime without ONNX Runtime's library: candle, fp32 (the loader logged why).
@@ -129,54 +147,46 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
         }
         return Ok(Arc::new(model));
     }
-    let bar = Bar::in_force().map_err(|e| LoadError::Precision(e.to_string()))?;
-    let path = stored_path(&settings.embeddings_dir, &model.identity(), Precision::Int8);
-    let (report, tower) = match stored(&path, &bar) {
-        Some(report) if !report.passed => (report, None),
-        Some(report) => (report, Some(model.ort_tower(GraphOptions::INT8)?)),
-        None => {
-            tracing::info!(
-                "checking int8 against fp32 for {} on this machine (once; stored in {})",
-                model.identity().name,
-                path.display()
-            );
-            let (report, tower) = check_and_store(&model, settings).map_err(|e| match e {
-                PrecisionError::Model(e) => LoadError::Model(e),
-                other => LoadError::Precision(other.to_string()),
-            })?;
-            tracing::info!("{}", report.table());
-            (report, Some(tower))
-        }
-    };
-    match tower {
-        Some(tower) if report.passed => {
-            let faster = report.int8_images_per_s > report.fp32_images_per_s;
-            if explicit || faster {
-                tracing::info!(
-                    "{}: image tower in int8 (checked: worst cosine {:.4}, mean {:.4}; {:.1} vs {:.1} images/s)",
-                    report.model,
-                    report.cosine_min,
-                    report.cosine_mean,
-                    report.int8_images_per_s,
-                    report.fp32_images_per_s
-                );
-                model.use_int8(tower);
-            } else {
-                let note = format!(
-                    "int8 passed its check but was not faster on this machine ({:.1} vs {:.1} images/s): fp32 is used",
-                    report.int8_images_per_s, report.fp32_images_per_s
-                );
-                tracing::info!("{}: {note}", report.model);
-                model.set_precision_note(Some(note));
-            }
-        }
-        _ => {
-            let note = report.fallback_note();
-            tracing::warn!("{}: {note}", report.model);
-            model.set_precision_note(Some(note));
-        }
+    tracing::info!(
+        "checking int8 against fp32 for {} on this machine (once; stored in {})",
+        identity.name,
+        path.display()
+    );
+    let (report, tower) = check_and_store(&model, settings, bar).map_err(|e| match e {
+        PrecisionError::Model(e) => LoadError::Model(e),
+        other => LoadError::Precision(other.to_string()),
+    })?;
+    tracing::info!("{}", report.table());
+    match verdict(&report, explicit) {
+        Ok(()) => model.use_int8(tower),
+        Err(note) => model.set_precision_note(Some(note)),
     }
     Ok(Arc::new(model))
+}
+
+/// Whether a checked int8 tower is used (`int8`: where it passed; `auto`: where it passed and
+/// was faster), logged; where not, the note that says why.
+fn verdict(report: &CheckReport, explicit: bool) -> Result<(), String> {
+    let (int8, fp32) = (report.int8_images_per_s, report.fp32_images_per_s);
+    if !report.passed {
+        let note = report.fallback_note();
+        tracing::warn!("{}: {note}", report.model);
+        return Err(note);
+    }
+    if !explicit && int8 <= fp32 {
+        let note = format!(
+            "int8 passed its check but was not faster on this machine ({int8:.1} vs {fp32:.1} images/s): fp32 is used"
+        );
+        tracing::info!("{}: {note}", report.model);
+        return Err(note);
+    }
+    tracing::info!(
+        "{}: image tower in int8 (checked: worst cosine {:.4}, mean {:.4}; {int8:.1} vs {fp32:.1} images/s)",
+        report.model,
+        report.cosine_min,
+        report.cosine_mean,
+    );
+    Ok(())
 }
 
 /// As [`load`], with an fp32 local model loaded on first use (answers from the caches need only

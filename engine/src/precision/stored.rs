@@ -8,9 +8,9 @@ use store::config::Precision;
 use super::check::{Bar, CheckReport};
 use super::PrecisionError;
 
-/// This machine as far as int8 speed and results go: the CPU, its vector instruction sets and
-/// the ONNX Runtime library. A stored check from another machine is not trusted here.
-pub fn machine() -> String {
+/// The CPU's model name, and which of the instruction sets that matter for int8 and bf16
+/// (VNNI, bf16, AMX) it has, as /proc/cpuinfo names them.
+pub fn cpu() -> (String, Vec<&'static str>) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
         cpuinfo
@@ -20,10 +20,9 @@ pub fn machine() -> String {
             .map(|v| v.trim().to_string())
             .unwrap_or_default()
     };
-    let model = field("model name");
     let flags = field("flags");
     let flags: Vec<&str> = flags.split_whitespace().collect();
-    let wanted = [
+    let have = [
         "avx2",
         "avx512f",
         "avx512bw",
@@ -32,33 +31,24 @@ pub fn machine() -> String {
         "avx512_bf16",
         "amx_int8",
         "amx_bf16",
-    ];
-    let have: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| flags.contains(w))
-        .collect();
-    format!(
-        "{}, {} [{}], {}",
-        if model.is_empty() {
-            std::env::consts::ARCH
-        } else {
-            &model
-        },
-        std::env::consts::ARCH,
-        have.join(" "),
-        crate::embed::ort_vision::library_path().display()
-    )
+    ]
+    .into_iter()
+    .filter(|w| flags.contains(w))
+    .collect();
+    (field("model name"), have)
 }
 
-/// The CPU flags that matter for int8 and bf16 (as [`machine`] lists them).
-pub fn cpu_flags() -> String {
-    let machine = machine();
-    machine
-        .split_once('[')
-        .and_then(|(_, rest)| rest.split_once(']'))
-        .map(|(flags, _)| flags.to_string())
-        .unwrap_or_default()
+/// This machine as far as int8 speed and results go: the CPU, its vector instruction sets and
+/// the ONNX Runtime library. A stored check from another machine is not trusted here.
+pub fn machine() -> String {
+    let (model, flags) = cpu();
+    let arch = std::env::consts::ARCH;
+    format!(
+        "{}, {arch} [{}], {}",
+        if model.is_empty() { arch } else { &model },
+        flags.join(" "),
+        crate::embed::ort_vision::library_path().display()
+    )
 }
 
 /// Where the check of `model` at `precision` is kept.

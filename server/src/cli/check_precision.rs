@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use engine::embed::local::LocalClip;
 use engine::embed::source;
-use engine::precision::{check_and_store, CheckReport};
+use engine::precision::{check_and_store, Bar, CheckReport};
 use store::config::{BackendKind, ImageRuntime, Precision};
 
 use super::args::CheckPrecisionArgs;
@@ -37,7 +37,9 @@ pub fn run(args: &CheckPrecisionArgs) -> CommandResult {
     let files = source::resolve(&settings.model).context("cannot find the model")?;
     let model = LocalClip::load_with(&files.folder, &files.name, ImageRuntime::Onnxruntime)
         .context("cannot load the model on ONNX Runtime")?;
-    let (report, _) = check_and_store(&model, &settings).context("the precision check failed")?;
+    let bar = Bar::in_force()?;
+    let (report, _) =
+        check_and_store(&model, &settings, bar).context("the precision check failed")?;
     print(&report, args.json)
 }
 

@@ -76,6 +76,24 @@ impl LocalClip {
 
     /// Loads a model folder with the image tower on `runtime`.
     pub fn load_with(folder: &Path, name: &str, runtime: ImageRuntime) -> Result<Self, ModelError> {
+        Self::load_with_options(folder, name, runtime, GraphOptions::FP32)
+    }
+
+    /// Loads a model folder with its image tower in int8 on ONNX Runtime, without building the
+    /// fp32 tower: for a model whose int8 check has passed (see `use_int8` for the identity).
+    pub fn load_int8(folder: &Path, name: &str) -> Result<Self, ModelError> {
+        let mut model =
+            Self::load_with_options(folder, name, ImageRuntime::Onnxruntime, GraphOptions::INT8)?;
+        model.mark_int8();
+        Ok(model)
+    }
+
+    fn load_with_options(
+        folder: &Path,
+        name: &str,
+        runtime: ImageRuntime,
+        options: GraphOptions,
+    ) -> Result<Self, ModelError> {
         let missing = config::missing_files(folder);
         if !missing.is_empty() {
             return Err(ModelError::MissingFiles {
@@ -134,11 +152,18 @@ impl LocalClip {
         let (text, images) = match &config {
             Architecture::Clip(c) => (
                 TextTower::load(&vb, &weights, &c.text_config)?,
-                ImageTower::load(&vb, &weights, &c.vision_config, preprocess, runtime)?,
+                ImageTower::load(
+                    &vb,
+                    &weights,
+                    &c.vision_config,
+                    preprocess,
+                    runtime,
+                    options,
+                )?,
             ),
             Architecture::Siglip { text, vision } => (
                 TextTower::load_siglip(&vb, &weights, text)?,
-                ImageTower::load_siglip(&vb, &weights, vision, preprocess, runtime)?,
+                ImageTower::load_siglip(&vb, &weights, vision, preprocess, runtime, options)?,
             ),
         };
         // A learned scalar: shape [] (CLIP) or [1] (SigLIP).
@@ -210,6 +235,10 @@ impl LocalClip {
     /// index has cache files of its own, and the fp32 ones stay as they are.
     pub fn use_int8(&mut self, tower: OrtVision) {
         self.images.replace_runtime(tower);
+        self.mark_int8();
+    }
+
+    fn mark_int8(&mut self) {
         if self.precision != Precision::Int8 {
             self.identity.revision = format!("{}-int8", self.identity.revision);
         }

@@ -60,14 +60,16 @@ pub(super) struct ImageTower {
 }
 
 impl ImageTower {
-    /// The image tower on the runtime asked for. `Auto` takes ONNX Runtime where its library
-    /// loads and falls back to candle (with a log line saying why) where it does not.
+    /// The image tower on the runtime asked for (its graph written with `options` on ONNX
+    /// Runtime; candle is fp32). `Auto` takes ONNX Runtime where its library loads and falls back
+    /// to candle (with a log line saying why) where it does not.
     pub(super) fn load(
         vb: &VarBuilder,
         weights: &Path,
         config: &VisionConfig,
         preprocess: PreprocessConfig,
         runtime: ImageRuntime,
+        options: GraphOptions,
     ) -> Result<Self, ModelError> {
         let candle = || -> Result<Runtime, ModelError> {
             VisionTransformer::new(vb, config)
@@ -77,15 +79,13 @@ impl ImageTower {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => {
-                OrtVision::load(weights, config, GraphOptions::FP32, threads)
-                    .map(Runtime::OnnxRuntime)
-                    .map_err(|error| ModelError::Runtime {
-                        message: error.to_string(),
-                    })?
-            }
+            ImageRuntime::Onnxruntime => OrtVision::load(weights, config, options, threads)
+                .map(Runtime::OnnxRuntime)
+                .map_err(|error| ModelError::Runtime {
+                    message: error.to_string(),
+                })?,
             ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load(weights, config, GraphOptions::FP32, threads))
+                .and_then(|()| OrtVision::load(weights, config, options, threads))
             {
                 Ok(session) => Runtime::OnnxRuntime(session),
                 Err(reason) => {
@@ -107,6 +107,7 @@ impl ImageTower {
         config: &SiglipVisionConfig,
         preprocess: PreprocessConfig,
         runtime: ImageRuntime,
+        options: GraphOptions,
     ) -> Result<Self, ModelError> {
         let candle = || -> Result<Runtime, ModelError> {
             SiglipVision::new(vb, config)
@@ -116,15 +117,13 @@ impl ImageTower {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => {
-                OrtVision::load_siglip(weights, config, GraphOptions::FP32, threads)
-                    .map(Runtime::OnnxRuntime)
-                    .map_err(|error| ModelError::Runtime {
-                        message: error.to_string(),
-                    })?
-            }
+            ImageRuntime::Onnxruntime => OrtVision::load_siglip(weights, config, options, threads)
+                .map(Runtime::OnnxRuntime)
+                .map_err(|error| ModelError::Runtime {
+                    message: error.to_string(),
+                })?,
             ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load_siglip(weights, config, GraphOptions::FP32, threads))
+                .and_then(|()| OrtVision::load_siglip(weights, config, options, threads))
             {
                 Ok(session) => Runtime::OnnxRuntime(session),
                 Err(reason) => {

@@ -17,7 +17,7 @@
 # Modules inside a crate, bottom first (a module may name only modules of a lower rank;
 # `super::` inside a module folder is its own business):
 #   engine:  0 sync   1 video   2 embed labels   3 indexing precision   4 frames search
-#            5 evaluation explain export   6 library
+#            5 evaluation explain export adapt   6 library
 #   server:  0 web    1 cli
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +83,7 @@ engine_rank() {
     embed | labels) echo 2 ;;
     indexing | precision) echo 3 ;;
     frames | search | vectors) echo 4 ;;
-    evaluation | explain | export) echo 5 ;;
+    evaluation | explain | export | adapt) echo 5 ;;
     library) echo 6 ;;
     *) echo "" ;;
   esac

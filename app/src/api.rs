@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{Json, Postcard};
 
 pub use crate::error::ApiError;
+use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdapterInfo};
 use investigator_core::evaluation::Evaluation;
 use investigator_core::explain::Explanation;
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
@@ -149,16 +150,39 @@ pub async fn get_scores(
     video: String,
     model: Option<String>,
     prompts: Vec<String>,
+    /// Stored adapters whose scores to add (their ids), for the chart's adapted curves.
+    #[server(default)]
+    adapters: Vec<String>,
 ) -> Result<ScoreSeries, ApiError> {
     answer(
         async move {
             check_video_id(&video)?;
             check_model_id(&model)?;
             check_prompts(&prompts)?;
-            backend()?.scores(video, model, prompts).await
+            check_adapter_ids(&adapters)?;
+            backend()?.scores(video, model, prompts, adapters).await
         }
         .await,
     )
+}
+
+/// Adapter ids come from the server's own answers (16 hex digits), never paths; a page asks
+/// for a few at most.
+#[cfg(feature = "ssr")]
+fn check_adapter_ids(ids: &[String]) -> Result<(), ApiError> {
+    if ids.len() > investigator_core::requests::MAX_PROMPTS {
+        return Err(bad_argument(format!(
+            "at most {} adapted prompts at once",
+            investigator_core::requests::MAX_PROMPTS
+        )));
+    }
+    match ids.iter().find(|id| !investigator_core::adapt::is_adapter_id(id)) {
+        Some(bad) => Err(bad_argument(format!(
+            "{:?} is not an adapter id: adapt the prompt in the Evaluate panel",
+            bad.chars().take(40).collect::<String>()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The moments most like a text, an uploaded image, or both.
@@ -285,6 +309,69 @@ pub async fn evaluate(
     )
 }
 
+/// Starts adapting `request.prompt` from this video's labels with `model` (`None`: the
+/// default) in the background, or answers how far the job running for it is.
+#[server(endpoint = "adapt", input = Json)]
+pub async fn adapt(
+    video: String,
+    model: Option<String>,
+    request: AdaptRequest,
+) -> Result<AdaptStatus, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_model_id(&model)?;
+            check_prompts(std::slice::from_ref(&request.prompt))?;
+            if let Some(folds) = request.folds {
+                if !(2..=investigator_core::adapt::MAX_FOLDS).contains(&folds) {
+                    return Err(bad_argument(format!(
+                        "folds must be from 2 to {}",
+                        investigator_core::adapt::MAX_FOLDS
+                    )));
+                }
+            }
+            if request.hold_out_video.is_some() {
+                return Err(bad_argument(
+                    "the page adapts on this video's folds; hold a video out with `clip-investigator adapt --hold-out-video`",
+                ));
+            }
+            backend()?.adapt(video, model, request).await
+        }
+        .await,
+    )
+}
+
+/// How far adapting `prompt` on `video` with `model` has come (or its stored adapter).
+#[server(endpoint = "adapt_status", input = Json)]
+pub async fn get_adapt_status(
+    video: String,
+    model: Option<String>,
+    prompt: String,
+) -> Result<AdaptStatus, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_model_id(&model)?;
+            check_prompts(std::slice::from_ref(&prompt))?;
+            backend()?.adapt_status(video, model, prompt).await
+        }
+        .await,
+    )
+}
+
+/// The adapters stored for `video` and `model`, each with whether its labels changed since.
+#[server(endpoint = "adapters", input = Json)]
+pub async fn get_adapters(video: String, model: Option<String>) -> Result<Vec<AdapterInfo>, ApiError> {
+    answer(
+        async move {
+            check_video_id(&video)?;
+            check_model_id(&model)?;
+            backend()?.adapters(video, model).await
+        }
+        .await,
+    )
+}
+
 /// Why frame `frame` scores as it does for `prompt` under `model` (`None`: the default): each
 /// patch's relevance from vision layer `start_layer` on (`None`: the last), and the part of
 /// the frame the model sees. One forward and one backward pass, cached on the server.
@@ -392,6 +479,9 @@ mod tests {
             <SearchLibrary as ServerFn>::PATH,
             <GetThumbnail as ServerFn>::PATH,
             <SetIndexLibrary as ServerFn>::PATH,
+            <Adapt as ServerFn>::PATH,
+            <GetAdaptStatus as ServerFn>::PATH,
+            <GetAdapters as ServerFn>::PATH,
         ];
         for path in paths {
             assert!(path.starts_with(API_PREFIX), "{path}");

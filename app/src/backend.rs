@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdapterInfo};
 use investigator_core::evaluation::Evaluation;
 use investigator_core::explain::Explanation;
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
@@ -60,13 +61,38 @@ pub trait VideoBackend: Send + Sync + 'static {
         to: u64,
     ) -> BoxFuture<Result<(), ApiError>>;
 
-    /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller).
+    /// Raw cosine scores of the indexed frames for `prompts` (checked by the caller), and the
+    /// zero-shot and adapted logits of the stored `adapters` (ids), from the same rows.
     fn scores(
         &self,
         video: String,
         model: Option<String>,
         prompts: Vec<String>,
+        adapters: Vec<String>,
     ) -> BoxFuture<Result<ScoreSeries, ApiError>>;
+
+    /// Starts adapting a prompt from the video's labels (or says how far its job is).
+    fn adapt(
+        &self,
+        video: String,
+        model: Option<String>,
+        request: AdaptRequest,
+    ) -> BoxFuture<Result<AdaptStatus, ApiError>>;
+
+    /// How far adapting `prompt` has come, or its stored adapter.
+    fn adapt_status(
+        &self,
+        video: String,
+        model: Option<String>,
+        prompt: String,
+    ) -> BoxFuture<Result<AdaptStatus, ApiError>>;
+
+    /// The adapters stored for the video and model.
+    fn adapters(
+        &self,
+        video: String,
+        model: Option<String>,
+    ) -> BoxFuture<Result<Vec<AdapterInfo>, ApiError>>;
 
     /// The `top` moments most like `text`, an image (encoded bytes), or both.
     fn search(

@@ -62,12 +62,30 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
     let text = RGBColor(0xcc, 0xcc, 0xcc);
     let start = input.x_range.0.ceil().max(0.0) as usize;
     let end = (input.x_range.1.floor() + 1.0).max(0.0) as usize;
-    let (y0, y1) = y_range(input.curves.iter().map(|c| c.values.as_slice()), start, end);
+    // Adapted prompts are probabilities, on an axis of their own at the right (0 at the
+    // bottom, 1 at the top); the left axis fits the other curves.
+    let adapted = input.curves.iter().any(|c| c.adapted);
+    let (y0, y1) = if input.curves.iter().all(|c| c.adapted) && adapted {
+        (0.0, 1.0)
+    } else {
+        y_range(
+            input
+                .curves
+                .iter()
+                .filter(|c| !c.adapted)
+                .map(|c| c.values.as_slice()),
+            start,
+            end,
+        )
+    };
     let fps = input.fps;
     let mut chart = ChartBuilder::on(&root)
         .margin((10.0 * scale) as u32)
         .x_label_area_size((28.0 * scale) as u32)
         .y_label_area_size((56.0 * scale) as u32)
+        // Room at the right for the probability axis (drawn by hand below: a label area there
+        // would repeat the left axis).
+        .margin_right(((if adapted { 52.0 } else { 10.0 }) * scale) as u32)
         .build_cartesian_2d(input.x_range.0..input.x_range.1, y0..y1)
         .ok()?;
     chart
@@ -198,22 +216,62 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
     chart.draw_series(cuts).ok()?;
     // A dashed curve: 6 pixels on, 4 off.
     let pixel = (input.x_range.1 - input.x_range.0) / columns as f64;
+    // A probability drawn in the left axis's units: 0 at its bottom, 1 at its top.
+    let probability = |p: f64| y0 + p * (y1 - y0);
     for curve in input.curves {
         for points in segments(&curve.values, start, end, columns) {
-            let pieces = if curve.dashed {
-                investigator_core::chart::dashes(&points, 10.0 * pixel, 6.0 * pixel)
+            let (pieces, width) = if curve.adapted {
+                // Dotted and twice as thick: the adapted curve of its prompt, same colour.
+                let points: Vec<(f64, f64)> =
+                    points.into_iter().map(|(x, y)| (x, probability(y))).collect();
+                (
+                    investigator_core::chart::dashes(&points, 3.0 * pixel, 3.0 * pixel),
+                    (2.0 * scale).round() as u32,
+                )
+            } else if curve.dashed {
+                (
+                    investigator_core::chart::dashes(&points, 10.0 * pixel, 6.0 * pixel),
+                    scale.round() as u32,
+                )
             } else {
-                vec![points]
+                (vec![points], scale.round() as u32)
             };
             for piece in pieces {
                 chart
                     .draw_series(LineSeries::new(
                         piece,
-                        rgb(curve.color).stroke_width(scale.round() as u32),
+                        rgb(curve.color).stroke_width(width),
                     ))
                     .ok()?;
             }
         }
+    }
+    if adapted {
+        // The probability axis: ticks and labels at the right edge of the plot.
+        let style = ("sans-serif", font).into_font().color(&text);
+        let x = input.x_range.1;
+        for p in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let (px, py) = chart.backend_coord(&(x, probability(p)));
+            root.draw(&PathElement::new(
+                vec![(px, py), (px + (4.0 * scale) as i32, py)],
+                RGBColor(0x77, 0x77, 0x77).stroke_width(1),
+            ))
+            .ok()?;
+            root.draw(&Text::new(
+                format!("{p:.2}"),
+                (px + (6.0 * scale) as i32, py - (6.0 * scale) as i32),
+                style.clone(),
+            ))
+            .ok()?;
+        }
+        let (px, top) = chart.backend_coord(&(x, probability(1.0)));
+        let (_, bottom) = chart.backend_coord(&(x, probability(0.0)));
+        root.draw(&Text::new(
+            "adapted probability",
+            (px + (38.0 * scale) as i32, (top + bottom) / 2 - (60.0 * scale) as i32),
+            style.transform(FontTransform::Rotate90),
+        ))
+        .ok()?;
     }
     let vertical = |frame: u64, style: ShapeStyle| {
         PathElement::new(vec![(frame as f64, y0), (frame as f64, y1)], style)

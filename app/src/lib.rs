@@ -91,6 +91,7 @@ fn PlayerPage() -> impl IntoView {
         .with_models(q.get_str("model"), q.get_str("compare"), q.get_str("diff"))
         .with_evaluation(q.get_str("eval"))
         .with_heatmap(q.get_str("heat"), q.get_str("heatm"))
+        .with_adapters(q.get_all("ad"))
     });
     let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {
@@ -111,9 +112,12 @@ fn PlayerPage() -> impl IntoView {
                             let inv = investigate::Investigation::new(state, &view);
                             view! {
                                 <div class="workspace">
-                                    <Player state overlay=move || view! { <investigate::HeatmapOverlay inv/> }>
-                                        <investigate::HeatmapControls inv/>
-                                    </Player>
+                                    <div class="left-column">
+                                        <Player state overlay=move || view! { <investigate::HeatmapOverlay inv/> }>
+                                            <investigate::HeatmapControls inv/>
+                                        </Player>
+                                        <investigate::Panels inv/>
+                                    </div>
                                     <investigate::Investigator inv initial=view/>
                                 </div>
                             }.into_any()

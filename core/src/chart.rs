@@ -163,6 +163,9 @@ pub struct Curve {
     pub model: Option<String>,
     /// Drawn dashed: the second model's curve of a prompt.
     pub dashed: bool,
+    /// An adapted prompt's probability (0 to 1): drawn on the probability axis at the right,
+    /// thicker and dotted, in its prompt's colour.
+    pub adapted: bool,
 }
 
 impl Curve {

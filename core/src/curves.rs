@@ -48,6 +48,48 @@ pub fn view_curves(
             values: smooth(&v, window),
             model: None,
             dashed: false,
+            adapted: false,
+        })
+        .collect()
+}
+
+/// The adapted prompts' curves: for each adapter asked for (`(id, α)`) that the series holds,
+/// the probability of the blend at α per frame, filled between embedded frames as the cosine
+/// curves are, then smoothed; in the colour of the prompt adapted (when it is on the list).
+pub fn adapted_curves(
+    series: &ScoreSeries,
+    wanted: &[(String, f64)],
+    colors: &HashMap<String, usize>,
+    window: usize,
+) -> Vec<Curve> {
+    let radius = if series.complete {
+        u64::MAX
+    } else {
+        series.fill_radius
+    };
+    wanted
+        .iter()
+        .filter_map(|(id, alpha)| {
+            let scores = series.adapted.iter().find(|a| &a.id == id)?;
+            if scores.adapted.len() != series.frames.len() {
+                return None;
+            }
+            let values = crate::adapt::blended_probabilities(scores, *alpha);
+            let filled = crate::scores::fill_frames_with_gaps(
+                &series.frames,
+                &values,
+                &series.missing,
+                series.video_frames,
+                radius,
+            );
+            Some(Curve {
+                prompt: crate::adapt::adapted_name(&scores.prompt),
+                color: color(colors.get(&scores.prompt).copied().unwrap_or(0)),
+                values: smooth(&filled, window),
+                model: None,
+                dashed: false,
+                adapted: true,
+            })
         })
         .collect()
 }
@@ -145,6 +187,7 @@ mod tests {
             spacing_frames: 2,
             spacing_s: 2.0 / 30.0,
             refining: false,
+            adapted: vec![],
             prompts: vec![
                 PromptScores {
                     prompt: "a".into(),

@@ -237,6 +237,9 @@ pub struct ScoreSeries {
     pub spacing_s: f64,
     /// A coarse-to-fine index is still refining.
     pub refining: bool,
+    /// The adapted prompts asked for, aligned with `frames`.
+    #[serde(default)]
+    pub adapted: Vec<crate::adapt::AdaptedScores>,
 }
 
 impl ScoreSeries {

@@ -26,6 +26,8 @@ async function openChart(page: Page, path = "/") {
   await openPlayer(page, path);
   await expect(page.locator("#index-status")).toHaveAttribute("data-state", "done", { timeout: 120_000 });
   await expect(page.locator("#chart")).toHaveAttribute("data-covered", String(FRAMES), { timeout: 20_000 });
+  // The Evaluate panel is a tab under the player.
+  await page.locator("#tab-evaluate").click();
 }
 
 async function shiftDrag(page: Page, from: number, to: number) {

@@ -33,6 +33,8 @@ async function openChart(page: Page, path = "/") {
   await openPlayer(page, path);
   await expect(page.locator("#index-status")).toHaveAttribute("data-state", "done", { timeout: 120_000 });
   await expect(page.locator("#chart")).toHaveAttribute("data-covered", String(FRAMES), { timeout: 20_000 });
+  // The Moments panel is a tab under the player.
+  await page.locator("#tab-moments").click();
 }
 
 async function pageMoments(page: Page): Promise<[number, number][]> {

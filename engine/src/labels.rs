@@ -64,6 +64,13 @@ impl LabelStore {
         }
     }
 
+    /// The labels file at `path`.
+    pub fn at(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+
     /// The labels of the video at `video`, in `cache_dir` (reads the video's fingerprint).
     pub fn of_file(cache_dir: &Path, video: &Path) -> std::io::Result<Self> {
         Ok(Self::of_video(

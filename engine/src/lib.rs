@@ -13,10 +13,12 @@
 //!   service that runs those jobs; int8 image towers checked against fp32 before use;
 //! - `frames`, `search`, `vectors`: per-viewer decoders and the JPEG cache; scores and search
 //!   over an embedding index; the library's vector index (int8 scan, exact re-rank);
-//! - `evaluation`, `explain`, `export`: the indexes held against the labels; why a frame scores
-//!   as it does (relevance maps); frame-exact MP4 excerpts and labelled datasets;
+//! - `evaluation`, `explain`, `export`, `adapt`: the indexes held against the labels; why a
+//!   frame scores as it does (relevance maps); frame-exact MP4 excerpts and labelled datasets;
+//!   prompts adapted from the labels (probe, Tip-Adapter), measured out of fold;
 //! - `library`: videos by opaque id, their sessions, the indexing queue.
 
+pub mod adapt;
 pub mod embed;
 pub mod evaluation;
 pub mod explain;

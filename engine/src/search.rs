@@ -29,14 +29,26 @@ pub fn scores_blocking(
     service: &IndexService,
     prompts: &[String],
 ) -> Result<ScoreSeries, SearchError> {
+    scores_blocking_with(service, prompts, |_| ()).map(|(series, _)| series)
+}
+
+/// [`scores_blocking`], and `also` of the same snapshot of the cache (`None` before there is
+/// one): what else is computed from its rows stays aligned with the series' frames.
+pub fn scores_blocking_with<T>(
+    service: &IndexService,
+    prompts: &[String],
+    also: impl FnOnce(&EmbeddingFile) -> T,
+) -> Result<(ScoreSeries, Option<T>), SearchError> {
     let embedder = service.ready_embedder()?;
     let vectors = service.embed_texts(embedder.as_ref(), prompts)?;
     let status = service.status();
     let complete = status.state == IndexState::Done;
+    let mut extra = None;
     let (frames, missing, video_frames, series, cuts, fps) = match service.embeddings() {
         Some(store) => {
             let file = read(store);
             let (cuts, _) = crate::indexing::cuts::cuts_in(&file);
+            extra = Some(also(&file));
             (
                 file.frames.clone(),
                 file.missing.clone(),
@@ -62,7 +74,7 @@ pub fn scores_blocking(
     } else {
         crate::indexing::passes::coverage(&frames, video_frames).0
     };
-    Ok(ScoreSeries {
+    let series = ScoreSeries {
         spacing_frames,
         spacing_s: if fps > 0.0 {
             spacing_frames as f64 / fps
@@ -87,7 +99,9 @@ pub fn scores_blocking(
                 truncated: embedder.is_truncated(prompt),
             })
             .collect(),
-    })
+        adapted: Vec::new(),
+    };
+    Ok((series, extra))
 }
 
 /// The `top` embedded frames most like `text`, `image` or both, at least a second apart.

@@ -72,6 +72,7 @@ pub fn install_test_hook(
                         .collect(),
                     model: None,
                     dashed: false,
+                    adapted: false,
                 })
                 .collect();
             let started = browser::now_ms();

@@ -155,6 +155,7 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
                 data-prompts=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| &c.prompt).collect::<Vec<_>>()).unwrap_or_default())
                 data-labels=move || curves.with(|c| serde_json::to_string(&c.iter().map(|c| c.label()).collect::<Vec<_>>()).unwrap_or_default())
                 data-dashed=move || curves.with(|c| c.iter().filter(|c| c.dashed).count().to_string())
+                data-adapted=move || curves.with(|c| adapted_summary(c))
                 data-covered=move || curves.with(|c| c.iter().map(|c| c.values.len()).max().unwrap_or(0).to_string())
                 data-spacing=move || inv.series.with(|s| s.as_ref().map_or(0, |s| s.spacing_frames).to_string())
                 data-y-label=y_label
@@ -166,6 +167,25 @@ pub fn ChartView(inv: Investigation) -> impl IntoView {
         </div>
         <p id="chart-range" class="range">{range_label}{fineness}</p>
     }
+}
+
+/// The adapted curves as the tests read them: each one's label and the mean of its values.
+fn adapted_summary(curves: &[investigator_core::chart::Curve]) -> String {
+    let list: Vec<serde_json::Value> = curves
+        .iter()
+        .filter(|c| c.adapted)
+        .map(|c| {
+            let known: Vec<f64> = c
+                .values
+                .iter()
+                .filter(|v| v.is_finite())
+                .map(|&v| f64::from(v))
+                .collect();
+            let mean = known.iter().sum::<f64>() / known.len().max(1) as f64;
+            serde_json::json!({"label": c.label(), "mean": mean})
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_default()
 }
 
 #[cfg(feature = "hydrate")]

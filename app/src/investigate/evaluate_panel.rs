@@ -3,7 +3,7 @@
 //! 0.5), the difference in AP between two compared models with its 95 % interval, the chosen
 //! prompt's precision–recall curve, its false positives and false negatives as hatched bands on
 //! the chart and as a list (click one to seek to its first frame; `e` / Shift+`e` step through
-//! them), and a labelled dataset to download.
+//! them), a labelled dataset to download, and prompts adapted from the labels (`adapt`).
 //!
 //! Invariant: the numbers are the server's (the engine's evaluation), the same code as the CLI's
 //! `evaluate`; the panel only shows them (each cell carries its exact value as `data-value`).
@@ -53,6 +53,35 @@ fn row(model: &str, p: &PromptEvaluation) -> impl IntoView {
     }
 }
 
+/// The adapted prompt's row beside the zero-shot ones (its out-of-fold figures, from the
+/// adapter's report), when `prompt` has an adapter on the chart.
+fn adapted_row(inv: Investigation, prompt: &str) -> Option<AnyView> {
+    let report = inv.adapter_infos.with(|list| {
+        list.iter()
+            .find(|a| a.report.prompt == prompt)
+            .map(|a| a.report.clone())
+    })?;
+    let shown = inv.adapters.with(|a| a.iter().any(|(id, _)| *id == report.id));
+    if !shown {
+        return None;
+    }
+    let m = report.adapted;
+    let label = format!("{} adapted ({}, out of fold)", report.model, report.method.name());
+    Some(
+        view! {
+            <tr data-model="adapted" data-prompt=prompt.to_string() class="adapted-row">
+                <td>{prompt.to_string()}</td>
+                <td class="model">{label}</td>
+                {cell("ap", m.ap, 3)}
+                {cell("roc_auc", m.roc_auc, 3)}
+                {cell("f1", m.best_f1, 3)}
+                <td></td><td></td><td></td><td></td><td></td><td></td><td></td>
+            </tr>
+        }
+        .into_any(),
+    )
+}
+
 #[component]
 pub fn EvaluatePanel(inv: Investigation) -> impl IntoView {
     let Investigation {
@@ -90,12 +119,15 @@ pub fn EvaluatePanel(inv: Investigation) -> impl IntoView {
                 let rows = prompts
                     .iter()
                     .flat_map(|prompt| {
-                        e.models.iter().filter_map(move |m| {
-                            m.prompts
-                                .iter()
-                                .find(|p| &p.prompt == prompt)
-                                .map(|p| row(&m.model, p).into_any())
-                        })
+                        e.models
+                            .iter()
+                            .filter_map(move |m| {
+                                m.prompts
+                                    .iter()
+                                    .find(|p| &p.prompt == prompt)
+                                    .map(|p| row(&m.model, p).into_any())
+                            })
+                            .chain(adapted_row(inv, prompt))
                     })
                     .collect::<Vec<_>>()
                     .collect_view();
@@ -210,9 +242,11 @@ pub fn EvaluatePanel(inv: Investigation) -> impl IntoView {
                 <button id="dataset-download" on:click=download>"Download dataset (zip)"</button>
             </p>
             {table}
-            <canvas id="pr-curve" class="pr-curve"></canvas>
+            <canvas id="pr-curve" class="pr-curve"
+                hidden=move || !evaluation.with(|e| matches!(e, Some(Ok(_))))></canvas>
             <ol id="error-list" class="results">{errors}</ol>
             {move || inv.dataset_note.get().map(|n| view! { <p id="dataset-note" class="note">{n}</p> })}
+            <super::adapt::AdaptSection inv/>
         </div>
     }
 }
@@ -244,6 +278,9 @@ pub fn evaluate_when_ready(inv: Investigation) {
         false
     });
 }
+
+#[cfg(feature = "hydrate")]
+pub(super) use client::thumbnail;
 
 #[cfg(feature = "hydrate")]
 mod client {
@@ -285,7 +322,7 @@ mod client {
     }
 
     /// Loads the thumbnail of `frame` once.
-    pub fn thumbnail(inv: Investigation, frame: u64) {
+    pub(in crate::investigate) fn thumbnail(inv: Investigation, frame: u64) {
         if inv.thumbs.with_untracked(|t| t.contains_key(&frame)) {
             return;
         }

@@ -87,6 +87,7 @@ pub fn start(inv: Investigation, use_defaults: bool) {
     });
     super::labels::load(inv);
     super::evaluate_panel::evaluate_when_ready(inv);
+    super::adapt::client::load(inv);
     follow_view(inv);
     for side in [Side::first(inv), Side::second(inv)] {
         // A model picked: its status from scratch, no scores until its own arrive.
@@ -100,9 +101,18 @@ pub fn start(inv: Investigation, use_defaults: bool) {
             let video = inv.player.info.with_untracked(|i| i.id.clone());
             crate::status::poll(side.status, video, model, side.model);
         });
-        // Fetch scores when the prompts change, and again while indexing makes progress.
-        Effect::new(move |_| {
+        // Fetch scores when the prompts or the adapted prompts change, and again while
+        // indexing makes progress.
+        Effect::new(move |last_refresh: Option<u32>| {
             let prompts = inv.prompts.get();
+            let adapters: Vec<String> = if side.optional {
+                Vec::new()
+            } else {
+                inv.adapters
+                    .with(|a| a.iter().map(|(id, _)| id.clone()).collect())
+            };
+            let refresh = inv.scores_refresh.get();
+            let force = last_refresh.is_some_and(|last| last != refresh);
             let done = side.status.with(|s| match s {
                 Some(Ok(s)) => Some((s.state, s.done)),
                 _ => None,
@@ -112,17 +122,34 @@ pub fn start(inv: Investigation, use_defaults: bool) {
             if matches!(done, Some((IndexState::Running | IndexState::Done, _)))
                 || matches!(done, Some((_, done)) if done > 0)
             {
-                fetch_scores(inv, side, prompts);
+                fetch_scores(inv, side, prompts, adapters, force);
             }
+            refresh
         });
     }
 }
 
 /// Asks only for the prompts not yet scored when the index is complete (a new prompt then
-/// costs one text embedding and one matrix-vector product); everything while it grows.
-fn fetch_scores(inv: Investigation, side: Side, prompts: Vec<String>) {
+/// costs one text embedding and one matrix-vector product); everything while it grows, or
+/// when the adapted prompts change (`refresh`: an adapter was retrained).
+fn fetch_scores(
+    inv: Investigation,
+    side: Side,
+    prompts: Vec<String>,
+    adapters: Vec<String>,
+    force: bool,
+) {
     let series = side.series;
-    let complete = series.with_untracked(|s| s.as_ref().is_some_and(|s| s.complete));
+    let have: HashSet<String> = series.with_untracked(|s| {
+        s.as_ref()
+            .map(|s| s.adapted.iter().map(|a| a.id.clone()).collect())
+            .unwrap_or_default()
+    });
+    let adapters_changed = adapters.len() != have.len()
+        || !adapters.iter().all(|id| have.contains(id))
+        || (force && !adapters.is_empty());
+    let complete = series.with_untracked(|s| s.as_ref().is_some_and(|s| s.complete))
+        && !adapters_changed;
     let known: HashSet<String> = series.with_untracked(|s| {
         s.as_ref()
             .map(|s| s.prompts.iter().map(|p| p.prompt.clone()).collect())
@@ -146,7 +173,7 @@ fn fetch_scores(inv: Investigation, side: Side, prompts: Vec<String>) {
     let video = inv.player.info.with_untracked(|i| i.id.clone());
     let model = side.model.get_untracked();
     spawn_local(async move {
-        let answer = get_scores(video, model.clone(), wanted).await;
+        let answer = get_scores(video, model.clone(), wanted, adapters).await;
         if side.model.get_untracked() != model {
             return; // another model is shown now
         }

@@ -3,9 +3,12 @@
 //! share links, export, moments (bands on the chart, a list to play or download as clips),
 //! scene cuts and keyboard shortcuts.
 //!
-//! [`Investigator`] makes the shared [`Investigation`] state and lays out the parts, one
-//! component per file; each file keeps its browser-only (`hydrate`) code beside it.
+//! [`Investigator`] lays out the chart and the prompts beside the player, and [`Panels`] the
+//! search, moments and evaluate panels (as tabs) under it; they share one [`Investigation`]
+//! state, one component per file, each file keeping its browser-only (`hydrate`) code beside
+//! it.
 
+mod adapt;
 #[cfg(feature = "hydrate")]
 mod chart_hook;
 mod chart_view;
@@ -38,7 +41,7 @@ use self::share::ShareButtons;
 pub use self::state::Investigation;
 use self::view_controls::ViewControls;
 use crate::status::IndexStatusLine;
-pub use investigator_core::curves::{compared_curves, curves_csv, view_curves};
+pub use investigator_core::curves::{adapted_curves, compared_curves, curves_csv, view_curves};
 use investigator_core::moments::MomentQuery;
 
 /// What a share link carries besides the frame: `p` (repeated), `smooth`, `view`, `m`, the
@@ -63,6 +66,9 @@ pub struct ViewParams {
     pub heat: Option<String>,
     /// The heatmap is the compared model's (`heatm=b`).
     pub heat_compared: bool,
+    /// Adapted prompts (`ad=ID` or `ad=ID:ALPHA`, repeated): their stored adapters' ids and
+    /// the blend each is drawn at (`None`: the adapter's own).
+    pub adapters: Vec<(String, Option<f64>)>,
 }
 
 impl ViewParams {
@@ -112,6 +118,24 @@ impl ViewParams {
         }
     }
 
+    /// Also reads `ad` (repeated): adapted prompts, `ID` or `ID:ALPHA`; ids that are not ids
+    /// and blends outside 0 to 1 are left out.
+    pub fn with_adapters(self, values: Option<Vec<String>>) -> Self {
+        let adapters = values
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| {
+                let (id, alpha) = match v.split_once(':') {
+                    Some((id, alpha)) => (id, Some(alpha.parse::<f64>().ok().filter(|a| (0.0..=1.0).contains(a))?)),
+                    None => (v.as_str(), None),
+                };
+                investigator_core::adapt::is_adapter_id(id).then(|| (id.to_string(), alpha))
+            })
+            .take(investigator_core::requests::MAX_PROMPTS)
+            .collect();
+        Self { adapters, ..self }
+    }
+
     /// Also reads `heat`, the heatmap's prompt, and `heatm` (`b`: the compared model's).
     pub fn with_heatmap(self, prompt: Option<&str>, model: Option<&str>) -> Self {
         Self {
@@ -150,6 +174,72 @@ impl ViewParams {
 /// Largest smoothing window offered, in frames.
 pub const MAX_SMOOTH: usize = 10_000;
 
+/// The panels under the player, one shown at a time (`tab` in the share link).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Panel {
+    Search,
+    Moments,
+    Evaluate,
+}
+
+impl Panel {
+    pub const ALL: [Panel; 3] = [Panel::Search, Panel::Moments, Panel::Evaluate];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Search => "search",
+            Self::Moments => "moments",
+            Self::Evaluate => "evaluate",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Search => "Search",
+            Self::Moments => "Moments",
+            Self::Evaluate => "Evaluate",
+        }
+    }
+
+    /// The panel a link opens on: what it asks to see (an evaluation, adapted prompts,
+    /// moments), else search.
+    pub fn first_for(initial: &ViewParams) -> Self {
+        if initial.evaluate.is_some() || !initial.adapters.is_empty() {
+            Self::Evaluate
+        } else if initial.moments.is_some() {
+            Self::Moments
+        } else {
+            Self::Search
+        }
+    }
+}
+
+/// The panels under the player: search, moments, evaluate (with adapted prompts), as tabs, so
+/// the one in use sits beside the video at any window height.
+#[component]
+pub fn Panels(inv: Investigation) -> impl IntoView {
+    let panel = inv.panel;
+    let tabs = Panel::ALL
+        .iter()
+        .map(|&p| {
+            view! {
+                <button class="tab" id=format!("tab-{}", p.name()) role="tab"
+                    aria-selected=move || (panel.get() == p).to_string()
+                    on:click=move |_| panel.set(p)>{p.title()}</button>
+            }
+        })
+        .collect_view();
+    let shown = move |p: Panel| move || panel.get() != p;
+    view! {
+        <section id="panels" class="tabbed">
+            <div class="tabs" role="tablist">{tabs}</div>
+            <div class="tab-panel" role="tabpanel" hidden=shown(Panel::Search)><SearchPanel inv/></div>
+            <div class="tab-panel" role="tabpanel" hidden=shown(Panel::Moments)><MomentsPanel inv/></div>
+            <div class="tab-panel" role="tabpanel" hidden=shown(Panel::Evaluate)><EvaluatePanel inv/></div>
+        </section>
+    }
+}
+
 /// The panel of `inv` (made by the page, which shares it with the player's heatmap).
 #[component]
 pub fn Investigator(inv: Investigation, initial: ViewParams) -> impl IntoView {
@@ -179,9 +269,6 @@ pub fn Investigator(inv: Investigation, initial: ViewParams) -> impl IntoView {
                         <HelpButton inv/>
                     </div>
                 </div>
-                <SearchPanel inv/>
-                <MomentsPanel inv/>
-                <EvaluatePanel inv/>
             </div>
             }.into_any()}
             <HelpDialog inv/>

@@ -66,7 +66,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
 
     let on_find = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let list = prompts.get_untracked();
+        let list = inv.with_adapted_names(prompts.get_untracked());
         let chosen = positive.get_untracked();
         let chosen = if chosen.is_empty() {
             list.first().cloned().unwrap_or_default()
@@ -120,7 +120,7 @@ pub fn MomentsPanel(inv: Investigation) -> impl IntoView {
         playing_span.set(None);
     };
     let options = move |with_none: bool| {
-        let list = prompts.get();
+        let list = inv.with_adapted_names(prompts.get());
         with_none
             .then(|| view! { <option value="">"—"</option> })
             .into_iter()

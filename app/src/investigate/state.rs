@@ -5,15 +5,17 @@
 //! [`Investigation::set_prompts`]); `colors` has a slot for every prompt and keeps a prompt's
 //! slot while the prompt stays; `curves` is derived from the others and never set; `series`
 //! holds the scores of `model` and `series_b` those of `compare`, never another model's (both
-//! are emptied when their model changes).
+//! are emptied when their model changes); `adapters` are the first model's (emptied when it
+//! changes).
 
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 
 use super::labels::PlotArea;
-use super::{compared_curves, view_curves, ViewParams};
+use super::{adapted_curves, compared_curves, view_curves, ViewParams};
 use crate::player::PlayerState;
+use investigator_core::adapt::{AdaptStatus, AdapterInfo};
 use investigator_core::chart::{assign_colors, Curve};
 use investigator_core::evaluation::Evaluation;
 use investigator_core::labels::{Labels, Segment};
@@ -96,6 +98,17 @@ pub struct Investigation {
     pub dataset_note: RwSignal<Option<String>>,
     /// The heatmap over the frame: why it scores as it does for one prompt.
     pub heat: super::HeatmapState,
+    /// Adapted prompts on the chart: each stored adapter's id and the blend α it is drawn at
+    /// (`ad` in the share link).
+    pub adapters: RwSignal<Vec<(String, f64)>>,
+    /// The adapters stored for this video and model, as the server last listed them.
+    pub adapter_infos: RwSignal<Vec<AdapterInfo>>,
+    /// Each prompt's adapt job, as last polled.
+    pub adapt_jobs: RwSignal<HashMap<String, AdaptStatus>>,
+    /// The panel shown under the player.
+    pub panel: RwSignal<super::Panel>,
+    /// Bumped to fetch the scores again (an adapter was trained or retrained).
+    pub scores_refresh: RwSignal<u32>,
 }
 
 impl Investigation {
@@ -114,6 +127,13 @@ impl Investigation {
         let model = RwSignal::new(initial.model.clone());
         let compare = RwSignal::new(initial.compare.clone());
         let difference = RwSignal::new(initial.difference);
+        let adapters: RwSignal<Vec<(String, f64)>> = RwSignal::new(
+            initial
+                .adapters
+                .iter()
+                .map(|(id, alpha)| (id.clone(), alpha.unwrap_or(f64::NAN)))
+                .collect(),
+        );
         let curves = Memo::new(move |_| {
             let hidden = hidden.get();
             let view = (smoothing.get(), softmax.get());
@@ -139,6 +159,18 @@ impl Investigation {
                     })
                 })
                 .into_iter()
+                // The first model's adapted prompts, on their own axis: at the α each is set
+                // to (NaN until its adapter's own is known: not drawn yet).
+                .chain(series.with(|s| {
+                    let wanted: Vec<(String, f64)> = adapters
+                        .get()
+                        .into_iter()
+                        .filter(|(_, alpha)| alpha.is_finite())
+                        .collect();
+                    s.as_ref()
+                        .map(|s| adapted_curves(s, &wanted, &colors.get(), view.0))
+                        .unwrap_or_default()
+                }))
                 .filter(|c| !hidden.contains(&c.prompt))
                 .collect::<Vec<_>>()
         });
@@ -149,7 +181,12 @@ impl Investigation {
                 let s = s.as_ref().ok_or_else(|| "no scores yet".to_string())?;
                 let view = (smoothing.get(), softmax.get());
                 let fps = player.info.with(|i| i.fps);
-                query_moments(&query, s, &prompts.get(), &colors.get(), view, fps)
+                let adapted: Vec<(String, f64)> = adapters
+                    .get()
+                    .into_iter()
+                    .filter(|(_, alpha)| alpha.is_finite())
+                    .collect();
+                query_moments(&query, s, &prompts.get(), &adapted, &colors.get(), view, fps)
             }))
         });
         // A new prompt list keeps the colours of the prompts it still has.
@@ -198,6 +235,11 @@ impl Investigation {
             thumbs: RwSignal::new(HashMap::new()),
             dataset_note: RwSignal::new(None),
             heat: super::HeatmapState::new(initial),
+            adapters,
+            adapter_infos: RwSignal::new(Vec::new()),
+            adapt_jobs: RwSignal::new(HashMap::new()),
+            panel: RwSignal::new(super::Panel::first_for(initial)),
+            scores_refresh: RwSignal::new(0),
         }
     }
 
@@ -210,6 +252,20 @@ impl Investigation {
             Some(Ok(e)) => super::evaluate_panel::errors_of(e, &prompt),
             _ => Vec::new(),
         })
+    }
+
+    /// `prompts` and then the adapted prompts on the chart, by the name their curves have (a
+    /// moment query may name either).
+    pub fn with_adapted_names(self, mut prompts: Vec<String>) -> Vec<String> {
+        let shown = self.adapters.get();
+        self.adapter_infos.with(|infos| {
+            for info in infos {
+                if shown.iter().any(|(id, _)| *id == info.report.id) {
+                    prompts.push(investigator_core::adapt::adapted_name(&info.report.prompt));
+                }
+            }
+        });
+        prompts
     }
 
     /// Replaces the prompt list: trimmed, blanks and repeats dropped.
@@ -263,11 +319,13 @@ fn query_moments(
     query: &MomentQuery,
     series: &ScoreSeries,
     prompts: &[String],
+    adapted: &[(String, f64)],
     colors: &HashMap<String, usize>,
     (smoothing, softmax): (usize, bool),
     fps: f64,
 ) -> Result<Moments, String> {
-    let curves = view_curves(series, prompts, colors, smoothing, softmax);
+    let mut curves = view_curves(series, prompts, colors, smoothing, softmax);
+    curves.extend(adapted_curves(series, adapted, colors, smoothing));
     let curve = |prompt: &str| {
         curves
             .iter()

@@ -49,9 +49,33 @@ pub fn ap_difference_interval(
     b: &[f64],
     seed: u64,
 ) -> Option<(f64, f64)> {
-    let blocks = blocks(truth);
+    let [ap, _, _] = differences(truth, &blocks(truth), a, b, seed);
+    ap.map(|s| (s.low, s.high))
+}
+
+/// A difference of one metric between two scorings of the same frames: on all frames
+/// (`point`), and over the resamples (their mean and the 2.5th and 97.5th percentiles).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Spread {
+    pub point: f64,
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// AP, ROC AUC and best F1 of `a` minus those of `b` over [`ROUNDS`] resamples of `blocks`
+/// (`[start, end)` positions into the frames, which must tile them: runs of equal truth,
+/// cut where the video changes). Each `None` when fewer than half the resamples have both a
+/// positive and a negative frame.
+pub fn differences(
+    truth: &[bool],
+    blocks: &[(usize, usize)],
+    a: &[f64],
+    b: &[f64],
+    seed: u64,
+) -> [Option<Spread>; 3] {
     if blocks.len() < 2 {
-        return None;
+        return [None; 3];
     }
     let mut block_of = vec![0u32; truth.len()];
     for (k, &(start, end)) in blocks.iter().enumerate() {
@@ -74,7 +98,7 @@ pub fn ap_difference_interval(
             draws
         })
         .collect();
-    let difference = |draws: &Vec<u32>| -> Option<f64> {
+    let difference = |draws: &Vec<u32>| -> Option<[f64; 3]> {
         let (mut positives, mut total) = (0u64, 0u64);
         for k in 0..blocks.len() {
             let frames = u64::from(draws[k]) * lengths[k];
@@ -84,22 +108,41 @@ pub fn ap_difference_interval(
             }
         }
         // A resample of one kind of frame says nothing about ranking.
-        (positives > 0 && positives < total)
-            .then(|| order_a.weighted_ap(draws, positives) - order_b.weighted_ap(draws, positives))
+        (positives > 0 && positives < total).then(|| {
+            let x = order_a.weighted(draws, positives, total - positives);
+            let y = order_b.weighted(draws, positives, total - positives);
+            [x[0] - y[0], x[1] - y[1], x[2] - y[2]]
+        })
     };
-    let mut differences: Vec<f64> = in_parallel(&resamples, difference);
-    if differences.len() < ROUNDS / 2 {
-        return None;
+    let found: Vec<[f64; 3]> = in_parallel(&resamples, difference);
+    if found.len() < ROUNDS / 2 {
+        return [None; 3];
     }
-    differences.sort_by(f64::total_cmp);
-    Some((
-        percentile(&differences, 2.5),
-        percentile(&differences, 97.5),
-    ))
+    let everything = vec![1u32; blocks.len()];
+    let positives = truth.iter().filter(|&&t| t).count() as u64;
+    let point = (positives > 0 && (positives as usize) < truth.len()).then(|| {
+        let negatives = truth.len() as u64 - positives;
+        let x = order_a.weighted(&everything, positives, negatives);
+        let y = order_b.weighted(&everything, positives, negatives);
+        [x[0] - y[0], x[1] - y[1], x[2] - y[2]]
+    });
+    let Some(point) = point else {
+        return [None; 3];
+    };
+    std::array::from_fn(|m| {
+        let mut values: Vec<f64> = found.iter().map(|d| d[m]).collect();
+        values.sort_by(f64::total_cmp);
+        Some(Spread {
+            point: point[m],
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+            low: percentile(&values, 2.5),
+            high: percentile(&values, 97.5),
+        })
+    })
 }
 
 /// `f` of every item, in order, on as many threads as the machine has (one in the browser).
-fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Option<f64> + Sync) -> Vec<f64> {
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Option<R> + Sync) -> Vec<R> {
     let threads = if cfg!(target_arch = "wasm32") {
         1
     } else {
@@ -114,7 +157,7 @@ fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Option<f64> + Sync) -> Ve
     std::thread::scope(|scope| {
         let parts: Vec<_> = items
             .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().filter_map(&f).collect::<Vec<f64>>()))
+            .map(|part| scope.spawn(|| part.iter().filter_map(&f).collect::<Vec<R>>()))
             .collect();
         parts
             .into_iter()
@@ -149,13 +192,13 @@ impl Ranked {
         }
     }
 
-    /// Average precision with each frame counted as often as its block was drawn (0: left
-    /// out): what `ranking::average_precision` gives on the frames repeated that often.
-    /// `positives` is their weighted count (at least one).
-    fn weighted_ap(&self, draws: &[u32], positives: u64) -> f64 {
+    /// AP, ROC AUC and best F1 with each frame counted as often as its block was drawn, in
+    /// one pass: what `ranking` gives on the frames repeated that often. `positives` and
+    /// `negatives` are the weighted counts (each at least one).
+    fn weighted(&self, draws: &[u32], positives: u64, negatives: u64) -> [f64; 3] {
         let (mut tp, mut fp) = (0u64, 0u64);
-        let mut tp_before = 0u64;
-        let mut sum = 0.0;
+        let (mut tp_before, mut fp_before) = (0u64, 0u64);
+        let (mut ap, mut pairs, mut best_f1) = (0.0, 0.0, 0.0f64);
         for k in 0..self.block.len() {
             let w = u64::from(draws[self.block[k] as usize]);
             if self.positive[k] {
@@ -163,13 +206,26 @@ impl Ranked {
             } else {
                 fp += w;
             }
-            // Recall grows only at positives: the precision is needed only there.
-            if self.last_of_score[k] && tp > tp_before {
-                sum += (tp - tp_before) as f64 * tp as f64 / (tp + fp) as f64;
+            if self.last_of_score[k] {
+                let (tp_here, fp_here) = (tp - tp_before, fp - fp_before);
+                if tp_here > 0 {
+                    ap += tp_here as f64 * tp as f64 / (tp + fp) as f64;
+                    // The positives of this score beat the negatives below it, and tie (half)
+                    // with those of the same score.
+                    pairs += tp_here as f64 * ((negatives - fp) as f64 + 0.5 * fp_here as f64);
+                }
+                if tp > 0 {
+                    best_f1 = best_f1.max(2.0 * tp as f64 / (tp + fp + positives) as f64);
+                }
                 tp_before = tp;
+                fp_before = fp;
             }
         }
-        sum / positives as f64
+        [
+            ap / positives as f64,
+            pairs / (positives as f64 * negatives as f64),
+            best_f1,
+        ]
     }
 }
 
@@ -250,8 +306,58 @@ mod tests {
             .filter(|&i| truth[i])
             .map(|i| u64::from(weights[i]))
             .sum();
-        let weighted = Ranked::new(&scores, &truth, &blocks).weighted_ap(&weights, positives);
+        let negatives = t.len() as u64 - positives;
+        let [weighted, _, _] =
+            Ranked::new(&scores, &truth, &blocks).weighted(&weights, positives, negatives);
         assert!((repeated - weighted).abs() < 1e-12, "{repeated} {weighted}");
+    }
+
+    #[test]
+    fn weighted_metrics_are_those_of_the_frames_repeated() {
+        use super::super::ranking::{best_f1, roc_auc};
+        let truth = [false, true, true, false, true, false, true];
+        let scores = [0.3, 0.9, 0.3, 0.5, 0.1, 0.7, 0.5];
+        let weights = [2u32, 0, 3, 1, 1, 2, 4];
+        let (mut t, mut s) = (Vec::new(), Vec::new());
+        for i in 0..truth.len() {
+            for _ in 0..weights[i] {
+                t.push(truth[i]);
+                s.push(scores[i]);
+            }
+        }
+        let blocks: Vec<u32> = (0..truth.len() as u32).collect();
+        let positives = t.iter().filter(|&&x| x).count() as u64;
+        let negatives = t.len() as u64 - positives;
+        let [ap, auc, f1] =
+            Ranked::new(&scores, &truth, &blocks).weighted(&weights, positives, negatives);
+        assert!((ap - average_precision(&t, &s).unwrap()).abs() < 1e-12);
+        assert!((auc - roc_auc(&t, &s).unwrap()).abs() < 1e-12, "{auc}");
+        assert!((f1 - best_f1(&t, &s).unwrap().f1).abs() < 1e-12, "{f1}");
+    }
+
+    #[test]
+    fn the_three_differences_share_resamples_and_match_the_ap_interval() {
+        let mut truth = Vec::new();
+        for _ in 0..8 {
+            truth.extend([false; 12]);
+            truth.extend([true; 6]);
+        }
+        let a: Vec<f64> = (0..truth.len())
+            .map(|i| if truth[i] { 0.8 } else { (i % 9) as f64 * 0.1 })
+            .collect();
+        let b: Vec<f64> = (0..truth.len()).map(|i| (i % 13) as f64 * 0.07).collect();
+        let [ap, auc, f1] = differences(&truth, &blocks(&truth), &a, &b, SEED);
+        let (ap, auc, f1) = (ap.unwrap(), auc.unwrap(), f1.unwrap());
+        assert_eq!(
+            ap_difference_interval(&truth, &a, &b, SEED),
+            Some((ap.low, ap.high))
+        );
+        for s in [ap, auc, f1] {
+            assert!(s.low <= s.mean && s.mean <= s.high, "{s:?}");
+        }
+        let point = average_precision(&truth, &a).unwrap() - average_precision(&truth, &b).unwrap();
+        assert!((ap.point - point).abs() < 1e-12);
+        assert!(auc.low > 0.0, "a ranks every segment above the gaps: {auc:?}");
     }
 
     #[test]

@@ -117,6 +117,47 @@ pub fn best_f1(truth: &[bool], scores: &[f64]) -> Option<F1Point> {
     best
 }
 
+/// AP, ROC AUC and the best F1 from one sort of the scores: what [`average_precision`],
+/// [`roc_auc`] and [`best_f1`] give one at a time (for the many scorings of one set of frames
+/// an adapted prompt is measured on).
+pub fn summary(truth: &[bool], scores: &[f64]) -> (Option<f64>, Option<f64>, Option<F1Point>) {
+    let positives = truth.iter().filter(|&&t| t).count() as u64;
+    let negatives = truth.len() as u64 - positives;
+    if positives == 0 {
+        return (None, None, None);
+    }
+    let (mut ap, mut pairs) = (0.0, 0.0);
+    let (mut previous_recall, mut fp_before) = (0.0, 0u64);
+    let mut tp_before = 0u64;
+    let mut best: Option<F1Point> = None;
+    for (threshold, tp, fp) in counts_by_threshold(truth, scores) {
+        let recall = tp as f64 / positives as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - previous_recall) * precision;
+        previous_recall = recall;
+        // This score's positives beat the negatives below it and tie with its own (half).
+        let (tp_here, fp_here) = (tp - tp_before, fp - fp_before);
+        pairs += tp_here as f64 * ((negatives - fp) as f64 + 0.5 * fp_here as f64);
+        tp_before = tp;
+        fp_before = fp;
+        let f1 = if tp == 0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        if best.is_none_or(|b| f1 > b.f1) {
+            best = Some(F1Point {
+                threshold,
+                precision,
+                recall,
+                f1,
+            });
+        }
+    }
+    let auc = (negatives > 0).then(|| pairs / (positives as f64 * negatives as f64));
+    (Some(ap), auc, best)
+}
+
 /// The precision–recall curve, `(recall, precision)` from the highest threshold down, starting
 /// at (0, 1) as scikit-learn's does; at most about `max_points` points (a step curve keeps its
 /// corners: the points kept are spread evenly over the thresholds, the last always kept).
@@ -194,6 +235,26 @@ mod tests {
         assert_eq!(roc_auc(&none, &scores[..3]), None);
         assert_eq!(best_f1(&none, &scores[..3]), None);
         assert!(pr_curve(&none, &scores[..3], 10).is_empty());
+    }
+
+    #[test]
+    fn the_summary_is_the_three_metrics_from_one_sort() {
+        for (truth, scores) in [
+            (vec![false, false, true, true], vec![0.1, 0.4, 0.35, 0.8]),
+            (vec![true, false, false, true, false], vec![0.3; 5]),
+            (vec![true, false, false], vec![0.9, 0.9, 0.1]),
+            (
+                (0..500).map(|i| i % 7 == 0).collect::<Vec<_>>(),
+                (0..500).map(|i| ((i * 7919) % 101) as f64).collect::<Vec<_>>(),
+            ),
+        ] {
+            let (ap, auc, f1) = summary(&truth, &scores);
+            assert!((ap.unwrap() - average_precision(&truth, &scores).unwrap()).abs() < 1e-12);
+            assert!((auc.unwrap() - roc_auc(&truth, &scores).unwrap()).abs() < 1e-12);
+            assert_eq!(f1, best_f1(&truth, &scores));
+        }
+        assert_eq!(summary(&[false, false], &[0.1, 0.2]), (None, None, None));
+        assert_eq!(summary(&[true, true], &[0.1, 0.2]).1, None);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! indexing job (the default model's starts when the video opens, another model's when it is
 //! first asked for); the jobs take turns (`max_indexing_jobs`), each model is loaded once and
 //! shared by its jobs, and all decoders share one budget. Each (video, model) has its own
-//! cache file, so switching back to a model costs no embedding.
+//! cache file, so switching back to a model costs no embedding. Prompts adapted from a video's
+//! labels train in background jobs (`adapt`).
 
+mod adapt;
 mod background;
 mod files;
 mod listing;
@@ -22,6 +24,7 @@ use store::config::Settings;
 
 pub use files::{check_upload_name, video_id, NameError, MAX_NAME_BYTES, VIDEO_EXTENSIONS};
 pub use models::{model_choices, model_slots, ModelSlot, SharedModel};
+pub use adapt::{is_stale, video_key, AdaptWebError};
 pub use search::LibrarySearchError;
 
 use crate::frames::{FrameServer, FrameSettings};
@@ -107,6 +110,8 @@ pub struct Library {
     /// switch), and whether its thread has started.
     index_library: std::sync::atomic::AtomicBool,
     library_thread: std::sync::Once,
+    /// Adapted prompts: the jobs, and their scores for the charts.
+    adapt: adapt::AdaptJobs,
 }
 
 impl Library {
@@ -164,6 +169,7 @@ impl Library {
             background: Mutex::new(None),
             index_library: std::sync::atomic::AtomicBool::new(false),
             library_thread: std::sync::Once::new(),
+            adapt: adapt::AdaptJobs::default(),
         });
         library
     }
@@ -187,6 +193,11 @@ impl Library {
                 .position(|m| m.choice.id == id)
                 .ok_or_else(|| LibraryError::NoSuchModel(id.chars().take(64).collect())),
         }
+    }
+
+    /// The place in the model list of `model` (`None`: the default).
+    pub fn model_place_of(&self, model: Option<&str>) -> Result<usize, LibraryError> {
+        self.model_place(model)
     }
 
     /// The index of `session`'s video by `model` (`None`: the default), starting its job (in

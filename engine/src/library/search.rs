@@ -44,6 +44,8 @@ pub enum LibrarySearchError {
     Vectors(#[from] VectorError),
     #[error("{}", .0.public())]
     Video(#[from] crate::video::VideoError),
+    #[error("the adapter belongs to the model {wanted}, but the library is searched with {loaded}: pass --model with the adapter's model")]
+    OtherModel { wanted: String, loaded: String },
 }
 
 impl LibrarySearchError {
@@ -53,6 +55,7 @@ impl LibrarySearchError {
             self,
             Self::EmptyQuery
                 | Self::NotAnImage
+                | Self::OtherModel { .. }
                 | Self::Video(crate::video::VideoError::OutOfRange { .. })
                 | Self::Library(
                     LibraryError::NotAnId
@@ -124,7 +127,7 @@ impl Library {
     }
 
     /// The content fingerprint of a listed file, remembered until the file changes.
-    fn fingerprint(&self, path: &Path) -> Option<VideoFingerprint> {
+    pub(super) fn fingerprint(&self, path: &Path) -> Option<VideoFingerprint> {
         let stamp = stamp(path)?;
         if let Some((known, fingerprint)) = lock(&self.fingerprints).get(path) {
             if *known == stamp {
@@ -155,12 +158,32 @@ impl Library {
         &self,
         query: &LibraryQuery,
     ) -> Result<LibraryAnswer, LibrarySearchError> {
+        self.search_library_by(query, None)
+    }
+
+    /// [`search_library`](Self::search_library) by a direction of the model's embedding space
+    /// (an adapted prompt's) instead of the query's text or image; `model` must be the model
+    /// the direction belongs to.
+    pub fn search_library_by_vector(
+        &self,
+        query: &LibraryQuery,
+        vector: &[f32],
+        model: &ModelKey,
+    ) -> Result<LibraryAnswer, LibrarySearchError> {
+        self.search_library_by(query, Some((vector, model)))
+    }
+
+    fn search_library_by(
+        &self,
+        query: &LibraryQuery,
+        by_vector: Option<(&[f32], &ModelKey)>,
+    ) -> Result<LibraryAnswer, LibrarySearchError> {
         let text = query
             .text
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        if text.is_none() && query.image.is_none() {
+        if text.is_none() && query.image.is_none() && by_vector.is_none() {
             return Err(LibrarySearchError::EmptyQuery);
         }
         let place = self.model_place(query.model.as_deref())?;
@@ -174,8 +197,20 @@ impl Library {
             }
         }
         let (_, embedder) = self.vectors(place)?;
+        if let Some((vector, model)) = by_vector {
+            let loaded = ModelKey::from(&embedder.identity());
+            if &loaded != model || vector.len() != loaded.dimension as usize {
+                return Err(LibrarySearchError::OtherModel {
+                    wanted: format!("{} (revision {})", model.name, model.revision),
+                    loaded: format!("{} (revision {})", loaded.name, loaded.revision),
+                });
+            }
+        }
         let index = self.refresh_vectors(place)?;
         let mut vectors = Vec::new();
+        if let Some((vector, _)) = by_vector {
+            vectors.push(vector.to_vec());
+        }
         if let Some(text) = text {
             let key = ModelKey::from(&embedder.identity());
             let mut texts = TextCache::open(&self.index_options.cache_dir, key);

@@ -3,7 +3,8 @@
 //! Refused or accepted, never a panic.
 #![no_main]
 
-use app::api::{GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt, SearchFrames};
+use app::api::{Adapt, GetFrame, GetIndexStatus, GetScores, GetVideoInfo, LookAt, SearchFrames};
+use investigator_core::adapt::{is_adapter_id, MAX_FOLDS};
 use investigator_core::requests::{check_look_span, check_prompts};
 use investigator_core::types::{is_valid_model_id, is_valid_video_id, is_valid_viewer_id};
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 6 {
+    match which % 7 {
         0 => {
             if let Some(args) = form::<GetFrame>(body) {
                 let _ = is_valid_video_id(&args.video) && is_valid_viewer_id(&args.viewer);
@@ -46,6 +47,15 @@ fuzz_target!(|data: &[u8]| {
                 let _ = is_valid_video_id(&args.video);
                 let _ = args.model.as_deref().map(is_valid_model_id);
                 let _ = check_prompts(&args.prompts);
+                let _ = args.adapters.iter().all(|id| is_adapter_id(id));
+            }
+        }
+        6 => {
+            if let Ok(args) = serde_json::from_slice::<Adapt>(body) {
+                let _ = is_valid_video_id(&args.video);
+                let _ = args.model.as_deref().map(is_valid_model_id);
+                let _ = check_prompts(std::slice::from_ref(&args.request.prompt));
+                let _ = args.request.folds.map(|k| (2..=MAX_FOLDS).contains(&k));
             }
         }
         _ => {

@@ -58,6 +58,59 @@ pub enum Command {
     /// per frame, top-10 frames per prompt, speed. Stores the result that `precision: int8`
     /// and `auto` use.
     CheckPrecision(CheckPrecisionArgs),
+    /// Adapt a prompt from its labels (a probe on the cached image embeddings held near the
+    /// prompt's text, or Tip-Adapter), measured on labelled spans it never trained on; stores
+    /// the adapter beside the caches.
+    Adapt(AdaptArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdaptArgs {
+    /// The labelled videos (their labels are the ones `labels` and the page keep).
+    #[arg(required_unless_present = "library")]
+    pub videos: Vec<PathBuf>,
+    /// Every video of the library with a segment labelled with the prompt.
+    #[arg(long, conflicts_with = "videos")]
+    pub library: bool,
+    #[arg(long)]
+    pub prompt: String,
+    /// probe: logistic regression on the image embeddings; tip: Tip-Adapter (no training).
+    #[arg(long, default_value = "probe", value_parser = parse_method)]
+    pub method: investigator_core::adapt::Method,
+    /// Where the probe starts and is held near: the prompt's text embedding, or zero (the
+    /// plain probe).
+    #[arg(long = "from", default_value = "text", value_parser = parse_anchor)]
+    pub from: investigator_core::adapt::Anchor,
+    /// Blocked folds (default 5, or the number of blocks when fewer).
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Train on the other videos and test on this one (its library id, file name or path).
+    #[arg(long, value_name = "ID")]
+    pub hold_out_video: Option<String>,
+    /// The blend of zero-shot (0) and adapted (1) scores (default: cross-validated).
+    #[arg(long, allow_hyphen_values = true)]
+    pub alpha: Option<f64>,
+    /// Also write the adapter (safetensors) to FILE.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON: {"model", "prompt", "method", "lambda", "alpha", "folds",
+    /// "train", "zero_shot", "adapted", "ap_difference", "label_next", "suspect", …}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub sample_fps: Option<f64>,
+}
+
+fn parse_method(text: &str) -> Result<investigator_core::adapt::Method, String> {
+    investigator_core::adapt::Method::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a method: probe or tip"))
+}
+
+fn parse_anchor(text: &str) -> Result<investigator_core::adapt::Anchor, String> {
+    investigator_core::adapt::Anchor::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a starting point: text or zero"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -237,6 +290,12 @@ pub struct ScoresArgs {
     /// A text prompt; repeat for several (default: the config's `CLIP:` list).
     #[arg(long = "prompt")]
     pub prompts: Vec<String>,
+    /// An adapter file (`adapt -o FILE`): its prompt's adapted probability per frame too.
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
+    /// With --adapter: the blend of zero-shot (0) and adapted (1) (default: the adapter's).
+    #[arg(long, requires = "adapter", allow_hyphen_values = true)]
+    pub alpha: Option<f64>,
     /// Moving-average window in frames (1 = none).
     #[arg(long, default_value_t = 1)]
     pub smooth: usize,
@@ -260,7 +319,7 @@ pub struct SearchArgs {
     /// moments, at most `--per-video` per video.
     #[arg(long, conflicts_with = "video")]
     pub library: bool,
-    #[arg(long, required_unless_present = "image")]
+    #[arg(long, required_unless_present_any = ["image", "adapter"])]
     pub text: Option<String>,
     /// An image file (JPEG, PNG, …).
     #[arg(long)]
@@ -283,6 +342,13 @@ pub struct SearchArgs {
     /// With --library: leave out moments shorter than this many seconds.
     #[arg(long, default_value_t = 0.0, requires = "library")]
     pub min_len_s: f64,
+    /// With --library: search with an adapter's score (`adapt -o FILE`; a probe) instead of
+    /// a text or an image; the scores are its probabilities.
+    #[arg(long, value_name = "FILE", requires = "library", conflicts_with_all = ["text", "image"])]
+    pub adapter: Option<PathBuf>,
+    /// With --adapter: the blend of zero-shot (0) and adapted (1) (default: the adapter's).
+    #[arg(long, requires = "adapter", allow_hyphen_values = true)]
+    pub alpha: Option<f64>,
     /// Results are at least this many seconds apart (default: 1).
     #[arg(long, default_value_t = 1.0)]
     pub min_gap_s: f64,
@@ -304,6 +370,12 @@ pub struct ExportArgs {
     /// Prompts to score (default: the config's `CLIP:` list); not used for npy.
     #[arg(long = "prompt")]
     pub prompts: Vec<String>,
+    /// An adapter file (`adapt -o FILE`): one more column, its prompt's adapted probability.
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
+    /// With --adapter: the blend of zero-shot (0) and adapted (1) (default: the adapter's).
+    #[arg(long, requires = "adapter", allow_hyphen_values = true)]
+    pub alpha: Option<f64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[arg(long)]

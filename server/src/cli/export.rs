@@ -16,8 +16,14 @@ pub fn run(args: &ExportArgs) -> CommandResult {
     let bytes = match format {
         ExportFormat::Npy => npy(&indexed.file),
         ExportFormat::Csv | ExportFormat::Json => {
-            let prompts = prompts_or_config(args.prompts.clone(), &indexed.settings)?;
-            let (covered, series) = indexed.score_table(&prompts, 1, false)?;
+            let mut prompts = prompts_or_config(args.prompts.clone(), &indexed.settings)?;
+            let (covered, mut series) = indexed.score_table(&prompts, 1, false)?;
+            // An adapted prompt is one more column: its probability at the adapter's α.
+            if let Some(file) = &args.adapter {
+                let (adapter, _, values) = indexed.adapted_series(file, args.alpha, covered, 1)?;
+                prompts.push(investigator_core::adapt::adapted_name(adapter.prompt()));
+                series.push(values);
+            }
             let fps = indexed.video.meta.fps;
             if format == ExportFormat::Csv {
                 let mut csv = String::from("frame,time_s");

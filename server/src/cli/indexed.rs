@@ -9,7 +9,11 @@ use anyhow::{bail, Context};
 use engine::embed::Embedder;
 use engine::indexing::{load_cache, VideoToIndex};
 use engine::video::FrameIndex;
-use investigator_core::scores::{fill_radius, sigmoid_per_prompt, smooth, softmax_over_prompts};
+use engine::adapt::Adapter;
+use investigator_core::adapt::{blended_probabilities, check_alpha};
+use investigator_core::scores::{
+    fill_frames_with_gaps, fill_radius, sigmoid_per_prompt, smooth, softmax_over_prompts,
+};
 use store::cache::{EmbeddingFile, ModelKey, TextCache};
 use store::config::Settings;
 
@@ -140,6 +144,38 @@ impl Indexed {
             };
         }
         Ok((covered, series.iter().map(|s| smooth(s, window)).collect()))
+    }
+}
+
+impl Indexed {
+    /// An adapter file's prompt as a per-frame probability (frames `0..covered`), blended at
+    /// `alpha` (else the adapter's own), filled and smoothed as the cosine curves are. The
+    /// adapter must be this model's.
+    pub fn adapted_series(
+        &self,
+        file: &Path,
+        alpha: Option<f64>,
+        covered: u64,
+        window: usize,
+    ) -> anyhow::Result<(Adapter, f64, Vec<f32>)> {
+        let adapter = Adapter::read(file)?;
+        adapter.check_model(&ModelKey::from(&self.embedder.identity()))?;
+        let alpha = match alpha {
+            Some(alpha) => check_alpha(alpha).map_err(anyhow::Error::msg)?,
+            None => adapter.alpha,
+        };
+        let scores = adapter.chart_scores(&self.file, false);
+        let values = blended_probabilities(&scores, alpha);
+        let radius = if self.complete { u64::MAX } else { self.radius };
+        let mut filled = fill_frames_with_gaps(
+            &self.file.frames,
+            &values,
+            &self.file.missing,
+            self.file.header.video_frames,
+            radius,
+        );
+        filled.truncate(covered as usize);
+        Ok((adapter, alpha, smooth(&filled, window)))
     }
 }
 

@@ -109,6 +109,24 @@ pub fn search(args: &SearchArgs) -> CommandResult {
         investigator_core::requests::check_prompts(std::slice::from_ref(text))
             .map_err(|e| anyhow::anyhow!("--text: {e}"))?;
     }
+    // An adapted prompt searches by its direction; its scores are its probabilities.
+    let adapter = match &args.adapter {
+        Some(file) => {
+            let adapter = engine::adapt::Adapter::read(file)?;
+            let alpha = match args.alpha {
+                Some(alpha) => investigator_core::adapt::check_alpha(alpha).map_err(anyhow::Error::msg)?,
+                None => adapter.alpha,
+            };
+            let (direction, norm, bias) = adapter.direction(alpha).with_context(|| {
+                format!(
+                    "{} is a Tip-Adapter: its score is a cache of frames, not one direction to search the library with; adapt the prompt with --method probe",
+                    file.display()
+                )
+            })?;
+            Some((adapter, direction, norm, bias))
+        }
+        None => None,
+    };
     let settings = resolve(&args.model)?;
     let image = match &args.image {
         Some(path) => {
@@ -123,15 +141,34 @@ pub fn search(args: &SearchArgs) -> CommandResult {
         videos: args.videos.clone(),
         folders: args.folders.clone(),
         model: None,
-        min_score: args.min_score,
+        // With an adapter the minimum is a probability: the cosine with its direction that
+        // gives it.
+        min_score: match (&adapter, args.min_score) {
+            (Some((_, _, norm, bias)), Some(p)) if p > 0.0 && p < 1.0 => {
+                Some(((f64::from(p) / (1.0 - f64::from(p))).ln() - bias) as f32 / *norm as f32)
+            }
+            (_, score) => score,
+        },
         min_len_s: args.min_len_s,
         top: args.top,
         offset: 0,
         per_video: args.per_video,
     };
-    let answer = library
-        .search_library(&query)
-        .context("the library search failed")?;
+    let mut answer = match &adapter {
+        Some((adapter, direction, _, _)) => library
+            .search_library_by_vector(&query, direction, &adapter.model)
+            .context("the library search failed")?,
+        None => library
+            .search_library(&query)
+            .context("the library search failed")?,
+    };
+    if let Some((adapter, _, norm, bias)) = &adapter {
+        // Cosines with the direction become the adapted probabilities.
+        for hit in &mut answer.results {
+            hit.score = investigator_core::adapt::sigmoid(norm * f64::from(hit.score) + bias) as f32;
+        }
+        answer.model = format!("{} adapted for {:?}", answer.model, adapter.prompt());
+    }
     if args.json {
         return print_json(&json!({
             "model": answer.model,

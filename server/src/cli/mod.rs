@@ -6,6 +6,7 @@
 //! Errors: the engine's are typed; here, at the binary's edge, each command adds what it was
 //! doing (`anyhow` context) and `main` prints the whole chain.
 
+mod adapt;
 pub mod args;
 mod cache;
 mod check_precision;
@@ -54,5 +55,6 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::ExportDataset(args)) => dataset::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::CheckPrecision(args)) => check_precision::run(&args),
+        Some(Command::Adapt(args)) => adapt::run(&args),
     }
 }

@@ -19,9 +19,13 @@ pub fn run(args: &ScoresArgs) -> CommandResult {
     let indexed = open_indexed(path, &args.model, args.sample_fps)?;
     let prompts = prompts_or_config(args.prompts.clone(), &indexed.settings)?;
     let (covered, series) = indexed.score_table(&prompts, window, softmax)?;
+    let adapted = match &args.adapter {
+        Some(file) => Some(indexed.adapted_series(file, args.alpha, covered, window)?),
+        None => None,
+    };
     if args.json {
         let scores = by_prompt(&prompts, &series);
-        let value = json!({
+        let mut value = json!({
             "video": path.file_name().map(|n| n.to_string_lossy()),
             "model": indexed.embedder.identity().name,
             "fps": indexed.video.meta.fps,
@@ -31,6 +35,16 @@ pub fn run(args: &ScoresArgs) -> CommandResult {
             "view": view_name(softmax, indexed.embedder.logit_bias().is_some()),
             "scores": scores,
         });
+        if let Some((adapter, alpha, values)) = &adapted {
+            value["adapted"] = json!({
+                "id": adapter.id(),
+                "prompt": adapter.prompt(),
+                "method": adapter.report.method.name(),
+                "alpha": alpha,
+                "view": "probability",
+                "scores": values,
+            });
+        }
         print_json(&value)
     } else {
         println!("{} frames scored", covered);
@@ -47,6 +61,21 @@ pub fn run(args: &ScoresArgs) -> CommandResult {
                 .unwrap_or_default();
             let mean = known().map(|(_, v)| v).sum::<f32>() / known().count().max(1) as f32;
             println!("  {prompt:?}: mean {mean:.4}, {best}");
+        }
+        if let Some((adapter, alpha, values)) = &adapted {
+            let best = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .max_by(|a, b| a.1.total_cmp(b.1));
+            if let Some((n, v)) = best {
+                println!(
+                    "  {:?} adapted ({}, α {alpha}): highest probability {v:.4} at frame {n} ({})",
+                    adapter.prompt(),
+                    adapter.report.method.name(),
+                    format_time(indexed.time_s(n as u64))
+                );
+            }
         }
         Ok(())
     }

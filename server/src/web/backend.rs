@@ -13,7 +13,8 @@ use engine::evaluation::{evaluate_services, prompts_to_evaluate, EvaluationError
 use engine::explain::{ExplainError, Explanations};
 use engine::indexing::IndexService;
 use engine::labels::LabelFileError;
-use engine::library::{Library, LibraryError, LibrarySearchError, Session};
+use engine::library::{AdaptWebError, Library, LibraryError, LibrarySearchError, Session};
+use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdapterInfo};
 use engine::search::{self, SearchError};
 use engine::video::VideoError;
 use investigator_core::evaluation::Evaluation;
@@ -97,6 +98,31 @@ fn label_error(error: LabelFileError) -> ApiError {
     } else {
         ApiError::Internal(error.public())
     }
+}
+
+/// A model still loading or a video not indexed is "not now"; labels that cannot be adapted
+/// (too few segments, one class) are the request's fault; a file that cannot be written, ours.
+fn adapt_error(error: AdaptWebError) -> ApiError {
+    match error {
+        AdaptWebError::Library(error) => library_error(error),
+        AdaptWebError::NotReady(message) => ApiError::Unavailable(message),
+        AdaptWebError::Adapt(error) if error.is_bad_request() => ApiError::BadArgument(error.to_string()),
+        AdaptWebError::Adapt(error) => ApiError::Internal(error.to_string()),
+        AdaptWebError::File(error) => ApiError::Internal(error.public()),
+        AdaptWebError::Labels(message) => ApiError::BadArgument(message),
+    }
+}
+
+/// Runs `work` on tokio's blocking pool.
+fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> BoxFuture<Result<T, ApiError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{what} failed: {e}")))?
+    })
 }
 
 /// A model still loading, or a video not indexed yet, is "not now"; a failed text pass, ours.
@@ -203,9 +229,68 @@ impl VideoBackend for LibraryBackend {
         video: String,
         model: Option<String>,
         prompts: Vec<String>,
+        adapters: Vec<String>,
     ) -> BoxFuture<Result<ScoreSeries, ApiError>> {
-        with_index(&self.library, video, model, "scoring", move |_, index| {
-            search::scores_blocking(&index, &prompts).map_err(search_error)
+        let library = Arc::clone(&self.library);
+        let id = video.clone();
+        with_index(&self.library, video, model.clone(), "scoring", move |_, index| {
+            if adapters.is_empty() {
+                return search::scores_blocking(&index, &prompts).map_err(search_error);
+            }
+            let place = library
+                .model_place_of(model.as_deref())
+                .map_err(library_error)?;
+            let key = index
+                .ready_embedder()
+                .map(|e| store::cache::ModelKey::from(&e.identity()))
+                .map_err(|e| ApiError::Unavailable(e.0))?;
+            let (mut series, adapted) = search::scores_blocking_with(&index, &prompts, |file| {
+                library.adapted_scores(&id, place, &key, file, &adapters)
+            })
+            .map_err(search_error)?;
+            series.adapted = adapted.unwrap_or_default();
+            Ok(series)
+        })
+    }
+
+    fn adapt(
+        &self,
+        video: String,
+        model: Option<String>,
+        request: AdaptRequest,
+    ) -> BoxFuture<Result<AdaptStatus, ApiError>> {
+        let library = Arc::clone(&self.library);
+        blocking("adapting a prompt", move || {
+            library
+                .adapt_start(&video, model.as_deref(), request)
+                .map_err(adapt_error)
+        })
+    }
+
+    fn adapt_status(
+        &self,
+        video: String,
+        model: Option<String>,
+        prompt: String,
+    ) -> BoxFuture<Result<AdaptStatus, ApiError>> {
+        let library = Arc::clone(&self.library);
+        blocking("reading an adapt job", move || {
+            library
+                .adapt_status(&video, model.as_deref(), &prompt)
+                .map_err(adapt_error)
+        })
+    }
+
+    fn adapters(
+        &self,
+        video: String,
+        model: Option<String>,
+    ) -> BoxFuture<Result<Vec<AdapterInfo>, ApiError>> {
+        let library = Arc::clone(&self.library);
+        blocking("listing adapters", move || {
+            library
+                .adapters(&video, model.as_deref())
+                .map_err(adapt_error)
         })
     }
 
@@ -264,6 +349,7 @@ impl VideoBackend for LibraryBackend {
         edit: LabelEdit,
     ) -> BoxFuture<Result<LabelsAnswer, ApiError>> {
         let library = Arc::clone(&self.library);
+        let id = video.clone();
         with_session(
             &self.library,
             video,
@@ -282,6 +368,8 @@ impl VideoBackend for LibraryBackend {
                     }
                 }
                 .map_err(label_error)?;
+                // Adapters trained on the old labels retrain in the background.
+                library.retrain_stale(&id);
                 Ok(LabelsAnswer {
                     labels: changed.labels,
                     notes: changed.notes,

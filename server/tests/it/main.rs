@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adapt;
 mod bad_inputs;
 mod cli_and_web;
 mod clip_parity;

@@ -1,0 +1,1213 @@
+//! The probe: class-balanced logistic regression on L2-normalised image embeddings,
+//! `score = w·x + b`, held near an anchor `w0` (the prompt's text embedding times the logit
+//! scale, or zero). One model minimises, over its training rows T,
+//!
+//! ```text
+//! F(w, b) = Σ_{i∈T} c_i · logloss(w·x_i + b, y_i) + (λ/2)·‖w − w0‖²
+//! c_i = |T| / (2 · |rows of T in i's class|)        (scikit-learn's "balanced")
+//! ```
+//!
+//! with the bias unpenalised. With `w0 = 0` this is scikit-learn's
+//! `LogisticRegression(C = 1/λ, class_weight="balanced")`.
+//!
+//! How:
+//! - Many models (every fold × every λ of a cross-validation) are fitted in lockstep: one pass
+//!   over the rows gives the objective and gradient of every model still running (two GEMMs
+//!   per chunk of rows, while the chunk is in cache), so 10^5 × 512 rows are read from memory
+//!   once per step for all of them. A model leaves the lockstep when it has converged.
+//! - The optimiser is L-BFGS with a backtracking (Armijo) line search, written here rather
+//!   than taken from `argmin`: argmin fits one parameter vector with one step length and asks
+//!   for the cost and the gradient in separate calls (two passes over the rows per trial).
+//!   Stacking the models into one argmin problem shares a step length and a stopping rule
+//!   between independent problems; tried on 10^5 × 512 rows it took 20 to 50 times the passes
+//!   this one does, its More–Thuente search stalling on float32 rounding.
+//! - Variables `v = w − w0` and `b' = b + μ·w` (μ the rows' mean): an exact change of
+//!   variables (the optimum is the same) that centres the rows, which removes the large
+//!   direction every CLIP embedding shares from the problem's curvature.
+//! - Products in f32 (the cache's rows), sums of losses and gradients in f64, the anchor's
+//!   scores `x·w0` computed once.
+//!
+//! Invariants: every model's objective is normalised by `|T|` (same optimum) so that one
+//! gradient tolerance fits every size; a model whose training rows hold one class only is not
+//! fitted (`None`), never guessed.
+
+use std::collections::VecDeque;
+
+use super::maths::{balanced_bias, logloss, logloss_f32};
+
+/// Rows of one problem: embeddings, their truth and the fold each row belongs to.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    /// `truth.len()` rows of `dim` values, row-major, each L2-normalised.
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    pub truth: &'a [bool],
+    /// Fold of each row (below 64).
+    pub fold: &'a [u8],
+}
+
+impl Rows<'_> {
+    pub fn len(&self) -> usize {
+        self.truth.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.truth.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// A linear score `weight·x + bias`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub weight: Vec<f64>,
+    pub bias: f64,
+}
+
+impl Linear {
+    pub fn score(&self, x: &[f32]) -> f64 {
+        self.weight
+            .iter()
+            .zip(x)
+            .map(|(w, &x)| w * f64::from(x))
+            .sum::<f64>()
+            + self.bias
+    }
+
+    /// `(1 − alpha)·self + alpha·other` (WiSE-FT's blend of weights; a score blends the same).
+    pub fn blend(&self, other: &Linear, alpha: f64) -> Linear {
+        Linear {
+            weight: self
+                .weight
+                .iter()
+                .zip(&other.weight)
+                .map(|(a, b)| (1.0 - alpha) * a + alpha * b)
+                .collect(),
+            bias: (1.0 - alpha) * self.bias + alpha * other.bias,
+        }
+    }
+}
+
+/// One model to fit.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The folds whose rows it does not train on (bit `f`: fold `f`).
+    pub excluded: u64,
+    pub lambda: f64,
+    /// Where to start; `None`: the anchor with its bias fitted alone.
+    pub start: Option<Linear>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Stop when every gradient entry of the normalised objective is below this (or when what
+    /// a step could still gain is below the objective's rounding).
+    pub tolerance: f64,
+    /// Then go on in float64 to `PRECISE_TOLERANCE`: the models kept and exported are exact
+    /// to the optimum, not to float32 rounding (a few passes more, over one model).
+    pub precise: bool,
+    pub max_iterations: usize,
+    pub threads: usize,
+}
+
+impl Options {
+    /// For the many models of a cross-validation: float32, to 1e-5.
+    pub fn cross_validation() -> Self {
+        Self {
+            tolerance: 1e-5,
+            precise: false,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tolerance: 1e-6,
+            precise: true,
+            max_iterations: 1000,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        }
+    }
+}
+
+/// The gradient tolerance of the float64 stage.
+const PRECISE_TOLERANCE: f64 = 1e-10;
+
+/// The number type of a pass's products.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Precision {
+    Single,
+    Double,
+}
+
+impl Precision {
+    /// Twice the decrease a full L-BFGS step predicts, below which a failed line search
+    /// means "converged": what the objective's own rounding leaves visible (relative).
+    fn noise_floor(self) -> f64 {
+        match self {
+            Self::Single => 1e-9,
+            Self::Double => 1e-14,
+        }
+    }
+}
+
+/// A number type the passes multiply in.
+trait Element: Copy + Default + Send + Sync + 'static {
+    /// The chunk's rows in this type: the rows themselves for f32, converted into `buffer`
+    /// for f64.
+    fn view<'b>(rows: &'b [f32], buffer: &'b mut Vec<Self>) -> &'b [Self];
+    fn of(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// `c·logloss(z, y)` and `c·(σ(z) − y)`.
+    fn loss(z: f64, y: bool, c: Self) -> (Self, Self);
+}
+
+impl Element for f32 {
+    fn view<'b>(rows: &'b [f32], _: &'b mut Vec<f32>) -> &'b [f32] {
+        rows
+    }
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn loss(z: f64, y: bool, c: f32) -> (f32, f32) {
+        let (loss, d) = logloss_f32(z as f32, y);
+        (c * loss, c * d)
+    }
+}
+
+impl Element for f64 {
+    fn view<'b>(rows: &'b [f32], buffer: &'b mut Vec<f64>) -> &'b [f64] {
+        buffer.clear();
+        buffer.extend(rows.iter().map(|&x| f64::from(x)));
+        buffer
+    }
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn loss(z: f64, y: bool, c: f64) -> (f64, f64) {
+        let (loss, d) = logloss(z, y);
+        (c * loss, c * d)
+    }
+}
+
+/// A fitted model and how the fit went.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    pub model: Linear,
+    /// The objective at the model, divided by the number of training rows.
+    pub objective: f64,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+/// The rows, the anchor and what every fit over them shares.
+pub struct Probe<'a> {
+    rows: Rows<'a>,
+    anchor: Vec<f64>,
+    /// `x_i · w0` for every row.
+    anchor_scores: Vec<f64>,
+    mean: Vec<f64>,
+    /// `μ · w0`.
+    mean_anchor: f64,
+    /// Positive and negative rows of each fold.
+    per_fold: Vec<(u64, u64)>,
+    /// The rows cut into chunks of at most [`CHUNK`] rows, each within one fold.
+    chunks: Vec<(usize, usize)>,
+    /// Rows evaluated per pass: counts the work done (the bench prints it).
+    pub passes: std::sync::atomic::AtomicUsize,
+}
+
+/// Rows per GEMM: a chunk (and its scores) stays in cache between the two products.
+const CHUNK: usize = 512;
+/// L-BFGS's memory.
+const HISTORY: usize = 10;
+/// Armijo's sufficient decrease.
+const ARMIJO: f64 = 1e-4;
+const MAX_TRIALS: usize = 40;
+
+/// The weights of one model's rows and its objective's normaliser.
+struct Weights {
+    excluded: u64,
+    lambda: f64,
+    positive: f64,
+    negative: f64,
+    rows: f64,
+}
+
+impl<'a> Probe<'a> {
+    /// `anchor`: `w0` (`dim` values; all zero for the plain probe).
+    pub fn new(rows: Rows<'a>, anchor: &[f32]) -> Self {
+        assert_eq!(anchor.len(), rows.dim);
+        assert_eq!(rows.vectors.len(), rows.len() * rows.dim);
+        assert_eq!(rows.fold.len(), rows.len());
+        let dim = rows.dim;
+        let mut mean = vec![0f64; dim];
+        for i in 0..rows.len() {
+            for (m, &x) in mean.iter_mut().zip(rows.row(i)) {
+                *m += f64::from(x);
+            }
+        }
+        let n = rows.len().max(1) as f64;
+        mean.iter_mut().for_each(|m| *m /= n);
+        let anchor: Vec<f64> = anchor.iter().map(|&a| f64::from(a)).collect();
+        let anchor_scores = (0..rows.len())
+            .map(|i| {
+                rows.row(i)
+                    .iter()
+                    .zip(&anchor)
+                    .map(|(&x, a)| f64::from(x) * a)
+                    .sum()
+            })
+            .collect();
+        let mean_anchor = mean.iter().zip(&anchor).map(|(m, a)| m * a).sum();
+        let folds = rows.fold.iter().copied().max().map_or(0, |f| f as usize + 1);
+        let mut per_fold = vec![(0u64, 0u64); folds];
+        for (&fold, &truth) in rows.fold.iter().zip(rows.truth) {
+            let counts = &mut per_fold[fold as usize];
+            if truth {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for i in 1..=rows.len() {
+            if i == rows.len() || rows.fold[i] != rows.fold[start] || i - start == CHUNK {
+                chunks.push((start, i));
+                start = i;
+            }
+        }
+        Self {
+            rows,
+            anchor,
+            anchor_scores,
+            mean,
+            mean_anchor,
+            per_fold,
+            chunks,
+            passes: Default::default(),
+        }
+    }
+
+    pub fn rows(&self) -> &Rows<'a> {
+        &self.rows
+    }
+
+    /// The positive and negative rows a model excluding `excluded` trains on.
+    pub fn training_counts(&self, excluded: u64) -> (u64, u64) {
+        self.per_fold
+            .iter()
+            .enumerate()
+            .filter(|(f, _)| excluded & (1 << f) == 0)
+            .fold((0, 0), |(p, n), (_, c)| (p + c.0, n + c.1))
+    }
+
+    fn weights(&self, spec: &Spec) -> Option<Weights> {
+        let (p, n) = self.training_counts(spec.excluded);
+        if p == 0 || n == 0 {
+            return None;
+        }
+        let rows = (p + n) as f64;
+        Some(Weights {
+            excluded: spec.excluded,
+            lambda: spec.lambda,
+            positive: rows / (2.0 * p as f64),
+            negative: rows / (2.0 * n as f64),
+            rows,
+        })
+    }
+
+    /// The bias that minimises the weighted loss of `w0` alone on the rows a model leaving
+    /// out `excluded` trains on ("b0 fitted alone first"). `None` with one class.
+    pub fn anchor_bias(&self, excluded: u64) -> Option<f64> {
+        self.anchor_bias_to(excluded, true)
+    }
+
+    /// [`anchor_bias`](Self::anchor_bias), exact to float64 or (a fit's starting point) to
+    /// float32.
+    fn anchor_bias_to(&self, excluded: u64, precise: bool) -> Option<f64> {
+        balanced_bias(
+            &self.anchor_scores,
+            self.rows.truth,
+            |i| excluded & (1 << self.rows.fold[i]) == 0,
+            precise,
+        )
+    }
+
+    /// The variables of `model`: `[w − w0, b + μ·w]`.
+    fn variables(&self, model: &Linear) -> Vec<f64> {
+        let mut x: Vec<f64> = model
+            .weight
+            .iter()
+            .zip(&self.anchor)
+            .map(|(w, a)| w - a)
+            .collect();
+        let mean_w: f64 = self.mean.iter().zip(&model.weight).map(|(m, w)| m * w).sum();
+        x.push(model.bias + mean_w);
+        x
+    }
+
+    fn model(&self, x: &[f64]) -> Linear {
+        let dim = self.rows.dim;
+        let weight: Vec<f64> = x[..dim].iter().zip(&self.anchor).map(|(v, a)| v + a).collect();
+        let mean_w: f64 = self.mean.iter().zip(&weight).map(|(m, w)| m * w).sum();
+        Linear {
+            weight,
+            bias: x[dim] - mean_w,
+        }
+    }
+
+    /// The normalised objective and its gradient for each model at its variables, in one pass
+    /// over the rows. The rows are taken a run of one fold at a time, so that each chunk's
+    /// products are made only for the models that train on that fold.
+    fn evaluate(
+        &self,
+        weights: &[&Weights],
+        variables: &[&[f64]],
+        threads: usize,
+        precision: Precision,
+    ) -> Vec<(f64, Vec<f64>)> {
+        match precision {
+            Precision::Single => self.evaluate_in::<f32>(weights, variables, threads),
+            Precision::Double => self.evaluate_in::<f64>(weights, variables, threads),
+        }
+    }
+
+    fn evaluate_in<T: Element>(
+        &self,
+        weights: &[&Weights],
+        variables: &[&[f64]],
+        threads: usize,
+    ) -> Vec<(f64, Vec<f64>)> {
+        let dim = self.rows.dim;
+        let m = variables.len();
+        self.passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Per fold: the models training on it, their deviations `v` as a dim × k matrix and
+        // their constants (x·w + b = x·v + x·w0 + (b' − μ·v − μ·w0)).
+        let folds: Vec<FoldModels<T>> = (0..self.per_fold.len())
+            .map(|f| {
+                let models: Vec<usize> = (0..m)
+                    .filter(|&j| weights[j].excluded & (1 << f) == 0)
+                    .collect();
+                let mut v = vec![T::default(); dim * models.len()];
+                let mut offset = Vec::with_capacity(models.len());
+                for (column, &j) in models.iter().enumerate() {
+                    let x = variables[j];
+                    let mut mean_v = 0.0;
+                    for k in 0..dim {
+                        v[k + column * dim] = T::of(x[k]);
+                        mean_v += self.mean[k] * x[k];
+                    }
+                    offset.push(x[dim] - mean_v - self.mean_anchor);
+                }
+                let scale: Vec<(T, T)> = models
+                    .iter()
+                    .map(|&j| (T::of(weights[j].positive), T::of(weights[j].negative)))
+                    .collect();
+                FoldModels {
+                    models,
+                    v,
+                    offset,
+                    scale,
+                }
+            })
+            .collect();
+        // The chunks, shared out between the threads by rows.
+        let n = self.rows.len();
+        let threads = threads.clamp(1, self.chunks.len().max(1));
+        let per_thread = n.div_ceil(threads);
+        let mut shares: Vec<Vec<(usize, usize)>> = vec![Vec::new(); threads];
+        let mut done = 0;
+        for &(start, end) in &self.chunks {
+            let t = (done / per_thread.max(1)).min(threads - 1);
+            shares[t].push((start, end));
+            done += end - start;
+        }
+        let parts: Vec<Part> = std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .iter()
+                .map(|chunks| {
+                    let folds = &folds;
+                    scope.spawn(move || self.pass::<T>(chunks, folds, m))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a probe pass panicked"))
+                .collect()
+        });
+        (0..m)
+            .map(|j| {
+                let w = weights[j];
+                let x = variables[j];
+                let (mut loss, mut residuals) = (0.0, 0.0);
+                for part in &parts {
+                    loss += part.loss[j];
+                    residuals += part.residuals[j];
+                }
+                let penalty: f64 = x[..dim].iter().map(|v| v * v).sum();
+                let value = (loss + 0.5 * w.lambda * penalty) / w.rows;
+                let mut gradient = vec![0f64; dim + 1];
+                for k in 0..dim {
+                    let sum: f64 = parts.iter().map(|p| p.gradient[k + j * dim]).sum();
+                    gradient[k] = (sum - self.mean[k] * residuals + w.lambda * x[k]) / w.rows;
+                }
+                gradient[dim] = residuals / w.rows;
+                (value, gradient)
+            })
+            .collect()
+    }
+
+    /// One thread's share of a pass: its chunks of rows (each within one fold).
+    fn pass<T: Element>(&self, chunks: &[(usize, usize)], folds: &[FoldModels<T>], m: usize) -> Part {
+        let dim = self.rows.dim;
+        let mut part = Part {
+            loss: vec![0.0; m],
+            residuals: vec![0.0; m],
+            gradient: vec![0.0; dim * m],
+        };
+        let widest = folds.iter().map(|f| f.models.len()).max().unwrap_or(0);
+        let mut scores = vec![T::default(); CHUNK * widest];
+        let mut by_model = vec![T::default(); CHUNK * widest];
+        let mut chunk_gradient = vec![T::default(); dim * widest];
+        let mut losses = vec![T::default(); CHUNK];
+        let mut converted = Vec::new();
+        for &(start, end) in chunks {
+            let rows = end - start;
+            let fold = &folds[self.rows.fold[start] as usize];
+            let k = fold.models.len();
+            if k == 0 {
+                continue;
+            }
+            let x = T::view(&self.rows.vectors[start * dim..end * dim], &mut converted);
+            // The scores, rows × k (row stride k): x (rows × dim) · v (dim × k). (This layout is
+            // the one gemm runs fastest for a tall x and few models: measured.)
+            // SAFETY: `scores` holds at least rows × k values (row stride k, column stride 1);
+            // `x` is rows × dim (row stride dim); `fold.v` is dim × k (column stride dim). The
+            // buffers live across the call and `scores` aliases neither input.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    k,
+                    dim,
+                    scores.as_mut_ptr(),
+                    1,
+                    k as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    dim as isize,
+                    fold.v.as_ptr(),
+                    dim as isize,
+                    1,
+                    T::of(0.0),
+                    T::of(1.0),
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            // Each model's scores contiguous, for the loop below to vectorise.
+            for r in 0..rows {
+                for column in 0..k {
+                    by_model[column * rows + r] = scores[r * k + column];
+                }
+            }
+            let truth = &self.rows.truth[start..end];
+            let anchor = &self.anchor_scores[start..end];
+            for (column, &j) in fold.models.iter().enumerate() {
+                let offset = fold.offset[column];
+                let (positive, negative) = fold.scale[column];
+                // Branch-free float32 maths over the chunk's rows, which the compiler
+                // vectorises; its rounding (1e-7 of a row's loss) stays under NOISE_FLOOR once
+                // summed.
+                let column_scores = &mut by_model[column * rows..(column + 1) * rows];
+                for r in 0..rows {
+                    let z = column_scores[r].to_f64() + anchor[r] + offset;
+                    let y = truth[r];
+                    let (loss, d) = T::loss(z, y, if y { positive } else { negative });
+                    losses[r] = loss;
+                    column_scores[r] = d;
+                }
+                let (mut loss, mut residuals) = (0f64, 0f64);
+                for r in 0..rows {
+                    loss += losses[r].to_f64();
+                    residuals += column_scores[r].to_f64();
+                }
+                part.loss[j] += loss;
+                part.residuals[j] += residuals;
+            }
+            for r in 0..rows {
+                for column in 0..k {
+                    scores[r * k + column] = by_model[column * rows + r];
+                }
+            }
+            // The gradients, dim × k (column stride dim): xᵀ (dim × rows) · r (rows × k).
+            // SAFETY: `chunk_gradient` holds dim × k values (column stride dim); `x` read as xᵀ
+            // is dim × rows (column stride dim, row stride 1); `scores` is rows × k (row stride
+            // k). No aliasing; all live across the call.
+            unsafe {
+                gemm::gemm(
+                    dim,
+                    k,
+                    rows,
+                    chunk_gradient.as_mut_ptr(),
+                    dim as isize,
+                    1,
+                    false,
+                    x.as_ptr(),
+                    dim as isize,
+                    1,
+                    scores.as_ptr(),
+                    1,
+                    k as isize,
+                    T::of(0.0),
+                    T::of(1.0),
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            // Summed per chunk in f32, across chunks in f64: the gradient near the optimum is a
+            // small difference of large sums.
+            for (column, &j) in fold.models.iter().enumerate() {
+                let total = &mut part.gradient[j * dim..(j + 1) * dim];
+                let chunk = &chunk_gradient[column * dim..(column + 1) * dim];
+                for (t, &g) in total.iter_mut().zip(chunk) {
+                    *t += g.to_f64();
+                }
+            }
+        }
+        part
+    }
+
+    /// The objective (normalised) and gradient of one model at `model` (for tests).
+    pub fn objective(&self, spec: &Spec, model: &Linear) -> Option<(f64, Vec<f64>)> {
+        let weights = self.weights(spec)?;
+        let x = self.variables(model);
+        let (value, gradient) = self
+            .evaluate(&[&weights], &[&x], 1, Precision::Double)
+            .remove(0);
+        // Back from (v, b') to (w, b): ∂/∂w = ∂/∂v + μ ∂/∂b', ∂/∂b = ∂/∂b'.
+        let dim = self.rows.dim;
+        let mut out = gradient.clone();
+        for k in 0..dim {
+            out[k] += self.mean[k] * gradient[dim];
+        }
+        Some((value, out))
+    }
+
+    /// Fits every spec, in lockstep. `None` for a spec whose training rows hold one class.
+    pub fn fit(&self, specs: &[Spec], options: &Options) -> Vec<Option<Fitted>> {
+        let weights: Vec<Option<Weights>> = specs.iter().map(|s| self.weights(s)).collect();
+        let mut states: Vec<Option<State>> = specs
+            .iter()
+            .zip(&weights)
+            .map(|(spec, w)| {
+                w.as_ref()?;
+                let start = match &spec.start {
+                    Some(start) => start.clone(),
+                    None => Linear {
+                        weight: self.anchor.clone(),
+                        bias: self.anchor_bias_to(spec.excluded, false)?,
+                    },
+                };
+                Some(State::new(self.variables(&start)))
+            })
+            .collect();
+        self.run(&mut states, &weights, options, Precision::Single, options.tolerance);
+        if options.precise {
+            // From where float32 stopped, with a fresh history: the remaining steps are small.
+            for state in states.iter_mut().flatten() {
+                *state = State::new(std::mem::take(&mut state.x)).counting(state.iterations);
+            }
+            self.run(&mut states, &weights, options, Precision::Double, PRECISE_TOLERANCE);
+        }
+        states
+            .into_iter()
+            .map(|s| {
+                s.map(|s| Fitted {
+                    model: self.model(&s.x),
+                    objective: s.f,
+                    iterations: s.iterations,
+                    converged: s.converged,
+                })
+            })
+            .collect()
+    }
+
+    /// L-BFGS on every state until each is done.
+    fn run(
+        &self,
+        states: &mut [Option<State>],
+        weights: &[Option<Weights>],
+        options: &Options,
+        precision: Precision,
+        tolerance: f64,
+    ) {
+        let count = states.len();
+        let all: Vec<usize> = (0..count).filter(|&j| states[j].is_some()).collect();
+        self.evaluate_into(&all, weights, states, options.threads, precision, |s| &s.x, |s, (f, g)| {
+            s.f = f;
+            s.g = g;
+        });
+        for state in states.iter_mut().flatten() {
+            state.check(tolerance);
+        }
+        loop {
+            let running: Vec<usize> = (0..count)
+                .filter(|&j| states[j].as_ref().is_some_and(|s| !s.done))
+                .collect();
+            if running.is_empty() {
+                break;
+            }
+            for &j in &running {
+                states[j]
+                    .as_mut()
+                    .expect("running")
+                    .begin_step(options.max_iterations);
+            }
+            // Line search: every model tries its step; those not accepted try a shorter one.
+            let mut trying: Vec<usize> = running
+                .into_iter()
+                .filter(|&j| states[j].as_ref().is_some_and(|s| !s.done))
+                .collect();
+            let mut trials = 0;
+            while !trying.is_empty() {
+                trials += 1;
+                self.evaluate_into(&trying, weights, states, options.threads, precision, |s| &s.trial, |s, (f, g)| {
+                    s.trial_f = f;
+                    s.trial_g = g;
+                });
+                trying.retain(|&j| {
+                    let state = states[j].as_mut().expect("running");
+                    !state.try_accept(trials >= MAX_TRIALS, tolerance, precision.noise_floor())
+                });
+            }
+        }
+    }
+
+    /// Evaluates the models `which` at `at(state)` and hands each its result.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_into(
+        &self,
+        which: &[usize],
+        weights: &[Option<Weights>],
+        states: &mut [Option<State>],
+        threads: usize,
+        precision: Precision,
+        at: impl Fn(&State) -> &Vec<f64>,
+        mut put: impl FnMut(&mut State, (f64, Vec<f64>)),
+    ) {
+        if which.is_empty() {
+            return;
+        }
+        let w: Vec<&Weights> = which
+            .iter()
+            .map(|&j| weights[j].as_ref().expect("fitted models have weights"))
+            .collect();
+        let results = {
+            let x: Vec<&[f64]> = which
+                .iter()
+                .map(|&j| at(states[j].as_ref().expect("running")).as_slice())
+                .collect();
+            self.evaluate(&w, &x, threads, precision)
+        };
+        for (&j, result) in which.iter().zip(results) {
+            put(states[j].as_mut().expect("running"), result);
+        }
+    }
+
+    /// Each model's scores `w·x + b` of the rows it left out (its `excluded` folds), NaN
+    /// elsewhere: the out-of-fold scores of a cross-validation, one pass over the rows.
+    pub fn held_out_scores(&self, models: &[(u64, &Linear)], threads: usize) -> Vec<Vec<f32>> {
+        let dim = self.rows.dim;
+        let n = self.rows.len();
+        let folds: Vec<(Vec<usize>, Vec<f32>)> = (0..self.per_fold.len())
+            .map(|f| {
+                let which: Vec<usize> = (0..models.len())
+                    .filter(|&j| models[j].0 & (1 << f) != 0)
+                    .collect();
+                let w = which
+                    .iter()
+                    .flat_map(|&j| models[j].1.weight.iter().map(|&w| w as f32))
+                    .collect();
+                (which, w)
+            })
+            .collect();
+        let threads = threads.clamp(1, self.chunks.len().max(1));
+        let per_thread = self.chunks.len().div_ceil(threads);
+        let parts: Vec<Vec<(usize, usize, Vec<f32>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .chunks
+                .chunks(per_thread.max(1))
+                .map(|chunks| {
+                    let folds = &folds;
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for &(start, end) in chunks {
+                            let (which, w) = &folds[self.rows.fold[start] as usize];
+                            if which.is_empty() {
+                                continue;
+                            }
+                            let rows = end - start;
+                            let mut scores = vec![0f32; rows * which.len()];
+                            product(&self.rows.vectors[start * dim..end * dim], w, dim, &mut scores);
+                            out.push((start, end, scores));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a scoring pass panicked"))
+                .collect()
+        });
+        let mut out = vec![vec![f32::NAN; n]; models.len()];
+        for (start, end, scores) in parts.into_iter().flatten() {
+            let (which, _) = &folds[self.rows.fold[start] as usize];
+            let k = which.len();
+            for (column, &j) in which.iter().enumerate() {
+                let bias = models[j].1.bias;
+                for r in 0..end - start {
+                    out[j][start + r] = (f64::from(scores[r * k + column]) + bias) as f32;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `x · w` for rows `x` (n × dim, row-major) and columns `w` (k columns of dim, one after
+/// another) into `out` (n × k, row-major).
+pub fn product(x: &[f32], w: &[f32], dim: usize, out: &mut [f32]) {
+    let n = x.len() / dim.max(1);
+    let k = w.len() / dim.max(1);
+    if n == 0 || k == 0 {
+        return;
+    }
+    assert!(out.len() >= n * k);
+    // SAFETY: `out` holds at least n × k values (row stride k, column stride 1); `x` is n × dim
+    // (row stride dim); `w` is dim × k (column stride dim). The buffers live across the call
+    // and `out` aliases neither input.
+    unsafe {
+        gemm::gemm(
+            n,
+            k,
+            dim,
+            out.as_mut_ptr(),
+            1,
+            k as isize,
+            false,
+            x.as_ptr(),
+            1,
+            dim as isize,
+            w.as_ptr(),
+            dim as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The models that train on one fold, as one pass multiplies them.
+struct FoldModels<T> {
+    models: Vec<usize>,
+    v: Vec<T>,
+    offset: Vec<f64>,
+    /// Each model's weights of a positive and a negative row.
+    scale: Vec<(T, T)>,
+}
+
+struct Part {
+    loss: Vec<f64>,
+    residuals: Vec<f64>,
+    gradient: Vec<f64>,
+}
+
+/// One model's L-BFGS state.
+struct State {
+    x: Vec<f64>,
+    f: f64,
+    g: Vec<f64>,
+    s: VecDeque<Vec<f64>>,
+    y: VecDeque<Vec<f64>>,
+    direction: Vec<f64>,
+    slope: f64,
+    step: f64,
+    trial: Vec<f64>,
+    trial_f: f64,
+    trial_g: Vec<f64>,
+    iterations: usize,
+    done: bool,
+    converged: bool,
+    /// Steps in a row that barely lowered the objective.
+    flat: usize,
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl State {
+    fn new(x: Vec<f64>) -> Self {
+        Self {
+            x,
+            f: f64::INFINITY,
+            g: Vec::new(),
+            s: VecDeque::new(),
+            y: VecDeque::new(),
+            direction: Vec::new(),
+            slope: 0.0,
+            step: 1.0,
+            trial: Vec::new(),
+            trial_f: 0.0,
+            trial_g: Vec::new(),
+            iterations: 0,
+            done: false,
+            converged: false,
+            flat: 0,
+        }
+    }
+
+    /// Keeps counting iterations from `done` (a fit that goes on in float64).
+    fn counting(mut self, done: usize) -> Self {
+        self.iterations = done;
+        self
+    }
+
+    fn check(&mut self, tolerance: f64) {
+        if self.g.iter().all(|g| g.abs() <= tolerance) {
+            self.done = true;
+            self.converged = true;
+        }
+    }
+
+    /// The L-BFGS direction (two-loop recursion) and the first trial point.
+    fn begin_step(&mut self, max_iterations: usize) {
+        if self.iterations >= max_iterations {
+            self.done = true;
+            return;
+        }
+        let mut q: Vec<f64> = self.g.iter().map(|g| -g).collect();
+        let k = self.s.len();
+        let mut alpha = vec![0.0; k];
+        for i in (0..k).rev() {
+            let rho = 1.0 / dot(&self.y[i], &self.s[i]);
+            alpha[i] = rho * dot(&self.s[i], &q);
+            for (q, y) in q.iter_mut().zip(&self.y[i]) {
+                *q -= alpha[i] * y;
+            }
+        }
+        let gamma = match (self.s.back(), self.y.back()) {
+            (Some(s), Some(y)) => dot(s, y) / dot(y, y),
+            _ => 1.0,
+        };
+        q.iter_mut().for_each(|q| *q *= gamma);
+        for i in 0..k {
+            let rho = 1.0 / dot(&self.y[i], &self.s[i]);
+            let beta = rho * dot(&self.y[i], &q);
+            for (q, s) in q.iter_mut().zip(&self.s[i]) {
+                *q += (alpha[i] - beta) * s;
+            }
+        }
+        let mut slope = dot(&self.g, &q);
+        if !(slope < 0.0) {
+            // Not a descent direction (rounding): forget the history, go downhill.
+            self.s.clear();
+            self.y.clear();
+            q = self.g.iter().map(|g| -g).collect();
+            slope = -dot(&self.g, &self.g);
+        }
+        self.step = if self.s.is_empty() {
+            // No curvature known yet: a first step of length at most 1.
+            (1.0 / slope.abs().sqrt()).min(1.0)
+        } else {
+            1.0
+        };
+        self.direction = q;
+        self.slope = slope;
+        self.set_trial();
+    }
+
+    fn set_trial(&mut self) {
+        self.trial = self
+            .x
+            .iter()
+            .zip(&self.direction)
+            .map(|(x, d)| x + self.step * d)
+            .collect();
+    }
+
+    /// Takes the trial point if it lowers the objective enough; else shortens the step.
+    /// Whether this model's line search is over.
+    fn try_accept(&mut self, last_trial: bool, tolerance: f64, noise_floor: f64) -> bool {
+        let enough = self.trial_f.is_finite()
+            && self.trial_f <= self.f + ARMIJO * self.step * self.slope;
+        if !enough {
+            // What the step could still gain is below what the objective's rounding lets us
+            // see (float32 products): the model is at its optimum as far as it can be told.
+            if -self.slope <= noise_floor * self.f.abs().max(1.0) {
+                self.done = true;
+                self.converged = true;
+                return true;
+            }
+            if last_trial || self.step < 1e-20 {
+                // No step lowers the objective within rounding: as far as it goes.
+                self.done = true;
+                self.converged = self.g.iter().all(|g| g.abs() <= tolerance * 100.0);
+                return true;
+            }
+            // The minimum of the quadratic through f, the slope and the trial's value.
+            let curvature = self.trial_f - self.f - self.slope * self.step;
+            let next = if curvature > 0.0 && self.trial_f.is_finite() {
+                -self.slope * self.step * self.step / (2.0 * curvature)
+            } else {
+                0.1 * self.step
+            };
+            self.step = next.clamp(0.1 * self.step, 0.5 * self.step);
+            self.set_trial();
+            return false;
+        }
+        let s: Vec<f64> = self.trial.iter().zip(&self.x).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = self.trial_g.iter().zip(&self.g).map(|(a, b)| a - b).collect();
+        let decrease = self.f - self.trial_f;
+        if dot(&s, &y) > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
+            if self.s.len() == HISTORY {
+                self.s.pop_front();
+                self.y.pop_front();
+            }
+            self.s.push_back(s);
+            self.y.push_back(y);
+        }
+        self.x = std::mem::take(&mut self.trial);
+        self.f = self.trial_f;
+        self.g = std::mem::take(&mut self.trial_g);
+        self.iterations += 1;
+        self.check(tolerance);
+        if decrease <= 1e-15 * self.f.abs().max(1e-300) {
+            self.flat += 1;
+            if self.flat >= 3 {
+                self.done = true;
+                self.converged = self.g.iter().all(|g| g.abs() <= tolerance * 100.0);
+            }
+        } else {
+            self.flat = 0;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows, labels and text of `scripts/make_adapt_goldens.py`, and its cases.
+    pub(crate) struct Goldens {
+        pub dim: usize,
+        pub rows: Vec<f32>,
+        pub truth: Vec<bool>,
+        pub text: Vec<f32>,
+        pub value: serde_json::Value,
+    }
+
+    pub(crate) fn goldens() -> Goldens {
+        let value: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/adapt/goldens.json")).unwrap();
+        let floats = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        Goldens {
+            dim: value["dim"].as_u64().unwrap() as usize,
+            rows: value["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| floats(r))
+                .collect(),
+            truth: value["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_bool().unwrap())
+                .collect(),
+            text: floats(&value["text"]),
+            value,
+        }
+    }
+
+    fn relative(ours: &[f64], theirs: &[f64]) -> f64 {
+        let difference: f64 = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
+        difference / theirs.iter().map(|b| b * b).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn the_probe_equals_scikit_learn_and_scipy_to_1e_4() {
+        let g = goldens();
+        let fold = vec![0u8; g.truth.len()];
+        let rows = Rows {
+            vectors: &g.rows,
+            dim: g.dim,
+            truth: &g.truth,
+            fold: &fold,
+        };
+        let cases = g.value["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 6);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let lambda = case["lambda"].as_f64().unwrap();
+            let scale = case["scale"].as_f64().unwrap();
+            let anchor: Vec<f32> = g.text.iter().map(|&t| (f64::from(t) * scale) as f32).collect();
+            let probe = Probe::new(rows, &anchor);
+            let fitted = probe
+                .fit(
+                    &[Spec {
+                        excluded: 0,
+                        lambda,
+                        start: None,
+                    }],
+                    &Options::default(),
+                )
+                .remove(0)
+                .unwrap();
+            assert!(fitted.converged, "{name}");
+            let weight: Vec<f64> = case["weight"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let bias = case["bias"].as_f64().unwrap();
+            let w_error = relative(&fitted.model.weight, &weight);
+            let b_error = (fitted.model.bias - bias).abs() / bias.abs().max(1.0);
+            assert!(w_error < 1e-4 && b_error < 1e-4, "{name}: weight off by {w_error:e}, bias by {b_error:e}");
+            if let Some(b0) = case["b0"].as_f64() {
+                let ours = probe.anchor_bias(0).unwrap();
+                assert!((ours - b0).abs() / b0.abs().max(1.0) < 1e-6, "{name}: b0 {ours} vs {b0}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_gradient_is_the_objectives_slope() {
+        let g = goldens();
+        let n = 200;
+        let rows = Rows {
+            vectors: &g.rows[..n * g.dim],
+            dim: g.dim,
+            truth: &g.truth[..n],
+            fold: &vec![0u8; n],
+        };
+        let anchor: Vec<f32> = g.text.iter().map(|&t| t * 20.0).collect();
+        let probe = Probe::new(rows, &anchor);
+        let spec = Spec {
+            excluded: 0,
+            lambda: 3.0,
+            start: None,
+        };
+        let model = Linear {
+            weight: (0..g.dim).map(|k| f64::from(anchor[k]) + ((k * 7) % 5) as f64 * 0.3 - 0.6).collect(),
+            bias: -4.0,
+        };
+        let (_, gradient) = probe.objective(&spec, &model).unwrap();
+        let step = 1e-5;
+        for k in [0, 5, 17, g.dim - 1, g.dim] {
+            let moved = |delta: f64| {
+                let mut m = model.clone();
+                if k == g.dim {
+                    m.bias += delta;
+                } else {
+                    m.weight[k] += delta;
+                }
+                probe.objective(&spec, &m).unwrap().0
+            };
+            let numeric = (moved(step) - moved(-step)) / (2.0 * step);
+            assert!(
+                (numeric - gradient[k]).abs() <= 1e-6 + 1e-4 * gradient[k].abs(),
+                "coordinate {k}: analytic {} vs finite difference {numeric}",
+                gradient[k]
+            );
+        }
+    }
+
+    #[test]
+    fn models_fitted_together_equal_models_fitted_alone() {
+        let g = goldens();
+        let n = g.truth.len();
+        let fold: Vec<u8> = (0..n).map(|i| ((i / 50) % 3) as u8).collect();
+        let rows = Rows {
+            vectors: &g.rows,
+            dim: g.dim,
+            truth: &g.truth,
+            fold: &fold,
+        };
+        let anchor: Vec<f32> = g.text.iter().map(|&t| t * 14.3).collect();
+        let probe = Probe::new(rows, &anchor);
+        let specs: Vec<Spec> = [0b001u64, 0b010, 0b100, 0b011]
+            .into_iter()
+            .zip([2.0, 20.0, 0.5, 5.0])
+            .map(|(excluded, lambda)| Spec {
+                excluded,
+                lambda,
+                start: None,
+            })
+            .collect();
+        let together = probe.fit(&specs, &Options::default());
+        let mut compared = 0;
+        for (spec, joint) in specs.iter().zip(&together) {
+            let alone = probe.fit(std::slice::from_ref(spec), &Options::default()).remove(0);
+            let (Some(joint), Some(alone)) = (joint, alone) else {
+                assert!(joint.is_none(), "fitted together only");
+                continue;
+            };
+            let error = relative(&joint.model.weight, &alone.model.weight);
+            assert!(error < 1e-6, "fold mask {:b}: {error:e}", spec.excluded);
+            compared += 1;
+        }
+        assert!(compared >= 3, "{compared}");
+        // A split that leaves out every positive is not fitted.
+        let positives: u64 = (0..3)
+            .filter(|&f| (0..n).any(|i| fold[i] == f && g.truth[i]))
+            .fold(0, |m, f| m | (1 << f));
+        let none = probe.fit(
+            &[Spec {
+                excluded: positives,
+                lambda: 1.0,
+                start: None,
+            }],
+            &Options::default(),
+        );
+        assert!(none[0].is_none());
+    }
+}

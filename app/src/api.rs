@@ -176,7 +176,10 @@ fn check_adapter_ids(ids: &[String]) -> Result<(), ApiError> {
             investigator_core::requests::MAX_PROMPTS
         )));
     }
-    match ids.iter().find(|id| !investigator_core::adapt::is_adapter_id(id)) {
+    match ids
+        .iter()
+        .find(|id| !investigator_core::adapt::is_adapter_id(id))
+    {
         Some(bad) => Err(bad_argument(format!(
             "{:?} is not an adapter id: adapt the prompt in the Evaluate panel",
             bad.chars().take(40).collect::<String>()
@@ -361,7 +364,10 @@ pub async fn get_adapt_status(
 
 /// The adapters stored for `video` and `model`, each with whether its labels changed since.
 #[server(endpoint = "adapters", input = Json)]
-pub async fn get_adapters(video: String, model: Option<String>) -> Result<Vec<AdapterInfo>, ApiError> {
+pub async fn get_adapters(
+    video: String,
+    model: Option<String>,
+) -> Result<Vec<AdapterInfo>, ApiError> {
     answer(
         async move {
             check_video_id(&video)?;

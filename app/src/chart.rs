@@ -222,8 +222,10 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
         for points in segments(&curve.values, start, end, columns) {
             let (pieces, width) = if curve.adapted {
                 // Dotted and twice as thick: the adapted curve of its prompt, same colour.
-                let points: Vec<(f64, f64)> =
-                    points.into_iter().map(|(x, y)| (x, probability(y))).collect();
+                let points: Vec<(f64, f64)> = points
+                    .into_iter()
+                    .map(|(x, y)| (x, probability(y)))
+                    .collect();
                 (
                     investigator_core::chart::dashes(&points, 3.0 * pixel, 3.0 * pixel),
                     (2.0 * scale).round() as u32,
@@ -238,10 +240,7 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
             };
             for piece in pieces {
                 chart
-                    .draw_series(LineSeries::new(
-                        piece,
-                        rgb(curve.color).stroke_width(width),
-                    ))
+                    .draw_series(LineSeries::new(piece, rgb(curve.color).stroke_width(width)))
                     .ok()?;
             }
         }
@@ -268,7 +267,10 @@ pub fn draw(canvas: &HtmlCanvasElement, input: &ChartInput<'_>) -> Option<Mappin
         let (_, bottom) = chart.backend_coord(&(x, probability(0.0)));
         root.draw(&Text::new(
             "adapted probability",
-            (px + (38.0 * scale) as i32, (top + bottom) / 2 - (60.0 * scale) as i32),
+            (
+                px + (38.0 * scale) as i32,
+                (top + bottom) / 2 - (60.0 * scale) as i32,
+            ),
             style.transform(FontTransform::Rotate90),
         ))
         .ok()?;

@@ -92,6 +92,7 @@ fn PlayerPage() -> impl IntoView {
         .with_evaluation(q.get_str("eval"))
         .with_heatmap(q.get_str("heat"), q.get_str("heatm"))
         .with_adapters(q.get_all("ad"))
+        .with_panel(q.get_str("tab"))
     });
     let info = Resource::new_blocking(move || video.clone(), get_video_info);
     view! {

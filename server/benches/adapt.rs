@@ -63,8 +63,9 @@ impl Rng {
     }
 }
 
-/// `frames` rows in scenes of 300 to 3,300 frames; 40 of the scenes labelled, leaning towards
-/// a concept; the text mixes the concept with the shared direction.
+/// `frames` rows in scenes of 300 to 3,300 frames, every other one of the first 80 labelled
+/// and shortened to 100 to 1,000 frames (about a fifth of the frames labelled), leaning towards a
+/// concept; the text mixes the concept with the shared direction.
 fn video_rows(frames: usize, dim: usize) -> (Vec<f32>, Vec<bool>, Vec<f32>) {
     let mut rng = Rng(0xADA97);
     let shared = rng.unit(dim);
@@ -72,13 +73,19 @@ fn video_rows(frames: usize, dim: usize) -> (Vec<f32>, Vec<bool>, Vec<f32>) {
     let (mut rows, mut truth) = (Vec::with_capacity(frames * dim), Vec::with_capacity(frames));
     let mut scene_count = 0;
     while truth.len() < frames {
-        let len = (300.0 + rng.uniform() * 3000.0) as usize;
         let positive = scene_count % 2 == 1 && scene_count < 80;
+        let len = if positive {
+            (100.0 + rng.uniform() * 900.0) as usize
+        } else {
+            (300.0 + rng.uniform() * 3000.0) as usize
+        };
         scene_count += 1;
         let scene = rng.unit(dim);
         for _ in 0..len.min(frames - truth.len()) {
             let mut v: Vec<f32> = (0..dim)
-                .map(|k| 0.8 * shared[k] + 0.6 * scene[k] + 0.15 * rng.normal() / (dim as f32).sqrt())
+                .map(|k| {
+                    0.8 * shared[k] + 0.6 * scene[k] + 0.15 * rng.normal() / (dim as f32).sqrt()
+                })
                 .collect();
             if positive {
                 v.iter_mut().zip(&concept).for_each(|(x, c)| *x += 0.15 * c);
@@ -88,12 +95,20 @@ fn video_rows(frames: usize, dim: usize) -> (Vec<f32>, Vec<bool>, Vec<f32>) {
             truth.push(positive);
         }
     }
-    let mut text: Vec<f32> = (0..dim).map(|k| 0.3 * concept[k] + 0.5 * shared[k] + 0.05 * rng.normal()).collect();
+    let mut text: Vec<f32> = (0..dim)
+        .map(|k| 0.3 * concept[k] + 0.5 * shared[k] + 0.05 * rng.normal())
+        .collect();
     engine::embed::l2_normalize(&mut text);
     (rows, truth, text)
 }
 
-fn training<'a>(rows: &'a [f32], truth: &[bool], text: &[f32], method: Method, from: Anchor) -> Training<'a> {
+fn training<'a>(
+    rows: &'a [f32],
+    truth: &[bool],
+    text: &[f32],
+    method: Method,
+    from: Anchor,
+) -> Training<'a> {
     let n = truth.len();
     Training {
         rows: TrainingRows {
@@ -128,10 +143,21 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("CPU: {cpu} ({threads} threads; flags: {})", flags.join(" "));
     println!();
-    training_speed();
-    exactness();
-    page_end_to_end();
-    effect();
+    // ADAPT_BENCH_ONLY=training|exactness|page|effect runs one part.
+    let only = std::env::var("ADAPT_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
+    if run("training") {
+        training_speed();
+    }
+    if run("exactness") {
+        exactness();
+    }
+    if run("page") {
+        page_end_to_end();
+    }
+    if run("effect") {
+        effect();
+    }
 }
 
 fn training_speed() {
@@ -139,14 +165,42 @@ fn training_speed() {
     println!();
     let started = Instant::now();
     let (rows, truth, text) = video_rows(FRAMES, DIM);
-    println!("({} positive frames in 40 segments; rows made in {:.1} s)", truth.iter().filter(|&&t| t).count(), started.elapsed().as_secs_f64());
+    println!(
+        "({} positive frames in 40 segments; rows made in {:.1} s)",
+        truth.iter().filter(|&&t| t).count(),
+        started.elapsed().as_secs_f64()
+    );
     println!();
+    if std::env::var("ADAPT_BENCH_PHASES").is_ok() {
+        // Where one training's time goes, phase by phase.
+        let t = training(&rows, &truth, &text, Method::Probe, Anchor::Text);
+        let start = Instant::now();
+        let last = std::cell::Cell::new(0.0f64);
+        train(&t, &|phase, _| {
+            let now = start.elapsed().as_secs_f64();
+            println!("  {:>6.3} s (+{:.3}) {phase}", now, now - last.get());
+            last.set(now);
+        })
+        .unwrap();
+    }
     println!("| what | s: median (min–max) of 3 | models fitted | zero-shot AP | adapted AP (out of fold) |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     for (name, method, from) in [
-        ("probe held near the text (default)", Method::Probe, Anchor::Text),
-        ("probe from zero (scikit-learn's)", Method::Probe, Anchor::Zero),
-        ("Tip-Adapter (5 β x 5 weights, 1,024 keys)", Method::Tip, Anchor::Text),
+        (
+            "probe held near the text (default)",
+            Method::Probe,
+            Anchor::Text,
+        ),
+        (
+            "probe from zero (scikit-learn's)",
+            Method::Probe,
+            Anchor::Zero,
+        ),
+        (
+            "Tip-Adapter (5 β x 5 weights, 1,024 keys)",
+            Method::Tip,
+            Anchor::Text,
+        ),
     ] {
         let t = training(&rows, &truth, &text, method, from);
         let mut report = None;
@@ -191,7 +245,13 @@ fn training_speed() {
 fn write_npy_f32(path: &Path, values: &[f32], shape: &[usize]) {
     let shape_text = match shape {
         [n] => format!("({n},)"),
-        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     while (header.len() + 11) % 64 != 0 {
@@ -208,12 +268,36 @@ fn write_npy_f32(path: &Path, values: &[f32], shape: &[usize]) {
 fn exactness() {
     println!("## 2. Exactness on the goldens (scripts/make_adapt_goldens.py: 600 rows x 64)");
     println!();
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/adapt/goldens.json")).unwrap();
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../engine/tests/fixtures/adapt/goldens.json"),
+    )
+    .unwrap();
     let g: serde_json::Value = serde_json::from_str(&text).unwrap();
     let dim = g["dim"].as_u64().unwrap() as usize;
-    let rows: Vec<f32> = g["rows"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
-    let truth: Vec<bool> = g["labels"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
-    let t: Vec<f32> = g["text"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let rows: Vec<f32> = g["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let truth: Vec<bool> = g["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_bool().unwrap())
+        .collect();
+    let t: Vec<f32> = g["text"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
     let fold = vec![0u8; truth.len()];
     println!("| case | reference | weights, relative error | bias, relative error |");
     println!("| --- | --- | ---: | ---: |");
@@ -221,13 +305,51 @@ fn exactness() {
         let lambda = case["lambda"].as_f64().unwrap();
         let scale = case["scale"].as_f64().unwrap();
         let anchor: Vec<f32> = t.iter().map(|&x| (f64::from(x) * scale) as f32).collect();
-        let probe = Probe::new(Rows { vectors: &rows, dim, truth: &truth, fold: &fold }, &anchor);
-        let fitted: Linear = probe.fit(&[Spec { excluded: 0, lambda, start: None }], &Options::default()).remove(0).unwrap().model;
-        let w: Vec<f64> = case["weight"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let probe = Probe::new(
+            Rows {
+                vectors: &rows,
+                dim,
+                truth: &truth,
+                fold: &fold,
+            },
+            &anchor,
+        );
+        let fitted: Linear = probe
+            .fit(
+                &[Spec {
+                    excluded: 0,
+                    lambda,
+                    start: None,
+                }],
+                &Options::default(),
+            )
+            .remove(0)
+            .unwrap()
+            .model;
+        let w: Vec<f64> = case["weight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         let b = case["bias"].as_f64().unwrap();
-        let error = w.iter().zip(&fitted.weight).map(|(a, c)| (a - c) * (a - c)).sum::<f64>().sqrt() / w.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let reference = if case["from"] == "zero" { "scikit-learn LogisticRegression" } else { "SciPy L-BFGS-B" };
-        println!("| {} | {reference} | {error:.1e} | {:.1e} |", case["name"].as_str().unwrap(), (fitted.bias - b).abs() / b.abs().max(1.0));
+        let error = w
+            .iter()
+            .zip(&fitted.weight)
+            .map(|(a, c)| (a - c) * (a - c))
+            .sum::<f64>()
+            .sqrt()
+            / w.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let reference = if case["from"] == "zero" {
+            "scikit-learn LogisticRegression"
+        } else {
+            "SciPy L-BFGS-B"
+        };
+        println!(
+            "| {} | {reference} | {error:.1e} | {:.1e} |",
+            case["name"].as_str().unwrap(),
+            (fitted.bias - b).abs() / b.abs().max(1.0)
+        );
     }
     println!();
 }
@@ -239,7 +361,9 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, Vec<u8>) {
 
 fn post_as(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -252,7 +376,10 @@ fn post_as(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = answer[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -262,7 +389,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             return out;
         }
@@ -284,7 +412,24 @@ fn page_end_to_end() {
     let video = dir.join("hour.mp4");
     if !video.exists() {
         let made = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=30", "-t", "3600", "-c:v", "libx264", "-preset", "ultrafast", "-g", "250"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=256x144:rate=30",
+                "-t",
+                "3600",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "250",
+            ])
             .arg(&video)
             .status()
             .unwrap();
@@ -314,7 +459,8 @@ fn page_end_to_end() {
     for n in 0..frames {
         file.push_embedded(n as u64, &rows[n * DIM..(n + 1) * DIM]);
     }
-    file.save(&embeddings.join(EmbeddingFile::file_name(&file.header))).unwrap();
+    file.save(&embeddings.join(EmbeddingFile::file_name(&file.header)))
+        .unwrap();
     // The labels: the synthetic scenes' labelled segments.
     let mut csv = String::from("prompt,start_frame,end_frame\n");
     let mut start = None;
@@ -331,21 +477,44 @@ fn page_end_to_end() {
     let labels = dir.join("labels.csv");
     std::fs::write(&labels, csv).unwrap();
     let status = Command::new(&bin)
-        .args(["labels", video.to_str().unwrap(), "--import", labels.to_str().unwrap(), "--replace", "--config", config.to_str().unwrap()])
+        .args([
+            "labels",
+            video.to_str().unwrap(),
+            "--import",
+            labels.to_str().unwrap(),
+            "--replace",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut server = Command::new(&bin)
-        .args(["serve", "--config", config.to_str().unwrap(), "--addr", &addr.to_string()])
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--addr",
+            &addr.to_string(),
+        ])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
     let info = loop {
         if let Ok(mut s) = TcpStream::connect(addr) {
             drop(s.flush());
-            let (code, body) = post_as(addr, "/api/video_info", "application/x-www-form-urlencoded", "");
+            let (code, body) = post_as(
+                addr,
+                "/api/video_info",
+                "application/x-www-form-urlencoded",
+                "",
+            );
             if code == 200 {
                 break serde_json::from_slice::<serde_json::Value>(&body).unwrap();
             }
@@ -355,7 +524,12 @@ fn page_end_to_end() {
     let id = info["id"].as_str().unwrap().to_string();
     // Wait for the model and the (complete) cache.
     loop {
-        let (_, body) = post_as(addr, "/api/index_status", "application/x-www-form-urlencoded", &format!("video={id}"));
+        let (_, body) = post_as(
+            addr,
+            "/api/index_status",
+            "application/x-www-form-urlencoded",
+            &format!("video={id}"),
+        );
         let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
         if status["state"] == "Done" {
             break;
@@ -369,7 +543,11 @@ fn page_end_to_end() {
         let (code, body) = post(addr, "/api/adapt", &request);
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         let report = loop {
-            let (_, body) = post(addr, "/api/adapt_status", &format!("{{\"video\":\"{id}\",\"model\":null,\"prompt\":\"a concept\"}}"));
+            let (_, body) = post(
+                addr,
+                "/api/adapt_status",
+                &format!("{{\"video\":\"{id}\",\"model\":null,\"prompt\":\"a concept\"}}"),
+            );
             let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
             if let Some(done) = status.get("Done") {
                 break done["report"].clone();
@@ -382,7 +560,13 @@ fn page_end_to_end() {
         let (code, body) = post(addr, "/api/scores", &format!("{{\"video\":\"{id}\",\"model\":null,\"prompts\":[\"a concept\"],\"adapters\":[\"{adapter}\"]}}"));
         assert_eq!(code, 200);
         let total = clicked.elapsed();
-        rows_out.push((round, trained, total, body.len(), report["seconds"].as_f64().unwrap()));
+        rows_out.push((
+            round,
+            trained,
+            total,
+            body.len(),
+            report["seconds"].as_f64().unwrap(),
+        ));
     }
     let _ = server.kill();
     let _ = server.wait();
@@ -409,7 +593,8 @@ fn effect() {
         return;
     }
     let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample.mp4");
-    let labels = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adapt/sample-labels.csv");
+    let labels =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adapt/sample-labels.csv");
     let prompts = [
         "a greyscale picture",
         "a dark picture",
@@ -421,19 +606,48 @@ fn effect() {
     let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip");
     println!("| model | prompt | segments | zero-shot AP | probe AP | difference [95 %] | Tip-Adapter AP |");
     println!("| --- | --- | ---: | ---: | ---: | --- | ---: |");
-    for (name, model) in [("tiny CLIP (16 wide)", tiny), ("ViT-B/32, random weights", vit_b32::model_folder())] {
-        let dir = target().join(format!("bench-adapt/effect-{}", model.file_name().unwrap().to_string_lossy()));
+    for (name, model) in [
+        ("tiny CLIP (16 wide)", tiny),
+        ("ViT-B/32, random weights", vit_b32::model_folder()),
+    ] {
+        let dir = target().join(format!(
+            "bench-adapt/effect-{}",
+            model.file_name().unwrap().to_string_lossy()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.yaml");
-        std::fs::write(&config, format!("video_path: {sample:?}\nmodel: {model:?}\nembeddings_dir: {:?}\n", dir.join("embeddings"))).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "video_path: {sample:?}\nmodel: {model:?}\nembeddings_dir: {:?}\n",
+                dir.join("embeddings")
+            ),
+        )
+        .unwrap();
         let run = |args: &[&str]| -> serde_json::Value {
-            let out = Command::new(&bin).args(args).arg("--config").arg(&config).env("RUST_LOG", "warn").output().unwrap();
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(&bin)
+                .args(args)
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
         };
         let v = sample.to_str().unwrap();
         run(&["index", v, "--json"]);
-        run(&["labels", v, "--import", labels.to_str().unwrap(), "--replace"]);
+        run(&[
+            "labels",
+            v,
+            "--import",
+            labels.to_str().unwrap(),
+            "--replace",
+        ]);
         for prompt in prompts {
             let probe = run(&["adapt", v, "--prompt", prompt, "--json"]);
             let tip = run(&["adapt", v, "--prompt", prompt, "--method", "tip", "--json"]);

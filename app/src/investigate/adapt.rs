@@ -14,9 +14,7 @@ use leptos::prelude::*;
 
 use super::Investigation;
 use crate::player;
-use investigator_core::adapt::{
-    AdaptReport, AdaptStatus, Anchor, Difference, Method, Metrics,
-};
+use investigator_core::adapt::{AdaptReport, AdaptStatus, Anchor, Difference, Method, Metrics};
 use investigator_core::types::format_time;
 
 fn cell(metric: &'static str, value: Option<f64>) -> impl IntoView {
@@ -32,7 +30,10 @@ fn difference_cell(metric: &'static str, d: Option<Difference>) -> impl IntoView
     );
     let exact = d.map_or_else(
         || "null".to_string(),
-        |d| serde_json::json!({"point": d.point, "mean": d.mean, "low": d.low, "high": d.high}).to_string(),
+        |d| {
+            serde_json::json!({"point": d.point, "mean": d.mean, "low": d.low, "high": d.high})
+                .to_string()
+        },
     );
     view! { <td data-metric=metric data-value=exact>{text}</td> }
 }
@@ -76,7 +77,9 @@ pub fn AdaptSection(inv: Investigation) -> impl IntoView {
     };
     let run = move |_| {
         let Some(p) = chosen() else {
-            error.set(Some("label a prompt first: Shift-drag across the chart, then Label".into()));
+            error.set(Some(
+                "label a prompt first: Shift-drag across the chart, then Label".into(),
+            ));
             return;
         };
         error.set(None);
@@ -128,7 +131,10 @@ pub fn AdaptSection(inv: Investigation) -> impl IntoView {
                 (report.adapted, Some(report.differences))
             } else {
                 (
-                    report.at_alpha(alpha).map(|p| p.metrics).unwrap_or_default(),
+                    report
+                        .at_alpha(alpha)
+                        .map(|p| p.metrics)
+                        .unwrap_or_default(),
                     None,
                 )
             };
@@ -156,12 +162,11 @@ pub fn AdaptSection(inv: Investigation) -> impl IntoView {
             let value: f64 = event_target_value(&ev).parse().unwrap_or(f64::NAN);
             if (0.0..=1.0).contains(&value) {
                 let id = slider_id.clone();
-                inv.adapters.update(|list| {
-                    match list.iter_mut().find(|(i, _)| *i == id) {
+                inv.adapters
+                    .update(|list| match list.iter_mut().find(|(i, _)| *i == id) {
                         Some(entry) => entry.1 = value,
                         None => list.push((id, value)),
-                    }
-                });
+                    });
             }
         };
         let label_next = report
@@ -337,7 +342,8 @@ pub mod client {
         let video = inv.player.info.with_untracked(|i| i.id.clone());
         let model = inv.model.get_untracked();
         loop {
-            let status = match get_adapt_status(video.clone(), model.clone(), prompt.clone()).await {
+            let status = match get_adapt_status(video.clone(), model.clone(), prompt.clone()).await
+            {
                 Ok(status) => status,
                 Err(e) => AdaptStatus::Failed(error_text(&e)),
             };
@@ -353,11 +359,12 @@ pub mod client {
                     list.retain(|a| a.report.id != id && a.report.prompt != info.report.prompt);
                     list.push(info);
                 });
-                inv.adapters.update(|list| match list.iter_mut().find(|(i, _)| *i == id) {
-                    // Retrained: its new cross-validated α.
-                    Some(entry) => entry.1 = alpha,
-                    None => list.push((id, alpha)),
-                });
+                inv.adapters
+                    .update(|list| match list.iter_mut().find(|(i, _)| *i == id) {
+                        // Retrained: its new cross-validated α.
+                        Some(entry) => entry.1 = alpha,
+                        None => list.push((id, alpha)),
+                    });
                 inv.evaluated_prompt.set(Some(prompt.clone()));
                 inv.scores_refresh.update(|n| *n += 1);
             }
@@ -412,9 +419,9 @@ pub mod client {
             if first.is_none() {
                 return;
             }
-            let prompts: Vec<String> = inv.adapter_infos.with_untracked(|list| {
-                list.iter().map(|a| a.report.prompt.clone()).collect()
-            });
+            let prompts: Vec<String> = inv
+                .adapter_infos
+                .with_untracked(|list| list.iter().map(|a| a.report.prompt.clone()).collect());
             for prompt in prompts {
                 spawn_local(async move {
                     // The server starts the retraining as it answers the edit.

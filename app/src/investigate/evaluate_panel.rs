@@ -61,12 +61,18 @@ fn adapted_row(inv: Investigation, prompt: &str) -> Option<AnyView> {
             .find(|a| a.report.prompt == prompt)
             .map(|a| a.report.clone())
     })?;
-    let shown = inv.adapters.with(|a| a.iter().any(|(id, _)| *id == report.id));
+    let shown = inv
+        .adapters
+        .with(|a| a.iter().any(|(id, _)| *id == report.id));
     if !shown {
         return None;
     }
     let m = report.adapted;
-    let label = format!("{} adapted ({}, out of fold)", report.model, report.method.name());
+    let label = format!(
+        "{} adapted ({}, out of fold)",
+        report.model,
+        report.method.name()
+    );
     Some(
         view! {
             <tr data-model="adapted" data-prompt=prompt.to_string() class="adapted-row">

@@ -148,8 +148,8 @@ fn fetch_scores(
     let adapters_changed = adapters.len() != have.len()
         || !adapters.iter().all(|id| have.contains(id))
         || (force && !adapters.is_empty());
-    let complete = series.with_untracked(|s| s.as_ref().is_some_and(|s| s.complete))
-        && !adapters_changed;
+    let complete =
+        series.with_untracked(|s| s.as_ref().is_some_and(|s| s.complete)) && !adapters_changed;
     let known: HashSet<String> = series.with_untracked(|s| {
         s.as_ref()
             .map(|s| s.prompts.iter().map(|p| p.prompt.clone()).collect())

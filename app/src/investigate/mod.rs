@@ -69,6 +69,8 @@ pub struct ViewParams {
     /// Adapted prompts (`ad=ID` or `ad=ID:ALPHA`, repeated): their stored adapters' ids and
     /// the blend each is drawn at (`None`: the adapter's own).
     pub adapters: Vec<(String, Option<f64>)>,
+    /// The panel shown under the player (`tab`).
+    pub panel: Option<Panel>,
 }
 
 impl ViewParams {
@@ -126,7 +128,15 @@ impl ViewParams {
             .iter()
             .filter_map(|v| {
                 let (id, alpha) = match v.split_once(':') {
-                    Some((id, alpha)) => (id, Some(alpha.parse::<f64>().ok().filter(|a| (0.0..=1.0).contains(a))?)),
+                    Some((id, alpha)) => (
+                        id,
+                        Some(
+                            alpha
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|a| (0.0..=1.0).contains(a))?,
+                        ),
+                    ),
                     None => (v.as_str(), None),
                 };
                 investigator_core::adapt::is_adapter_id(id).then(|| (id.to_string(), alpha))
@@ -134,6 +144,14 @@ impl ViewParams {
             .take(investigator_core::requests::MAX_PROMPTS)
             .collect();
         Self { adapters, ..self }
+    }
+
+    /// Also reads `tab`, the panel shown under the player.
+    pub fn with_panel(self, tab: Option<&str>) -> Self {
+        Self {
+            panel: Panel::ALL.into_iter().find(|p| Some(p.name()) == tab),
+            ..self
+        }
     }
 
     /// Also reads `heat`, the heatmap's prompt, and `heatm` (`b`: the compared model's).
@@ -201,10 +219,12 @@ impl Panel {
         }
     }
 
-    /// The panel a link opens on: what it asks to see (an evaluation, adapted prompts,
-    /// moments), else search.
+    /// The panel a link opens on: the one it names, else what it asks to see (an
+    /// evaluation, adapted prompts, moments), else search.
     pub fn first_for(initial: &ViewParams) -> Self {
-        if initial.evaluate.is_some() || !initial.adapters.is_empty() {
+        if let Some(panel) = initial.panel {
+            panel
+        } else if initial.evaluate.is_some() || !initial.adapters.is_empty() {
             Self::Evaluate
         } else if initial.moments.is_some() {
             Self::Moments
@@ -230,6 +250,12 @@ pub fn Panels(inv: Investigation) -> impl IntoView {
         })
         .collect_view();
     let shown = move |p: Panel| move || panel.get() != p;
+    // The link (and so a reload) keeps the panel.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let p = panel.get();
+        crate::browser::set_query_param("tab", (p != Panel::Search).then_some(p.name()));
+    });
     view! {
         <section id="panels" class="tabbed">
             <div class="tabs" role="tablist">{tabs}</div>

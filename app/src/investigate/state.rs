@@ -186,7 +186,15 @@ impl Investigation {
                     .into_iter()
                     .filter(|(_, alpha)| alpha.is_finite())
                     .collect();
-                query_moments(&query, s, &prompts.get(), &adapted, &colors.get(), view, fps)
+                query_moments(
+                    &query,
+                    s,
+                    &prompts.get(),
+                    &adapted,
+                    &colors.get(),
+                    view,
+                    fps,
+                )
             }))
         });
         // A new prompt list keeps the colours of the prompts it still has.

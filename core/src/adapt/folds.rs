@@ -53,11 +53,20 @@ pub fn blocks(truth: &[bool], video: &[u32]) -> Vec<Block> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FoldError {
     /// Fewer labelled segments of the prompt than a fold needs to test on one it did not train on.
-    TooFewSegments { found: usize },
+    TooFewSegments {
+        found: usize,
+    },
     /// Every evaluated frame is labelled as the prompt, or all but one stretch.
-    TooFewGaps { found: usize },
-    TooManyFolds { asked: usize, blocks: usize },
-    TooFewFolds { asked: usize },
+    TooFewGaps {
+        found: usize,
+    },
+    TooManyFolds {
+        asked: usize,
+        blocks: usize,
+    },
+    TooFewFolds {
+        asked: usize,
+    },
 }
 
 impl fmt::Display for FoldError {
@@ -119,7 +128,9 @@ pub fn plan(truth: &[bool], video: &[u32], asked: Option<usize>) -> Result<FoldP
     }
     let mut notes = Vec::new();
     let folds = match asked {
-        Some(k) if !(2..=MAX_FOLDS).contains(&k) => return Err(FoldError::TooFewFolds { asked: k }),
+        Some(k) if !(2..=MAX_FOLDS).contains(&k) => {
+            return Err(FoldError::TooFewFolds { asked: k })
+        }
         Some(k) if k > blocks.len() => {
             return Err(FoldError::TooManyFolds {
                 asked: k,
@@ -249,9 +260,21 @@ mod tests {
         assert_eq!(
             b,
             vec![
-                Block { start: 0, end: 2, positive: true },
-                Block { start: 2, end: 3, positive: true },
-                Block { start: 3, end: 5, positive: false },
+                Block {
+                    start: 0,
+                    end: 2,
+                    positive: true
+                },
+                Block {
+                    start: 2,
+                    end: 3,
+                    positive: true
+                },
+                Block {
+                    start: 3,
+                    end: 5,
+                    positive: false
+                },
             ]
         );
     }
@@ -270,13 +293,19 @@ mod tests {
         );
         let edges = truth_of(&[(true, 5), (false, 10), (true, 5)]);
         assert_eq!(
-            plan(&edges, &vec![0; 20], None).unwrap_err(),
+            plan(&edges, &[0; 20], None).unwrap_err(),
             FoldError::TooFewGaps { found: 1 }
         );
         let two = truth_of(&[(false, 10), (true, 5), (false, 10), (true, 5)]);
         let video = vec![0; two.len()];
         let error = plan(&two, &video, Some(5)).unwrap_err();
-        assert_eq!(error, FoldError::TooManyFolds { asked: 5, blocks: 4 });
+        assert_eq!(
+            error,
+            FoldError::TooManyFolds {
+                asked: 5,
+                blocks: 4
+            }
+        );
         assert!(error.to_string().contains("4 folds or fewer"), "{error}");
         assert_eq!(
             plan(&two, &video, Some(1)).unwrap_err(),

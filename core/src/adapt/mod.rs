@@ -284,7 +284,10 @@ pub fn blended_probabilities(scores: &AdaptedScores, alpha: f64) -> Vec<f32> {
 /// Whether `id` looks like an adapter id (16 lowercase hex digits): ids from links and
 /// requests never name paths.
 pub fn is_adapter_id(id: &str) -> bool {
-    id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The label of an adapted prompt's curve (and of its moments).

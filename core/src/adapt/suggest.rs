@@ -84,7 +84,11 @@ pub fn suspects(rows: &ScoredRows) -> Vec<Suspect> {
             // A labelled segment scored low.
             let mean = mean(&rows.adapted[start..end]);
             if mean < 0.5 {
-                spans.push((1.0 - mean, end - start, suspect(rows, start, end, true, mean)));
+                spans.push((
+                    1.0 - mean,
+                    end - start,
+                    suspect(rows, start, end, true, mean),
+                ));
             }
         } else {
             // Runs of unlabelled frames scored above 0.5.
@@ -166,7 +170,10 @@ mod tests {
         // Frame 12 (0.49, the nearest 0.5), then 80 (0.52); 11 (0.48) is frame 12's moment.
         assert_eq!(frames, vec![12, 80]);
         assert_eq!(next[0].reason, "uncertain");
-        assert!(next.iter().all(|n| !(40..60).contains(&n.frame)), "labelled frames are not suggested");
+        assert!(
+            next.iter().all(|n| !(40..60).contains(&n.frame)),
+            "labelled frames are not suggested"
+        );
         // One per moment: no two within 2 s (20 frames).
         for (i, a) in next.iter().enumerate() {
             for b in &next[i + 1..] {
@@ -205,8 +212,14 @@ mod tests {
         };
         let found = suspects(&rows);
         assert_eq!(found.len(), 2);
-        assert_eq!((found[0].start_frame, found[0].end_frame, found[0].positive), (30, 39, true));
+        assert_eq!(
+            (found[0].start_frame, found[0].end_frame, found[0].positive),
+            (30, 39, true)
+        );
         assert!((found[0].score - 0.1).abs() < 1e-12);
-        assert_eq!((found[1].start_frame, found[1].end_frame, found[1].positive), (50, 54, false));
+        assert_eq!(
+            (found[1].start_frame, found[1].end_frame, found[1].positive),
+            (50, 54, false)
+        );
     }
 }

@@ -167,29 +167,33 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Option<R> + Sync
 }
 
 /// The frames sorted by score, highest first, as the pass over them needs them: each frame's
-/// block, whether it is positive, and whether it ends a run of equal scores.
+/// block, whether it is positive, and whether it ends a run of equal scores, packed in one
+/// word (the pass reads one array, not three).
 struct Ranked {
-    block: Vec<u32>,
-    positive: Vec<bool>,
-    last_of_score: Vec<bool>,
+    entries: Vec<u32>,
 }
+
+/// The bits of an entry above its block.
+const POSITIVE: u32 = 1 << 31;
+const LAST_OF_SCORE: u32 = 1 << 30;
 
 impl Ranked {
     fn new(scores: &[f64], truth: &[bool], block_of: &[u32]) -> Self {
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]));
-        let last_of_score = (0..order.len())
+        let entries = (0..order.len())
             .map(|k| {
-                order
+                let i = order[k];
+                let last = order
                     .get(k + 1)
-                    .is_none_or(|&next| scores[next] != scores[order[k]])
+                    .is_none_or(|&next| scores[next] != scores[i]);
+                debug_assert!(block_of[i] < LAST_OF_SCORE);
+                block_of[i]
+                    | if truth[i] { POSITIVE } else { 0 }
+                    | if last { LAST_OF_SCORE } else { 0 }
             })
             .collect();
-        Self {
-            block: order.iter().map(|&i| block_of[i]).collect(),
-            positive: order.iter().map(|&i| truth[i]).collect(),
-            last_of_score,
-        }
+        Self { entries }
     }
 
     /// AP, ROC AUC and best F1 with each frame counted as often as its block was drawn, in
@@ -198,33 +202,39 @@ impl Ranked {
     fn weighted(&self, draws: &[u32], positives: u64, negatives: u64) -> [f64; 3] {
         let (mut tp, mut fp) = (0u64, 0u64);
         let (mut tp_before, mut fp_before) = (0u64, 0u64);
-        let (mut ap, mut pairs, mut best_f1) = (0.0, 0.0, 0.0f64);
-        for k in 0..self.block.len() {
-            let w = u64::from(draws[self.block[k] as usize]);
-            if self.positive[k] {
+        let (mut ap, mut pairs) = (0.0, 0.0);
+        // The best F1 as a fraction 2·tp / (tp + fp + positives), compared by cross-multiplying:
+        // no division per threshold.
+        let (mut f1_num, mut f1_den) = (0u64, 1u64);
+        for &entry in &self.entries {
+            let w = u64::from(draws[(entry & !(POSITIVE | LAST_OF_SCORE)) as usize]);
+            if entry & POSITIVE != 0 {
                 tp += w;
             } else {
                 fp += w;
             }
-            if self.last_of_score[k] {
-                let (tp_here, fp_here) = (tp - tp_before, fp - fp_before);
-                if tp_here > 0 {
+            if entry & LAST_OF_SCORE != 0 {
+                // Recall, the pairs won and F1 change only where positives join: the work is
+                // done there (F1 only falls as negatives join).
+                if tp > tp_before {
+                    let (tp_here, fp_here) = (tp - tp_before, fp - fp_before);
                     ap += tp_here as f64 * tp as f64 / (tp + fp) as f64;
-                    // The positives of this score beat the negatives below it, and tie (half)
-                    // with those of the same score.
+                    // This score's positives beat the negatives below it, and tie (half) with
+                    // those of the same score.
                     pairs += tp_here as f64 * ((negatives - fp) as f64 + 0.5 * fp_here as f64);
+                    let (num, den) = (2 * tp, tp + fp + positives);
+                    if u128::from(num) * u128::from(f1_den) > u128::from(f1_num) * u128::from(den) {
+                        (f1_num, f1_den) = (num, den);
+                    }
+                    tp_before = tp;
                 }
-                if tp > 0 {
-                    best_f1 = best_f1.max(2.0 * tp as f64 / (tp + fp + positives) as f64);
-                }
-                tp_before = tp;
                 fp_before = fp;
             }
         }
         [
             ap / positives as f64,
             pairs / (positives as f64 * negatives as f64),
-            best_f1,
+            f1_num as f64 / f1_den as f64,
         ]
     }
 }
@@ -357,7 +367,10 @@ mod tests {
         }
         let point = average_precision(&truth, &a).unwrap() - average_precision(&truth, &b).unwrap();
         assert!((ap.point - point).abs() < 1e-12);
-        assert!(auc.low > 0.0, "a ranks every segment above the gaps: {auc:?}");
+        assert!(
+            auc.low > 0.0,
+            "a ranks every segment above the gaps: {auc:?}"
+        );
     }
 
     #[test]

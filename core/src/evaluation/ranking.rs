@@ -245,7 +245,9 @@ mod tests {
             (vec![true, false, false], vec![0.9, 0.9, 0.1]),
             (
                 (0..500).map(|i| i % 7 == 0).collect::<Vec<_>>(),
-                (0..500).map(|i| ((i * 7919) % 101) as f64).collect::<Vec<_>>(),
+                (0..500)
+                    .map(|i| ((i * 7919) % 101) as f64)
+                    .collect::<Vec<_>>(),
             ),
         ] {
             let (ap, auc, f1) = summary(&truth, &scores);

@@ -77,8 +77,7 @@ impl AdapterFileError {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                self.to_string()
-                    .replace(&path.display().to_string(), &name)
+                self.to_string().replace(&path.display().to_string(), &name)
             }
             other => other.to_string(),
         }
@@ -169,7 +168,8 @@ impl Adapter {
         }
         let int8 = |r: &str| r.ends_with("-int8");
         let what = if self.model.name == model.name
-            && self.model.revision.trim_end_matches("-int8") == model.revision.trim_end_matches("-int8")
+            && self.model.revision.trim_end_matches("-int8")
+                == model.revision.trim_end_matches("-int8")
         {
             format!(
                 "the adapter for {:?} was trained on the {} image tower of {}; this run uses {}: pass --precision {}",
@@ -202,7 +202,12 @@ impl Adapter {
             Scorer::Tip { base, .. } => (&base.weight, base.bias),
         };
         let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
-            ("weight".into(), Dtype::F64, vec![weight.len()], f64_bytes(weight)),
+            (
+                "weight".into(),
+                Dtype::F64,
+                vec![weight.len()],
+                f64_bytes(weight),
+            ),
             ("bias".into(), Dtype::F64, vec![1], f64_bytes(&[bias])),
             (
                 "zero_shot_weight".into(),
@@ -264,7 +269,8 @@ impl Adapter {
             .map(|(name, dtype, shape, bytes)| {
                 (
                     name.clone(),
-                    TensorView::new(*dtype, shape.clone(), bytes).expect("shapes match their bytes"),
+                    TensorView::new(*dtype, shape.clone(), bytes)
+                        .expect("shapes match their bytes"),
                 )
             })
             .collect();
@@ -310,8 +316,8 @@ impl Adapter {
         if !(0.0..=1.0).contains(&alpha) {
             return Err(damaged(format!("its alpha {alpha} is outside 0 to 1")));
         }
-        let tensors =
-            SafeTensors::deserialize(bytes).map_err(|e| damaged(format!("its tensors do not read: {e}")))?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| damaged(format!("its tensors do not read: {e}")))?;
         let dim = dimension as usize;
         let read_f64 = |name: &str, len: usize| -> Result<Vec<f64>, AdapterFileError> {
             let view = tensors
@@ -330,7 +336,9 @@ impl Adapter {
                 .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
                 .collect();
             if values.iter().any(|v| !v.is_finite()) {
-                return Err(damaged(format!("tensor {name:?} holds a value that is not finite")));
+                return Err(damaged(format!(
+                    "tensor {name:?} holds a value that is not finite"
+                )));
             }
             Ok(values)
         };
@@ -351,7 +359,9 @@ impl Adapter {
                 .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
                 .collect();
             if values.iter().any(|v| !v.is_finite()) {
-                return Err(damaged(format!("tensor {name:?} holds a value that is not finite")));
+                return Err(damaged(format!(
+                    "tensor {name:?} holds a value that is not finite"
+                )));
             }
             Ok(values)
         };

@@ -38,7 +38,9 @@ pub enum AdaptError {
     NoLabels { prompt: String },
     #[error(transparent)]
     Folds(#[from] FoldError),
-    #[error("{video} has embedded no frame yet: wait for its index (or run `clip-investigator index`)")]
+    #[error(
+        "{video} has embedded no frame yet: wait for its index (or run `clip-investigator index`)"
+    )]
     NotIndexed { video: String },
     #[error("the text embedding has {text} dimensions and the image embeddings {images}: the caches and the model disagree")]
     Dimension { text: usize, images: usize },
@@ -59,7 +61,10 @@ pub enum AdaptError {
 impl AdaptError {
     /// Whether the request (or its labels) is at fault, not the server.
     pub fn is_bad_request(&self) -> bool {
-        !matches!(self, Self::File(AdapterFileError::Io { .. }) | Self::Dimension { .. })
+        !matches!(
+            self,
+            Self::File(AdapterFileError::Io { .. }) | Self::Dimension { .. }
+        )
     }
 }
 

@@ -54,7 +54,9 @@ pub fn gather<'a>(
     let dim = used[0].file.dimension();
     for v in &used {
         if v.file.frames.is_empty() {
-            return Err(AdaptError::NotIndexed { video: v.id.clone() });
+            return Err(AdaptError::NotIndexed {
+                video: v.id.clone(),
+            });
         }
         if v.file.dimension() != dim {
             return Err(AdaptError::Dimension {
@@ -102,16 +104,16 @@ pub fn gather<'a>(
         }
     }
     // One video with every row kept: its cache's vectors as they are (no copy of 10^5 rows).
-    let vectors: Cow<'a, [f32]> =
-        if used.len() == 1 && kept_rows.len() == used[0].file.frames.len() {
-            Cow::Borrowed(used[0].file.vectors.as_slice())
-        } else {
-            let mut out = Vec::with_capacity(kept_rows.len() * dim);
-            for &(k, row) in &kept_rows {
-                out.extend_from_slice(&used[k].file.vectors[row * dim..(row + 1) * dim]);
-            }
-            Cow::Owned(out)
-        };
+    let vectors: Cow<'a, [f32]> = if used.len() == 1 && kept_rows.len() == used[0].file.frames.len()
+    {
+        Cow::Borrowed(used[0].file.vectors.as_slice())
+    } else {
+        let mut out = Vec::with_capacity(kept_rows.len() * dim);
+        for &(k, row) in &kept_rows {
+            out.extend_from_slice(&used[k].file.vectors[row * dim..(row + 1) * dim]);
+        }
+        Cow::Owned(out)
+    };
     let videos_out = used
         .iter()
         .map(|v| {
@@ -135,7 +137,10 @@ pub fn gather<'a>(
 
 /// The fingerprint of the labels an adapter of `prompt` learns from: each video's key with
 /// its segments of the prompt and its `ignore` spans (other prompts' labels do not count).
-pub fn labels_fingerprint<'a>(videos: impl IntoIterator<Item = (&'a str, &'a Labels)>, prompt: &str) -> String {
+pub fn labels_fingerprint<'a>(
+    videos: impl IntoIterator<Item = (&'a str, &'a Labels)>,
+    prompt: &str,
+) -> String {
     let mut parts: Vec<(&str, Vec<(u64, u64)>, Vec<(u64, u64)>)> = videos
         .into_iter()
         .map(|(key, labels)| (key, labels.spans(prompt), labels.ignored()))

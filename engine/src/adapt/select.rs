@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::maths::balanced_logloss;
+use super::maths::blended_logloss;
 
 pub fn single(a: usize) -> u64 {
     1 << a
@@ -89,6 +89,13 @@ pub trait Candidates: Sync {
     /// The adapted logit of row `i` by candidate `c`'s model that left out the folds `mask`
     /// (row `i`'s fold among them); `None` where that model could not be made.
     fn logit(&self, c: usize, mask: u64, i: usize) -> Option<f32>;
+
+    /// [`logit`](Self::logit) of each of `rows` (all left out by `mask`), NaN for `None`.
+    fn logits(&self, c: usize, mask: u64, rows: &[usize]) -> Vec<f32> {
+        rows.iter()
+            .map(|&i| self.logit(c, mask, i).unwrap_or(f32::NAN))
+            .collect()
+    }
 }
 
 /// The zero-shot logits `s·x·t`, and each split's bias (fitted on its training rows).
@@ -137,38 +144,35 @@ pub struct Selection {
     pub notes: Vec<String>,
 }
 
-/// The blend and candidate with the lowest balanced log-loss over `rows`, each scored by the
-/// split `mask_of(row)`. `None` when the rows scored lack a class.
+/// The blend and candidate with the lowest balanced log-loss over the rows of `groups`, each
+/// group's rows scored by its split (`mask`). `None` when the rows scored lack a class.
 fn choose(
     candidates: &dyn Candidates,
     zero_shot: &ZeroShot,
     truth: &[bool],
-    rows: &[usize],
+    groups: &[(u64, Vec<usize>)],
     alphas: &[f64],
-    mask_of: impl Fn(usize) -> u64,
 ) -> Option<(usize, f64)> {
     let mut best: Option<(f64, usize, f64)> = None;
     for c in 0..candidates.count() {
         // This candidate's rows, gathered once for every blend.
-        let mut zero = Vec::with_capacity(rows.len());
-        let mut adapted = Vec::with_capacity(rows.len());
-        let mut labels = Vec::with_capacity(rows.len());
-        for &i in rows {
-            let mask = mask_of(i);
-            if let (Some(z), Some(a)) = (zero_shot.logit(mask, i), candidates.logit(c, mask, i)) {
-                zero.push(z as f32);
-                adapted.push(a);
-                labels.push(truth[i]);
+        let mut zero = Vec::new();
+        let mut adapted = Vec::new();
+        let mut labels = Vec::new();
+        for (mask, rows) in groups {
+            let Some(&bias) = zero_shot.bias.get(mask) else {
+                continue;
+            };
+            for (&i, a) in rows.iter().zip(candidates.logits(c, *mask, rows)) {
+                if a.is_finite() {
+                    zero.push((zero_shot.logits[i] + bias) as f32);
+                    adapted.push(a);
+                    labels.push(f32::from(u8::from(truth[i])));
+                }
             }
         }
         for &alpha in alphas {
-            let a = alpha as f32;
-            let loss = balanced_logloss(
-                zero.iter()
-                    .zip(&adapted)
-                    .zip(&labels)
-                    .map(|((&z, &s), &y)| ((1.0 - a) * z + a * s, y)),
-            );
+            let loss = blended_logloss(&zero, &adapted, &labels, alpha as f32);
             // Strictly lower only: among equals, the most regularised candidate (listed
             // first) and the blend nearest zero-shot.
             if let Some(loss) = loss {
@@ -200,20 +204,22 @@ pub fn select(
         chosen: false,
     };
     let mut notes = Vec::new();
-    let rows_of = |folds: &[usize]| -> Vec<usize> {
-        (0..n)
-            .filter(|&i| folds.contains(&(row_fold[i] as usize)))
-            .collect()
-    };
+    let mut rows_of_fold: Vec<Vec<usize>> = vec![Vec::new(); splits.folds];
+    for (i, &f) in row_fold.iter().enumerate() {
+        rows_of_fold[f as usize].push(i);
+    }
     let per_outer: Vec<Choice> = splits
         .outer
         .iter()
         .map(|&a| {
-            let inner: Vec<usize> = splits.training.iter().copied().filter(|&b| b != a).collect();
-            let rows = rows_of(&inner);
-            match choose(candidates, zero_shot, truth, &rows, alphas, |i| {
-                pair(a, row_fold[i] as usize)
-            }) {
+            // Each inner fold scored by the model that left out it and `a`.
+            let groups: Vec<(u64, Vec<usize>)> = splits
+                .training
+                .iter()
+                .filter(|&&b| b != a)
+                .map(|&b| (pair(a, b), rows_of_fold[b].clone()))
+                .collect();
+            match choose(candidates, zero_shot, truth, &groups, alphas) {
                 Some((candidate, alpha)) => Choice {
                     candidate,
                     alpha,
@@ -232,17 +238,20 @@ pub fn select(
     let last = if splits.is_held_out() {
         per_outer[0]
     } else {
-        let rows: Vec<usize> = (0..n).collect();
-        match choose(candidates, zero_shot, truth, &rows, alphas, |i| {
-            single(row_fold[i] as usize)
-        }) {
+        let groups: Vec<(u64, Vec<usize>)> = (0..splits.folds)
+            .map(|f| (single(f), rows_of_fold[f].clone()))
+            .collect();
+        match choose(candidates, zero_shot, truth, &groups, alphas) {
             Some((candidate, alpha)) => Choice {
                 candidate,
                 alpha,
                 chosen: true,
             },
             None => {
-                notes.push("the folds could not choose the adapter's settings: the defaults were used".into());
+                notes.push(
+                    "the folds could not choose the adapter's settings: the defaults were used"
+                        .into(),
+                );
                 fallback
             }
         }
@@ -294,14 +303,21 @@ mod tests {
             self.strengths.len()
         }
         fn logit(&self, c: usize, _: u64, i: usize) -> Option<f32> {
-            Some(if self.truth[i] { self.strengths[c] } else { -self.strengths[c] })
+            Some(if self.truth[i] {
+                self.strengths[c]
+            } else {
+                -self.strengths[c]
+            })
         }
     }
 
     #[test]
     fn the_splits_are_the_folds_alone_and_in_pairs() {
         let blocked = Splits::blocked(3);
-        assert_eq!(blocked.masks(), vec![0b001, 0b010, 0b100, 0b011, 0b101, 0b110]);
+        assert_eq!(
+            blocked.masks(),
+            vec![0b001, 0b010, 0b100, 0b011, 0b101, 0b110]
+        );
         assert_eq!(blocked.final_mask(), 0);
         let held = Splits::held_out(3);
         assert!(held.is_held_out());
@@ -329,12 +345,26 @@ mod tests {
             common: 0.0,
         };
         let alphas = [0.0, 0.5, 1.0];
-        let s = select(&candidates, &zero_shot, &truth, &row_fold, &splits, &alphas, 0);
+        let s = select(
+            &candidates,
+            &zero_shot,
+            &truth,
+            &row_fold,
+            &splits,
+            &alphas,
+            0,
+        );
         assert!(s.notes.is_empty(), "{:?}", s.notes);
         for choice in s.per_outer.iter().chain([&s.last]) {
-            assert_eq!((choice.candidate, choice.alpha, choice.chosen), (1, 1.0, true));
+            assert_eq!(
+                (choice.candidate, choice.alpha, choice.chosen),
+                (1, 1.0, true)
+            );
         }
         assert!(s.nested.iter().all(|z| z.abs() == 4.0));
-        assert!(s.by_alpha[0].iter().all(|&z| z == 0.0), "α = 0 is zero-shot");
+        assert!(
+            s.by_alpha[0].iter().all(|&z| z == 0.0),
+            "α = 0 is zero-shot"
+        );
     }
 }

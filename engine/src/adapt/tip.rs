@@ -53,7 +53,14 @@ pub struct Cache {
 
 impl Cache {
     /// The cache of `keys` (row indices into `vectors`) with their labels.
-    pub fn of_rows(vectors: &[f32], dim: usize, truth: &[bool], keys: &[usize], beta: f64, weight: f64) -> Self {
+    pub fn of_rows(
+        vectors: &[f32],
+        dim: usize,
+        truth: &[bool],
+        keys: &[usize],
+        beta: f64,
+        weight: f64,
+    ) -> Self {
         let positives = keys.iter().filter(|&&k| truth[k]).count().max(1) as f32;
         let negatives = keys.iter().filter(|&&k| !truth[k]).count().max(1) as f32;
         Self {
@@ -63,7 +70,13 @@ impl Cache {
                 .collect(),
             values: keys
                 .iter()
-                .map(|&k| if truth[k] { 1.0 / positives } else { -1.0 / negatives })
+                .map(|&k| {
+                    if truth[k] {
+                        1.0 / positives
+                    } else {
+                        -1.0 / negatives
+                    }
+                })
                 .collect(),
             dim,
             beta,
@@ -80,7 +93,12 @@ impl Cache {
         let beta = self.beta as f32;
         for start in (0..rows).step_by(CHUNK) {
             let n = (rows - start).min(CHUNK);
-            similarities(&vectors[start * self.dim..(start + n) * self.dim], &self.keys, self.dim, &mut similarity);
+            similarities(
+                &vectors[start * self.dim..(start + n) * self.dim],
+                &self.keys,
+                self.dim,
+                &mut similarity,
+            );
             for r in 0..n {
                 let row = &similarity[r * m..(r + 1) * m];
                 let sum: f32 = row
@@ -93,6 +111,25 @@ impl Cache {
         }
         out
     }
+}
+
+/// `Σ exp(−β (1 − s))` over similarities `s`, in eight independent sums (so the compiler
+/// vectorises the loop without reassociating floats).
+fn affinity_sum(similarities: &[f32], beta: f32) -> f32 {
+    const LANES: usize = 8;
+    let mut sums = [0f32; LANES];
+    let chunks = similarities.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            sums[lane] += exp_f32(-beta * (1.0 - chunk[lane]));
+        }
+    }
+    sums.iter().sum::<f32>()
+        + rest
+            .iter()
+            .map(|&s| exp_f32(-beta * (1.0 - s)))
+            .sum::<f32>()
 }
 
 /// `x · keysᵀ` for the rows `x` (n × dim) into `out` (n × m, row-major).
@@ -153,41 +190,52 @@ impl FoldSums {
         threads: usize,
     ) -> Self {
         let n = truth.len();
-        let key_vectors: Vec<f32> = keys
+        let width = folds * 2;
+        // The keys grouped by their column (fold and class), so each column's sum is over a
+        // contiguous run of a row's similarities: a loop that vectorises.
+        let column = |k: usize| fold[k] as usize * 2 + usize::from(truth[k]);
+        let mut ordered: Vec<usize> = keys.to_vec();
+        ordered.sort_by_key(|&k| (column(k), k));
+        let mut counts = vec![0u32; width];
+        for &k in &ordered {
+            counts[column(k)] += 1;
+        }
+        let mut runs = Vec::with_capacity(width);
+        let mut at = 0usize;
+        for &count in &counts {
+            runs.push((at, at + count as usize));
+            at += count as usize;
+        }
+        let key_vectors: Vec<f32> = ordered
             .iter()
             .flat_map(|&k| vectors[k * dim..(k + 1) * dim].iter().copied())
             .collect();
-        // Each key's column in a row's sums.
-        let slot: Vec<usize> = keys
-            .iter()
-            .map(|&k| fold[k] as usize * 2 + usize::from(truth[k]))
-            .collect();
-        let mut counts = vec![0u32; folds * 2];
-        for &s in &slot {
-            counts[s] += 1;
-        }
-        let width = folds * 2;
+        let m = ordered.len();
         let threads = threads.clamp(1, n.div_ceil(CHUNK).max(1));
         let per_thread = n.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
         let parts: Vec<Vec<Vec<f32>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (key_vectors, slot) = (&key_vectors, &slot);
+                    let (key_vectors, runs) = (&key_vectors, &runs);
                     let range = (t * per_thread).min(n)..((t + 1) * per_thread).min(n);
                     scope.spawn(move || {
-                        let m = slot.len();
                         let mut out = vec![vec![0f32; range.len() * width]; BETAS.len()];
                         let mut similarity = vec![0f32; CHUNK * m];
                         for start in range.clone().step_by(CHUNK) {
                             let rows = (range.end - start).min(CHUNK);
-                            similarities(&vectors[start * dim..(start + rows) * dim], key_vectors, dim, &mut similarity);
+                            similarities(
+                                &vectors[start * dim..(start + rows) * dim],
+                                key_vectors,
+                                dim,
+                                &mut similarity,
+                            );
                             for (b, &beta) in BETAS.iter().enumerate() {
                                 let beta = beta as f32;
                                 for r in 0..rows {
                                     let at = (start - range.start + r) * width;
-                                    let sums = &mut out[b][at..at + width];
-                                    for (&s, &column) in similarity[r * m..(r + 1) * m].iter().zip(slot) {
-                                        sums[column] += exp_f32(-beta * (1.0 - s));
+                                    let row = &similarity[r * m..(r + 1) * m];
+                                    for (column, &(from, to)) in runs.iter().enumerate() {
+                                        out[b][at + column] = affinity_sum(&row[from..to], beta);
                                     }
                                 }
                             }
@@ -257,7 +305,11 @@ mod tests {
         let cache = Cache::of_rows(&rows, dim, &truth, &keys, 5.5, 2.0);
         assert_eq!(cache.values, vec![0.5, 0.5, -0.5, -0.5]);
         let query = &rows[4 * dim..];
-        let dot = |k: usize| -> f64 { (0..dim).map(|j| f64::from(query[j] * rows[k * dim + j])).sum() };
+        let dot = |k: usize| -> f64 {
+            (0..dim)
+                .map(|j| f64::from(query[j] * rows[k * dim + j]))
+                .sum()
+        };
         let expected: f64 = 2.0
             * keys
                 .iter()
@@ -287,7 +339,9 @@ mod tests {
         let term = sums.split_term(2, 1 << 1, 4).unwrap();
         let beta = BETAS[2];
         let affinity = |k: usize| {
-            let s: f64 = (0..dim).map(|j| f64::from(rows[4 * dim + j] * rows[k * dim + j])).sum();
+            let s: f64 = (0..dim)
+                .map(|j| f64::from(rows[4 * dim + j] * rows[k * dim + j]))
+                .sum();
             (-beta * (1.0 - s)).exp()
         };
         let expected = affinity(0) - (affinity(2) + affinity(4)) / 2.0;
@@ -323,7 +377,12 @@ mod goldens {
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+            })
             .collect();
         let truth: Vec<bool> = value["labels"]
             .as_array()
@@ -348,7 +407,13 @@ mod goldens {
             let terms = cache.terms(queries);
             for (q, expected) in case["scores"].as_array().unwrap().iter().enumerate() {
                 let x = &queries[q * dim..(q + 1) * dim];
-                let zero: f64 = x.iter().zip(&text).map(|(&x, &t)| f64::from(x) * f64::from(t)).sum::<f64>() * scale + b0;
+                let zero: f64 = x
+                    .iter()
+                    .zip(&text)
+                    .map(|(&x, &t)| f64::from(x) * f64::from(t))
+                    .sum::<f64>()
+                    * scale
+                    + b0;
                 let ours = zero + terms[q];
                 let expected = expected.as_f64().unwrap();
                 assert!(

@@ -32,6 +32,9 @@ use super::AdaptError;
 pub const GAMMAS: [f64; 4] = [1e-1, 1e-2, 1e-3, 1e-4];
 /// The probe's setting used where the folds cannot choose.
 const DEFAULT_GAMMA: usize = 1;
+/// The adapter kept is refined in float64 up to this many values (rows × dimensions: 20,000
+/// frames of ViT-B/32): a few more passes over the rows, cheap below it.
+const PRECISE_VALUES: usize = 10_000_000;
 
 /// The labelled rows of one prompt: one per evaluated frame, in video then frame order.
 pub struct TrainingRows<'a> {
@@ -67,7 +70,10 @@ pub struct Training<'a> {
 pub enum Scorer {
     Linear(Linear),
     /// The zero-shot score plus Tip-Adapter's cache.
-    Tip { base: Linear, cache: Cache },
+    Tip {
+        base: Linear,
+        cache: Cache,
+    },
 }
 
 impl Scorer {
@@ -163,6 +169,12 @@ impl Candidates for ProbeCandidates {
             .map(|scores| scores[i])
             .filter(|z| z.is_finite())
     }
+    fn logits(&self, c: usize, mask: u64, rows: &[usize]) -> Vec<f32> {
+        match self.logits[c].get(&mask) {
+            Some(scores) => rows.iter().map(|&i| scores[i]).collect(),
+            None => vec![f32::NAN; rows.len()],
+        }
+    }
 }
 
 /// Tip-Adapter's out-of-fold logits, from the affinity sums: candidate `c` is
@@ -220,7 +232,11 @@ pub fn train_planned(
     progress("scoring zero-shot", 0.02);
     let scale = training.logit_scale;
     let anchor: Vec<f32> = match request.from {
-        Anchor::Text => training.text.iter().map(|&t| (f64::from(t) * scale) as f32).collect(),
+        Anchor::Text => training
+            .text
+            .iter()
+            .map(|&t| (f64::from(t) * scale) as f32)
+            .collect(),
         Anchor::Zero => vec![0.0; dim],
     };
     let probe_rows = Rows {
@@ -231,27 +247,39 @@ pub fn train_planned(
     };
     let problem = Probe::new(probe_rows, &anchor);
     let text_model = Linear {
-        weight: training.text.iter().map(|&t| f64::from(t) * scale).collect(),
+        weight: training
+            .text
+            .iter()
+            .map(|&t| f64::from(t) * scale)
+            .collect(),
         bias: 0.0,
     };
     let zero_logits = linear_logits(&text_model, &rows.vectors, dim);
     let masks = splits.masks();
     let final_mask = splits.final_mask();
     let mut bias = HashMap::new();
-    for &mask in masks.iter().chain([&final_mask]) {
-        // The adapter's own bias exact; the splits' (which calibrate the choice of α) to
-        // float32.
-        let precise = mask == final_mask;
+    // The adapter's own bias exact; the splits' (which calibrate the choice of α) to float32,
+    // each from the adapter's (a few Newton steps away).
+    let final_bias = balanced_bias(
+        &zero_logits,
+        &rows.truth,
+        |i| final_mask & (1 << row_fold[i]) == 0,
+        true,
+        None,
+    )
+    .ok_or(AdaptError::OneClass)?;
+    bias.insert(final_mask, final_bias);
+    for &mask in &masks {
         if let Some(b) = balanced_bias(
             &zero_logits,
             &rows.truth,
             |i| mask & (1 << row_fold[i]) == 0,
-            precise,
+            false,
+            Some(final_bias),
         ) {
             bias.insert(mask, b);
         }
     }
-    let final_bias = *bias.get(&final_mask).ok_or(AdaptError::OneClass)?;
     let zero_shot = ZeroShot {
         logits: zero_logits,
         bias,
@@ -271,7 +299,12 @@ pub fn train_planned(
             };
             for (g, &gamma) in GAMMAS.iter().enumerate() {
                 progress(
-                    &format!("fitting λ {} of {} on {} splits", g + 1, GAMMAS.len(), masks.len()),
+                    &format!(
+                        "fitting λ {} of {} on {} splits",
+                        g + 1,
+                        GAMMAS.len(),
+                        masks.len()
+                    ),
                     0.05 + 0.7 * g as f64 / GAMMAS.len() as f64,
                 );
                 let specs: Vec<Spec> = masks
@@ -326,7 +359,12 @@ pub fn train_planned(
             let start = if splits.is_held_out() {
                 at_gamma.get(&final_mask).cloned()
             } else {
-                mean_model(splits.outer.iter().filter_map(|&a| at_gamma.get(&select::single(a))))
+                mean_model(
+                    splits
+                        .outer
+                        .iter()
+                        .filter_map(|&a| at_gamma.get(&select::single(a))),
+                )
             };
             let (p, q) = problem.training_counts(final_mask);
             let lambda = gamma * (p + q) as f64;
@@ -339,6 +377,9 @@ pub fn train_planned(
                     }],
                     &probe::Options {
                         threads: training.threads,
+                        // Refined in float64 where that costs little; above, the float32
+                        // optimum (its objective within 1e-9 of the true one).
+                        precise: n * dim <= PRECISE_VALUES,
                         ..probe::Options::default()
                     },
                 )
@@ -350,7 +391,11 @@ pub fn train_planned(
                     fitted.iterations
                 ));
             }
-            (selection, Scorer::Linear(fitted.model), Setting::Probe { lambda })
+            (
+                selection,
+                Scorer::Linear(fitted.model),
+                Setting::Probe { lambda },
+            )
         }
         Method::Tip => {
             progress("Tip-Adapter: affinities to the keys", 0.1);
@@ -495,7 +540,12 @@ fn mean_model<'a>(models: impl Iterator<Item = &'a Linear>) -> Option<Linear> {
         sum = Some(match sum {
             None => model.clone(),
             Some(s) => Linear {
-                weight: s.weight.iter().zip(&model.weight).map(|(a, b)| a + b).collect(),
+                weight: s
+                    .weight
+                    .iter()
+                    .zip(&model.weight)
+                    .map(|(a, b)| a + b)
+                    .collect(),
                 bias: s.bias + model.bias,
             },
         });
@@ -582,10 +632,17 @@ fn metrics(truth: &[bool], scores: &[f64]) -> Metrics {
 }
 
 /// The report's figures, all from the tested rows' out-of-fold scores.
-fn measure(training: &Training, selection: &Selection, alphas: &[f64], plan: &FoldPlan) -> Measured {
+fn measure(
+    training: &Training,
+    selection: &Selection,
+    alphas: &[f64],
+    plan: &FoldPlan,
+) -> Measured {
     let rows = &training.rows;
     let n = rows.truth.len();
-    let tested: Vec<usize> = (0..n).filter(|&i| selection.nested[i].is_finite()).collect();
+    let tested: Vec<usize> = (0..n)
+        .filter(|&i| selection.nested[i].is_finite())
+        .collect();
     let truth: Vec<bool> = tested.iter().map(|&i| rows.truth[i]).collect();
     let zero: Vec<f64> = tested.iter().map(|&i| selection.zero_shot[i]).collect();
     let adapted: Vec<f64> = tested.iter().map(|&i| selection.nested[i]).collect();
@@ -600,13 +657,17 @@ fn measure(training: &Training, selection: &Selection, alphas: &[f64], plan: &Fo
         .filter(|b| position[b.start] != usize::MAX)
         .map(|b| (position[b.start], position[b.end - 1] + 1))
         .collect();
-    let [ap, roc_auc, best_f1] = bootstrap::differences(&truth, &blocks, &adapted, &zero, bootstrap::SEED);
+    let [ap, roc_auc, best_f1] =
+        bootstrap::differences(&truth, &blocks, &adapted, &zero, bootstrap::SEED);
     let by_alpha = alphas
         .iter()
         .zip(&selection.by_alpha)
         .map(|(&alpha, logits)| AlphaPoint {
             alpha,
-            metrics: metrics(&truth, &tested.iter().map(|&i| logits[i]).collect::<Vec<_>>()),
+            metrics: metrics(
+                &truth,
+                &tested.iter().map(|&i| logits[i]).collect::<Vec<_>>(),
+            ),
         })
         .collect();
     let probabilities: Vec<f64> = selection
@@ -624,7 +685,10 @@ fn measure(training: &Training, selection: &Selection, alphas: &[f64], plan: &Fo
         frame: &tested.iter().map(|&i| rows.frame[i]).collect::<Vec<_>>(),
         truth: &truth,
         adapted: &tested.iter().map(|&i| probabilities[i]).collect::<Vec<_>>(),
-        zero_shot: &tested.iter().map(|&i| zero_probabilities[i]).collect::<Vec<_>>(),
+        zero_shot: &tested
+            .iter()
+            .map(|&i| zero_probabilities[i])
+            .collect::<Vec<_>>(),
         videos: &rows.videos,
     };
     Measured {
@@ -673,7 +737,8 @@ mod tests {
                 self.0 ^= self.0 >> 12;
                 self.0 ^= self.0 << 25;
                 self.0 ^= self.0 >> 27;
-                ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+                ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5)
+                    / (1u64 << 53) as f64
             };
             let (u, v) = (uniform(), uniform());
             ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
@@ -688,7 +753,12 @@ mod tests {
 
     /// Scenes of 40 frames, each near its own direction (frames of a scene are near copies);
     /// `positive(scene)` says which are labelled; `concept` is added to positive scenes.
-    fn scenes(scenes: usize, dim: usize, positive: impl Fn(usize) -> bool, concept: f32) -> (Vec<f32>, Vec<bool>, Vec<f32>) {
+    fn scenes(
+        scenes: usize,
+        dim: usize,
+        positive: impl Fn(usize) -> bool,
+        concept: f32,
+    ) -> (Vec<f32>, Vec<bool>, Vec<f32>) {
         let mut rng = Rng(0x5EED);
         let shared = rng.direction(dim);
         let idea = rng.direction(dim);
@@ -757,10 +827,26 @@ mod tests {
             row_fold,
             notes: Vec::new(),
         };
-        let leaked = train_planned(&t, &frame_level, &Splits::blocked(5), "frames".into(), &|_, _| {}).unwrap();
-        let (honest, leaky) = (blocked.report.adapted.ap.unwrap(), leaked.report.adapted.ap.unwrap());
-        assert!(leaky > 0.95, "a frame-level split scores memorised scenes: {leaky}");
-        assert!(honest < leaky - 0.2, "blocked {honest} vs frame-level {leaky}");
+        let leaked = train_planned(
+            &t,
+            &frame_level,
+            &Splits::blocked(5),
+            "frames".into(),
+            &|_, _| {},
+        )
+        .unwrap();
+        let (honest, leaky) = (
+            blocked.report.adapted.ap.unwrap(),
+            leaked.report.adapted.ap.unwrap(),
+        );
+        assert!(
+            leaky > 0.95,
+            "a frame-level split scores memorised scenes: {leaky}"
+        );
+        assert!(
+            honest < leaky - 0.2,
+            "blocked {honest} vs frame-level {leaky}"
+        );
     }
 
     #[test]
@@ -778,9 +864,15 @@ mod tests {
             r.zero_shot
         );
         let d = r.differences.ap.unwrap();
-        assert!(d.low <= d.point && d.point <= d.high && d.low > 0.0, "{d:?}");
+        assert!(
+            d.low <= d.point && d.point <= d.high && d.low > 0.0,
+            "{d:?}"
+        );
         assert_eq!(r.by_alpha.len(), 11);
-        assert_eq!(r.by_alpha[0].metrics.ap, r.zero_shot.ap, "α = 0 is zero-shot");
+        assert_eq!(
+            r.by_alpha[0].metrics.ap, r.zero_shot.ap,
+            "α = 0 is zero-shot"
+        );
         // Tip-Adapter on the same rows, the baseline, runs and is measured the same way.
         let mut tip = t;
         tip.request.method = Method::Tip;

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use investigator_core::adapt::{
-    AdaptRequest, AdaptStatus, AdaptedScores, AdapterInfo,
-};
+use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdaptedScores, AdapterInfo};
 use investigator_core::labels::Labels;
 use investigator_core::types::IndexState;
 use store::cache::{EmbeddingFile, ModelKey, VideoFingerprint};
@@ -181,7 +179,9 @@ impl Library {
             .load(frames)
             .map_err(|e| AdaptWebError::Labels(e.public()))?;
         let store = index.embeddings().ok_or_else(|| {
-            AdaptWebError::NotReady("this video has embedded no frame yet: wait for its index".into())
+            AdaptWebError::NotReady(
+                "this video has embedded no frame yet: wait for its index".into(),
+            )
         })?;
         let planned = index.status().total as usize;
         let done = index.status().state == IndexState::Done;
@@ -238,7 +238,9 @@ impl Library {
             let status = lock(job).clone();
             return Ok(match status {
                 // A later label edit may have made it stale.
-                AdaptStatus::Done(info) => AdaptStatus::Done(self.refresh_info(video, model, info)?),
+                AdaptStatus::Done(info) => {
+                    AdaptStatus::Done(self.refresh_info(video, model, info)?)
+                }
                 other => other,
             });
         }
@@ -264,7 +266,11 @@ impl Library {
 
     /// The stored adapters of `model` trained on `video` (alone or with others), each with
     /// whether its labels changed since. Damaged files are logged and left out.
-    pub fn adapters(&self, video: &str, model: Option<&str>) -> Result<Vec<AdapterInfo>, AdaptWebError> {
+    pub fn adapters(
+        &self,
+        video: &str,
+        model: Option<&str>,
+    ) -> Result<Vec<AdapterInfo>, AdaptWebError> {
         let place = self.model_place(model)?;
         let session = self.session(video)?;
         let key = self.model_key(place)?;
@@ -321,7 +327,8 @@ impl Library {
             match store.load(key, id) {
                 Ok(adapter) => {
                     let scores = adapter.chart_scores(file, is_stale(&adapter, cache_dir));
-                    lock(&self.adapt.scores).insert(cache_key, (file.frames.len(), time, scores.clone()));
+                    lock(&self.adapt.scores)
+                        .insert(cache_key, (file.frames.len(), time, scores.clone()));
                     out.push(scores);
                 }
                 Err(error) => tracing::warn!("adapter {id}: {error}"),

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use investigator_core::types::{Indexed, ModelChoice, VideoInfo};
 use store::config::Settings;
 
+pub use adapt::{is_stale, video_key, AdaptWebError};
 pub use files::{check_upload_name, video_id, NameError, MAX_NAME_BYTES, VIDEO_EXTENSIONS};
 pub use models::{model_choices, model_slots, ModelSlot, SharedModel};
-pub use adapt::{is_stale, video_key, AdaptWebError};
 pub use search::LibrarySearchError;
 
 use crate::frames::{FrameServer, FrameSettings};

@@ -84,12 +84,16 @@ pub fn run(args: &AdaptArgs) -> CommandResult {
         match open(&path, &args.model, args.sample_fps) {
             Ok(video) => opened.push(video),
             // With --library, a video not indexed with this model is left out, and said so.
-            Err(error) if args.library => eprintln!("note: {} is left out: {error:#}", path.display()),
+            Err(error) if args.library => {
+                eprintln!("note: {} is left out: {error:#}", path.display())
+            }
             Err(error) => return Err(error.context(format!("cannot adapt on {}", path.display()))),
         }
     }
     let Some(first) = opened.first() else {
-        bail!("no labelled video is indexed with this model: run `clip-investigator index --library`");
+        bail!(
+            "no labelled video is indexed with this model: run `clip-investigator index --library`"
+        );
     };
     let embedder = first.indexed.embedder.clone();
     let identity = embedder.identity();
@@ -157,7 +161,10 @@ pub fn run(args: &AdaptArgs) -> CommandResult {
     if let Some(output) = &args.output {
         write_file(output, &adapter.to_bytes())?;
     }
-    let names: Vec<(String, String)> = opened.iter().map(|v| (v.id.clone(), v.name.clone())).collect();
+    let names: Vec<(String, String)> = opened
+        .iter()
+        .map(|v| (v.id.clone(), v.name.clone()))
+        .collect();
     if args.json {
         return print_json(&to_json(&adapter.report, &names, &stored));
     }
@@ -177,7 +184,11 @@ fn difference_json(d: &Option<Difference>) -> serde_json::Value {
 }
 
 /// The JSON `adapt --json` prints (and the tests compare with the page's panel).
-pub fn to_json(report: &AdaptReport, names: &[(String, String)], stored: &Path) -> serde_json::Value {
+pub fn to_json(
+    report: &AdaptReport,
+    names: &[(String, String)],
+    stored: &Path,
+) -> serde_json::Value {
     let name_of = |id: &str| {
         names
             .iter()
@@ -228,7 +239,12 @@ fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "—".into(), |v| format!("{v:.3}"))
 }
 
-fn print_report(report: &AdaptReport, names: &[(String, String)], stored: &Path, output: Option<&Path>) {
+fn print_report(
+    report: &AdaptReport,
+    names: &[(String, String)],
+    stored: &Path,
+    output: Option<&Path>,
+) {
     let name_of = |id: &str| {
         names
             .iter()
@@ -254,10 +270,19 @@ fn print_report(report: &AdaptReport, names: &[(String, String)], stored: &Path,
         report.train.positives,
         report.train.positive_segments,
         report.train.negatives,
-        report.train.videos.iter().map(|v| name_of(v)).collect::<Vec<_>>().join(", ")
+        report
+            .train
+            .videos
+            .iter()
+            .map(|v| name_of(v))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("  {:<10} {:>7} {:>8} {:>8}", "", "AP", "ROC AUC", "best F1");
-    for (name, m) in [("zero-shot", &report.zero_shot), ("adapted", &report.adapted)] {
+    for (name, m) in [
+        ("zero-shot", &report.zero_shot),
+        ("adapted", &report.adapted),
+    ] {
         println!(
             "  {name:<10} {:>7} {:>8} {:>8}",
             number(m.ap),

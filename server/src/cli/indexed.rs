@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use engine::adapt::Adapter;
 use engine::embed::Embedder;
 use engine::indexing::{load_cache, VideoToIndex};
 use engine::video::FrameIndex;
-use engine::adapt::Adapter;
 use investigator_core::adapt::{blended_probabilities, check_alpha};
 use investigator_core::scores::{
     fill_frames_with_gaps, fill_radius, sigmoid_per_prompt, smooth, softmax_over_prompts,

@@ -114,7 +114,9 @@ pub fn search(args: &SearchArgs) -> CommandResult {
         Some(file) => {
             let adapter = engine::adapt::Adapter::read(file)?;
             let alpha = match args.alpha {
-                Some(alpha) => investigator_core::adapt::check_alpha(alpha).map_err(anyhow::Error::msg)?,
+                Some(alpha) => {
+                    investigator_core::adapt::check_alpha(alpha).map_err(anyhow::Error::msg)?
+                }
                 None => adapter.alpha,
             };
             let (direction, norm, bias) = adapter.direction(alpha).with_context(|| {
@@ -165,7 +167,8 @@ pub fn search(args: &SearchArgs) -> CommandResult {
     if let Some((adapter, _, norm, bias)) = &adapter {
         // Cosines with the direction become the adapted probabilities.
         for hit in &mut answer.results {
-            hit.score = investigator_core::adapt::sigmoid(norm * f64::from(hit.score) + bias) as f32;
+            hit.score =
+                investigator_core::adapt::sigmoid(norm * f64::from(hit.score) + bias) as f32;
         }
         answer.model = format!("{} adapted for {:?}", answer.model, adapter.prompt());
     }

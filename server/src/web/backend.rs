@@ -14,9 +14,9 @@ use engine::explain::{ExplainError, Explanations};
 use engine::indexing::IndexService;
 use engine::labels::LabelFileError;
 use engine::library::{AdaptWebError, Library, LibraryError, LibrarySearchError, Session};
-use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdapterInfo};
 use engine::search::{self, SearchError};
 use engine::video::VideoError;
+use investigator_core::adapt::{AdaptRequest, AdaptStatus, AdapterInfo};
 use investigator_core::evaluation::Evaluation;
 use investigator_core::explain::Explanation;
 use investigator_core::labels::{LabelEdit, LabelsAnswer};
@@ -106,7 +106,9 @@ fn adapt_error(error: AdaptWebError) -> ApiError {
     match error {
         AdaptWebError::Library(error) => library_error(error),
         AdaptWebError::NotReady(message) => ApiError::Unavailable(message),
-        AdaptWebError::Adapt(error) if error.is_bad_request() => ApiError::BadArgument(error.to_string()),
+        AdaptWebError::Adapt(error) if error.is_bad_request() => {
+            ApiError::BadArgument(error.to_string())
+        }
         AdaptWebError::Adapt(error) => ApiError::Internal(error.to_string()),
         AdaptWebError::File(error) => ApiError::Internal(error.public()),
         AdaptWebError::Labels(message) => ApiError::BadArgument(message),
@@ -233,24 +235,31 @@ impl VideoBackend for LibraryBackend {
     ) -> BoxFuture<Result<ScoreSeries, ApiError>> {
         let library = Arc::clone(&self.library);
         let id = video.clone();
-        with_index(&self.library, video, model.clone(), "scoring", move |_, index| {
-            if adapters.is_empty() {
-                return search::scores_blocking(&index, &prompts).map_err(search_error);
-            }
-            let place = library
-                .model_place_of(model.as_deref())
-                .map_err(library_error)?;
-            let key = index
-                .ready_embedder()
-                .map(|e| store::cache::ModelKey::from(&e.identity()))
-                .map_err(|e| ApiError::Unavailable(e.0))?;
-            let (mut series, adapted) = search::scores_blocking_with(&index, &prompts, |file| {
-                library.adapted_scores(&id, place, &key, file, &adapters)
-            })
-            .map_err(search_error)?;
-            series.adapted = adapted.unwrap_or_default();
-            Ok(series)
-        })
+        with_index(
+            &self.library,
+            video,
+            model.clone(),
+            "scoring",
+            move |_, index| {
+                if adapters.is_empty() {
+                    return search::scores_blocking(&index, &prompts).map_err(search_error);
+                }
+                let place = library
+                    .model_place_of(model.as_deref())
+                    .map_err(library_error)?;
+                let key = index
+                    .ready_embedder()
+                    .map(|e| store::cache::ModelKey::from(&e.identity()))
+                    .map_err(|e| ApiError::Unavailable(e.0))?;
+                let (mut series, adapted) =
+                    search::scores_blocking_with(&index, &prompts, |file| {
+                        library.adapted_scores(&id, place, &key, file, &adapters)
+                    })
+                    .map_err(search_error)?;
+                series.adapted = adapted.unwrap_or_default();
+                Ok(series)
+            },
+        )
     }
 
     fn adapt(

@@ -37,14 +37,18 @@ fn labelled() -> Workspace {
 }
 
 fn number(value: &Value) -> f64 {
-    value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a number: {value}"))
 }
 
 fn spearman_sorted(a: &[f64], b: &[f64]) -> bool {
     // Whether `b` orders the frames as `a` does (ties allowed in either).
     let mut order: Vec<usize> = (0..a.len()).collect();
     order.sort_by(|&i, &j| a[i].total_cmp(&a[j]));
-    order.windows(2).all(|w| b[w[0]] <= b[w[1]] + 1e-12 || a[w[0]] == a[w[1]])
+    order
+        .windows(2)
+        .all(|w| b[w[0]] <= b[w[1]] + 1e-12 || a[w[0]] == a[w[1]])
 }
 
 #[test]
@@ -80,7 +84,10 @@ fn adapt_measures_out_of_fold_and_its_adapter_works_in_scores_and_library_search
     // The zero-shot figures are the Evaluate panel's own (the cosine ranking).
     let evaluated = ws.run_json(&["evaluate", v, "--prompt", "a dark picture", "--json"]);
     let cosine_ap = number(&evaluated["models"][0]["prompts"][0]["ap"]);
-    assert!((zero - cosine_ap).abs() < 1e-12, "{zero} vs evaluate's {cosine_ap}");
+    assert!(
+        (zero - cosine_ap).abs() < 1e-12,
+        "{zero} vs evaluate's {cosine_ap}"
+    );
     // α = 0 is zero-shot exactly.
     let at_zero = &report["by_alpha"][0];
     assert_eq!(number(&at_zero["alpha"]), 0.0);
@@ -90,7 +97,10 @@ fn adapt_measures_out_of_fold_and_its_adapter_works_in_scores_and_library_search
     assert!(!next.is_empty() && next.len() <= 20);
     let frames: Vec<u64> = next.iter().map(|l| l["frame"].as_u64().unwrap()).collect();
     for &f in &frames {
-        assert!(!(240..=299).contains(&f) && !(315..=374).contains(&f), "{f} is labelled");
+        assert!(
+            !(240..=299).contains(&f) && !(315..=374).contains(&f),
+            "{f} is labelled"
+        );
         assert!(!(300..=314).contains(&f), "{f} is ignored");
     }
     for (i, a) in frames.iter().enumerate() {
@@ -142,9 +152,15 @@ fn adapt_measures_out_of_fold_and_its_adapter_works_in_scores_and_library_search
     let zero_shot = at("0");
     assert_eq!(zero_shot.len(), 540);
     assert!(zero_shot.iter().all(|p| (0.0..=1.0).contains(p)));
-    assert!(spearman_sorted(&cosine, &zero_shot), "α = 0 orders frames as the cosine does");
+    assert!(
+        spearman_sorted(&cosine, &zero_shot),
+        "α = 0 orders frames as the cosine does"
+    );
     let full = at("1");
-    assert!(!spearman_sorted(&cosine, &full), "the adapted score is another ranking");
+    assert!(
+        !spearman_sorted(&cosine, &full),
+        "the adapted score is another ranking"
+    );
 
     // search --library --adapter: the dark photographs first.
     let results = ws.run_json(&[
@@ -160,7 +176,10 @@ fn adapt_measures_out_of_fold_and_its_adapter_works_in_scores_and_library_search
     ]);
     let top = &results["results"][0];
     let frame = top["frame"].as_u64().unwrap();
-    assert!((240..=374).contains(&frame), "the best moment is a dark picture: {results}");
+    assert!(
+        (240..=374).contains(&frame),
+        "the best moment is a dark picture: {results}"
+    );
     assert!((0.0..=1.0).contains(&number(&top["score"])));
 }
 
@@ -169,19 +188,44 @@ fn other_methods_anchors_and_blends_are_measured_the_same_way() {
     let ws = labelled();
     let sample = sample();
     let v = sample.to_str().unwrap();
-    let tip = ws.run_json(&["adapt", v, "--prompt", "a warm red or orange picture", "--method", "tip", "--json"]);
+    let tip = ws.run_json(&[
+        "adapt",
+        v,
+        "--prompt",
+        "a warm red or orange picture",
+        "--method",
+        "tip",
+        "--json",
+    ]);
     assert_eq!(tip["method"], "tip");
     assert!(tip["lambda"].is_null() && number(&tip["tip_beta"]) > 0.0);
-    let zero = ws.run_json(&["adapt", v, "--prompt", "a warm red or orange picture", "--from", "zero", "--json"]);
+    let zero = ws.run_json(&[
+        "adapt",
+        v,
+        "--prompt",
+        "a warm red or orange picture",
+        "--from",
+        "zero",
+        "--json",
+    ]);
     assert_eq!(zero["from"], "zero");
     // One adapter per (model, prompt, videos): the second replaced the first.
     assert_eq!(tip["id"], zero["id"]);
-    let adapters: Vec<_> = std::fs::read_dir(Path::new(zero["file"].as_str().unwrap()).parent().unwrap())
-        .unwrap()
-        .collect();
+    let adapters: Vec<_> =
+        std::fs::read_dir(Path::new(zero["file"].as_str().unwrap()).parent().unwrap())
+            .unwrap()
+            .collect();
     assert_eq!(adapters.len(), 1);
     // --alpha sets the blend, and the adapted figures are that blend's.
-    let fixed = ws.run_json(&["adapt", v, "--prompt", "a warm red or orange picture", "--alpha", "0.3", "--json"]);
+    let fixed = ws.run_json(&[
+        "adapt",
+        v,
+        "--prompt",
+        "a warm red or orange picture",
+        "--alpha",
+        "0.3",
+        "--json",
+    ]);
     assert_eq!(number(&fixed["alpha"]), 0.3);
     let at = fixed["by_alpha"]
         .as_array()
@@ -206,19 +250,48 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
         assert!(!out.status.success(), "{args:?} succeeded");
         let message = stderr(&out);
         assert!(message.contains(says), "{args:?}: {message}");
-        assert_eq!(std::fs::read(&stored).unwrap(), before, "{args:?} touched the adapter");
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            before,
+            "{args:?} touched the adapter"
+        );
     };
-    failing(&["adapt", v, "--prompt", "a red door"], "has no labelled segment");
-    failing(&["adapt", v, "--prompt", "space", "--folds", "9"], "ask for 7 folds or fewer");
-    failing(&["adapt", v, "--prompt", "space", "--folds", "1"], "2 to 20");
-    failing(&["adapt", v, "--prompt", "space", "--alpha", "1.5"], "from 0 (zero-shot) to 1");
-    failing(&["adapt", v, "--prompt", "space", "--hold-out-video", "sample.mp4"], "the only labelled video");
+    failing(
+        &["adapt", v, "--prompt", "a red door"],
+        "has no labelled segment",
+    );
+    failing(
+        &["adapt", v, "--prompt", "space", "--folds", "9"],
+        "ask for 7 folds or fewer",
+    );
+    failing(
+        &["adapt", v, "--prompt", "space", "--folds", "1"],
+        "2 to 20",
+    );
+    failing(
+        &["adapt", v, "--prompt", "space", "--alpha", "1.5"],
+        "from 0 (zero-shot) to 1",
+    );
+    failing(
+        &[
+            "adapt",
+            v,
+            "--prompt",
+            "space",
+            "--hold-out-video",
+            "sample.mp4",
+        ],
+        "the only labelled video",
+    );
     // One segment only.
     let one = ws.dir().join("one.csv");
     std::fs::write(&one, "prompt,start_frame,end_frame\na single cat,90,149\n").unwrap();
     let out = ws.run(&["labels", v, "--import", one.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    failing(&["adapt", v, "--prompt", "a single cat"], "1 labelled segment");
+    failing(
+        &["adapt", v, "--prompt", "a single cat"],
+        "1 labelled segment",
+    );
     // Labels on every frame: one class only.
     let all = ws.dir().join("all.csv");
     std::fs::write(&all, "prompt,start_frame,end_frame\neverything,0,539\n").unwrap();
@@ -229,12 +302,26 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
     let damaged = ws.dir().join("damaged.safetensors");
     std::fs::write(&damaged, &before[..before.len() / 2]).unwrap();
     failing(
-        &["scores", v, "--prompt", "space", "--adapter", damaged.to_str().unwrap()],
+        &[
+            "scores",
+            v,
+            "--prompt",
+            "space",
+            "--adapter",
+            damaged.to_str().unwrap(),
+        ],
         "is not a usable adapter file",
     );
     std::fs::write(&damaged, b"not safetensors at all").unwrap();
     failing(
-        &["scores", v, "--prompt", "space", "--adapter", damaged.to_str().unwrap()],
+        &[
+            "scores",
+            v,
+            "--prompt",
+            "space",
+            "--adapter",
+            damaged.to_str().unwrap(),
+        ],
         "is not a usable adapter file",
     );
     let gelu = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip-gelu");
@@ -254,12 +341,24 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
         "was trained for the model tiny-clip",
     );
     failing(
-        &["scores", v, "--prompt", "space", "--adapter", stored.to_str().unwrap(), "--alpha", "-0.2"],
+        &[
+            "scores",
+            v,
+            "--prompt",
+            "space",
+            "--adapter",
+            stored.to_str().unwrap(),
+            "--alpha",
+            "-0.2",
+        ],
         "from 0 (zero-shot) to 1",
     );
     // A video not indexed with this model.
     let other = crate::common::video("h264_gop250.mp4");
-    failing(&["adapt", other.to_str().unwrap(), "--prompt", "space"], "is not indexed");
+    failing(
+        &["adapt", other.to_str().unwrap(), "--prompt", "space"],
+        "is not indexed",
+    );
 }
 
 #[test]
@@ -273,7 +372,15 @@ fn kill_9_while_saving_leaves_a_whole_adapter() {
     let mut rng = crate::common::Rng::new(35);
     for round in 0..12 {
         let mut child = ws
-            .command(&["adapt", v, "--prompt", "an animal or a plant", "--json", "-o", exported.to_str().unwrap()])
+            .command(&[
+                "adapt",
+                v,
+                "--prompt",
+                "an animal or a plant",
+                "--json",
+                "-o",
+                exported.to_str().unwrap(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -340,7 +447,11 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     let request = |prompt: &str| serde_json::json!({"video": id, "model": null, "request": {"prompt": prompt, "method": "probe", "from": "text", "folds": null, "hold_out_video": null}});
     let finished = |served: &Served, prompt: &str| -> Value {
         for _ in 0..600 {
-            let (code, status) = json(served, "/api/adapt_status", serde_json::json!({"video": id, "model": null, "prompt": prompt}));
+            let (code, status) = json(
+                served,
+                "/api/adapt_status",
+                serde_json::json!({"video": id, "model": null, "prompt": prompt}),
+            );
             assert_eq!(code, 200, "{status}");
             if status.get("Running").is_none() {
                 return status;
@@ -357,7 +468,14 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     // The CLI on the same labels gives the same adapter and the same numbers.
     let ws_config = served.dir.path().join("config.yaml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
-        .args(["adapt", sample.to_str().unwrap(), "--prompt", "a dark picture", "--json", "--config"])
+        .args([
+            "adapt",
+            sample.to_str().unwrap(),
+            "--prompt",
+            "a dark picture",
+            "--json",
+            "--config",
+        ])
         .arg(&ws_config)
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -366,10 +484,19 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli["id"], report["id"]);
     for metric in ["ap", "roc_auc", "best_f1"] {
-        assert_eq!(cli["adapted"][metric], report["adapted"][metric], "{metric}");
-        assert_eq!(cli["zero_shot"][metric], report["zero_shot"][metric], "{metric}");
+        assert_eq!(
+            cli["adapted"][metric], report["adapted"][metric],
+            "{metric}"
+        );
+        assert_eq!(
+            cli["zero_shot"][metric], report["zero_shot"][metric],
+            "{metric}"
+        );
     }
-    assert_eq!(cli["ap_difference"]["low"], report["differences"]["ap"]["low"]);
+    assert_eq!(
+        cli["ap_difference"]["low"],
+        report["differences"]["ap"]["low"]
+    );
     // The chart's scores: the adapter's zero-shot and adapted logits, one per embedded frame.
     let adapter = report["id"].as_str().unwrap().to_string();
     let answer = served.post(
@@ -385,7 +512,11 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     assert_eq!(adapted.adapted.len(), series.frames.len());
     assert_eq!(adapted.zero_shot.len(), series.frames.len());
     // Zero-shot logits rank the frames as the cosine does.
-    let cosine: Vec<f64> = series.prompts[0].values.iter().map(|&v| f64::from(v)).collect();
+    let cosine: Vec<f64> = series.prompts[0]
+        .values
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let zero: Vec<f64> = adapted.zero_shot.iter().map(|&v| f64::from(v)).collect();
     assert!(spearman_sorted(&cosine, &zero));
     // Bad requests are refused, saying why.
@@ -416,7 +547,10 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     // A prompt with no labels: the job fails and says why.
     json(&served, "/api/adapt", request("a red door"));
     let failed = finished(&served, "a red door");
-    assert!(failed["Failed"].to_string().contains("no labelled segment"), "{failed}");
+    assert!(
+        failed["Failed"].to_string().contains("no labelled segment"),
+        "{failed}"
+    );
     // A label edit: stale, then retrained in the background.
     let (code, _) = json(
         &served,
@@ -427,13 +561,23 @@ fn the_page_adapts_in_the_background_and_retrains_after_a_label_edit() {
     let retrained = finished(&served, "a dark picture");
     let new_report = &retrained["Done"]["report"];
     assert_eq!(retrained["Done"]["stale"], false, "{retrained}");
-    assert_eq!(new_report["id"], report["id"], "a retrained adapter keeps its id");
-    assert_ne!(new_report["labels_fingerprint"], report["labels_fingerprint"]);
+    assert_eq!(
+        new_report["id"], report["id"],
+        "a retrained adapter keeps its id"
+    );
+    assert_ne!(
+        new_report["labels_fingerprint"],
+        report["labels_fingerprint"]
+    );
     assert_eq!(new_report["train"]["positives"], 120 + 31);
     // A restarted server lists it.
     let dir = served.stop();
     let served = Served::start_in(dir, &config, &[]);
-    let (_, list) = json(&served, "/api/adapters", serde_json::json!({"video": id, "model": null}));
+    let (_, list) = json(
+        &served,
+        "/api/adapters",
+        serde_json::json!({"video": id, "model": null}),
+    );
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["report"]["id"], report["id"]);

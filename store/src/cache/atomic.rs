@@ -295,7 +295,12 @@ mod tests {
     /// a framed body.
     #[test]
     fn committed_fuzz_inputs_decode_or_are_refused() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/fuzz/seeds/cache_file");
+        // The folder as `cargo test` names it at run time: a test binary reused from a clone at
+        // another path (cargo does not rebuild a crate whose files did not change) would carry
+        // that clone's path in `env!`.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
+        let dir = manifest.join("../server/fuzz/seeds/cache_file");
         let mut replayed = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

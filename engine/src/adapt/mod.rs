@@ -16,6 +16,7 @@
 //! atomically.
 
 pub mod adapter;
+mod lbfgs;
 pub mod maths;
 pub mod probe;
 pub mod rows;

@@ -298,8 +298,10 @@ mod tests {
         // The folder as `cargo test` names it at run time: a test binary reused from a clone at
         // another path (cargo does not rebuild a crate whose files did not change) would carry
         // that clone's path in `env!`.
-        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+            || env!("CARGO_MANIFEST_DIR").into(),
+            std::path::PathBuf::from,
+        );
         let dir = manifest.join("../server/fuzz/seeds/cache_file");
         let mut replayed = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {

@@ -346,6 +346,51 @@ mod tests {
     }
 
     #[test]
+    fn weighted_metrics_equal_the_frames_repeated_with_ties_and_undrawn_blocks() {
+        use super::super::ranking::{best_f1, roc_auc};
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for case in 0..300 {
+            let n = 1 + rng.below(40);
+            // Few distinct scores: many ties, some mixing the classes.
+            let truth: Vec<bool> = (0..n).map(|_| rng.below(3) == 0).collect();
+            let scores: Vec<f64> = (0..n).map(|_| rng.below(6) as f64 / 5.0).collect();
+            let blocks: Vec<u32> = (0..n).map(|_| rng.below(8) as u32).collect();
+            let draws: Vec<u32> = (0..8).map(|_| rng.below(4) as u32).collect();
+            let (mut t, mut s) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                for _ in 0..draws[blocks[i] as usize] {
+                    t.push(truth[i]);
+                    s.push(scores[i]);
+                }
+            }
+            let positives = t.iter().filter(|&&x| x).count() as u64;
+            let negatives = t.len() as u64 - positives;
+            if positives == 0 || negatives == 0 {
+                continue;
+            }
+            let [ap, auc, f1] =
+                Ranked::new(&scores, &truth, &blocks).weighted(&draws, positives, negatives);
+            let expected = (
+                average_precision(&t, &s).unwrap(),
+                roc_auc(&t, &s).unwrap(),
+                best_f1(&t, &s).unwrap().f1,
+            );
+            assert!(
+                (ap - expected.0).abs() < 1e-12,
+                "case {case}: {ap} {expected:?}"
+            );
+            assert!(
+                (auc - expected.1).abs() < 1e-12,
+                "case {case}: {auc} {expected:?}"
+            );
+            assert!(
+                (f1 - expected.2).abs() < 1e-12,
+                "case {case}: {f1} {expected:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_three_differences_share_resamples_and_match_the_ap_interval() {
         let mut truth = Vec::new();
         for _ in 0..8 {

@@ -100,21 +100,26 @@ pub fn best_f1(truth: &[bool], scores: &[f64]) -> Option<F1Point> {
     for (threshold, tp, fp) in counts_by_threshold(truth, scores) {
         let precision = tp as f64 / (tp + fp) as f64;
         let recall = tp as f64 / positives as f64;
-        let f1 = if tp == 0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
-        if best.is_none_or(|b| f1 > b.f1) {
-            best = Some(F1Point {
-                threshold,
-                precision,
-                recall,
-                f1,
-            });
-        }
+        keep_best_f1(&mut best, threshold, precision, recall, tp);
     }
     best
+}
+
+/// Keeps in `best` the point with the highest F1 so far (the first of equals).
+fn keep_best_f1(best: &mut Option<F1Point>, threshold: f64, precision: f64, recall: f64, tp: u64) {
+    let f1 = if tp == 0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    if best.is_none_or(|b| f1 > b.f1) {
+        *best = Some(F1Point {
+            threshold,
+            precision,
+            recall,
+            f1,
+        });
+    }
 }
 
 /// AP, ROC AUC and the best F1 from one sort of the scores: what [`average_precision`],
@@ -140,19 +145,7 @@ pub fn summary(truth: &[bool], scores: &[f64]) -> (Option<f64>, Option<f64>, Opt
         pairs += tp_here as f64 * ((negatives - fp) as f64 + 0.5 * fp_here as f64);
         tp_before = tp;
         fp_before = fp;
-        let f1 = if tp == 0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
-        if best.is_none_or(|b| f1 > b.f1) {
-            best = Some(F1Point {
-                threshold,
-                precision,
-                recall,
-                f1,
-            });
-        }
+        keep_best_f1(&mut best, threshold, precision, recall, tp);
     }
     let auc = (negatives > 0).then(|| pairs / (positives as f64 * negatives as f64));
     (Some(ap), auc, best)

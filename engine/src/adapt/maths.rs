@@ -234,6 +234,43 @@ pub fn balanced_bias(
     Some(b)
 }
 
+/// `x · w` for rows `x` (n × dim, row-major) and columns `w` (k columns of dim, one after
+/// another, as a model's weights or Tip-Adapter's keys are stored) into `out` (n × k, row-major).
+pub fn product(x: &[f32], w: &[f32], dim: usize, out: &mut [f32]) {
+    let n = x.len() / dim.max(1);
+    let k = w.len() / dim.max(1);
+    if n == 0 || k == 0 {
+        return;
+    }
+    assert!(out.len() >= n * k);
+    // SAFETY: `out` holds at least n × k values (row stride k, column stride 1); `x` is n × dim
+    // (row stride dim); `w` is dim × k (column stride dim). The buffers live across the call
+    // and `out` aliases neither input.
+    unsafe {
+        gemm::gemm(
+            n,
+            k,
+            dim,
+            out.as_mut_ptr(),
+            1,
+            k as isize,
+            false,
+            x.as_ptr(),
+            1,
+            dim as isize,
+            w.as_ptr(),
+            dim as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@
 //! evenly over each class's rows (a video has 10^5 frames; the paper's caches have a few
 //! thousand: the chosen keys are listed in the adapter).
 
-use super::maths::exp_f32;
+use super::maths::{exp_f32, product};
 
 /// The most keys a cache holds (at most half of them per class).
 pub const MAX_KEYS: usize = 1024;
@@ -93,7 +93,7 @@ impl Cache {
         let beta = self.beta as f32;
         for start in (0..rows).step_by(CHUNK) {
             let n = (rows - start).min(CHUNK);
-            similarities(
+            product(
                 &vectors[start * self.dim..(start + n) * self.dim],
                 &self.keys,
                 self.dim,
@@ -130,42 +130,6 @@ fn affinity_sum(similarities: &[f32], beta: f32) -> f32 {
             .iter()
             .map(|&s| exp_f32(-beta * (1.0 - s)))
             .sum::<f32>()
-}
-
-/// `x · keysᵀ` for the rows `x` (n × dim) into `out` (n × m, row-major).
-fn similarities(x: &[f32], keys: &[f32], dim: usize, out: &mut [f32]) {
-    let n = x.len() / dim;
-    let m = keys.len() / dim;
-    if n == 0 || m == 0 {
-        return;
-    }
-    assert!(out.len() >= n * m);
-    // SAFETY: `out` holds at least n × m values (row stride m, column stride 1); `x` is n × dim
-    // (row stride dim); `keys` read as its transpose is dim × m (column stride dim, row stride
-    // 1). The buffers live across the call and `out` aliases neither input.
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            dim,
-            out.as_mut_ptr(),
-            1,
-            m as isize,
-            false,
-            x.as_ptr(),
-            1,
-            dim as isize,
-            keys.as_ptr(),
-            dim as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// For cross-validation: every row's affinity sums to the keys of each fold and class, for
@@ -223,7 +187,7 @@ impl FoldSums {
                         let mut similarity = vec![0f32; CHUNK * m];
                         for start in range.clone().step_by(CHUNK) {
                             let rows = (range.end - start).min(CHUNK);
-                            similarities(
+                            product(
                                 &vectors[start * dim..(start + rows) * dim],
                                 key_vectors,
                                 dim,

@@ -21,7 +21,7 @@ use investigator_core::adapt::{
 };
 use investigator_core::evaluation::{bootstrap, ranking};
 
-use super::maths::balanced_bias;
+use super::maths::{balanced_bias, product};
 use super::probe::{self, Linear, Probe, Rows, Spec};
 use super::select::{self, Candidates, Choice, Selection, Splits, ZeroShot};
 use super::tip::{self, Cache, FoldSums};
@@ -97,7 +97,7 @@ pub fn linear_logits(linear: &Linear, vectors: &[f32], dim: usize) -> Vec<f64> {
     let mut out = vec![0f32; rows];
     for (start, part) in (0..rows).step_by(4096).zip(out.chunks_mut(4096)) {
         let n = part.len();
-        probe::product(&vectors[start * dim..(start + n) * dim], &w, dim, part);
+        product(&vectors[start * dim..(start + n) * dim], &w, dim, part);
     }
     out.into_iter()
         .map(|z| f64::from(z) + linear.bias)

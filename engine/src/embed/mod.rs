@@ -5,12 +5,12 @@
 //! Calls block: run them on indexing or `spawn_blocking` threads, never on async workers.
 
 pub mod local;
-mod onnx_proto;
-mod ort_graph;
-pub mod ort_vision;
 pub mod preprocess;
 pub mod roboflow;
 pub mod source;
+
+/// ONNX Runtime for the image tower (the int8 check and the benches reach it by this name).
+pub use local::onnx as ort_vision;
 
 use std::sync::Arc;
 

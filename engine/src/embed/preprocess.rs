@@ -50,13 +50,32 @@ impl Filter {
     }
 }
 
+/// How the centre crop's offsets are rounded where the resized image and the crop differ by an
+/// odd number of pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CropRounding {
+    /// transformers' `center_crop`: `(size - crop) // 2`, floored (also where it pads).
+    Floor,
+    /// torchvision's `center_crop` (open_clip): `round((size - crop) / 2)`, half to even, where
+    /// the image is larger; where it is smaller, padding of `(crop - size) // 2` before it.
+    Torchvision,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreprocessConfig {
     /// Target of the shortest side after resizing.
     pub shortest_edge: u32,
     /// Resize to exactly this box (height, width) instead, ignoring the aspect ratio, and do
-    /// not crop (SigLIP's `size: {height, width}`); the crop size is then the box.
+    /// not crop (SigLIP's `size: {height, width}`, open_clip's `squash`); the crop size is then
+    /// the box.
     pub resize_box: Option<(u32, u32)>,
+    /// Resize so that the whole image fits the crop box, keeping its aspect ratio (each side
+    /// scaled by the larger ratio and rounded half to even), then pad it to the box with
+    /// `fill`: open_clip's `longest`. `shortest_edge` is then unused.
+    pub keep_longest: bool,
+    /// The grey level padding is made of (before rescaling and normalising).
+    pub fill: u8,
+    pub crop_rounding: CropRounding,
     pub filter: Filter,
     pub crop_height: u32,
     pub crop_width: u32,
@@ -70,6 +89,9 @@ impl PreprocessConfig {
         Self {
             shortest_edge: size,
             resize_box: None,
+            keep_longest: false,
+            fill: 0,
+            crop_rounding: CropRounding::Floor,
             filter: Filter::Bicubic,
             crop_height: size,
             crop_width: size,
@@ -173,11 +195,11 @@ pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u
         let (width, height) = (width as usize, height as usize);
         return resize_window_with(image, width, height, 0..width, 0..height, config.filter);
     }
-    let (width, height) = resized_size(image.width, image.height, config.shortest_edge as usize);
+    let (width, height) = resized_dimensions(image.width, image.height, config);
     let (crop_w, crop_h) = (config.crop_width as usize, config.crop_height as usize);
-    // transformers' center_crop: integer offsets, padding with zeros where the image is smaller.
-    let top = (height as isize - crop_h as isize).div_euclid(2);
-    let left = (width as isize - crop_w as isize).div_euclid(2);
+    // Integer offsets of the crop in the resized image, negative where it pads.
+    let top = crop_offset(height, crop_h, config.crop_rounding);
+    let left = crop_offset(width, crop_w, config.crop_rounding);
     // Only the part of the resized image that survives the crop is computed: every output
     // pixel depends on its own taps alone, so it equals the same pixel of the full resize.
     let xs = left.max(0) as usize..((left + crop_w as isize).min(width as isize)).max(0) as usize;
@@ -192,7 +214,7 @@ pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u
         let at = i as isize + offset;
         (at >= 0 && range.contains(&(at as usize))).then(|| at as usize - range.start)
     };
-    let mut out = vec![0u8; crop_h * crop_w * 3];
+    let mut out = vec![config.fill; crop_h * crop_w * 3];
     for y in 0..crop_h {
         let Some(wy) = inside(y, top, &ys) else {
             continue;
@@ -233,11 +255,10 @@ pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64,
     if config.resize_box.is_some() || width == 0 || height == 0 {
         return (0.0, 0.0, width as f64, height as f64);
     }
-    let (rw, rh) = resized_size(width, height, config.shortest_edge as usize);
+    let (rw, rh) = resized_dimensions(width, height, config);
     let (cw, ch) = (config.crop_width as isize, config.crop_height as isize);
-    // transformers' center_crop: integer offsets into the resized image.
-    let left = (rw as isize - cw).div_euclid(2);
-    let top = (rh as isize - ch).div_euclid(2);
+    let left = crop_offset(rw, cw as usize, config.crop_rounding);
+    let top = crop_offset(rh, ch as usize, config.crop_rounding);
     let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
     (
         left as f64 * sx,
@@ -245,6 +266,31 @@ pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64,
         cw as f64 * sx,
         ch as f64 * sy,
     )
+}
+
+/// The size a `width x height` image is resized to before the crop (or the padding).
+fn resized_dimensions(width: usize, height: usize, config: &PreprocessConfig) -> (usize, usize) {
+    if !config.keep_longest {
+        return resized_size(width, height, config.shortest_edge as usize);
+    }
+    // open_clip's ResizeKeepRatio(longest=1): both sides divided by the larger ratio, rounded
+    // half to even as Python's round().
+    let (cw, ch) = (config.crop_width as f64, config.crop_height as f64);
+    let ratio = (height as f64 / ch).max(width as f64 / cw);
+    let side = |x: usize| ((x as f64 / ratio).round_ties_even() as usize).max(1);
+    (side(width), side(height))
+}
+
+/// Where a crop of `crop` pixels starts in a side of `size` (negative: padding before it).
+fn crop_offset(size: usize, crop: usize, rounding: CropRounding) -> isize {
+    let (size, crop) = (size as isize, crop as isize);
+    match rounding {
+        CropRounding::Floor => (size - crop).div_euclid(2),
+        CropRounding::Torchvision if size >= crop => {
+            ((size - crop) as f64 / 2.0).round_ties_even() as isize
+        }
+        CropRounding::Torchvision => -((crop - size) / 2),
+    }
 }
 
 /// transformers' `get_resize_output_image_size(..., default_to_square=False)`: the short side

@@ -11,7 +11,19 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{api::sync::ApiBuilder, Cache, Repo, RepoType};
 
-use super::local::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
+use super::local::{OPEN_CLIP_FILES, REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
+
+/// The sets of files a model can be made of: Hugging Face's transformers layout (with
+/// SentencePiece's model standing in for `tokenizer.json`), then open_clip's own. Each entry
+/// lists a file and what may stand in for it.
+const LAYOUTS: [&[&[&str]]; 2] = [
+    &[
+        &[REQUIRED_FILES[0]],
+        &[REQUIRED_FILES[1]],
+        &[REQUIRED_FILES[2], TOKENIZER_ALTERNATIVE],
+    ],
+    &[&[OPEN_CLIP_FILES[0]], &[OPEN_CLIP_FILES[1]]],
+];
 
 /// Optional files fetched alongside the required ones when the repo has them.
 /// Files used where the repo has them: the image processor's settings, and the tokenizer's
@@ -35,7 +47,7 @@ pub struct ModelFiles {
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("the CLIP model {repo} (revision {revision}) is not in the Hugging Face cache at {cache} and cannot be downloaded: {reason}\n  Either run once where the machine is online (the files are then cached), or put these files from https://huggingface.co/{repo}/tree/{revision_url} into one folder:\n    {files}\n  and point `model:` in config.yaml (or --model) at that folder.", files = REQUIRED_FILES.join("\n    "), revision_url = .revision.replace('/', "%2F"))]
+    #[error("the CLIP model {repo} (revision {revision}) is not in the Hugging Face cache at {cache} and cannot be downloaded: {reason}\n  Either run once where the machine is online (the files are then cached), or put these files from https://huggingface.co/{repo}/tree/{revision_url} into one folder:\n    {files}\n  (or, for a model in open_clip's layout, {open_clip}) and point `model:` in config.yaml (or --model) at that folder.", files = REQUIRED_FILES.join("\n    "), open_clip = OPEN_CLIP_FILES.join(" and "), revision_url = .revision.replace('/', "%2F"))]
     Unavailable {
         repo: String,
         revision: String,
@@ -109,19 +121,15 @@ pub fn resolve_with(spec: &str, cache: &Cache, offline: bool) -> Result<ModelFil
             RepoType::Model,
             revision.clone(),
         ));
-        // `tokenizer.json`, or SentencePiece's model in its place (SigLIP).
-        let files: Option<Vec<PathBuf>> = REQUIRED_FILES
-            .iter()
-            .map(|f| {
-                cached.get(f).or_else(|| {
-                    (*f == "tokenizer.json")
-                        .then(|| cached.get(TOKENIZER_ALTERNATIVE))
-                        .flatten()
-                })
-            })
-            .collect();
-        if let Some(files) = files {
-            let folder = files[0].parent().map(Path::to_path_buf).unwrap_or_default();
+        // The first layout whose every file (or its stand-in) is cached.
+        let folder = LAYOUTS.iter().find_map(|layout| {
+            let files: Option<Vec<PathBuf>> = layout
+                .iter()
+                .map(|choices| choices.iter().find_map(|f| cached.get(f)))
+                .collect();
+            files.and_then(|files| files[0].parent().map(Path::to_path_buf))
+        });
+        if let Some(folder) = folder {
             return Ok(ModelFiles {
                 folder,
                 name: format!("{repo}@{revision}"),
@@ -146,20 +154,34 @@ pub fn resolve_with(spec: &str, cache: &Cache, offline: bool) -> Result<ModelFil
         RepoType::Model,
         download_revision.clone(),
     ));
-    let mut folder = PathBuf::new();
-    for file in REQUIRED_FILES {
-        tracing::info!("downloading {file} of {repo}@{download_revision}");
-        let path = remote.get(file).or_else(|e| {
-            // SigLIP repos ship SentencePiece's model instead of tokenizer.json.
-            if file != "tokenizer.json" {
-                return Err(e);
+    // The layout whose first file the repo has; then each of its files, or a stand-in.
+    let mut tried = Vec::new();
+    let mut folder = None;
+    for layout in LAYOUTS {
+        let first = layout[0][0];
+        tracing::info!("downloading {first} of {repo}@{download_revision}");
+        match remote.get(first) {
+            Ok(path) => {
+                folder = path.parent().map(Path::to_path_buf);
+                for choices in &layout[1..] {
+                    let mut last_error = None;
+                    let found = choices.iter().find_map(|file| {
+                        tracing::info!("downloading {file} of {repo}@{download_revision}");
+                        remote.get(file).map_err(|e| last_error = Some(e)).ok()
+                    });
+                    if found.is_none() {
+                        let reason = last_error.map(|e| e.to_string()).unwrap_or_default();
+                        return Err(unavailable(format!("{}: {reason}", choices.join(" or "))));
+                    }
+                }
+                break;
             }
-            tracing::info!("{repo} has no {file}; downloading {TOKENIZER_ALTERNATIVE}");
-            remote.get(TOKENIZER_ALTERNATIVE).map_err(|_| e)
-        });
-        let path = path.map_err(|e| unavailable(format!("{file}: {e}")))?;
-        folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Err(e) => tried.push(format!("{first}: {e}")),
+        }
     }
+    let Some(folder) = folder else {
+        return Err(unavailable(tried.join("; ")));
+    };
     for file in OPTIONAL_FILES {
         if let Err(e) = remote.get(file) {
             tracing::info!("{repo} has no {file} ({e}); using the family's defaults");
@@ -244,6 +266,23 @@ mod tests {
         let found = resolve_with("me/clip", &Cache::new(cache.path().to_path_buf()), true).unwrap();
         assert_eq!(found.folder, snapshot);
         assert_eq!(found.name, "me/clip@main");
+    }
+
+    #[test]
+    fn a_cached_open_clip_snapshot_is_found_too() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo_dir = cache.path().join("models--timm--pe");
+        let snapshot = repo_dir.join("snapshots").join("def456");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+        std::fs::write(repo_dir.join("refs").join("main"), "def456").unwrap();
+        std::fs::write(snapshot.join(OPEN_CLIP_FILES[0]), "x").unwrap();
+        let cached = Cache::new(cache.path().to_path_buf());
+        // Half a layout is not a model.
+        assert!(resolve_with("timm/pe", &cached, true).is_err());
+        std::fs::write(snapshot.join(OPEN_CLIP_FILES[1]), "x").unwrap();
+        let found = resolve_with("timm/pe", &cached, true).unwrap();
+        assert_eq!(found.folder, snapshot);
     }
 
     #[test]

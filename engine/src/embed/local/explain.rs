@@ -10,6 +10,7 @@
 //! class token itself. SigLIP has no class token: its row is the pooling head's, defined the
 //! same way — `r = mean over heads of max(G ⊙ A, 0)` for the head's attention `A` (its one
 //! query over the patches) and its gradient `G`, applied to `R` — so the relevance is `r · R`.
+//! PE-Core's head attends over its class token too: `r · R` without the class token's entry.
 //!
 //! Invariants: computed on candle (ONNX Runtime has no gradients), in f32 on one image; the
 //! towers here are the ones that embed (the same weights, the same ops but softmax and layer
@@ -17,24 +18,20 @@
 //! holds the result against PyTorch + transformers (eager attention, autograd) for every
 //! `start_layer`.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, IndexOp, Tensor};
 
-use super::model::{AttentionTaps, VisionTransformer};
-use super::siglip::SiglipVision;
+use super::family::{ImageModel, Pooling};
+use super::layers::{AttentionTaps, Pass};
 use crate::embed::Relevance;
 
-/// An image tower that can explain its scores.
-pub enum ExplainTower {
-    Clip(VisionTransformer),
-    Siglip(SiglipVision),
-}
+/// An image tower that explains its scores: any family's candle tower.
+pub(crate) struct ExplainTower(pub(crate) Arc<dyn ImageModel>);
 
 impl ExplainTower {
     pub fn layers(&self) -> usize {
-        match self {
-            Self::Clip(t) => t.layers(),
-            Self::Siglip(t) => t.layers(),
-        }
+        self.0.layers()
     }
 
     /// The relevance of `pixels` (`[1, 3, h, w]`, preprocessed) for the L2-normalised `text`
@@ -55,10 +52,7 @@ impl ExplainTower {
             );
         }
         let mut taps = AttentionTaps::new(start_layer);
-        let embedding = match self {
-            Self::Clip(t) => t.forward_traced(pixels, &mut taps)?,
-            Self::Siglip(t) => t.forward_traced(pixels, &mut taps)?,
-        };
+        let embedding = self.0.forward(pixels, &mut Pass::Traced(&mut taps))?;
         let device = pixels.device();
         let text = Tensor::from_slice(text, (1, text.len()), device)?;
         let norm = embedding.sqr()?.sum_keepdim(1)?.sqrt()?;
@@ -84,10 +78,13 @@ impl ExplainTower {
             let cam = weighted(a, zero)?;
             r = (&r + cam.matmul(&r)?)?;
         }
-        let row = match (self, &taps.head) {
-            (Self::Clip(_), _) => r.i((0, 1..))?,
-            (Self::Siglip(_), Some((a, zero))) => weighted(a, zero)?.matmul(&r)?.i(0)?,
-            (Self::Siglip(_), None) => candle_core::bail!("the pooling head was not traced"),
+        let row = match (self.0.pooling(), &taps.head) {
+            (Pooling::ClassToken, _) => r.i((0, 1..))?,
+            (Pooling::Head { prefix_tokens }, Some((a, zero))) => {
+                let row = weighted(a, zero)?.matmul(&r)?.i(0)?;
+                row.narrow(0, prefix_tokens, tokens - prefix_tokens)?
+            }
+            (Pooling::Head { .. }, None) => candle_core::bail!("the pooling head was not traced"),
         };
         let values = row.to_vec1::<f32>()?;
         let side = (values.len() as f64).sqrt().round() as usize;

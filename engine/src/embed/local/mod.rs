@@ -1,56 +1,64 @@
-//! In-process CLIP and SigLIP with candle, from a model folder in Hugging Face layout:
-//! `config.json`, `model.safetensors`, `tokenizer.json` (and optionally
-//! `preprocessor_config.json`, `tokenizer_config.json`). The configuration and its refusals
-//! (`config`), CLIP's two transformers (`model`), SigLIP's (`siglip`), the text tower with its
-//! tokenizer (`text`), and the image tower on candle or ONNX Runtime (`vision`); this file loads
-//! a folder into them.
+//! In-process image-text models with candle (and ONNX Runtime for the image tower), from a
+//! model folder. Each model family is a folder under `families/` implementing the `Family`
+//! trait (`family`): its configuration and refusals, its preprocessing, tokenizer, towers, ONNX
+//! graph and probability head; `families/mod.rs` picks the family from the folder's files.
+//! Shared here: the transformer layers (`layers`), tokenizers (`tokenizers`, `spiece`), the text
+//! and image towers' batching and runtimes (`text`, `vision`, `onnx`) and explanations
+//! (`explain`); this file loads a folder into them.
 //!
-//! The architecture is read from `config.json`; configurations the towers cannot compute
-//! exactly (another activation, another model family) are refused rather than run wrongly.
+//! Configurations a family cannot compute exactly (another activation, another architecture)
+//! are refused rather than run wrongly.
 
 mod config;
 pub mod explain;
-pub mod model;
-pub mod siglip;
+pub(crate) mod families;
+mod family;
+mod layers;
+pub mod onnx;
 mod spiece;
 mod text;
+mod tokenize;
 mod vision;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
-pub use config::{
-    identity_of, missing_files, Architecture, ModelError, CONTEXT_LENGTH, REQUIRED_FILES,
-    TOKENIZER_ALTERNATIVE,
-};
-pub use text::{canonicalize, Tokens};
+pub use config::{identity_of, ModelError};
+pub use families::hf::{missing_files, REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
+/// open_clip's layout: its config and its weights.
+pub const OPEN_CLIP_FILES: [&str; 2] = [
+    families::open_clip::CONFIG_FILE,
+    families::open_clip::WEIGHTS_FILE,
+];
+pub use family::{Pooling, ProbabilityHead};
+pub use tokenize::{canonicalize, Tokens};
 
-use super::ort_vision::{GraphOptions, OrtVision};
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage, Relevance};
 use explain::ExplainTower;
+use family::{Family, TextTokenizer};
+use onnx::{GraphOptions, OrtVision};
 use store::config::{ImageRuntime, Precision};
-use text::{ClipTokenizer, SiglipTokenizer, TextTower, Tokenizer};
+use text::TextTower;
 use vision::ImageTower;
 
 pub struct LocalClip {
     text: TextTower,
-    tokenizer: Tokenizer,
+    tokenizer: Box<dyn TextTokenizer>,
     images: ImageTower,
-    config: Architecture,
+    family: Box<dyn Family>,
     identity: ModelIdentity,
     device: Device,
-    /// `exp(logit_scale)`: the multiplier of cosine scores in CLIP's zero-shot softmax and in
-    /// SigLIP's sigmoid.
-    logit_scale: f32,
-    /// SigLIP's `logit_bias`; `None` for CLIP.
-    logit_bias: Option<f32>,
-    /// `model.safetensors`, for the candle image tower that explains scores where the tower that
-    /// embeds is ONNX Runtime's, which has no gradients (loaded on first use).
-    weights: PathBuf,
+    /// How cosine scores become probabilities: CLIP's softmax over prompts with its
+    /// temperature, SigLIP's sigmoid with its scale and bias.
+    head: ProbabilityHead,
+    /// The weights under the towers' names, for the candle image tower that explains scores
+    /// where the tower that embeds is ONNX Runtime's, which has no gradients (built on first
+    /// use), and for the int8 graph.
+    weights: VarBuilder<'static>,
     explainer: OnceLock<Result<ExplainTower, String>>,
     /// The image tower's number format: fp32, or int8 once [`use_int8`](Self::use_int8) has
     /// put the checked int8 tower in.
@@ -94,105 +102,24 @@ impl LocalClip {
         runtime: ImageRuntime,
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
-        let missing = config::missing_files(folder);
-        if !missing.is_empty() {
-            return Err(ModelError::MissingFiles {
-                folder: folder.into(),
-                missing: missing.join(", "),
-            });
-        }
-        let config = config::read_config(folder)?;
-        let preprocess = vision::read_preprocess(folder, config.image_size())?;
-        let tokenizer = match &config {
-            Architecture::Clip(c) => Tokenizer::Clip(ClipTokenizer::load(
-                &folder.join("tokenizer.json"),
-                c.text_config.vocab_size,
-            )?),
-            Architecture::Siglip { text, .. } => Tokenizer::Siglip(SiglipTokenizer::load(
-                folder,
-                text.vocab_size,
-                text.max_position_embeddings,
-            )?),
-        };
-
-        let weights = folder.join("model.safetensors");
+        let family = families::read(folder)?;
+        let tokenizer = family.tokenizer()?;
         let device = Device::Cpu;
-        // SAFETY: the file is memory-mapped read-only; the app never writes model files.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
-            .map_err(|e| ModelError::weights(&weights, e))?;
-        // Named first, so that a checkpoint of another layout gets a message that says so.
-        let (expected, family): (&[&str], &str) = match &config {
-            Architecture::Clip(_) => (
-                &[
-                    "vision_model.embeddings.class_embedding",
-                    "visual_projection.weight",
-                    "text_projection.weight",
-                ],
-                "CLIP",
-            ),
-            Architecture::Siglip { .. } => (
-                &[
-                    "vision_model.head.probe",
-                    "text_model.head.weight",
-                    "logit_bias",
-                ],
-                "SigLIP",
-            ),
-        };
-        for name in expected {
-            if !vb.contains_tensor(name) {
-                return Err(ModelError::weights(
-                    &weights,
-                    format!(
-                        "it has no tensor {name}: is it a {family} checkpoint in Hugging Face layout?"
-                    ),
-                ));
-            }
-        }
-        let (text, images) = match &config {
-            Architecture::Clip(c) => (
-                TextTower::load(&vb, &weights, &c.text_config)?,
-                ImageTower::load(
-                    &vb,
-                    &weights,
-                    &c.vision_config,
-                    preprocess,
-                    runtime,
-                    options,
-                )?,
-            ),
-            Architecture::Siglip { text, vision } => (
-                TextTower::load_siglip(&vb, &weights, text)?,
-                ImageTower::load_siglip(&vb, &weights, vision, preprocess, runtime, options)?,
-            ),
-        };
-        // A learned scalar: shape [] (CLIP) or [1] (SigLIP).
-        let scalar = |name: &str| -> Result<f32, ModelError> {
-            vb.get_unchecked(name)
-                .and_then(|t| t.flatten_all()?.get(0)?.to_scalar::<f32>())
-                .map_err(|e| ModelError::weights(&weights, format!("{name}: {e}")))
-        };
-        // The temperature, read as candle's ClipModel does.
-        let logit_scale = match &config {
-            Architecture::Clip(c) if !vb.contains_tensor("logit_scale") => c.logit_scale_init_value,
-            _ => scalar("logit_scale")?,
-        }
-        .exp();
-        let logit_bias = match &config {
-            Architecture::Clip(_) => None,
-            Architecture::Siglip { .. } => Some(scalar("logit_bias")?),
-        };
-
-        let identity = identity_of(folder, name)?;
+        let weights = family.weights(&device)?;
+        let text = family
+            .text_tower(&weights)
+            .map_err(|e| ModelError::weights(family.weights_file(), e))?;
+        let images = ImageTower::load(family.as_ref(), &weights, runtime, options)?;
+        let head = family.head(&weights)?;
+        let identity = config::identity(family.as_ref(), name)?;
         Ok(Self {
-            text,
+            text: TextTower::new(text),
             tokenizer,
             images,
-            config,
+            family,
             identity,
             device,
-            logit_scale,
-            logit_bias,
+            head,
             weights,
             explainer: OnceLock::new(),
             precision: Precision::Fp32,
@@ -204,20 +131,11 @@ impl LocalClip {
     /// Runtime, beside the one that embeds: for the check against fp32 and for
     /// [`use_int8`](Self::use_int8).
     pub fn ort_tower(&self, options: GraphOptions) -> Result<OrtVision, ModelError> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let runtime = |error: super::ort_vision::OrtError| ModelError::Runtime {
-            message: error.to_string(),
-        };
-        super::ort_vision::available().map_err(runtime)?;
-        match &self.config {
-            Architecture::Clip(c) => {
-                OrtVision::load(&self.weights, &c.vision_config, options, threads)
-            }
-            Architecture::Siglip { vision, .. } => {
-                OrtVision::load_siglip(&self.weights, vision, options, threads)
-            }
-        }
-        .map_err(runtime)
+        onnx::available()
+            .and_then(|()| vision::onnx_session(self.family.as_ref(), &self.weights, options))
+            .map_err(|error| ModelError::Runtime {
+                message: error.to_string(),
+            })
     }
 
     /// L2-normalised embeddings of preprocessed images on `tower` instead of the model's own.
@@ -256,22 +174,12 @@ impl LocalClip {
         self.explainer
             .get_or_init(|| {
                 if let Some(tower) = self.images.candle_tower() {
-                    return Ok(tower);
+                    return Ok(ExplainTower(tower));
                 }
-                // SAFETY: the file is memory-mapped read-only; the app never writes model files.
-                let vb = unsafe {
-                    VarBuilder::from_mmaped_safetensors(&[&self.weights], DType::F32, &self.device)
-                }
-                .map_err(|e| e.to_string())?;
-                match &self.config {
-                    Architecture::Clip(c) => {
-                        model::VisionTransformer::new(&vb, &c.vision_config).map(ExplainTower::Clip)
-                    }
-                    Architecture::Siglip { vision, .. } => {
-                        siglip::SiglipVision::new(&vb, vision).map(ExplainTower::Siglip)
-                    }
-                }
-                .map_err(|e| e.to_string())
+                self.family
+                    .image_tower(&self.weights)
+                    .map(ExplainTower)
+                    .map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| EmbedError::Model(format!("the image tower for explanations: {e}")))
@@ -308,8 +216,8 @@ impl LocalClip {
             .relevance(
                 &pixels,
                 text,
-                self.logit_scale,
-                self.logit_bias,
+                self.head.scale(),
+                self.head.bias(),
                 start_layer,
             )
             .map_err(failed)?;
@@ -337,8 +245,14 @@ impl LocalClip {
         self.images.runtime_name()
     }
 
-    pub fn config(&self) -> &Architecture {
-        &self.config
+    /// The model's family: "CLIP", "SigLIP", …
+    pub fn family(&self) -> &'static str {
+        self.family.name()
+    }
+
+    /// How the model's scores become probabilities.
+    pub fn probability_head(&self) -> ProbabilityHead {
+        self.head
     }
 }
 
@@ -356,11 +270,11 @@ impl Embedder for LocalClip {
     }
 
     fn logit_scale(&self) -> f32 {
-        self.logit_scale
+        self.head.scale()
     }
 
     fn logit_bias(&self) -> Option<f32> {
-        self.logit_bias
+        self.head.bias()
     }
 
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {

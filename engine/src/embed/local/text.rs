@@ -1,293 +1,18 @@
-//! The text tower: the tokenizer (CLIP's byte-pair tokens between start and end, padded to the
-//! 77-token context; SigLIP's text steps, tokens, end and padding to its 64-token context) and
-//! the text transformer with its projection or head, on candle.
-
-use std::path::Path;
+//! The text tower: a family's text transformer on candle, run on batches of tokenised prompts.
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 
-use super::model::{TextConfig, TextTransformer};
-use super::siglip::{SiglipText, SiglipTextConfig};
-
-use super::config::{ModelError, CONTEXT_LENGTH};
+use super::family::TextModel;
+use super::tokenize::Tokens;
 use crate::embed::EmbedError;
 
-/// Token ids of one prompt, padded to the context, and whether it had to be cut.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tokens {
-    pub ids: Vec<u32>,
-    /// Position of the end token, where CLIP reads the text's embedding.
-    pub end: usize,
-    pub truncated: bool,
-}
-
-/// Either family's tokenizer.
-pub(super) enum Tokenizer {
-    Clip(ClipTokenizer),
-    Siglip(SiglipTokenizer),
-}
-
-impl Tokenizer {
-    pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
-        match self {
-            Tokenizer::Clip(t) => t.tokenize(text),
-            Tokenizer::Siglip(t) => t.tokenize(text),
-        }
-    }
-}
-
-/// SigLIP's (and SigLIP 2's) tokenizer: `tokenizer.json`, with the text steps its tokenizer
-/// class does before it, one end token, padding to the context with the pad token.
-pub(super) struct SiglipTokenizer {
-    tokenizer: tokenizers::Tokenizer,
-    steps: TextSteps,
-    end_token: u32,
-    pad_token: u32,
-    context: usize,
-}
-
-/// What is done to a prompt before `tokenizer.json` sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TextSteps {
-    /// `SiglipTokenizer.canonicalize_text` (SigLIP 1): lowercase, drop ASCII punctuation,
-    /// collapse whitespace, strip.
-    Canonicalize,
-    /// Lowercase only (SigLIP 2's Gemma tokenizer, `do_lower_case`: it was trained so).
-    Lowercase,
-    Nothing,
-}
-
-impl SiglipTokenizer {
-    /// Reads `tokenizer.json` and `tokenizer_config.json` (its class, pad and end tokens).
-    pub(super) fn load(
-        folder: &Path,
-        vocab_size: usize,
-        context: usize,
-    ) -> Result<Self, ModelError> {
-        let mut path = folder.join("tokenizer.json");
-        let spiece = folder.join("spiece.model");
-        // SigLIP checkpoints ship SentencePiece's file only: read as transformers converts it.
-        let mut tokenizer = if !path.is_file() && spiece.is_file() {
-            path = spiece;
-            super::spiece::tokenizer_from_spiece(&path).map_err(|message| {
-                ModelError::Tokenizer {
-                    path: path.clone(),
-                    message,
-                }
-            })?
-        } else {
-            tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
-        };
-        // Truncation and padding are done here, to the model's context.
-        tokenizer.with_padding(None);
-        let _ = tokenizer.with_truncation(None);
-        #[derive(serde::Deserialize, Default)]
-        struct TokenizerConfig {
-            tokenizer_class: Option<String>,
-            pad_token: Option<serde_json::Value>,
-            eos_token: Option<serde_json::Value>,
-            do_lower_case: Option<bool>,
-        }
-        let config_path = folder.join("tokenizer_config.json");
-        let config: TokenizerConfig = match std::fs::read_to_string(&config_path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| ModelError::Tokenizer {
-                path: config_path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(_) => TokenizerConfig::default(),
-        };
-        // A special token is a string, or an object with its `content`.
-        let name = |value: &Option<serde_json::Value>| -> Option<String> {
-            match value.as_ref()? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                other => other.get("content")?.as_str().map(str::to_string),
-            }
-        };
-        let siglip1 = config.tokenizer_class.as_deref() == Some("SiglipTokenizer");
-        let default_end = if siglip1 { "</s>" } else { "<eos>" };
-        let end_name = name(&config.eos_token).unwrap_or_else(|| default_end.into());
-        let pad_name = name(&config.pad_token)
-            .unwrap_or_else(|| if siglip1 { "</s>" } else { "<pad>" }.into());
-        let token = |token: &str| {
-            tokenizer
-                .token_to_id(token)
-                .ok_or_else(|| ModelError::Tokenizer {
-                    path: path.clone(),
-                    message: format!("it has no {token} token, which tokenizer_config.json names"),
-                })
-        };
-        let (end_token, pad_token) = (token(&end_name)?, token(&pad_name)?);
-        if tokenizer.get_vocab_size(true) > vocab_size {
-            return Err(ModelError::Tokenizer {
-                path: path.clone(),
-                message: format!(
-                    "{} tokens, more than the model's vocabulary of {vocab_size}",
-                    tokenizer.get_vocab_size(true),
-                ),
-            });
-        }
-        let steps = if siglip1 {
-            TextSteps::Canonicalize
-        } else if config.do_lower_case.unwrap_or(true) {
-            TextSteps::Lowercase
-        } else {
-            TextSteps::Nothing
-        };
-        Ok(Self {
-            tokenizer,
-            steps,
-            end_token,
-            pad_token,
-            context,
-        })
-    }
-
-    /// The tokens, cut to leave room for the end token, the end token, then padding to the
-    /// context; the text is read at the last position.
-    pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
-        let text = match self.steps {
-            TextSteps::Canonicalize => canonicalize(text),
-            TextSteps::Lowercase => text.to_lowercase(),
-            TextSteps::Nothing => text.to_string(),
-        };
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| EmbedError::Model(e.to_string()))?;
-        let mut ids: Vec<u32> = encoding.get_ids().to_vec();
-        let truncated = ids.len() > self.context - 1;
-        ids.truncate(self.context - 1);
-        ids.push(self.end_token);
-        ids.resize(self.context, self.pad_token);
-        Ok(Tokens {
-            ids,
-            end: self.context - 1,
-            truncated,
-        })
-    }
-}
-
-/// big_vision's (and transformers' `SiglipTokenizer`'s) text canonicalisation: lowercase,
-/// delete ASCII punctuation, collapse whitespace runs to one space, strip.
-pub fn canonicalize(text: &str) -> String {
-    let kept: String = text
-        .to_lowercase()
-        .chars()
-        .filter(|c| !c.is_ascii_punctuation())
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `tokenizer.json` and the ids of its start and end tokens.
-pub(super) struct ClipTokenizer {
-    tokenizer: tokenizers::Tokenizer,
-    start_token: u32,
-    end_token: u32,
-}
-
-impl ClipTokenizer {
-    /// Reads `tokenizer.json`, refusing one that is not CLIP's or does not fit the model's
-    /// vocabulary of `vocab_size` tokens.
-    pub(super) fn load(path: &Path, vocab_size: usize) -> Result<Self, ModelError> {
-        let tokenizer =
-            tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
-        let token = |name: &str| {
-            tokenizer
-                .token_to_id(name)
-                .ok_or_else(|| ModelError::Tokenizer {
-                    path: path.into(),
-                    message: format!("it has no {name} token: is it a CLIP tokenizer?"),
-                })
-        };
-        let (start_token, end_token) = (token("<|startoftext|>")?, token("<|endoftext|>")?);
-        if tokenizer.get_vocab_size(true) > vocab_size {
-            return Err(ModelError::Tokenizer {
-                path: path.into(),
-                message: format!(
-                    "{} tokens, more than the model's vocabulary of {vocab_size}",
-                    tokenizer.get_vocab_size(true),
-                ),
-            });
-        }
-        Ok(Self {
-            tokenizer,
-            start_token,
-            end_token,
-        })
-    }
-
-    /// CLIP tokens of `text`: start, the BPE tokens (cut to fit), end, then padding.
-    ///
-    /// Padding uses id 0. It does not change the result: the text's embedding is read at the
-    /// end token, and the causal mask hides later positions from it.
-    pub(super) fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| EmbedError::Model(e.to_string()))?;
-        let mut body: Vec<u32> = encoding
-            .get_ids()
-            .iter()
-            .copied()
-            .filter(|&id| id != self.start_token && id != self.end_token)
-            .collect();
-        let truncated = body.len() > CONTEXT_LENGTH - 2;
-        body.truncate(CONTEXT_LENGTH - 2);
-        let mut ids = Vec::with_capacity(CONTEXT_LENGTH);
-        ids.push(self.start_token);
-        ids.extend(body);
-        ids.push(self.end_token);
-        let end = ids.len() - 1;
-        ids.resize(CONTEXT_LENGTH, 0);
-        Ok(Tokens {
-            ids,
-            end,
-            truncated,
-        })
-    }
-}
-
-/// Either family's text transformer.
-enum TextModel {
-    Clip(TextTransformer),
-    Siglip(SiglipText),
-}
-
-/// The text transformer (`text_model.*`) and `text_projection` (CLIP) or its `head` (SigLIP).
 pub(super) struct TextTower {
-    model: TextModel,
+    model: Box<dyn TextModel>,
 }
 
 impl TextTower {
-    pub(super) fn load(
-        vb: &VarBuilder,
-        weights: &Path,
-        config: &TextConfig,
-    ) -> Result<Self, ModelError> {
-        Ok(Self {
-            model: TextModel::Clip(
-                TextTransformer::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
-            ),
-        })
-    }
-
-    pub(super) fn load_siglip(
-        vb: &VarBuilder,
-        weights: &Path,
-        config: &SiglipTextConfig,
-    ) -> Result<Self, ModelError> {
-        Ok(Self {
-            model: TextModel::Siglip(
-                SiglipText::new(vb, config).map_err(|e| ModelError::weights(weights, e))?,
-            ),
-        })
+    pub(super) fn new(model: Box<dyn TextModel>) -> Self {
+        Self { model }
     }
 
     /// L2-normalised embeddings of tokenised prompts.
@@ -299,15 +24,20 @@ impl TextTower {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        // CLIP: the causal mask keeps every position from seeing later ones, so the end token's
-        // output (the text's embedding) does not depend on the padding after it: run only up
-        // to the last end token of the batch instead of all 77 positions. SigLIP reads the
-        // last position, so it runs all of them.
-        let length = tokens
-            .iter()
-            .map(|t| t.end + 1)
-            .max()
-            .unwrap_or(CONTEXT_LENGTH);
+        // With a causal mask no position sees later ones, so the end token's output (the text's
+        // embedding) does not depend on the padding after it: run only up to the last end token
+        // of the batch instead of the whole context. A tower without one runs it all.
+        let context = tokens.iter().map(|t| t.ids.len()).min().unwrap_or(0);
+        let length = if self.model.reads_whole_context() {
+            context
+        } else {
+            tokens
+                .iter()
+                .map(|t| t.end + 1)
+                .max()
+                .unwrap_or(context)
+                .min(context)
+        };
         let ids: Vec<u32> = tokens
             .iter()
             .flat_map(|t| t.ids[..length].iter().copied())
@@ -315,10 +45,7 @@ impl TextTower {
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (tokens.len(), length), device)?;
             let ends: Vec<usize> = tokens.iter().map(|t| t.end).collect();
-            match &self.model {
-                TextModel::Clip(model) => model.forward(&ids, &ends)?.to_vec2::<f32>(),
-                TextModel::Siglip(model) => model.forward(&ids, &ends)?.to_vec2::<f32>(),
-            }
+            self.model.forward(&ids, &ends)?.to_vec2::<f32>()
         };
         let mut vectors = run().map_err(|e| EmbedError::Model(format!("text model: {e}")))?;
         vectors

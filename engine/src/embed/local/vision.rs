@@ -1,8 +1,7 @@
-//! The image tower: a frame preprocessed as the model's processor does (Pillow-exact resize,
-//! and crop for CLIP), then the vision transformer and `visual_projection` (CLIP) or SigLIP's
-//! vision transformer with its pooling head, on candle or ONNX Runtime.
+//! The image tower: a frame preprocessed as the model's family says (Pillow-exact resize, and
+//! crop or squash), then the family's image transformer, on candle or ONNX Runtime.
 
-use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
@@ -10,47 +9,37 @@ use opencv::core::Mat;
 use opencv::prelude::*;
 
 use super::config::ModelError;
-use super::explain::ExplainTower;
-use super::model::{VisionConfig, VisionTransformer};
-use super::siglip::{SiglipVision, SiglipVisionConfig};
-use crate::embed::ort_vision::{GraphOptions, OrtVision};
+use super::family::{Family, ImageModel};
+use super::layers::Pass;
+use super::onnx::{GraphOptions, OrtError, OrtVision};
 use crate::embed::preprocess::{crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage};
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
 
-/// `preprocessor_config.json` when the folder has one, else CLIP's processor for `image_size`.
-pub(super) fn read_preprocess(
-    folder: &Path,
-    image_size: usize,
-) -> Result<PreprocessConfig, ModelError> {
-    let path = folder.join("preprocessor_config.json");
-    let config = match std::fs::read_to_string(&path) {
-        Ok(text) => PreprocessConfig::from_json(&text, image_size as u32).map_err(|message| {
-            ModelError::Config {
-                path: path.clone(),
-                message,
-            }
-        })?,
-        Err(_) => PreprocessConfig::for_image_size(image_size as u32),
-    };
-    // The tower's position embeddings are fixed: other input sizes would fail on every batch.
-    let size = image_size as u32;
-    if (config.crop_height, config.crop_width) != (size, size) {
-        return Err(ModelError::Unsupported {
-            path,
-            message: format!(
-                "it gives {}x{} images, but config.json's vision tower takes {size}x{size}",
-                config.crop_width, config.crop_height
-            ),
-        });
-    }
-    Ok(config)
+/// The family's image graph on ONNX Runtime, written with `options`, on all cores.
+pub(super) fn onnx_session(
+    family: &dyn Family,
+    vb: &VarBuilder,
+    options: GraphOptions,
+) -> Result<OrtVision, OrtError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let preprocess = family.preprocess();
+    let input = (
+        preprocess.crop_height as usize,
+        preprocess.crop_width as usize,
+    );
+    OrtVision::start(
+        family.weights_file(),
+        family.image_graph(vb, options),
+        options,
+        (input, family.dimension()),
+        threads,
+    )
 }
 
 /// What runs the transformer.
 enum Runtime {
-    Candle(VisionTransformer),
-    CandleSiglip(SiglipVision),
+    Candle(Arc<dyn ImageModel>),
     OnnxRuntime(OrtVision),
 }
 
@@ -60,32 +49,30 @@ pub(super) struct ImageTower {
 }
 
 impl ImageTower {
-    /// The image tower on the runtime asked for (its graph written with `options` on ONNX
-    /// Runtime; candle is fp32). `Auto` takes ONNX Runtime where its library loads and falls back
-    /// to candle (with a log line saying why) where it does not.
+    /// The family's image tower on the runtime asked for (its graph written with `options` on
+    /// ONNX Runtime; candle is fp32). `Auto` takes ONNX Runtime where its library loads and falls
+    /// back to candle (with a log line saying why) where it does not.
     pub(super) fn load(
+        family: &dyn Family,
         vb: &VarBuilder,
-        weights: &Path,
-        config: &VisionConfig,
-        preprocess: PreprocessConfig,
         runtime: ImageRuntime,
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
         let candle = || -> Result<Runtime, ModelError> {
-            VisionTransformer::new(vb, config)
+            family
+                .image_tower(vb)
                 .map(Runtime::Candle)
-                .map_err(|e| ModelError::weights(weights, e))
+                .map_err(|e| ModelError::weights(family.weights_file(), e))
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => OrtVision::load(weights, config, options, threads)
+            ImageRuntime::Onnxruntime => onnx_session(family, vb, options)
                 .map(Runtime::OnnxRuntime)
                 .map_err(|error| ModelError::Runtime {
                     message: error.to_string(),
                 })?,
-            ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load(weights, config, options, threads))
+            ImageRuntime::Auto => match crate::embed::local::onnx::available()
+                .and_then(|()| onnx_session(family, vb, options))
             {
                 Ok(session) => Runtime::OnnxRuntime(session),
                 Err(reason) => {
@@ -96,45 +83,7 @@ impl ImageTower {
         };
         Ok(Self {
             runtime,
-            preprocess,
-        })
-    }
-
-    /// SigLIP's image tower on the runtime asked for, as [`load`](Self::load) chooses.
-    pub(super) fn load_siglip(
-        vb: &VarBuilder,
-        weights: &Path,
-        config: &SiglipVisionConfig,
-        preprocess: PreprocessConfig,
-        runtime: ImageRuntime,
-        options: GraphOptions,
-    ) -> Result<Self, ModelError> {
-        let candle = || -> Result<Runtime, ModelError> {
-            SiglipVision::new(vb, config)
-                .map(Runtime::CandleSiglip)
-                .map_err(|e| ModelError::weights(weights, e))
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let runtime = match runtime {
-            ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => OrtVision::load_siglip(weights, config, options, threads)
-                .map(Runtime::OnnxRuntime)
-                .map_err(|error| ModelError::Runtime {
-                    message: error.to_string(),
-                })?,
-            ImageRuntime::Auto => match crate::embed::ort_vision::available()
-                .and_then(|()| OrtVision::load_siglip(weights, config, options, threads))
-            {
-                Ok(session) => Runtime::OnnxRuntime(session),
-                Err(reason) => {
-                    tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
-                    candle()?
-                }
-            },
-        };
-        Ok(Self {
-            runtime,
-            preprocess,
+            preprocess: family.preprocess().clone(),
         })
     }
 
@@ -212,8 +161,9 @@ impl ImageTower {
         };
         let mut vectors = match (session, &self.runtime) {
             (Some(session), _) => session.embed(images).map_err(|e| e.to_string()),
-            (None, Runtime::Candle(vision)) => on_candle(&|pixels| vision.forward(pixels)),
-            (None, Runtime::CandleSiglip(vision)) => on_candle(&|pixels| vision.forward(pixels)),
+            (None, Runtime::Candle(vision)) => {
+                on_candle(&|pixels| vision.forward(pixels, &mut Pass::Fast))
+            }
             (None, Runtime::OnnxRuntime(session)) => {
                 session.embed(images).map_err(|e| e.to_string())
             }
@@ -246,10 +196,9 @@ impl ImageTower {
 
     /// The tower itself where candle runs it (tensors are shared, not copied): explanations
     /// need gradients, which ONNX Runtime does not give.
-    pub(super) fn candle_tower(&self) -> Option<ExplainTower> {
+    pub(super) fn candle_tower(&self) -> Option<Arc<dyn ImageModel>> {
         match &self.runtime {
-            Runtime::Candle(tower) => Some(ExplainTower::Clip(tower.clone())),
-            Runtime::CandleSiglip(tower) => Some(ExplainTower::Siglip(tower.clone())),
+            Runtime::Candle(tower) => Some(Arc::clone(tower)),
             Runtime::OnnxRuntime(_) => None,
         }
     }
@@ -270,7 +219,7 @@ impl ImageTower {
     /// What runs the transformer: "candle" or "onnxruntime".
     pub(super) fn runtime_name(&self) -> &'static str {
         match self.runtime {
-            Runtime::Candle(_) | Runtime::CandleSiglip(_) => "candle",
+            Runtime::Candle(_) => "candle",
             Runtime::OnnxRuntime(_) => "onnxruntime",
         }
     }

@@ -1,18 +1,17 @@
-//! The image tower on ONNX Runtime: the graph (`ort_graph`: fp32, or with int8 layers) is written
-//! from the same Hugging Face safetensors the candle path reads (no export step, no second copy of
-//! the model on disk), and ONNX Runtime's CPU kernels run it. `libonnxruntime.so` is loaded at run
+//! The image tower on ONNX Runtime: the graph (each family's `graph.rs` from the pieces in
+//! [`graph`]: fp32, or with int8 layers) is written from the same weights the candle path reads
+//! (no export step, no second copy of the model on disk), and ONNX Runtime's CPU kernels run it. `libonnxruntime.so` is loaded at run
 //! time from `ORT_DYLIB_PATH` (scripts/setup.sh installs it from PyPI's onnxruntime wheel).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::embed::local::model::VisionConfig;
-use crate::embed::local::siglip::SiglipVisionConfig;
 use ort::session::{builder::GraphOptimizationLevel, Session};
 
-pub use super::ort_graph::{
-    quantize_per_output_channel, siglip_vision_graph, vision_graph, GraphOptions, LinearLayers,
-};
+pub(crate) mod graph;
+mod proto;
+
+pub use graph::{quantize_per_output_channel, GraphOptions, LinearLayers};
 
 /// Where the library is looked for when `ORT_DYLIB_PATH` is not set.
 pub fn default_library_path() -> PathBuf {
@@ -92,43 +91,19 @@ pub fn available() -> Result<(), OrtError> {
 /// un-normalised `image_embeds [N, projection_dim]` out.
 pub struct OrtVision {
     session: Mutex<Session>,
-    image_size: usize,
+    /// (height, width) of the input images.
+    input_size: (usize, usize),
     dimension: usize,
 }
 
 impl OrtVision {
-    /// Builds the graph from `weights` (vision tower + `visual_projection`) and starts a session
-    /// that uses `threads` cores.
-    pub fn load(
-        weights: &Path,
-        config: &VisionConfig,
-        options: GraphOptions,
-        threads: usize,
-    ) -> Result<Self, OrtError> {
-        let graph = vision_graph(weights, config, options);
-        let size = (config.image_size, config.projection_dim);
-        Self::start(weights, graph, options, size, threads)
-    }
-
-    /// SigLIP's image tower (with its pooling head) from `weights`, on `threads` cores.
-    pub fn load_siglip(
-        weights: &Path,
-        config: &SiglipVisionConfig,
-        options: GraphOptions,
-        threads: usize,
-    ) -> Result<Self, OrtError> {
-        let graph = siglip_vision_graph(weights, config, options);
-        let size = (config.image_size, config.encoder.embed_dim);
-        Self::start(weights, graph, options, size, threads)
-    }
-
-    /// A session of `graph` (written from `weights` with `options`) taking `image_size` square
-    /// images to `dimension`-long embeddings.
-    fn start(
+    /// A session of `graph` (written from `weights` with `options`) taking `(height, width)`
+    /// images to `dimension`-long embeddings, on `threads` cores.
+    pub(crate) fn start(
         weights: &Path,
         graph: candle_core::Result<Vec<u8>>,
         options: GraphOptions,
-        (image_size, dimension): (usize, usize),
+        (input_size, dimension): ((usize, usize), usize),
         threads: usize,
     ) -> Result<Self, OrtError> {
         let model = graph.map_err(|e| OrtError::Weights {
@@ -164,18 +139,18 @@ impl OrtVision {
             .map_err(|e| OrtError::Graph(e.to_string()))?;
         Ok(Self {
             session: Mutex::new(session),
-            image_size,
+            input_size,
             dimension,
         })
     }
 
-    /// Image embeddings (not normalised) of preprocessed images, `3 * size * size` floats each.
+    /// Image embeddings (not normalised) of preprocessed images, `3 * height * width` floats each.
     pub fn embed(&self, images: &[&[f32]]) -> Result<Vec<Vec<f32>>, OrtError> {
-        let size = self.image_size;
+        let (height, width) = self.input_size;
         let flat: Vec<f32> = images.iter().flat_map(|i| i.iter()).copied().collect();
         let run = |e: ort::Error| OrtError::Run(e.to_string());
-        let input =
-            ort::value::Tensor::from_array(([images.len(), 3, size, size], flat)).map_err(run)?;
+        let input = ort::value::Tensor::from_array(([images.len(), 3, height, width], flat))
+            .map_err(run)?;
         let mut session = crate::sync::lock(&self.session);
         let outputs = session
             .run(ort::inputs!["pixel_values" => input])

@@ -1,16 +1,16 @@
-//! CLIP's two transformers on candle, mirroring the Hugging Face checkpoint's names
-//! (`text_model.*`, `vision_model.*`) as candle-transformers' `models::clip` does, with what
-//! that module lacks: the activation the config names (`quick_gelu` in OpenAI's checkpoints,
-//! `gelu` in LAION's OpenCLIP ones) and the config's `layer_norm_eps`.
+//! The transformer pieces every family's towers share, on candle: the MLP's activations, the
+//! pre-LayerNorm encoder layers under Hugging Face's names (`encoder.layers.N.*`), and the
+//! [`Pass`] that runs them fast (embedding) or traced (explaining), so that what is explained
+//! is what embeds.
 //!
 //! Invariants:
 //! - Every weight is read under the checkpoint's own name and shape; a missing or misshapen
 //!   one is an error, never a random initialisation.
-//! - The text embedding is read at the end token's position, which the tokenizer gives (as
-//!   transformers reads it at `eos_token_id`), not guessed from the ids.
+//! - A traced pass differs from a fast one only in softmax and layer norm running as composite
+//!   ops (autograd goes through them) and in the taps; the numbers are the same.
 
-use candle_core::{IndexOp, Module, Result, Tensor, Var, D};
-use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor, Var, D};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 /// The MLP's activation, as `hidden_act` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Activation {
         }
     }
 
-    pub(super) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702f64)?)?,
             Self::Gelu => xs.gelu_erf(),
@@ -67,7 +67,7 @@ impl AttentionTaps {
     }
 
     /// `probabilities` with a zero variable added where they are tapped.
-    pub(super) fn tap(&mut self, layer: Option<usize>, probabilities: Tensor) -> Result<Tensor> {
+    pub(crate) fn tap(&mut self, layer: Option<usize>, probabilities: Tensor) -> Result<Tensor> {
         if layer.is_some_and(|l| l < self.from_layer) {
             return Ok(probabilities);
         }
@@ -85,7 +85,7 @@ impl AttentionTaps {
     }
 
     /// Whether layer `layer` (or the head, for `None`) is in the part autograd goes through.
-    pub(super) fn traced(&self, layer: Option<usize>) -> bool {
+    pub(crate) fn traced(&self, layer: Option<usize>) -> bool {
         layer.is_none_or(|l| l >= self.from_layer)
     }
 }
@@ -94,7 +94,7 @@ impl AttentionTaps {
 /// `Traced` for autograd: the same ops as composites autograd can go through, and the attention
 /// probabilities of the layers from `taps.from_layer` on tapped. One code path serves both, so
 /// what is explained is what embeds.
-pub(super) enum Pass<'a> {
+pub(crate) enum Pass<'a> {
     Fast,
     Traced(&'a mut AttentionTaps),
 }
@@ -106,7 +106,7 @@ impl Pass<'_> {
     }
 
     /// Softmax over the last dimension; traced, its result tapped for layer `layer`.
-    pub(super) fn softmax(&mut self, xs: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+    pub(crate) fn softmax(&mut self, xs: &Tensor, layer: Option<usize>) -> Result<Tensor> {
         match self {
             Self::Traced(taps) if taps.traced(layer) => {
                 taps.tap(layer, candle_nn::ops::softmax(xs, D::Minus1)?)
@@ -115,7 +115,7 @@ impl Pass<'_> {
         }
     }
 
-    pub(super) fn layer_norm(
+    pub(crate) fn layer_norm(
         &self,
         norm: &LayerNorm,
         eps: f64,
@@ -132,7 +132,7 @@ impl Pass<'_> {
 }
 
 /// `[batch, n, heads * head_dim]` → `[batch, heads, n, head_dim]`.
-pub(super) fn split_heads(t: Tensor, heads: usize) -> Result<Tensor> {
+pub(crate) fn split_heads(t: Tensor, heads: usize) -> Result<Tensor> {
     let (batch, n, e) = t.dims3()?;
     t.reshape((batch, n, heads, e / heads))?
         .transpose(1, 2)?
@@ -140,7 +140,7 @@ pub(super) fn split_heads(t: Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// The inverse of [`split_heads`].
-pub(super) fn merge_heads(t: Tensor) -> Result<Tensor> {
+pub(crate) fn merge_heads(t: Tensor) -> Result<Tensor> {
     let (batch, heads, n, head_dim) = t.dims4()?;
     t.transpose(1, 2)?.reshape((batch, n, heads * head_dim))
 }
@@ -154,31 +154,6 @@ pub struct EncoderConfig {
     pub num_attention_heads: usize,
     pub activation: Activation,
     pub layer_norm_eps: f64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct TextConfig {
-    pub encoder: EncoderConfig,
-    pub vocab_size: usize,
-    pub max_position_embeddings: usize,
-    pub projection_dim: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct VisionConfig {
-    pub encoder: EncoderConfig,
-    pub image_size: usize,
-    pub patch_size: usize,
-    pub num_channels: usize,
-    pub projection_dim: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ClipConfig {
-    pub text_config: TextConfig,
-    pub vision_config: VisionConfig,
-    pub logit_scale_init_value: f32,
-    pub image_size: usize,
 }
 
 #[derive(Clone)]
@@ -272,24 +247,24 @@ impl EncoderLayer {
 
 /// Pre-LayerNorm transformer layers (`encoder.layers.N.*`), shared with SigLIP.
 #[derive(Clone)]
-pub(super) struct Encoder {
+pub(crate) struct Encoder {
     layers: Vec<EncoderLayer>,
 }
 
 impl Encoder {
-    pub(super) fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
+    pub(crate) fn new(vb: VarBuilder, c: &EncoderConfig) -> Result<Self> {
         let layers = (0..c.num_hidden_layers)
             .map(|i| EncoderLayer::new(vb.pp(format!("layers.{i}")), c))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
 
-    pub(super) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         self.forward_with(xs, mask, &mut Pass::Fast)
     }
 
     /// [`forward`](Self::forward), run as `pass` says.
-    pub(super) fn forward_with(
+    pub(crate) fn forward_with(
         &self,
         xs: &Tensor,
         mask: Option<&Tensor>,
@@ -302,145 +277,7 @@ impl Encoder {
         Ok(xs)
     }
 
-    pub(super) fn layers(&self) -> usize {
+    pub(crate) fn layers(&self) -> usize {
         self.layers.len()
-    }
-}
-
-/// `text_model.*` and `text_projection`: a prompt's embedding, not yet L2-normalised.
-pub struct TextTransformer {
-    token_embedding: candle_nn::Embedding,
-    position_embedding: Tensor,
-    encoder: Encoder,
-    final_layer_norm: LayerNorm,
-    projection: Linear,
-}
-
-impl TextTransformer {
-    /// Reads the weights under `text_model` and `text_projection` of `vb`.
-    pub fn new(vb: &VarBuilder, c: &TextConfig) -> Result<Self> {
-        let tm = vb.pp("text_model");
-        let e = c.encoder.embed_dim;
-        Ok(Self {
-            token_embedding: candle_nn::embedding(
-                c.vocab_size,
-                e,
-                tm.pp("embeddings.token_embedding"),
-            )?,
-            position_embedding: tm.get(
-                (c.max_position_embeddings, e),
-                "embeddings.position_embedding.weight",
-            )?,
-            encoder: Encoder::new(tm.pp("encoder"), &c.encoder)?,
-            final_layer_norm: candle_nn::layer_norm(
-                e,
-                c.encoder.layer_norm_eps,
-                tm.pp("final_layer_norm"),
-            )?,
-            projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("text_projection"))?,
-        })
-    }
-
-    /// `ids`: `[batch, length]` token ids; `ends`: each row's end-token position.
-    pub fn forward(&self, ids: &Tensor, ends: &[usize]) -> Result<Tensor> {
-        let (batch, length) = ids.dims2()?;
-        let xs = self
-            .token_embedding
-            .forward(ids)?
-            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
-        let xs = self
-            .encoder
-            .forward(&xs, Some(&causal_mask(length, ids)?))?;
-        let xs = self.final_layer_norm.forward(&xs)?;
-        let pooled = (0..batch)
-            .map(|b| xs.i((b, ends[b]))?.unsqueeze(0))
-            .collect::<Result<Vec<_>>>()?;
-        self.projection.forward(&Tensor::cat(&pooled, 0)?)
-    }
-}
-
-/// Each position sees itself and the positions before it.
-fn causal_mask(length: usize, like: &Tensor) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..length)
-        .flat_map(|i| (0..length).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (1, 1, length, length), like.device())
-}
-
-/// `vision_model.*` and `visual_projection`: an image's embedding, not yet L2-normalised.
-#[derive(Clone)]
-pub struct VisionTransformer {
-    patch_embedding: candle_nn::Conv2d,
-    class_embedding: Tensor,
-    position_embedding: Tensor,
-    pre_layrnorm: LayerNorm,
-    encoder: Encoder,
-    post_layernorm: LayerNorm,
-    projection: Linear,
-    eps: f64,
-}
-
-impl VisionTransformer {
-    /// Reads the weights under `vision_model` and `visual_projection` of `vb`.
-    pub fn new(vb: &VarBuilder, c: &VisionConfig) -> Result<Self> {
-        let vm = vb.pp("vision_model");
-        let (e, eps) = (c.encoder.embed_dim, c.encoder.layer_norm_eps);
-        let positions = (c.image_size / c.patch_size).pow(2) + 1;
-        let conv = Conv2dConfig {
-            stride: c.patch_size,
-            ..Default::default()
-        };
-        Ok(Self {
-            patch_embedding: candle_nn::conv2d_no_bias(
-                c.num_channels,
-                e,
-                c.patch_size,
-                conv,
-                vm.pp("embeddings.patch_embedding"),
-            )?,
-            class_embedding: vm.get(e, "embeddings.class_embedding")?,
-            position_embedding: vm.get((positions, e), "embeddings.position_embedding.weight")?,
-            pre_layrnorm: candle_nn::layer_norm(e, eps, vm.pp("pre_layrnorm"))?,
-            encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
-            post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
-            projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("visual_projection"))?,
-            eps,
-        })
-    }
-
-    /// `pixels`: `[batch, channels, size, size]`.
-    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.forward_with(pixels, &mut Pass::Fast)
-    }
-
-    /// [`forward`](Self::forward) of one image with its attention tapped from
-    /// `taps.from_layer` on, for autograd.
-    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
-        self.forward_with(pixels, &mut Pass::Traced(taps))
-    }
-
-    fn forward_with(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let batch = pixels.dim(0)?;
-        let patches = self
-            .patch_embedding
-            .forward(pixels)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let e = self.class_embedding.dim(D::Minus1)?;
-        let class = self
-            .class_embedding
-            .reshape((1, 1, e))?
-            .repeat((batch, 1, 1))?;
-        let xs = Tensor::cat(&[class, patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward_with(&xs, None, pass)?;
-        // After the last layer: traced whenever the pass is (the pooling is on the score's path).
-        let pooled = pass.layer_norm(&self.post_layernorm, self.eps, &xs.i((.., 0))?, None)?;
-        self.projection.forward(&pooled)
-    }
-
-    /// Transformer layers in the tower.
-    pub fn layers(&self) -> usize {
-        self.encoder.layers()
     }
 }

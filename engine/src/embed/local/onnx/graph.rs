@@ -1,15 +1,14 @@
-//! The ONNX graph of an image tower, written from the Hugging Face safetensors: CLIP's
-//! `CLIPVisionModelWithProjection` or SigLIP's `SiglipVisionModel` with its pooling head, in fp32
-//! or with the encoder's linear layers in int8 (`GraphOptions`). `ort_vision` runs it.
+//! The pieces of an image tower's ONNX graph that the families share ([`Writer`]: layer norms,
+//! linear layers in fp32 or int8, the activations, attention, the pre-LayerNorm encoder, the
+//! patch convolution), written from the same weights the candle towers read; each family's
+//! `graph.rs` puts them together, and `onnx` runs the result. fp32, or with the encoder's
+//! linear layers in int8 ([`GraphOptions`]).
 
-use std::path::Path;
-
-use crate::embed::local::model::{Activation, EncoderConfig, VisionConfig};
-use crate::embed::local::siglip::SiglipVisionConfig;
-use candle_core::{DType, Device, Tensor};
+use crate::embed::local::layers::{Activation, EncoderConfig};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::onnx_proto::{Attr, Graph};
+pub(crate) use super::proto::{Attr, Graph};
 
 /// The encoder's linear layers, by role: which of them a graph computes in int8.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,9 +90,9 @@ pub fn quantize_per_output_channel(w: &[f32], d_in: usize, d_out: usize) -> (Vec
 
 /// Writes graph nodes for one tower's weights (under `vision_model`): the pieces CLIP's and
 /// SigLIP's towers share.
-struct Writer<'a> {
-    g: Graph,
-    vm: VarBuilder<'a>,
+pub(crate) struct Writer<'a> {
+    pub(crate) g: Graph,
+    pub(crate) vm: VarBuilder<'a>,
     e: usize,
     eps: f32,
     /// The activation's constants, made on first use (ONNX Runtime warns of unused ones).
@@ -104,7 +103,7 @@ struct Writer<'a> {
 
 /// What a linear layer is, for [`GraphOptions::int8`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Linear {
+pub(crate) enum Linear {
     Qkv,
     Out,
     Fc1,
@@ -113,12 +112,12 @@ enum Linear {
     Head,
 }
 
-fn flat(t: Tensor) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn flat(t: Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
 impl Writer<'_> {
-    fn layer_norm(&mut self, x: &str, prefix: &str) -> candle_core::Result<String> {
+    pub(crate) fn layer_norm(&mut self, x: &str, prefix: &str) -> candle_core::Result<String> {
         let (e, ln) = (self.e, self.vm.pp(prefix));
         let w = self
             .g
@@ -135,7 +134,7 @@ impl Writer<'_> {
 
     /// `parts` linear layers of the same input as one Gemm (weights stacked by output), each
     /// weight and bias scaled.
-    fn gemm(
+    pub(crate) fn gemm(
         &mut self,
         x: &str,
         parts: &[(String, f32)],
@@ -175,7 +174,13 @@ impl Writer<'_> {
     /// `x · wᵀ + b` with `w` (`[b.len(), d_in]`) quantized per output channel and `x`
     /// quantized per tensor at run time: ONNX Runtime's `DynamicQuantizeMatMul`, the node its
     /// optimizer makes of `quantize_dynamic`'s DynamicQuantizeLinear → MatMulInteger → Mul.
-    fn quantized_matmul(&mut self, x: &str, w: &[f32], b: &[f32], d_in: usize) -> String {
+    pub(crate) fn quantized_matmul(
+        &mut self,
+        x: &str,
+        w: &[f32],
+        b: &[f32],
+        d_in: usize,
+    ) -> String {
         let d_out = b.len();
         let (q, scales) = quantize_per_output_channel(w, d_in, d_out);
         let q = self.g.int8s("w_int8", &[d_in, d_out], &q);
@@ -183,7 +188,7 @@ impl Writer<'_> {
         let zero = self.g.int8s("w_zero", &[d_out], &vec![0; d_out]);
         let b = self.g.floats("b", &[d_out], b);
         self.g.node_in(
-            super::onnx_proto::MICROSOFT,
+            super::proto::MICROSOFT,
             "DynamicQuantizeMatMul",
             &[x, &q, &scales, &zero, &b],
             &[],
@@ -191,14 +196,14 @@ impl Writer<'_> {
     }
 
     /// A Gemm with weights `[b.len(), d_in]` as stored (`[out, in]`, transB) and bias `b`.
-    fn gemm_of(&mut self, x: &str, w: &[f32], b: &[f32], d_in: usize) -> String {
+    pub(crate) fn gemm_of(&mut self, x: &str, w: &[f32], b: &[f32], d_in: usize) -> String {
         let w = self.g.floats("w", &[b.len(), d_in], w);
         let b = self.g.floats("b", &[b.len()], b);
         self.g.node("Gemm", &[x, &w, &b], &[Attr::Int("transB", 1)])
     }
 
     /// `h * gate(h)` for the MLP's activation.
-    fn activate(&mut self, h: &str, activation: Activation) -> String {
+    pub(crate) fn activate(&mut self, h: &str, activation: Activation) -> String {
         let g = &mut self.g;
         let c = self.constants.get_or_insert_with(|| match activation {
             Activation::QuickGelu => vec![g.floats("quick_gelu_alpha", &[], &[1.702])],
@@ -247,7 +252,7 @@ impl Writer<'_> {
     }
 
     /// `mlp.fc1`, the activation, `mlp.fc2` under `prefix`.
-    fn mlp(
+    pub(crate) fn mlp(
         &mut self,
         x: &str,
         prefix: &str,
@@ -275,7 +280,7 @@ impl Writer<'_> {
 
     /// Attention of queries `q` `[N, heads, queries, head_dim]` (already scaled) over keys and
     /// values `[N, heads, positions, head_dim]`: the context, `[N * queries, E]` rows.
-    fn attend(&mut self, q: &str, k: &str, v: &str) -> String {
+    pub(crate) fn attend(&mut self, q: &str, k: &str, v: &str) -> String {
         let rows = self.g.ints("rows", &[2], &[-1, self.e as i64]);
         let g = &mut self.g;
         let k_t = g.node("Transpose", &[k], &[Attr::Ints("perm", &[0, 1, 3, 2])]);
@@ -292,7 +297,7 @@ impl Writer<'_> {
 
     /// Rows `[N * positions, parts * E]` of stacked projections as `parts` tensors
     /// `[N, heads, positions, head_dim]`.
-    fn split_heads<const PARTS: usize>(
+    pub(crate) fn split_heads<const PARTS: usize>(
         &mut self,
         x: &str,
         positions: usize,
@@ -325,7 +330,7 @@ impl Writer<'_> {
     /// The pre-LayerNorm encoder layers over `x` (`[N * positions, E]` rows). With
     /// `class_only_last`, the last layer computes only each image's first row (CLIP's class
     /// token, all its output reads): the same numbers, about 6% less work for ViT-B/32.
-    fn encoder(
+    pub(crate) fn encoder(
         &mut self,
         mut x: String,
         encoder: &EncoderConfig,
@@ -390,7 +395,7 @@ impl Writer<'_> {
 
     /// Patches of `pixel_values` by the convolution under `embeddings.patch_embedding`
     /// (stride = kernel = patch size), as `[N, patches, E]`.
-    fn patches(
+    pub(crate) fn patches(
         &mut self,
         channels: usize,
         patch: usize,
@@ -425,7 +430,7 @@ impl Writer<'_> {
 }
 
 /// A writer of `weights`' vision tower, with `pixel_values [N, channels, size, size]` declared.
-fn writer<'a>(
+pub(crate) fn writer<'a>(
     vb: &VarBuilder<'a>,
     encoder: &EncoderConfig,
     channels: usize,
@@ -445,118 +450,6 @@ fn writer<'a>(
         constants: None,
         int8: options.int8,
     }
-}
-
-/// The ONNX model (opset 17) of CLIP's image tower, mirroring Hugging Face's
-/// `CLIPVisionModelWithProjection`, with the checkpoint's weights as initializers.
-pub fn vision_graph(
-    weights: &Path,
-    c: &VisionConfig,
-    options: GraphOptions,
-) -> candle_core::Result<Vec<u8>> {
-    // SAFETY: read-only memory map of a file the app never writes.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
-    let e = c.encoder.embed_dim;
-    let positions = (c.image_size / c.patch_size).pow(2) + 1;
-    let mut w = writer(&vb, &c.encoder, c.num_channels, c.image_size, options);
-    let x = w.patches(c.num_channels, c.patch_size, false)?;
-    // A zero row in front of the patches, then one constant adds both the class embedding
-    // (to that row) and the position embeddings: no batch-sized Expand/Concat needed.
-    let pads = w.g.ints("pads", &[6], &[0, 1, 0, 0, 0, 0]);
-    let x = w.g.node("Pad", &[&x, &pads], &[]);
-    let em = w.vm.pp("embeddings");
-    let class = em.get(e, "class_embedding")?.to_vec1::<f32>()?;
-    let mut added = flat(em.get((positions, e), "position_embedding.weight")?)?;
-    added[..e].iter_mut().zip(&class).for_each(|(a, c)| *a += c);
-    let added = w.g.floats("class_pos", &[positions, e], &added);
-    let x = w.g.node("Add", &[&x, &added], &[]);
-    // From here the hidden state is 2-D, [N * positions, E], so that every linear layer is
-    // one Gemm with its bias fused and its weights as stored ([out, in], transB).
-    let rows = w.g.ints("rows", &[2], &[-1, e as i64]);
-    let x = w.g.node("Reshape", &[&x, &rows], &[]);
-    let x = w.layer_norm(&x, "pre_layrnorm")?;
-    let x = w.encoder(x, &c.encoder, positions, options.class_only_last)?;
-    // Without the class-only last layer, x has every token's row: keep the class tokens'.
-    let x = if options.class_only_last {
-        x
-    } else {
-        let tokens = w.g.ints("tokens", &[3], &[-1, positions as i64, e as i64]);
-        let first = w.g.ints("first", &[], &[0]);
-        let all = w.g.node("Reshape", &[&x, &tokens], &[]);
-        w.g.node("Gather", &[&all, &first], &[Attr::Int("axis", 1)])
-    };
-    // x is now the class token's row per image: post-LayerNorm, projected.
-    let pooled = w.layer_norm(&x, "post_layernorm")?;
-    // Stored [out, in]; MatMul wants [in, out].
-    let projection = flat(
-        vb.get((c.projection_dim, e), "visual_projection.weight")?
-            .t()?
-            .contiguous()?,
-    )?;
-    let projection =
-        w.g.floats("visual_projection", &[e, c.projection_dim], &projection);
-    let embeds = w.g.node("MatMul", &[&pooled, &projection], &[]);
-    w.g.output(&embeds, "image_embeds", &[None, Some(c.projection_dim)]);
-    Ok(w.g.into_model(17))
-}
-
-/// The ONNX model (opset 17) of SigLIP's image tower, mirroring Hugging Face's
-/// `SiglipVisionModel` with its attention-pooling head (`pooler_output`), with the
-/// checkpoint's weights as initializers.
-pub fn siglip_vision_graph(
-    weights: &Path,
-    c: &SiglipVisionConfig,
-    options: GraphOptions,
-) -> candle_core::Result<Vec<u8>> {
-    // SAFETY: read-only memory map of a file the app never writes.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
-    let encoder = &c.encoder;
-    let (e, heads) = (encoder.embed_dim, encoder.num_attention_heads);
-    let head_dim = e / heads;
-    let positions = (c.image_size / c.patch_size).pow(2);
-    let mut w = writer(&vb, encoder, c.num_channels, c.image_size, options);
-    // Patches (the convolution has a bias) plus positions; no class token, no pre-LayerNorm.
-    let x = w.patches(c.num_channels, c.patch_size, true)?;
-    let position = flat(w.vm.get((positions, e), "embeddings.position_embedding.weight")?)?;
-    let position = w.g.floats("position", &[positions, e], &position);
-    let x = w.g.node("Add", &[&x, &position], &[]);
-    let rows = w.g.ints("rows", &[2], &[-1, e as i64]);
-    let x = w.g.node("Reshape", &[&x, &rows], &[]);
-    let x = w.encoder(x, encoder, positions, false)?;
-    let x = w.layer_norm(&x, "post_layernorm")?;
-
-    // The pooling head: `probe` is the only query. Its projection does not depend on the
-    // image, so it is computed here, scaled by head_dim^-0.5, as a [1, heads, 1, head_dim]
-    // constant; keys and values come from every patch (in_proj rows E..3E).
-    let head = w.vm.pp("head");
-    let in_w = head.get((3 * e, e), "attention.in_proj_weight")?;
-    let in_b = head.get(3 * e, "attention.in_proj_bias")?;
-    let probe = head.get((1, 1, e), "probe")?.reshape((1, e))?;
-    let q = probe
-        .matmul(&in_w.narrow(0, 0, e)?.t()?)?
-        .broadcast_add(&in_b.narrow(0, 0, e)?)?;
-    let q = flat((q * (head_dim as f64).powf(-0.5))?)?;
-    let q = w.g.floats("probe_query", &[1, heads, 1, head_dim], &q);
-    let kv = w.gemm_of(
-        &x,
-        &flat(in_w.narrow(0, e, 2 * e)?)?,
-        &in_b.narrow(0, e, 2 * e)?.to_vec1::<f32>()?,
-        e,
-    );
-    let [k, v] = w.split_heads(&kv, positions, heads);
-    let context = w.attend(&q, &k, &v);
-    let attended = w.gemm(
-        &context,
-        &[("head.attention.out_proj".into(), 1.0)],
-        e,
-        e,
-        Linear::Head,
-    )?;
-    let h = w.layer_norm(&attended, "head.layernorm")?;
-    let h = w.mlp(&h, "head", encoder)?;
-    let embeds = w.g.node("Add", &[&attended, &h], &[]);
-    w.g.output(&embeds, "image_embeds", &[None, Some(e)]);
-    Ok(w.g.into_model(17))
 }
 
 #[cfg(test)]

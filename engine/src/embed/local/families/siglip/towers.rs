@@ -14,8 +14,9 @@
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::model::{
-    merge_heads, split_heads, Activation, AttentionTaps, Encoder, EncoderConfig, Pass,
+use crate::embed::local::family::{ImageModel, Pooling, TextModel};
+use crate::embed::local::layers::{
+    merge_heads, split_heads, Activation, Encoder, EncoderConfig, Pass,
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -67,10 +68,12 @@ impl SiglipText {
             head: candle_nn::linear(e, c.projection_size, tm.pp("head"))?,
         })
     }
+}
 
+impl TextModel for SiglipText {
     /// `ids`: `[batch, context]` token ids, padded to the context; `at`: each row's pooled
     /// position (the last).
-    pub fn forward(&self, ids: &Tensor, at: &[usize]) -> Result<Tensor> {
+    fn forward(&self, ids: &Tensor, at: &[usize]) -> Result<Tensor> {
         let (batch, length) = ids.dims2()?;
         let xs = self
             .token_embedding
@@ -82,6 +85,10 @@ impl SiglipText {
             .map(|b| xs.i((b, at[b]))?.unsqueeze(0))
             .collect::<Result<Vec<_>>>()?;
         self.head.forward(&Tensor::cat(&pooled, 0)?)
+    }
+
+    fn reads_whole_context(&self) -> bool {
+        true
     }
 }
 
@@ -120,19 +127,12 @@ impl SiglipVision {
             eps,
         })
     }
+}
 
-    /// `pixels`: `[batch, channels, size, size]`.
-    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        self.forward_with(pixels, &mut Pass::Fast)
-    }
-
-    /// [`forward`](Self::forward) of one image with its attention (and its pooling head's)
-    /// tapped from `taps.from_layer` on, for autograd.
-    pub fn forward_traced(&self, pixels: &Tensor, taps: &mut AttentionTaps) -> Result<Tensor> {
-        self.forward_with(pixels, &mut Pass::Traced(taps))
-    }
-
-    fn forward_with(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+impl ImageModel for SiglipVision {
+    /// `pixels`: `[batch, channels, size, size]`; traced, the pooling head's attention is
+    /// tapped as the head's.
+    fn forward(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
         let patches = self
             .patch_embedding
             .forward(pixels)?
@@ -144,9 +144,12 @@ impl SiglipVision {
         self.head.forward(&xs, pass, self.eps)
     }
 
-    /// Transformer layers in the tower (the pooling head not counted).
-    pub fn layers(&self) -> usize {
+    fn layers(&self) -> usize {
         self.encoder.layers()
+    }
+
+    fn pooling(&self) -> Pooling {
+        Pooling::Head { prefix_tokens: 0 }
     }
 }
 

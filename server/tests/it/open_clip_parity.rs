@@ -1,0 +1,207 @@
+//! Checkpoints in open_clip's own layout (`open_clip_config.json` + `open_clip_model.safetensors`)
+//! against open_clip itself on tiny random-weight models (fixtures and goldens:
+//! scripts/make_tiny_open_clip.py, see tests/fixtures/tiny-open-clip/README.md): tokens, text and
+//! image embeddings, logits and probabilities on both image runtimes, and open_clip's
+//! preprocessing (`shortest`, `longest`, `squash`; bicubic and bilinear) on frames of both
+//! orientations and odd sizes.
+
+use engine::embed::preprocess::{preprocess, CropRounding, Filter, PreprocessConfig, RgbImage};
+use engine::embed::Embedder;
+use opencv::prelude::*;
+use store::config::ImageRuntime;
+
+use crate::clip_parity::{fixture, floats, goldens, load, max_abs_diff, ENGINES};
+
+/// The fixtures in open_clip's layout.
+const FIXTURES: [&str; 2] = ["tiny-open-clip", "tiny-pe-core"];
+
+fn frame(name: &str, file: &str) -> opencv::core::Mat {
+    let path = fixture(name).join(file);
+    let image =
+        opencv::imgcodecs::imread(path.to_str().unwrap(), opencv::imgcodecs::IMREAD_COLOR).unwrap();
+    assert!(!image.empty(), "{path:?}");
+    image
+}
+
+#[test]
+fn tokens_match_open_clips_tokenizer() {
+    for name in FIXTURES {
+        let model = load(name, ImageRuntime::Candle);
+        for prompt in goldens(name)["prompts"].as_array().unwrap() {
+            let text = prompt["text"].as_str().unwrap();
+            let tokens = model.tokenize(text).unwrap();
+            let expected: Vec<u32> = prompt["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            // open_clip pads with 0 as we do: the whole context is equal.
+            assert_eq!(tokens.ids, expected, "{name} {text:?}");
+            assert_eq!(
+                tokens.end,
+                prompt["pool_position"].as_u64().unwrap() as usize
+            );
+            assert_eq!(tokens.truncated, prompt["truncated"].as_bool().unwrap());
+        }
+    }
+}
+
+#[test]
+fn embeddings_logits_and_probabilities_match_open_clip() {
+    for name in FIXTURES {
+        let goldens = goldens(name);
+        for &engine in engines(name) {
+            let model = load(name, engine);
+            let texts: Vec<String> = goldens["prompts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["text"].as_str().unwrap().to_string())
+                .collect();
+            let text_vectors = model.embed_texts(&texts).unwrap();
+            let mut worst = [0f32; 5];
+            for (prompt, vector) in goldens["prompts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(&text_vectors)
+            {
+                let diff = max_abs_diff(vector, &floats(&prompt["embedding_normalized"]));
+                worst[0] = worst[0].max(diff);
+            }
+            let frames = goldens["frames"].as_array().unwrap();
+            for (i, golden) in frames.iter().enumerate() {
+                let image = frame(name, golden["file"].as_str().unwrap());
+                let pixels = model.preprocess_frame(&image).unwrap();
+                worst[1] = worst[1].max(max_abs_diff(&pixels, &floats(&golden["pixel_values"])));
+                let vector = model
+                    .embed_images(std::slice::from_ref(&image))
+                    .unwrap()
+                    .remove(0);
+                worst[2] = worst[2].max(max_abs_diff(
+                    &vector,
+                    &floats(&golden["embedding_normalized"]),
+                ));
+                // The model's logits and probabilities over the prompts.
+                let scale = model.logit_scale();
+                let bias = model.logit_bias();
+                let logits: Vec<f32> = text_vectors
+                    .iter()
+                    .map(|t| {
+                        scale * vector.iter().zip(t).map(|(a, b)| a * b).sum::<f32>()
+                            + bias.unwrap_or(0.0)
+                    })
+                    .collect();
+                let probabilities: Vec<f32> = match bias {
+                    Some(_) => logits.iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect(),
+                    None => {
+                        let top = logits.iter().copied().fold(f32::MIN, f32::max);
+                        let sum: f32 = logits.iter().map(|l| (l - top).exp()).sum();
+                        logits.iter().map(|l| (l - top).exp() / sum).collect()
+                    }
+                };
+                worst[3] = worst[3].max(max_abs_diff(&logits, &floats(&goldens["logits"][i])));
+                worst[4] = worst[4].max(max_abs_diff(
+                    &probabilities,
+                    &floats(&goldens["probabilities"][i]),
+                ));
+            }
+            println!("{name} {engine:?}: text {:e}, pixels {:e}, image {:e}, logits {:e}, probabilities {:e}", worst[0], worst[1], worst[2], worst[3], worst[4]);
+            let [text, pixels, image, logits, probabilities] = worst;
+            assert!(
+                text <= 1e-5 && image <= 1e-5,
+                "{name} {engine:?}: embeddings {text:e} {image:e}"
+            );
+            assert!(pixels <= 1e-6, "{name} {engine:?}: pixels {pixels:e}");
+            // Logits carry the scale (about 13): 1e-5 of the cosine is 1e-4 of the logit.
+            assert!(
+                logits <= 1e-5 * scale_of(&goldens),
+                "{name} {engine:?}: logits {logits:e}"
+            );
+            assert!(
+                probabilities <= 1e-5,
+                "{name} {engine:?}: probabilities {probabilities:e}"
+            );
+        }
+    }
+}
+
+/// The image runtimes each fixture's family has.
+fn engines(name: &str) -> &'static [ImageRuntime] {
+    match name {
+        "tiny-pe-core" => &[ImageRuntime::Candle],
+        _ => &ENGINES,
+    }
+}
+
+fn scale_of(goldens: &serde_json::Value) -> f32 {
+    goldens["logit_scale"].as_f64().unwrap() as f32
+}
+
+#[test]
+fn preprocessing_matches_open_clips_transforms_in_every_mode() {
+    for name in FIXTURES {
+        let goldens = goldens(name);
+        let cases = goldens["preprocess"].as_array().unwrap();
+        assert!(cases.len() >= 24, "{name}: {} cases", cases.len());
+        let mut worst = 0f32;
+        for case in cases {
+            let image = frame(name, case["image"].as_str().unwrap());
+            let size = case["size"].as_u64().unwrap() as u32;
+            let mut config = PreprocessConfig::for_image_size(size);
+            config.crop_rounding = CropRounding::Torchvision;
+            let triple = |v: &serde_json::Value| {
+                let f = floats(v);
+                [f[0], f[1], f[2]]
+            };
+            (config.mean, config.std) = (triple(&case["mean"]), triple(&case["std"]));
+            config.filter = match case["interpolation"].as_str().unwrap() {
+                "bilinear" => Filter::Bilinear,
+                _ => Filter::Bicubic,
+            };
+            let mode = case["resize_mode"].as_str().unwrap();
+            match mode {
+                "squash" => config.resize_box = Some((size, size)),
+                "longest" => config.keep_longest = true,
+                _ => {}
+            }
+            let bytes = image.data_bytes().unwrap();
+            let (width, height) = (image.cols() as usize, image.rows() as usize);
+            let ours = preprocess(
+                &RgbImage {
+                    width,
+                    height,
+                    pixels: bytes,
+                    bgr: true,
+                },
+                &config,
+            );
+            let diff = max_abs_diff(&ours, &floats(&case["pixel_values"]));
+            worst = worst.max(diff);
+            assert!(
+                diff <= 1e-6,
+                "{name} {} {width}x{height} {mode} {}: {diff:e}",
+                case["image"],
+                case["interpolation"]
+            );
+        }
+        println!(
+            "{name}: {} preprocessing cases, worst {worst:e}",
+            cases.len()
+        );
+    }
+}
+
+#[test]
+fn the_registry_reads_each_layout_as_its_family() {
+    for (name, family) in [
+        ("tiny-clip", "CLIP"),
+        ("tiny-siglip", "SigLIP"),
+        ("tiny-siglip2", "SigLIP"),
+        ("tiny-open-clip", "open_clip CLIP"),
+        ("tiny-pe-core", "PE-Core"),
+    ] {
+        assert_eq!(load(name, ImageRuntime::Candle).family(), family, "{name}");
+    }
+}

@@ -127,12 +127,9 @@ fn embeddings_logits_and_probabilities_match_open_clip() {
     }
 }
 
-/// The image runtimes each fixture's family has.
-fn engines(name: &str) -> &'static [ImageRuntime] {
-    match name {
-        "tiny-pe-core" => &[ImageRuntime::Candle],
-        _ => &ENGINES,
-    }
+/// The image runtimes each fixture's family has (all have both).
+fn engines(_name: &str) -> &'static [ImageRuntime] {
+    &ENGINES
 }
 
 fn scale_of(goldens: &serde_json::Value) -> f32 {

@@ -259,7 +259,8 @@ impl Writer<'_> {
         encoder: &EncoderConfig,
     ) -> candle_core::Result<String> {
         let (e, inner) = (self.e, encoder.intermediate_size);
-        let head = prefix == "head";
+        // A pooling head's MLP (SigLIP's `head`, PE-Core's `attn_pool`) stays fp32.
+        let head = prefix == "head" || prefix == "attn_pool";
         let role = |layer| if head { Linear::Head } else { layer };
         let h = self.gemm(
             x,
@@ -401,7 +402,18 @@ impl Writer<'_> {
         patch: usize,
         with_bias: bool,
     ) -> candle_core::Result<String> {
-        let (e, em) = (self.e, self.vm.pp("embeddings.patch_embedding"));
+        self.patches_at("embeddings.patch_embedding", channels, patch, with_bias)
+    }
+
+    /// [`patches`](Self::patches) with the convolution under `prefix`.
+    pub(crate) fn patches_at(
+        &mut self,
+        prefix: &str,
+        channels: usize,
+        patch: usize,
+        with_bias: bool,
+    ) -> candle_core::Result<String> {
+        let (e, em) = (self.e, self.vm.pp(prefix));
         let w = flat(em.get((e, channels, patch, patch), "weight")?)?;
         let w = self.g.floats("patch_w", &[e, channels, patch, patch], &w);
         let mut inputs = vec!["pixel_values".to_string(), w];

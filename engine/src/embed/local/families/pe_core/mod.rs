@@ -8,6 +8,7 @@
 //! Invariant: a timm name not in the table is refused with its name; so is any option of the
 //! config that would change the model (as for open_clip's ViT CLIP).
 
+pub(crate) mod graph;
 pub(crate) mod towers;
 
 use std::path::{Path, PathBuf};
@@ -212,12 +213,8 @@ impl Family for PeCore {
         Ok(Arc::new(PeVision::new(vb, &self.vision)?))
     }
 
-    fn image_graph(
-        &self,
-        _vb: &VarBuilder,
-        _options: GraphOptions,
-    ) -> candle_core::Result<Vec<u8>> {
-        candle_core::bail!("PE-Core's image tower has no ONNX graph yet: it runs on candle")
+    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>> {
+        graph::pe_vision_graph(vb, &self.vision, options)
     }
 
     fn head(&self, vb: &VarBuilder) -> Result<ProbabilityHead, ModelError> {

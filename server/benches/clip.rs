@@ -109,7 +109,7 @@ fn test_images(batch: usize, size: usize, seed: &mut u64) -> Vec<Vec<f32>> {
 
 /// Seconds per call at each batch size, after one warm-up call.
 fn time_engine(clip: &LocalClip, reps: &[usize]) -> Vec<Vec<f64>> {
-    let size = clip.config().image_size();
+    let size = clip.input_size().unwrap().0;
     let mut seed = 1u64;
     BATCHES
         .iter()
@@ -147,7 +147,7 @@ fn main() {
     let ours_onnx = time_engine(&onnx, &reps);
     let candle = LocalClip::load_with(&folder, "vit-b32", ImageRuntime::Candle).unwrap();
     let ours_candle = time_engine(&candle, &reps);
-    let check = test_images(8, candle.config().image_size(), &mut 7);
+    let check = test_images(8, candle.input_size().unwrap().0, &mut 7);
     let (a, b) = (
         onnx.embed_pixels(&check).unwrap(),
         candle.embed_pixels(&check).unwrap(),

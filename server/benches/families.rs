@@ -135,7 +135,7 @@ fn main() {
     let mut rows = Vec::new();
     for (name, folder) in &models {
         let model = LocalClip::load_with(folder, name, ImageRuntime::Auto).unwrap();
-        let size = model.config().image_size();
+        let size = model.input_size().unwrap().0;
         let ours: Vec<f64> = BATCHES
             .iter()
             .zip(&reps)

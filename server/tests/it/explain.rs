@@ -1,6 +1,7 @@
 //! Explanations (gradient-weighted attention relevance, `engine::embed::local::explain`):
-//! against PyTorch + transformers on the four tiny fixtures for every start layer
-//! (scripts/make_relevance_goldens.py), and on models patched so that their score depends on one
+//! against PyTorch + transformers on the four tiny fixtures in Hugging Face layout and against
+//! open_clip + timm on PE-Core's for every start layer (scripts/make_relevance_goldens.py,
+//! scripts/make_pe_relevance_goldens.py), and on models patched so that their score depends on one
 //! patch alone, where the relevance must be highest on that patch whatever the weights are.
 
 use std::collections::HashMap;
@@ -12,7 +13,25 @@ use store::config::ImageRuntime;
 
 use crate::clip_parity::{fixture, floats, goldens};
 
-const FIXTURES: [&str; 4] = ["tiny-clip", "tiny-clip-gelu", "tiny-siglip", "tiny-siglip2"];
+const FIXTURES: [&str; 5] = [
+    "tiny-clip",
+    "tiny-clip-gelu",
+    "tiny-siglip",
+    "tiny-siglip2",
+    "tiny-pe-core",
+];
+
+/// How far a map may be from PyTorch's, relative to its largest value. PE-Core's random tiny
+/// model sends its blocks so little gradient that its maps from layer 0 and layer 1 differ by
+/// only 2.3e-5 (scripts/make_pe_relevance_goldens.py): held to 1e-6, the per-layer part is
+/// still tested there.
+fn map_tolerance(name: &str) -> f32 {
+    if name == "tiny-pe-core" {
+        1e-6
+    } else {
+        1e-4
+    }
+}
 
 fn relevance_goldens(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixture(name).join("relevance.json")).unwrap();
@@ -83,7 +102,7 @@ fn relevance_matches_pytorch_for_every_start_layer() {
             worst_map = worst_map.max(map_error);
             worst_logit = worst_logit.max(logit_error);
             assert!(
-                map_error <= 1e-4 && logit_error <= 1e-4,
+                map_error <= map_tolerance(name) && logit_error <= 1e-4,
                 "{name} {} {:?} from layer {start_layer}: map off by {map_error:e} of its \
                  largest value, logit {} vs {logit}",
                 case["frame"],

@@ -199,13 +199,8 @@ impl LazyLocal {
         files: &source::ModelFiles,
         runtime: store::config::ImageRuntime,
     ) -> Result<Self, local::ModelError> {
-        let missing = local::missing_files(&files.folder);
-        if !missing.is_empty() {
-            return Err(local::ModelError::MissingFiles {
-                folder: files.folder.clone(),
-                missing: missing.join(", "),
-            });
-        }
+        // The identity reads the folder through the families' registry, which refuses a folder
+        // of no family's files (saying which to put there) before anything is loaded.
         Ok(Self {
             folder: files.folder.clone(),
             runtime,

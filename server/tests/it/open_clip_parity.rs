@@ -202,3 +202,21 @@ fn the_registry_reads_each_layout_as_its_family() {
         assert_eq!(load(name, ImageRuntime::Candle).family(), family, "{name}");
     }
 }
+
+/// What `index`, `scores` and the server load (lazily, behind the cache's identity): a folder
+/// in open_clip's layout is a model there too, not only to `LocalClip`.
+#[test]
+fn the_app_loads_models_in_open_clips_layout() {
+    for name in FIXTURES {
+        let files = engine::embed::source::ModelFiles {
+            folder: fixture(name),
+            name: name.into(),
+        };
+        let model = engine::embed::LazyLocal::new(&files, ImageRuntime::Auto)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(model.identity().dimension, 16, "{name}");
+        let text = model.embed_texts(&["a photo of a cat".into()]).unwrap();
+        let golden = floats(&goldens(name)["prompts"][0]["embedding_normalized"]);
+        assert!(max_abs_diff(&text[0], &golden) <= 1e-5, "{name}");
+    }
+}

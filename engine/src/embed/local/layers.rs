@@ -9,7 +9,7 @@
 //! - A traced pass differs from a fast one only in softmax and layer norm running as composite
 //!   ops (autograd goes through them) and in the taps; the numbers are the same.
 
-use candle_core::{Module, Result, Tensor, Var, D};
+use candle_core::{IndexOp, Module, Result, Tensor, Var, D};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 /// The MLP's activation, as `hidden_act` names it.
@@ -280,4 +280,76 @@ impl Encoder {
     pub(crate) fn layers(&self) -> usize {
         self.layers.len()
     }
+}
+
+/// `text_model.*` up to the pooled rows, as CLIP and SigLIP share it: token and position
+/// embeddings, the encoder (with a causal mask for CLIP, none for SigLIP), the final layer
+/// norm, and each row read at its pooled position. The families add their projection or head.
+pub(crate) struct TextEncoder {
+    token_embedding: candle_nn::Embedding,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+    causal: bool,
+}
+
+impl TextEncoder {
+    /// Reads the weights under `tm` (the checkpoint's `text_model`).
+    pub(crate) fn new(
+        tm: VarBuilder,
+        c: &EncoderConfig,
+        vocab_size: usize,
+        positions: usize,
+        causal: bool,
+    ) -> Result<Self> {
+        let e = c.embed_dim;
+        Ok(Self {
+            token_embedding: candle_nn::embedding(
+                vocab_size,
+                e,
+                tm.pp("embeddings.token_embedding"),
+            )?,
+            position_embedding: tm.get((positions, e), "embeddings.position_embedding.weight")?,
+            encoder: Encoder::new(tm.pp("encoder"), c)?,
+            final_layer_norm: candle_nn::layer_norm(
+                e,
+                c.layer_norm_eps,
+                tm.pp("final_layer_norm"),
+            )?,
+            causal,
+        })
+    }
+
+    /// `ids`: `[batch, length]` token ids; `at`: each row's pooled position. `[batch, e]`.
+    pub(crate) fn pooled(&self, ids: &Tensor, at: &[usize]) -> Result<Tensor> {
+        let (batch, length) = ids.dims2()?;
+        let xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
+        let mask = if self.causal {
+            Some(causal_mask(length, ids)?)
+        } else {
+            None
+        };
+        let xs = self.encoder.forward(&xs, mask.as_ref())?;
+        let xs = self.final_layer_norm.forward(&xs)?;
+        let pooled = (0..batch)
+            .map(|b| xs.i((b, at[b]))?.unsqueeze(0))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&pooled, 0)
+    }
+
+    /// Whether each position sees only itself and those before it.
+    pub(crate) fn causal(&self) -> bool {
+        self.causal
+    }
+}
+
+/// Each position sees itself and the positions before it.
+fn causal_mask(length: usize, like: &Tensor) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..length)
+        .flat_map(|i| (0..length).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (1, 1, length, length), like.device())
 }

@@ -28,7 +28,7 @@ use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
 pub use config::{identity_of, ModelError};
-pub use families::hf::{missing_files, REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
+pub use families::hf::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
 /// open_clip's layout: its config and its weights.
 pub const OPEN_CLIP_FILES: [&str; 2] = [
     families::open_clip::CONFIG_FILE,

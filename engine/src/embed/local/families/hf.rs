@@ -17,7 +17,7 @@ pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "toke
 pub const TOKENIZER_ALTERNATIVE: &str = "spiece.model";
 
 /// The required files `folder` lacks (`tokenizer.json` is there if `spiece.model` is).
-pub fn missing_files(folder: &Path) -> Vec<&'static str> {
+pub(crate) fn missing_files(folder: &Path) -> Vec<&'static str> {
     REQUIRED_FILES
         .iter()
         .copied()

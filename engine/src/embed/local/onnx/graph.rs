@@ -101,6 +101,14 @@ pub(crate) struct Writer<'a> {
     int8: LinearLayers,
 }
 
+/// Which part of the tower an MLP is in: an encoder layer's may be int8, a pooling head's
+/// (SigLIP's `head`, PE-Core's `attn_pool`) stays fp32.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Encoder,
+    PoolingHead,
+}
+
 /// What a linear layer is, for [`GraphOptions::int8`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Linear {
@@ -108,7 +116,7 @@ pub(crate) enum Linear {
     Out,
     Fc1,
     Fc2,
-    /// SigLIP's pooling head: always fp32.
+    /// A pooling head's layers and the projection after it: always fp32.
     Head,
 }
 
@@ -257,11 +265,13 @@ impl Writer<'_> {
         x: &str,
         prefix: &str,
         encoder: &EncoderConfig,
+        part: Part,
     ) -> candle_core::Result<String> {
         let (e, inner) = (self.e, encoder.intermediate_size);
-        // A pooling head's MLP (SigLIP's `head`, PE-Core's `attn_pool`) stays fp32.
-        let head = prefix == "head" || prefix == "attn_pool";
-        let role = |layer| if head { Linear::Head } else { layer };
+        let role = |layer| match part {
+            Part::Encoder => layer,
+            Part::PoolingHead => Linear::Head,
+        };
         let h = self.gemm(
             x,
             &[(format!("{prefix}.mlp.fc1"), 1.0)],
@@ -388,7 +398,7 @@ impl Writer<'_> {
             let attended = self.gemm(&context, &[proj("out", 1.0)], e, e, Linear::Out)?;
             x = self.g.node("Add", &[&x, &attended], &[]);
             let h = self.layer_norm(&x, &format!("{prefix}.layer_norm2"))?;
-            let h = self.mlp(&h, &prefix, encoder)?;
+            let h = self.mlp(&h, &prefix, encoder, Part::Encoder)?;
             x = self.g.node("Add", &[&x, &h], &[]);
         }
         Ok(x)

@@ -13,7 +13,7 @@ use candle_core::{IndexOp, Module, Result, Tensor, D};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::embed::local::family::{ImageModel, Pooling, TextModel};
-use crate::embed::local::layers::{Encoder, EncoderConfig, Pass};
+use crate::embed::local::layers::{Encoder, EncoderConfig, Pass, TextEncoder};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TextConfig {
@@ -42,35 +42,26 @@ pub struct ClipConfig {
 
 /// `text_model.*` and `text_projection`: a prompt's embedding, not yet L2-normalised.
 pub struct TextTransformer {
-    token_embedding: candle_nn::Embedding,
-    position_embedding: Tensor,
-    encoder: Encoder,
-    final_layer_norm: LayerNorm,
+    text: TextEncoder,
     projection: Linear,
 }
 
 impl TextTransformer {
     /// Reads the weights under `text_model` and `text_projection` of `vb`.
     pub fn new(vb: &VarBuilder, c: &TextConfig) -> Result<Self> {
-        let tm = vb.pp("text_model");
-        let e = c.encoder.embed_dim;
         Ok(Self {
-            token_embedding: candle_nn::embedding(
+            text: TextEncoder::new(
+                vb.pp("text_model"),
+                &c.encoder,
                 c.vocab_size,
-                e,
-                tm.pp("embeddings.token_embedding"),
+                c.max_position_embeddings,
+                true,
             )?,
-            position_embedding: tm.get(
-                (c.max_position_embeddings, e),
-                "embeddings.position_embedding.weight",
+            projection: candle_nn::linear_no_bias(
+                c.encoder.embed_dim,
+                c.projection_dim,
+                vb.pp("text_projection"),
             )?,
-            encoder: Encoder::new(tm.pp("encoder"), &c.encoder)?,
-            final_layer_norm: candle_nn::layer_norm(
-                e,
-                c.encoder.layer_norm_eps,
-                tm.pp("final_layer_norm"),
-            )?,
-            projection: candle_nn::linear_no_bias(e, c.projection_dim, vb.pp("text_projection"))?,
         })
     }
 }
@@ -78,32 +69,12 @@ impl TextTransformer {
 impl TextModel for TextTransformer {
     /// `ids`: `[batch, length]` token ids; `ends`: each row's end-token position.
     fn forward(&self, ids: &Tensor, ends: &[usize]) -> Result<Tensor> {
-        let (batch, length) = ids.dims2()?;
-        let xs = self
-            .token_embedding
-            .forward(ids)?
-            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
-        let xs = self
-            .encoder
-            .forward(&xs, Some(&causal_mask(length, ids)?))?;
-        let xs = self.final_layer_norm.forward(&xs)?;
-        let pooled = (0..batch)
-            .map(|b| xs.i((b, ends[b]))?.unsqueeze(0))
-            .collect::<Result<Vec<_>>>()?;
-        self.projection.forward(&Tensor::cat(&pooled, 0)?)
+        self.projection.forward(&self.text.pooled(ids, ends)?)
     }
 
     fn reads_whole_context(&self) -> bool {
-        false
+        !self.text.causal()
     }
-}
-
-/// Each position sees itself and the positions before it.
-fn causal_mask(length: usize, like: &Tensor) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..length)
-        .flat_map(|i| (0..length).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (1, 1, length, length), like.device())
 }
 
 /// `vision_model.*` and `visual_projection`: an image's embedding, not yet L2-normalised.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::embed::preprocess::{CropRounding, Filter};
 
 /// An open_clip hub config of the tiny ViT CLIP shape, with `model`/`preprocess` merged in.
 fn config(model: &str, preprocess: &str) -> String {

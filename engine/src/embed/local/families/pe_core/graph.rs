@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 
 use super::towers::{rope_table, PeVisionConfig, POOL_HEADS};
 use crate::embed::local::layers::{Activation, EncoderConfig};
-use crate::embed::local::onnx::graph::{flat, writer, Linear};
+use crate::embed::local::onnx::graph::{flat, writer, Linear, Part};
 use crate::embed::local::onnx::GraphOptions;
 
 pub fn pe_vision_graph(
@@ -88,7 +88,7 @@ pub fn pe_vision_graph(
         )?;
         x = w.g.node("Add", &[&x, &attended], &[]);
         let h = w.layer_norm(&x, &format!("{at}.norm2"))?;
-        let h = w.mlp(&h, &at, &block)?;
+        let h = w.mlp(&h, &at, &block, Part::Encoder)?;
         x = w.g.node("Add", &[&x, &h], &[]);
     }
     let x = w.layer_norm(&x, "norm")?;
@@ -118,7 +118,7 @@ pub fn pe_vision_graph(
         intermediate_size: 4 * e,
         ..block
     };
-    let h = w.mlp(&h, "attn_pool", &pool_mlp)?;
+    let h = w.mlp(&h, "attn_pool", &pool_mlp, Part::PoolingHead)?;
     let pooled = w.g.node("Add", &[&attended, &h], &[]);
     let embeds = w.gemm(
         &pooled,

@@ -13,7 +13,7 @@
 //!   y = row, positions from the grid offset, temperature 10000), computed in f32 as timm does;
 //!   the class token's row is the identity rotation, so one table covers every token.
 
-use candle_core::{DType, IndexOp, Module, Result, Tensor, D};
+use candle_core::{IndexOp, Module, Result, Tensor, D};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::embed::local::family::{ImageModel, Pooling};
@@ -245,7 +245,7 @@ impl PeVision {
             norm: candle_nn::layer_norm(w, EPS, vm.pp("norm"))?,
             pool: AttentionPool::new(vm.pp("attn_pool"), c)?,
             head: candle_nn::linear(w, c.embed_dim, vm.pp("head"))?,
-            cos: table(cos)?.to_dtype(DType::F32)?,
+            cos: table(cos)?,
             sin: table(sin)?,
             prefix: c.prefix_tokens(),
         })

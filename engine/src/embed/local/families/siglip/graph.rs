@@ -4,7 +4,7 @@
 use candle_nn::VarBuilder;
 
 use super::towers::SiglipVisionConfig;
-use crate::embed::local::onnx::graph::{flat, writer, Linear};
+use crate::embed::local::onnx::graph::{flat, writer, Linear, Part};
 use crate::embed::local::onnx::GraphOptions;
 
 /// The ONNX model (opset 17) of SigLIP's image tower, mirroring Hugging Face's
@@ -58,7 +58,7 @@ pub fn siglip_vision_graph(
         Linear::Head,
     )?;
     let h = w.layer_norm(&attended, "head.layernorm")?;
-    let h = w.mlp(&h, "head", encoder)?;
+    let h = w.mlp(&h, "head", encoder, Part::PoolingHead)?;
     let embeds = w.g.node("Add", &[&attended, &h], &[]);
     w.g.output(&embeds, "image_embeds", &[None, Some(e)]);
     Ok(w.g.into_model(17))

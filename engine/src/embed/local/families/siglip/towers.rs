@@ -16,7 +16,7 @@ use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
 use crate::embed::local::family::{ImageModel, Pooling, TextModel};
 use crate::embed::local::layers::{
-    merge_heads, split_heads, Activation, Encoder, EncoderConfig, Pass,
+    merge_heads, split_heads, Activation, Encoder, EncoderConfig, Pass, TextEncoder,
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -36,36 +36,24 @@ pub struct SiglipVisionConfig {
     pub num_channels: usize,
 }
 
-/// `text_model.*`: a prompt's embedding, not yet L2-normalised.
+/// `text_model.*` with its `head`: a prompt's embedding, not yet L2-normalised.
 pub struct SiglipText {
-    token_embedding: candle_nn::Embedding,
-    position_embedding: Tensor,
-    encoder: Encoder,
-    final_layer_norm: LayerNorm,
+    text: TextEncoder,
     head: Linear,
 }
 
 impl SiglipText {
     pub fn new(vb: &VarBuilder, c: &SiglipTextConfig) -> Result<Self> {
         let tm = vb.pp("text_model");
-        let e = c.encoder.embed_dim;
         Ok(Self {
-            token_embedding: candle_nn::embedding(
+            head: candle_nn::linear(c.encoder.embed_dim, c.projection_size, tm.pp("head"))?,
+            text: TextEncoder::new(
+                tm,
+                &c.encoder,
                 c.vocab_size,
-                e,
-                tm.pp("embeddings.token_embedding"),
+                c.max_position_embeddings,
+                false,
             )?,
-            position_embedding: tm.get(
-                (c.max_position_embeddings, e),
-                "embeddings.position_embedding.weight",
-            )?,
-            encoder: Encoder::new(tm.pp("encoder"), &c.encoder)?,
-            final_layer_norm: candle_nn::layer_norm(
-                e,
-                c.encoder.layer_norm_eps,
-                tm.pp("final_layer_norm"),
-            )?,
-            head: candle_nn::linear(e, c.projection_size, tm.pp("head"))?,
         })
     }
 }
@@ -74,21 +62,11 @@ impl TextModel for SiglipText {
     /// `ids`: `[batch, context]` token ids, padded to the context; `at`: each row's pooled
     /// position (the last).
     fn forward(&self, ids: &Tensor, at: &[usize]) -> Result<Tensor> {
-        let (batch, length) = ids.dims2()?;
-        let xs = self
-            .token_embedding
-            .forward(ids)?
-            .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
-        let xs = self.encoder.forward(&xs, None)?;
-        let xs = self.final_layer_norm.forward(&xs)?;
-        let pooled = (0..batch)
-            .map(|b| xs.i((b, at[b]))?.unsqueeze(0))
-            .collect::<Result<Vec<_>>>()?;
-        self.head.forward(&Tensor::cat(&pooled, 0)?)
+        self.head.forward(&self.text.pooled(ids, at)?)
     }
 
     fn reads_whole_context(&self) -> bool {
-        true
+        !self.text.causal()
     }
 }
 

@@ -102,6 +102,13 @@ pub enum PreparedImage {
     /// CLIP's input resized and cropped, `H x W` RGB bytes: normalised just before the model,
     /// so a frame waiting for it takes a quarter of the memory of its floats.
     Cropped(Vec<u8>),
+    /// A model input whose size depends on the frame (SigLIP 2 NaFlex): `height x width` RGB
+    /// bytes.
+    Resized {
+        rgb: Vec<u8>,
+        height: usize,
+        width: usize,
+    },
     /// A base64 JPEG for an inference server.
     Base64Jpeg(String),
 }
@@ -110,7 +117,7 @@ impl PreparedImage {
     /// The bytes this image holds in memory.
     pub fn size_bytes(&self) -> usize {
         match self {
-            Self::Cropped(bytes) => bytes.len(),
+            Self::Cropped(bytes) | Self::Resized { rgb: bytes, .. } => bytes.len(),
             Self::Base64Jpeg(text) => text.len(),
         }
     }

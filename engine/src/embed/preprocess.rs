@@ -61,6 +61,39 @@ pub enum CropRounding {
     Torchvision,
 }
 
+/// SigLIP 2 NaFlex's sizing: patches of `patch` pixels, at most `max_patches` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchBudget {
+    pub patch: u32,
+    pub max_patches: u32,
+}
+
+impl PatchBudget {
+    /// `get_image_size_for_max_num_patches` of transformers' `Siglip2ImageProcessor`, exactly:
+    /// a bisection (in f64) on one scale for both sides, each side rounded up to whole patches
+    /// (at least one), keeping the last scale whose patches fit. `(height, width)` in pixels.
+    pub fn size_for(&self, width: usize, height: usize) -> (usize, usize) {
+        let patch = f64::from(self.patch);
+        let scaled = |scale: f64, size: usize| -> usize {
+            let s = size as f64 * scale;
+            ((s / patch).ceil() * patch).max(patch) as usize
+        };
+        let eps = 1e-5;
+        let (mut low, mut high) = (eps / 10.0, 100.0);
+        while high - low >= eps {
+            let mid = (low + high) / 2.0;
+            let (h, w) = (scaled(mid, height), scaled(mid, width));
+            let patches = (h as f64 / patch) * (w as f64 / patch);
+            if patches <= f64::from(self.max_patches) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        (scaled(low, height), scaled(low, width))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreprocessConfig {
     /// Target of the shortest side after resizing.
@@ -76,6 +109,10 @@ pub struct PreprocessConfig {
     /// The grey level padding is made of (before rescaling and normalising).
     pub fill: u8,
     pub crop_rounding: CropRounding,
+    /// SigLIP 2 NaFlex: instead of a fixed size, each image is resized (squashed, no crop) to
+    /// the largest size of whole patches, at its own aspect ratio, that fits the patch budget
+    /// (`Siglip2ImageProcessor`'s search); the crop size is then unused.
+    pub patch_budget: Option<PatchBudget>,
     pub filter: Filter,
     pub crop_height: u32,
     pub crop_width: u32,
@@ -92,6 +129,7 @@ impl PreprocessConfig {
             keep_longest: false,
             fill: 0,
             crop_rounding: CropRounding::Floor,
+            patch_budget: None,
             filter: Filter::Bicubic,
             crop_height: size,
             crop_width: size,
@@ -191,6 +229,10 @@ pub fn preprocess(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<f32> {
 /// transformers pads). A quarter of the floats' size: the form indexing keeps frames in while
 /// they wait for the model.
 pub fn resize_and_crop(image: &RgbImage<'_>, config: &PreprocessConfig) -> Vec<u8> {
+    if let Some(budget) = config.patch_budget {
+        let (height, width) = budget.size_for(image.width, image.height);
+        return resize_window_with(image, width, height, 0..width, 0..height, config.filter);
+    }
     if let Some((height, width)) = config.resize_box {
         let (width, height) = (width as usize, height as usize);
         return resize_window_with(image, width, height, 0..width, 0..height, config.filter);
@@ -252,7 +294,7 @@ pub fn normalize(crop: &[u8], config: &PreprocessConfig) -> Vec<f32> {
 /// Where the crop is larger than the resized frame (transformers pads it) the box reaches past
 /// the frame, so that the model's patch grid always maps onto the box.
 pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64, f64, f64, f64) {
-    if config.resize_box.is_some() || width == 0 || height == 0 {
+    if config.resize_box.is_some() || config.patch_budget.is_some() || width == 0 || height == 0 {
         return (0.0, 0.0, width as f64, height as f64);
     }
     let (rw, rh) = resized_dimensions(width, height, config);
@@ -266,6 +308,15 @@ pub fn crop_box(config: &PreprocessConfig, width: usize, height: usize) -> (f64,
         cw as f64 * sx,
         ch as f64 * sy,
     )
+}
+
+/// `(height, width)` of the model's input for a `width x height` image: the crop, or (NaFlex)
+/// the size the patch budget gives it.
+pub fn output_size(config: &PreprocessConfig, width: usize, height: usize) -> (usize, usize) {
+    match config.patch_budget {
+        Some(budget) => budget.size_for(width, height),
+        None => (config.crop_height as usize, config.crop_width as usize),
+    }
 }
 
 /// The size a `width x height` image is resized to before the crop (or the padding).

@@ -253,9 +253,11 @@ impl Embedder for RoboflowEmbedder {
             .iter()
             .map(|image| match image {
                 PreparedImage::Base64Jpeg(value) => Ok(json!({"type": "base64", "value": value})),
-                PreparedImage::Cropped(_) => Err(EmbedError::Encode(
-                    "the inference server takes JPEG images, not pixel tensors".into(),
-                )),
+                PreparedImage::Cropped(_) | PreparedImage::Resized { .. } => {
+                    Err(EmbedError::Encode(
+                        "the inference server takes JPEG images, not pixel tensors".into(),
+                    ))
+                }
             })
             .collect::<Result<Vec<_>, EmbedError>>()?;
         self.post(

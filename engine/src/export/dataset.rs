@@ -382,7 +382,8 @@ fn encode(
                 .map_err(|e| failed(e.to_string()))?,
             embedder.input_size(),
         ) {
-            (PreparedImage::Cropped(rgb), Some((height, width))) => {
+            (PreparedImage::Cropped(rgb), Some((height, width)))
+            | (PreparedImage::Resized { rgb, height, width }, _) => {
                 Some(bgr_mat(&rgb, height, width).map_err(|e| failed(e.to_string()))?)
             }
             _ => return Err(failed("this model has no image size to crop to".into())),

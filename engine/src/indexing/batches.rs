@@ -206,7 +206,7 @@ mod tests {
                 .iter()
                 .map(|image| match image {
                     PreparedImage::Cropped(bytes) => vec![f32::from(bytes[0]), 1.0],
-                    PreparedImage::Base64Jpeg(_) => vec![0.0, 0.0],
+                    PreparedImage::Resized { .. } | PreparedImage::Base64Jpeg(_) => vec![0.0, 0.0],
                 })
                 .collect())
         }

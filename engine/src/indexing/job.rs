@@ -327,7 +327,7 @@ mod tests {
                         crate::embed::l2_normalize(&mut v);
                         v
                     }
-                    PreparedImage::Base64Jpeg(_) => vec![0.0; 3],
+                    PreparedImage::Resized { .. } | PreparedImage::Base64Jpeg(_) => vec![0.0; 3],
                 })
                 .collect())
         }

@@ -23,6 +23,7 @@ mod frames;
 mod guard;
 mod library_search;
 mod moments;
+mod naflex_parity;
 mod open_clip_parity;
 mod pixels;
 mod precision;

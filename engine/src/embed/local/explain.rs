@@ -87,10 +87,22 @@ impl ExplainTower {
             (Pooling::Head { .. }, None) => candle_core::bail!("the pooling head was not traced"),
         };
         let values = row.to_vec1::<f32>()?;
-        let side = (values.len() as f64).sqrt().round() as usize;
+        // The patch grid: square patches tile the input, so the patch side is
+        // sqrt(pixels / patches) (NaFlex inputs are not square).
+        let (_, _, height, width) = pixels.dims4()?;
+        let patch = ((height * width) as f64 / values.len().max(1) as f64)
+            .sqrt()
+            .round() as usize;
+        let (rows, cols) = (height / patch.max(1), width / patch.max(1));
+        if rows * cols != values.len() {
+            candle_core::bail!(
+                "{} patch relevances do not tile a {width}x{height} input",
+                values.len()
+            );
+        }
         Ok(Relevance {
-            rows: side,
-            cols: if side == 0 { 0 } else { values.len() / side },
+            rows,
+            cols,
             values,
             logit: logit.to_scalar::<f32>()?,
             cosine: cosine.to_scalar::<f32>()?,

@@ -145,7 +145,19 @@ impl LocalClip {
         images: &[Vec<f32>],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let slices: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
-        self.images.embed_on(Some(tower), &slices, &self.device)
+        let size = self.fixed_size()?;
+        self.images
+            .embed_on(Some(tower), &slices, size, &self.device)
+    }
+
+    /// The model's one input size; an error for a model whose size depends on the frame.
+    fn fixed_size(&self) -> Result<(usize, usize), EmbedError> {
+        self.images.input_size().ok_or_else(|| {
+            EmbedError::Model(
+                "this model's input size depends on the frame: give the size with the pixels"
+                    .into(),
+            )
+        })
     }
 
     /// Embeds images with the int8 `tower` (made by [`ort_tower`](Self::ort_tower) with
@@ -194,6 +206,17 @@ impl LocalClip {
         text: &[f32],
         start_layer: Option<usize>,
     ) -> Result<Relevance, EmbedError> {
+        self.explain_pixels_sized(image, self.fixed_size()?, text, start_layer)
+    }
+
+    /// [`explain_pixels`](Self::explain_pixels) of an image of `(height, width)`.
+    pub fn explain_pixels_sized(
+        &self,
+        image: &[f32],
+        (height, width): (usize, usize),
+        text: &[f32],
+        start_layer: Option<usize>,
+    ) -> Result<Relevance, EmbedError> {
         let tower = self.explainer()?;
         let layers = tower.layers();
         let start_layer = start_layer.unwrap_or(layers.saturating_sub(1));
@@ -203,7 +226,6 @@ impl LocalClip {
                 layers,
             });
         }
-        let (height, width) = self.images.input_size();
         if image.len() != 3 * height * width {
             return Err(EmbedError::Model(format!(
                 "explaining: {} floats given, the model takes 3 x {height} x {width}",
@@ -236,8 +258,23 @@ impl LocalClip {
 
     /// Image embeddings of already preprocessed images (`3 * size * size` floats each).
     pub fn embed_pixels(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_pixels_sized(images, self.fixed_size()?)
+    }
+
+    /// Image embeddings of preprocessed images of `(height, width)`.
+    pub fn embed_pixels_sized(
+        &self,
+        images: &[Vec<f32>],
+        size: (usize, usize),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let slices: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
-        self.images.embed(&slices, &self.device)
+        self.images.embed(&slices, size, &self.device)
+    }
+
+    /// The (height, width) of the model's input for a frame.
+    pub fn input_size_for(&self, frame: &Mat) -> (usize, usize) {
+        let (width, height) = frame_size(frame);
+        self.images.input_size_for(width, height)
     }
 
     /// What runs the image tower: "candle" or "onnxruntime".
@@ -278,23 +315,37 @@ impl Embedder for LocalClip {
     }
 
     fn prepare_image(&self, frame: &Mat) -> Result<PreparedImage, EmbedError> {
-        self.images.crop_frame(frame).map(PreparedImage::Cropped)
+        let rgb = self.images.crop_frame(frame)?;
+        Ok(match self.images.input_size() {
+            Some(_) => PreparedImage::Cropped(rgb),
+            None => {
+                let (height, width) = self.input_size_for(frame);
+                PreparedImage::Resized { rgb, height, width }
+            }
+        })
     }
 
     fn embed_prepared(&self, images: &[PreparedImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if images.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pixels = images
+        let sized = images
             .iter()
             .map(|image| match image {
-                PreparedImage::Cropped(crop) => Ok(self.images.normalize(crop)),
+                PreparedImage::Cropped(crop) => Ok((self.fixed_size()?, crop)),
+                PreparedImage::Resized { rgb, height, width } => Ok(((*height, *width), rgb)),
                 PreparedImage::Base64Jpeg(_) => Err(EmbedError::Model(
                     "the local model takes pixel tensors, not JPEG images".into(),
                 )),
             })
-            .collect::<Result<Vec<Vec<f32>>, _>>()?;
-        self.embed_pixels(&pixels)
+            .collect::<Result<Vec<_>, _>>()?;
+        // One pass per run of images of one size (a video's frames all have one).
+        let mut vectors = Vec::with_capacity(images.len());
+        for run in sized.chunk_by(|a, b| a.0 == b.0) {
+            let pixels: Vec<Vec<f32>> = run
+                .iter()
+                .map(|(_, rgb)| self.images.normalize(rgb))
+                .collect();
+            vectors.extend(self.embed_pixels_sized(&pixels, run[0].0)?);
+        }
+        Ok(vectors)
     }
 
     fn is_truncated(&self, text: &str) -> bool {
@@ -302,14 +353,26 @@ impl Embedder for LocalClip {
     }
 
     fn image_difference(&self, a: &PreparedImage, b: &PreparedImage) -> Option<f32> {
-        let (PreparedImage::Cropped(a), PreparedImage::Cropped(b)) = (a, b) else {
-            return None;
-        };
-        self.images.difference(a, b)
+        match (a, b) {
+            (PreparedImage::Cropped(a), PreparedImage::Cropped(b)) => self.images.difference(a, b),
+            (
+                PreparedImage::Resized {
+                    rgb: a,
+                    height,
+                    width,
+                },
+                PreparedImage::Resized {
+                    rgb: b,
+                    height: h,
+                    width: w,
+                },
+            ) if (height, width) == (h, w) => self.images.difference(a, b),
+            _ => None,
+        }
     }
 
     fn input_size(&self) -> Option<(usize, usize)> {
-        Some(self.images.input_size())
+        self.images.input_size()
     }
 
     fn explains(&self) -> bool {
@@ -323,11 +386,10 @@ impl Embedder for LocalClip {
         start_layer: Option<usize>,
     ) -> Result<Relevance, EmbedError> {
         let image = self.images.preprocess_frame(frame)?;
-        let mut relevance = self.explain_pixels(&image, text, start_layer)?;
-        relevance.crop = self.images.crop_box(
-            opencv::prelude::MatTraitConst::cols(frame).max(0) as usize,
-            opencv::prelude::MatTraitConst::rows(frame).max(0) as usize,
-        );
+        let size = self.input_size_for(frame);
+        let mut relevance = self.explain_pixels_sized(&image, size, text, start_layer)?;
+        let (width, height) = frame_size(frame);
+        relevance.crop = self.images.crop_box(width, height);
         Ok(relevance)
     }
 
@@ -338,6 +400,12 @@ impl Embedder for LocalClip {
             .collect::<Result<Vec<_>, _>>()?;
         self.text.embed(&tokens, &self.device)
     }
+}
+
+/// `(width, height)` of a frame.
+fn frame_size(frame: &Mat) -> (usize, usize) {
+    use opencv::prelude::MatTraitConst;
+    (frame.cols().max(0) as usize, frame.rows().max(0) as usize)
 }
 
 #[cfg(test)]

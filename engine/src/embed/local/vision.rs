@@ -12,7 +12,9 @@ use super::config::ModelError;
 use super::family::{Family, ImageModel};
 use super::layers::Pass;
 use super::onnx::{GraphOptions, OrtError, OrtVision};
-use crate::embed::preprocess::{crop_box, normalize, resize_and_crop, PreprocessConfig, RgbImage};
+use crate::embed::preprocess::{
+    crop_box, normalize, output_size, resize_and_crop, PreprocessConfig, RgbImage,
+};
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
 
@@ -128,13 +130,14 @@ impl ImageTower {
         normalize(crop, &self.preprocess)
     }
 
-    /// L2-normalised embeddings of preprocessed images.
+    /// L2-normalised embeddings of preprocessed images of `(height, width)`.
     pub(super) fn embed(
         &self,
         images: &[&[f32]],
+        size: (usize, usize),
         device: &Device,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.embed_on(None, images, device)
+        self.embed_on(None, images, size, device)
     }
 
     /// As [`embed`](Self::embed), on `session` instead of the tower's own runtime where given
@@ -143,9 +146,9 @@ impl ImageTower {
         &self,
         session: Option<&OrtVision>,
         images: &[&[f32]],
+        (h, w): (usize, usize),
         device: &Device,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let (h, w) = self.input_size();
         if let Some(bad) = images.iter().find(|i| i.len() != 3 * h * w) {
             return Err(EmbedError::Model(format!(
                 "a preprocessed image has {} values, the model takes 3 x {h} x {w}",
@@ -208,12 +211,18 @@ impl ImageTower {
         crop_box(&self.preprocess, width, height)
     }
 
-    /// The (height, width) of the model's input: the processor's crop, or its resize box.
-    pub(super) fn input_size(&self) -> (usize, usize) {
-        (
+    /// The (height, width) of the model's input: the processor's crop, or its resize box;
+    /// `None` where it depends on the frame (NaFlex).
+    pub(super) fn input_size(&self) -> Option<(usize, usize)> {
+        self.preprocess.patch_budget.is_none().then_some((
             self.preprocess.crop_height as usize,
             self.preprocess.crop_width as usize,
-        )
+        ))
+    }
+
+    /// The (height, width) of the model's input for a `width x height` frame.
+    pub(super) fn input_size_for(&self, width: usize, height: usize) -> (usize, usize) {
+        output_size(&self.preprocess, width, height)
     }
 
     /// What runs the transformer: "candle" or "onnxruntime".

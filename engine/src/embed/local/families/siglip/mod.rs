@@ -268,6 +268,7 @@ pub(crate) fn siglip_config(
             image_size: v.image_size,
             patch_size: v.patch_size,
             num_channels: v.num_channels,
+            naflex_grid: None,
         },
     ))
 }

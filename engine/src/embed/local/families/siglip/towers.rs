@@ -11,6 +11,9 @@
 //!   so the tokenizer always pads to it (as transformers does with `padding="max_length"`).
 //! - The image has no class token; the embedding is the pooling head's output (no projection).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
@@ -34,6 +37,10 @@ pub struct SiglipVisionConfig {
     pub image_size: usize,
     pub patch_size: usize,
     pub num_channels: usize,
+    /// SigLIP 2 NaFlex: the side of the position-embedding grid, resized to each input's patch
+    /// grid, and a linear patch embedding over (row, column, channel) pixels; `None` for the
+    /// fixed-resolution layout (a convolution, one position per patch of `image_size`).
+    pub naflex_grid: Option<usize>,
 }
 
 /// `text_model.*` with its `head`: a prompt's embedding, not yet L2-normalised.
@@ -74,31 +81,137 @@ impl TextModel for SiglipText {
 #[derive(Clone)]
 pub struct SiglipVision {
     patch_embedding: candle_nn::Conv2d,
-    position_embedding: Tensor,
+    positions: Positions,
     encoder: Encoder,
     post_layernorm: LayerNorm,
     head: PoolingHead,
     eps: f64,
 }
 
+/// Where each patch's position embedding comes from.
+#[derive(Clone)]
+enum Positions {
+    /// One learned embedding per patch of the fixed input.
+    Fixed(Tensor),
+    /// NaFlex: a `side x side` grid (row-major), resized to each input's patch grid; kept per
+    /// grid, as a video's frames all share one.
+    Grid {
+        grid: Arc<Vec<f32>>,
+        side: usize,
+        resized: Arc<Mutex<HashMap<(usize, usize), Tensor>>>,
+    },
+}
+
+impl Positions {
+    /// The embeddings of a `rows x cols` patch grid, `[rows * cols, e]`.
+    fn for_grid(&self, rows: usize, cols: usize, device: &candle_core::Device) -> Result<Tensor> {
+        match self {
+            Self::Fixed(positions) => Ok(positions.clone()),
+            Self::Grid {
+                grid,
+                side,
+                resized,
+            } => {
+                let mut cache = crate::sync::lock(resized);
+                if let Some(positions) = cache.get(&(rows, cols)) {
+                    return Ok(positions.clone());
+                }
+                let e = grid.len() / (side * side);
+                let values = resize_positions(grid, *side, e, rows, cols);
+                let positions = Tensor::from_vec(values, (rows * cols, e), device)?;
+                cache.insert((rows, cols), positions.clone());
+                Ok(positions)
+            }
+        }
+    }
+}
+
+/// One axis of `F.interpolate(mode="bilinear", align_corners=False, antialias=True)` from
+/// `from` to `to` samples, as transformers' `Siglip2VisionEmbeddings` computes it: a tent
+/// whose support widens when shrinking, centred on the output pixel, normalised to sum 1.
+fn axis_weights(from: usize, to: usize) -> Vec<Vec<f32>> {
+    let scale = from as f32 / to as f32;
+    let support = scale.max(1.0);
+    (0..to)
+        .map(|i| {
+            let center = (i as f32 + 0.5) * scale - 0.5;
+            let weights: Vec<f32> = (0..from)
+                .map(|j| (1.0 - (j as f32 - center).abs() / support).max(0.0))
+                .collect();
+            let sum: f32 = weights.iter().sum();
+            weights.into_iter().map(|w| w / sum).collect()
+        })
+        .collect()
+}
+
+/// The `side x side` grid of `e`-long embeddings resized to `rows x cols` (row-major).
+pub fn resize_positions(grid: &[f32], side: usize, e: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let (by_row, by_col) = (axis_weights(side, rows), axis_weights(side, cols));
+    let mut out = vec![0f32; rows * cols * e];
+    for r in 0..rows {
+        for c in 0..cols {
+            let at = &mut out[(r * cols + c) * e..(r * cols + c + 1) * e];
+            for (y, wy) in by_row[r].iter().enumerate() {
+                for (x, wx) in by_col[c].iter().enumerate() {
+                    let weight = wy * wx;
+                    if weight == 0.0 {
+                        continue;
+                    }
+                    let source = &grid[(y * side + x) * e..(y * side + x + 1) * e];
+                    at.iter_mut()
+                        .zip(source)
+                        .for_each(|(o, v)| *o += weight * v);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl SiglipVision {
     pub fn new(vb: &VarBuilder, c: &SiglipVisionConfig) -> Result<Self> {
         let vm = vb.pp("vision_model");
         let (e, eps) = (c.encoder.embed_dim, c.encoder.layer_norm_eps);
-        let positions = (c.image_size / c.patch_size).pow(2);
+        let (p, channels) = (c.patch_size, c.num_channels);
         let conv = Conv2dConfig {
-            stride: c.patch_size,
+            stride: p,
             ..Default::default()
         };
+        let embeddings = vm.pp("embeddings");
+        let (patch_embedding, positions) = match c.naflex_grid {
+            None => {
+                let positions = (c.image_size / p).pow(2);
+                (
+                    candle_nn::conv2d(channels, e, p, conv, embeddings.pp("patch_embedding"))?,
+                    Positions::Fixed(embeddings.get((positions, e), "position_embedding.weight")?),
+                )
+            }
+            Some(side) => {
+                // A linear layer over each patch's pixels in (row, column, channel) order is
+                // the convolution whose kernel is its weight reshaped and permuted.
+                let linear = embeddings.pp("patch_embedding");
+                let kernel = linear
+                    .get((e, p * p * channels), "weight")?
+                    .reshape((e, p, p, channels))?
+                    .permute((0, 3, 1, 2))?
+                    .contiguous()?;
+                let grid = embeddings
+                    .get((side * side, e), "position_embedding.weight")?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                (
+                    candle_nn::Conv2d::new(kernel, Some(linear.get(e, "bias")?), conv),
+                    Positions::Grid {
+                        grid: Arc::new(grid),
+                        side,
+                        resized: Arc::default(),
+                    },
+                )
+            }
+        };
         Ok(Self {
-            patch_embedding: candle_nn::conv2d(
-                c.num_channels,
-                e,
-                c.patch_size,
-                conv,
-                vm.pp("embeddings.patch_embedding"),
-            )?,
-            position_embedding: vm.get((positions, e), "embeddings.position_embedding.weight")?,
+            patch_embedding,
+            positions,
             encoder: Encoder::new(vm.pp("encoder"), &c.encoder)?,
             post_layernorm: candle_nn::layer_norm(e, eps, vm.pp("post_layernorm"))?,
             head: PoolingHead::new(vm.pp("head"), &c.encoder)?,
@@ -108,15 +221,14 @@ impl SiglipVision {
 }
 
 impl ImageModel for SiglipVision {
-    /// `pixels`: `[batch, channels, size, size]`; traced, the pooling head's attention is
-    /// tapped as the head's.
+    /// `pixels`: `[batch, channels, height, width]` (fixed for SigLIP, any whole number of
+    /// patches for NaFlex); traced, the pooling head's attention is tapped as the head's.
     fn forward(&self, pixels: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let patches = self
-            .patch_embedding
-            .forward(pixels)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let xs = patches.broadcast_add(&self.position_embedding)?;
+        let patches = self.patch_embedding.forward(pixels)?;
+        let (_, _, rows, cols) = patches.dims4()?;
+        let patches = patches.flatten_from(2)?.transpose(1, 2)?;
+        let positions = self.positions.for_grid(rows, cols, pixels.device())?;
+        let xs = patches.broadcast_add(&positions)?;
         let xs = self.encoder.forward_with(&xs, None, pass)?;
         let xs = pass.layer_norm(&self.post_layernorm, self.eps, &xs, None)?;
         self.head.forward(&xs, pass, self.eps)

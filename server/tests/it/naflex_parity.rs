@@ -10,7 +10,7 @@ use engine::embed::Embedder;
 use opencv::prelude::*;
 use store::config::ImageRuntime;
 
-use crate::clip_parity::{fixture, floats, goldens, max_abs_diff};
+use crate::clip_parity::{fixture, floats, goldens, max_abs_diff, ENGINES};
 
 const NAME: &str = "tiny-siglip2-naflex";
 
@@ -22,8 +22,9 @@ fn image(file: &str) -> opencv::core::Mat {
     image
 }
 
-fn model() -> LocalClip {
-    let model = LocalClip::load_with(&fixture(NAME), NAME, ImageRuntime::Auto).unwrap();
+/// The model with its image tower on `engine` (ONNX Runtime: one session per patch grid).
+fn model(engine: ImageRuntime) -> LocalClip {
+    let model = crate::clip_parity::load(NAME, engine);
     assert_eq!(model.family(), "SigLIP 2 NaFlex");
     model
 }
@@ -58,8 +59,14 @@ fn the_size_search_matches_siglip2_image_processor() {
 
 #[test]
 fn pixels_and_embeddings_match_at_every_patch_budget() {
+    for engine in ENGINES {
+        pixels_and_embeddings_match_on(engine);
+    }
+}
+
+fn pixels_and_embeddings_match_on(engine: ImageRuntime) {
     let goldens = goldens(NAME);
-    let model = model();
+    let model = model(engine);
     let mut worst = 0f32;
     for case in goldens["preprocess"].as_array().unwrap() {
         let frame = image(case["file"].as_str().unwrap());
@@ -117,13 +124,19 @@ fn pixels_and_embeddings_match_at_every_patch_budget() {
             case["max_num_patches"]
         );
     }
-    println!("{NAME}: image embeddings at every budget, worst {worst:e}");
+    println!("{NAME} {engine:?}: image embeddings at every budget, worst {worst:e}");
 }
 
 #[test]
 fn frames_prompts_logits_and_probabilities_match() {
+    for engine in ENGINES {
+        frames_prompts_logits_and_probabilities_match_on(engine);
+    }
+}
+
+fn frames_prompts_logits_and_probabilities_match_on(engine: ImageRuntime) {
     let goldens = goldens(NAME);
-    let model = model();
+    let model = model(engine);
     let prompts = goldens["prompts"].as_array().unwrap();
     let texts: Vec<String> = prompts
         .iter()
@@ -177,7 +190,7 @@ fn frames_prompts_logits_and_probabilities_match() {
         ));
     }
     println!(
-        "{NAME}: text {:e}, image {:e}, logits {:e}, probabilities {:e}",
+        "{NAME} {engine:?}: text {:e}, image {:e}, logits {:e}, probabilities {:e}",
         worst[0], worst[1], worst[2], worst[3]
     );
     let [text, image, logits, probabilities] = worst;
@@ -194,7 +207,7 @@ fn frames_prompts_logits_and_probabilities_match() {
 
 #[test]
 fn heatmaps_are_drawn_over_the_real_patch_grid() {
-    let model = model();
+    let model = model(ImageRuntime::Onnxruntime);
     let text = model
         .embed_texts(&["a photo of a cat".into()])
         .unwrap()

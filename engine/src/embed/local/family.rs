@@ -49,9 +49,15 @@ pub(crate) trait Family: Send + Sync {
     /// The image tower on candle (shared between embedding and explaining).
     fn image_tower(&self, vb: &VarBuilder) -> candle_core::Result<Arc<dyn ImageModel>>;
 
-    /// The image tower as an ONNX graph (`pixel_values` in, `image_embeds` out), fp32 or with
-    /// int8 layers as `options` says.
-    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>>;
+    /// The image tower as an ONNX graph (`pixel_values` in, `image_embeds` out) for inputs of
+    /// `(height, width)` (a fixed-size family's own), fp32 or with int8 layers as `options`
+    /// says.
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        input: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>>;
 
     /// How scores become probabilities, with the learned scalars read from `vb`.
     fn head(&self, vb: &VarBuilder) -> Result<ProbabilityHead, ModelError>;

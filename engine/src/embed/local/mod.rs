@@ -21,7 +21,7 @@ mod tokenize;
 mod vision;
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::Device;
 use candle_nn::VarBuilder;
@@ -49,7 +49,7 @@ pub struct LocalClip {
     text: TextTower,
     tokenizer: Box<dyn TextTokenizer>,
     images: ImageTower,
-    family: Box<dyn Family>,
+    family: Arc<dyn Family>,
     identity: ModelIdentity,
     device: Device,
     /// How cosine scores become probabilities: CLIP's softmax over prompts with its
@@ -102,14 +102,14 @@ impl LocalClip {
         runtime: ImageRuntime,
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
-        let family = families::read(folder)?;
+        let family: Arc<dyn Family> = Arc::from(families::read(folder)?);
         let tokenizer = family.tokenizer()?;
         let device = Device::Cpu;
         let weights = family.weights(&device)?;
         let text = family
             .text_tower(&weights)
             .map_err(|e| ModelError::weights(family.weights_file(), e))?;
-        let images = ImageTower::load(family.as_ref(), &weights, runtime, options)?;
+        let images = ImageTower::load(&family, &weights, runtime, options)?;
         let head = family.head(&weights)?;
         let identity = config::identity(family.as_ref(), name)?;
         Ok(Self {
@@ -131,8 +131,13 @@ impl LocalClip {
     /// Runtime, beside the one that embeds: for the check against fp32 and for
     /// [`use_int8`](Self::use_int8).
     pub fn ort_tower(&self, options: GraphOptions) -> Result<OrtVision, ModelError> {
+        let input = self.fixed_size().map_err(|e| ModelError::Runtime {
+            message: format!("{e}: its int8 tower is not made yet"),
+        })?;
         onnx::available()
-            .and_then(|()| vision::onnx_session(self.family.as_ref(), &self.weights, options))
+            .and_then(|()| {
+                vision::onnx_session(self.family.as_ref(), &self.weights, options, input)
+            })
             .map_err(|error| ModelError::Runtime {
                 message: error.to_string(),
             })

@@ -1,7 +1,8 @@
 //! The image tower: a frame preprocessed as the model's family says (Pillow-exact resize, and
 //! crop or squash), then the family's image transformer, on candle or ONNX Runtime.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
@@ -18,21 +19,18 @@ use crate::embed::preprocess::{
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
 
-/// The family's image graph on ONNX Runtime, written with `options`, on all cores.
+/// The family's image graph for inputs of `input` (height, width) on ONNX Runtime, written
+/// with `options`, on all cores.
 pub(super) fn onnx_session(
     family: &dyn Family,
     vb: &VarBuilder,
     options: GraphOptions,
+    input: (usize, usize),
 ) -> Result<OrtVision, OrtError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let preprocess = family.preprocess();
-    let input = (
-        preprocess.crop_height as usize,
-        preprocess.crop_width as usize,
-    );
     OrtVision::start(
         family.weights_file(),
-        family.image_graph(vb, options),
+        family.image_graph(vb, options, input),
         options,
         (input, family.dimension()),
         threads,
@@ -43,6 +41,33 @@ pub(super) fn onnx_session(
 enum Runtime {
     Candle(Arc<dyn ImageModel>),
     OnnxRuntime(OrtVision),
+    /// A family whose input size follows the frame (NaFlex): one session per size, made on
+    /// first use (a video's frames all share one).
+    OnnxPerSize(PerSize),
+}
+
+struct PerSize {
+    family: Arc<dyn Family>,
+    weights: VarBuilder<'static>,
+    options: GraphOptions,
+    sessions: Mutex<HashMap<(usize, usize), Arc<OrtVision>>>,
+}
+
+impl PerSize {
+    fn session(&self, input: (usize, usize)) -> Result<Arc<OrtVision>, OrtError> {
+        let mut sessions = crate::sync::lock(&self.sessions);
+        if let Some(session) = sessions.get(&input) {
+            return Ok(Arc::clone(session));
+        }
+        let session = Arc::new(onnx_session(
+            self.family.as_ref(),
+            &self.weights,
+            self.options,
+            input,
+        )?);
+        sessions.insert(input, Arc::clone(&session));
+        Ok(session)
+    }
 }
 
 pub(super) struct ImageTower {
@@ -55,28 +80,43 @@ impl ImageTower {
     /// ONNX Runtime; candle is fp32). `Auto` takes ONNX Runtime where its library loads and falls
     /// back to candle (with a log line saying why) where it does not.
     pub(super) fn load(
-        family: &dyn Family,
-        vb: &VarBuilder,
+        family: &Arc<dyn Family>,
+        vb: &VarBuilder<'static>,
         runtime: ImageRuntime,
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
+        let preprocess = family.preprocess().clone();
         let candle = || -> Result<Runtime, ModelError> {
             family
                 .image_tower(vb)
                 .map(Runtime::Candle)
                 .map_err(|e| ModelError::weights(family.weights_file(), e))
         };
+        let onnx = || -> Result<Runtime, OrtError> {
+            crate::embed::local::onnx::available()?;
+            match preprocess.patch_budget {
+                None => {
+                    let input = (
+                        preprocess.crop_height as usize,
+                        preprocess.crop_width as usize,
+                    );
+                    onnx_session(family.as_ref(), vb, options, input).map(Runtime::OnnxRuntime)
+                }
+                Some(_) => Ok(Runtime::OnnxPerSize(PerSize {
+                    family: Arc::clone(family),
+                    weights: vb.clone(),
+                    options,
+                    sessions: Mutex::default(),
+                })),
+            }
+        };
         let runtime = match runtime {
             ImageRuntime::Candle => candle()?,
-            ImageRuntime::Onnxruntime => onnx_session(family, vb, options)
-                .map(Runtime::OnnxRuntime)
-                .map_err(|error| ModelError::Runtime {
-                    message: error.to_string(),
-                })?,
-            ImageRuntime::Auto => match crate::embed::local::onnx::available()
-                .and_then(|()| onnx_session(family, vb, options))
-            {
-                Ok(session) => Runtime::OnnxRuntime(session),
+            ImageRuntime::Onnxruntime => onnx().map_err(|error| ModelError::Runtime {
+                message: error.to_string(),
+            })?,
+            ImageRuntime::Auto => match onnx() {
+                Ok(runtime) => runtime,
                 Err(reason) => {
                     tracing::warn!("image tower on candle, not ONNX Runtime: {reason}");
                     candle()?
@@ -85,7 +125,7 @@ impl ImageTower {
         };
         Ok(Self {
             runtime,
-            preprocess: family.preprocess().clone(),
+            preprocess,
         })
     }
 
@@ -170,6 +210,10 @@ impl ImageTower {
             (None, Runtime::OnnxRuntime(session)) => {
                 session.embed(images).map_err(|e| e.to_string())
             }
+            (None, Runtime::OnnxPerSize(sessions)) => sessions
+                .session((h, w))
+                .and_then(|session| session.embed(images))
+                .map_err(|e| e.to_string()),
         }
         .map_err(|e| EmbedError::Model(format!("image model: {e}")))?;
         vectors
@@ -202,7 +246,7 @@ impl ImageTower {
     pub(super) fn candle_tower(&self) -> Option<Arc<dyn ImageModel>> {
         match &self.runtime {
             Runtime::Candle(tower) => Some(Arc::clone(tower)),
-            Runtime::OnnxRuntime(_) => None,
+            Runtime::OnnxRuntime(_) | Runtime::OnnxPerSize(_) => None,
         }
     }
 
@@ -229,7 +273,7 @@ impl ImageTower {
     pub(super) fn runtime_name(&self) -> &'static str {
         match self.runtime {
             Runtime::Candle(_) => "candle",
-            Runtime::OnnxRuntime(_) => "onnxruntime",
+            Runtime::OnnxRuntime(_) | Runtime::OnnxPerSize(_) => "onnxruntime",
         }
     }
 }

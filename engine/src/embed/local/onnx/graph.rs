@@ -424,14 +424,31 @@ impl Writer<'_> {
         with_bias: bool,
     ) -> candle_core::Result<String> {
         let (e, em) = (self.e, self.vm.pp(prefix));
-        let w = flat(em.get((e, channels, patch, patch), "weight")?)?;
-        let w = self.g.floats("patch_w", &[e, channels, patch, patch], &w);
+        let kernel = flat(em.get((e, channels, patch, patch), "weight")?)?;
+        let bias = if with_bias {
+            Some(em.get(e, "bias")?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        self.patches_of(&kernel, bias.as_deref(), channels, patch)
+    }
+
+    /// [`patches`](Self::patches) with the convolution's `kernel` (`[E, channels, patch,
+    /// patch]`) and `bias` given.
+    pub(crate) fn patches_of(
+        &mut self,
+        kernel: &[f32],
+        bias: Option<&[f32]>,
+        channels: usize,
+        patch: usize,
+    ) -> candle_core::Result<String> {
+        let e = self.e;
+        let w = self
+            .g
+            .floats("patch_w", &[e, channels, patch, patch], kernel);
         let mut inputs = vec!["pixel_values".to_string(), w];
-        if with_bias {
-            inputs.push(
-                self.g
-                    .floats("patch_b", &[e], &em.get(e, "bias")?.to_vec1::<f32>()?),
-            );
+        if let Some(bias) = bias {
+            inputs.push(self.g.floats("patch_b", &[e], bias));
         }
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let p = patch as i64;
@@ -451,18 +468,19 @@ impl Writer<'_> {
     }
 }
 
-/// A writer of `weights`' vision tower, with `pixel_values [N, channels, size, size]` declared.
+/// A writer of `weights`' vision tower, with `pixel_values [N, channels, height, width]`
+/// declared.
 pub(crate) fn writer<'a>(
     vb: &VarBuilder<'a>,
     encoder: &EncoderConfig,
     channels: usize,
-    size: usize,
+    (height, width): (usize, usize),
     options: GraphOptions,
 ) -> Writer<'a> {
     let mut g = Graph::default();
     g.input(
         "pixel_values",
-        &[None, Some(channels), Some(size), Some(size)],
+        &[None, Some(channels), Some(height), Some(width)],
     );
     Writer {
         g,

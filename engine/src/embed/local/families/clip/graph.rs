@@ -16,7 +16,13 @@ pub fn vision_graph(
 ) -> candle_core::Result<Vec<u8>> {
     let e = c.encoder.embed_dim;
     let positions = (c.image_size / c.patch_size).pow(2) + 1;
-    let mut w = writer(vb, &c.encoder, c.num_channels, c.image_size, options);
+    let mut w = writer(
+        vb,
+        &c.encoder,
+        c.num_channels,
+        (c.image_size, c.image_size),
+        options,
+    );
     let x = w.patches(c.num_channels, c.patch_size, false)?;
     // A zero row in front of the patches, then one constant adds both the class embedding
     // (to that row) and the position embeddings: no batch-sized Expand/Concat needed.

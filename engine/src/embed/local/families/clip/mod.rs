@@ -108,7 +108,12 @@ impl Family for Clip {
         )?))
     }
 
-    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>> {
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        _: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>> {
         graph::vision_graph(vb, &self.config.vision_config, options)
     }
 

@@ -207,8 +207,13 @@ impl Family for Naflex {
         Ok(Arc::new(SiglipVision::new(vb, &self.vision)?))
     }
 
-    fn image_graph(&self, _: &VarBuilder, _: GraphOptions) -> candle_core::Result<Vec<u8>> {
-        candle_core::bail!("SigLIP 2 NaFlex's image tower has no ONNX graph yet (its input size follows the frame): it runs on candle")
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        input: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>> {
+        super::siglip::graph::siglip_vision_graph(vb, &self.vision, options, input)
     }
 
     fn head(&self, vb: &VarBuilder) -> Result<ProbabilityHead, ModelError> {

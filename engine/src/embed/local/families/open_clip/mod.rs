@@ -159,7 +159,12 @@ impl Family for OpenClip {
         Ok(Arc::new(VisionTransformer::new(vb, &self.vision)?))
     }
 
-    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>> {
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        _: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>> {
         vision_graph(vb, &self.vision, options)
     }
 

@@ -28,7 +28,7 @@ pub fn pe_vision_graph(
     };
     let prefix = c.prefix_tokens();
     let tokens = prefix + c.grid() * c.grid();
-    let mut w = writer(vb, &block, 3, c.image_size, options);
+    let mut w = writer(vb, &block, 3, (c.image_size, c.image_size), options);
     let x = w.patches_at("patch_embed.proj", 3, c.patch_size, false)?;
     // The class token as a zero row in front, then one constant adds it and the positions.
     let x = if prefix > 0 {

@@ -213,7 +213,12 @@ impl Family for PeCore {
         Ok(Arc::new(PeVision::new(vb, &self.vision)?))
     }
 
-    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>> {
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        _: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>> {
         graph::pe_vision_graph(vb, &self.vision, options)
     }
 

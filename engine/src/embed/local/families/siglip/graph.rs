@@ -3,26 +3,51 @@
 
 use candle_nn::VarBuilder;
 
-use super::towers::SiglipVisionConfig;
+use super::towers::{resize_positions, SiglipVisionConfig};
 use crate::embed::local::onnx::graph::{flat, writer, Linear, Part};
 use crate::embed::local::onnx::GraphOptions;
 
 /// The ONNX model (opset 17) of SigLIP's image tower, mirroring Hugging Face's
 /// `SiglipVisionModel` with its attention-pooling head (`pooler_output`), with the
 /// checkpoint's weights as initializers.
+///
+/// `input` is the `(height, width)` the graph takes: SigLIP's fixed size, or (NaFlex) the size
+/// of one patch grid, whose resized position embeddings the graph holds.
 pub fn siglip_vision_graph(
     vb: &VarBuilder,
     c: &SiglipVisionConfig,
     options: GraphOptions,
+    input: (usize, usize),
 ) -> candle_core::Result<Vec<u8>> {
     let encoder = &c.encoder;
     let (e, heads) = (encoder.embed_dim, encoder.num_attention_heads);
     let head_dim = e / heads;
-    let positions = (c.image_size / c.patch_size).pow(2);
-    let mut w = writer(vb, encoder, c.num_channels, c.image_size, options);
+    let (p, channels) = (c.patch_size, c.num_channels);
+    let (rows, cols) = (input.0 / p, input.1 / p);
+    let positions = rows * cols;
+    let mut w = writer(vb, encoder, channels, input, options);
     // Patches (the convolution has a bias) plus positions; no class token, no pre-LayerNorm.
-    let x = w.patches(c.num_channels, c.patch_size, true)?;
-    let position = flat(w.vm.get((positions, e), "embeddings.position_embedding.weight")?)?;
+    let embeddings = w.vm.pp("embeddings");
+    let (x, position) = match c.naflex_grid {
+        None => (
+            w.patches(channels, p, true)?,
+            flat(embeddings.get((positions, e), "position_embedding.weight")?)?,
+        ),
+        Some(side) => {
+            // The linear patch embedding as the convolution it is (see `towers`).
+            let linear = embeddings.pp("patch_embedding");
+            let kernel = linear
+                .get((e, p * p * channels), "weight")?
+                .reshape((e, p, p, channels))?
+                .permute((0, 3, 1, 2))?;
+            let bias = linear.get(e, "bias")?.to_vec1::<f32>()?;
+            let grid = flat(embeddings.get((side * side, e), "position_embedding.weight")?)?;
+            (
+                w.patches_of(&flat(kernel.contiguous()?)?, Some(&bias), channels, p)?,
+                resize_positions(&grid, side, e, rows, cols),
+            )
+        }
+    };
     let position = w.g.floats("position", &[positions, e], &position);
     let x = w.g.node("Add", &[&x, &position], &[]);
     let rows = w.g.ints("rows", &[2], &[-1, e as i64]);

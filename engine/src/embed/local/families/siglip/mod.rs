@@ -104,8 +104,14 @@ impl Family for Siglip {
         Ok(Arc::new(SiglipVision::new(vb, &self.vision)?))
     }
 
-    fn image_graph(&self, vb: &VarBuilder, options: GraphOptions) -> candle_core::Result<Vec<u8>> {
-        graph::siglip_vision_graph(vb, &self.vision, options)
+    fn image_graph(
+        &self,
+        vb: &VarBuilder,
+        options: GraphOptions,
+        _: (usize, usize),
+    ) -> candle_core::Result<Vec<u8>> {
+        let size = self.vision.image_size;
+        graph::siglip_vision_graph(vb, &self.vision, options, (size, size))
     }
 
     fn head(&self, vb: &VarBuilder) -> Result<ProbabilityHead, ModelError> {

@@ -196,7 +196,7 @@ pub trait Embedder: Send + Sync {
 /// identity, which costs a few file reads instead of loading hundreds of MB of weights.
 pub struct LazyLocal {
     folder: std::path::PathBuf,
-    runtime: store::config::ImageRuntime,
+    options: local::LoadOptions,
     identity: ModelIdentity,
     model: std::sync::OnceLock<Result<local::LocalClip, local::ModelError>>,
 }
@@ -204,14 +204,15 @@ pub struct LazyLocal {
 impl LazyLocal {
     pub fn new(
         files: &source::ModelFiles,
-        runtime: store::config::ImageRuntime,
+        options: impl Into<local::LoadOptions>,
     ) -> Result<Self, local::ModelError> {
+        let options = options.into();
         // The identity reads the folder through the families' registry, which refuses a folder
         // of no family's files (saying which to put there) before anything is loaded.
         Ok(Self {
             folder: files.folder.clone(),
-            runtime,
-            identity: local::identity_of(&files.folder, &files.name)?,
+            options,
+            identity: local::identity_with(&files.folder, &files.name, options.max_patches)?,
             model: Default::default(),
         })
     }
@@ -219,7 +220,7 @@ impl LazyLocal {
     fn model(&self) -> Result<&local::LocalClip, EmbedError> {
         self.model
             .get_or_init(|| {
-                local::LocalClip::load_with(&self.folder, &self.identity.name, self.runtime)
+                local::LocalClip::load_with(&self.folder, &self.identity.name, self.options)
             })
             .as_ref()
             .map_err(|e| EmbedError::Model(e.to_string()))
@@ -278,7 +279,10 @@ pub fn load_lazy(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
     match settings.backend {
         BackendKind::Local => {
             let files = source::resolve(&settings.model)?;
-            Ok(Arc::new(LazyLocal::new(&files, settings.image_runtime)?))
+            Ok(Arc::new(LazyLocal::new(
+                &files,
+                local::LoadOptions::of(settings),
+            )?))
         }
         BackendKind::Roboflow => load(settings),
     }
@@ -290,8 +294,11 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
     match settings.backend {
         BackendKind::Local => {
             let files = source::resolve(&settings.model)?;
-            let model =
-                local::LocalClip::load_with(&files.folder, &files.name, settings.image_runtime)?;
+            let model = local::LocalClip::load_with(
+                &files.folder,
+                &files.name,
+                local::LoadOptions::of(settings),
+            )?;
             Ok(Arc::new(model))
         }
         BackendKind::Roboflow => {

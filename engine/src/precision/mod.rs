@@ -29,7 +29,7 @@ pub use sample::{fixture_images, Sample, VIDEO_SAMPLES};
 use stored::save;
 pub use stored::{cpu, machine, stored, stored_path};
 
-use crate::embed::local::{LocalClip, ModelError};
+use crate::embed::local::{LoadOptions, LocalClip, ModelError};
 use crate::embed::ort_vision::{GraphOptions, OrtVision};
 use crate::embed::{source, Embedder, LoadError};
 
@@ -120,21 +120,22 @@ pub fn load(settings: &Settings) -> Result<Arc<dyn Embedder>, LoadError> {
     let bar = Bar::in_force().map_err(|e| LoadError::Precision(e.to_string()))?;
     // The check is kept under the weights' fingerprint: known without loading the model, so a
     // model whose int8 passed loads straight in int8, without an fp32 tower to throw away.
-    let identity = crate::embed::local::identity_of(&files.folder, &files.name)?;
+    let identity =
+        crate::embed::local::identity_with(&files.folder, &files.name, settings.max_num_patches)?;
     let path = stored_path(&settings.embeddings_dir, &identity, Precision::Int8);
     if let Some(report) = stored(&path, &bar) {
         let model = match verdict(&report, explicit) {
             Ok(()) => LocalClip::load_int8(&files.folder, &files.name)?,
             Err(note) => {
                 let mut model =
-                    LocalClip::load_with(&files.folder, &files.name, settings.image_runtime)?;
+                    LocalClip::load_with(&files.folder, &files.name, LoadOptions::of(settings))?;
                 model.set_precision_note(Some(note));
                 model
             }
         };
         return Ok(Arc::new(model));
     }
-    let mut model = LocalClip::load_with(&files.folder, &files.name, settings.image_runtime)?;
+    let mut model = LocalClip::load_with(&files.folder, &files.name, LoadOptions::of(settings))?;
     if model.image_runtime() != "onnxruntime" {
         // auto runtime without ONNX Runtime's library: candle, fp32 (the loader logged why).
         if explicit {

@@ -485,7 +485,7 @@ pub struct ModelArgs {
     /// The config file (the old app's config.yaml works unchanged).
     #[arg(long, env = "CLIP_INVESTIGATOR_CONFIG", default_value = "config.yaml")]
     pub config: PathBuf,
-    /// A model folder in Hugging Face layout, or a Hub repo id `REPO[@REVISION]`. `scores`
+    /// A model folder (Hugging Face's layout or open_clip's), or a Hub repo id `REPO[@REVISION]`. `scores`
     /// takes it twice or more to compare models (each video indexed with each).
     #[arg(long)]
     pub model: Vec<String>,
@@ -500,6 +500,11 @@ pub struct ModelArgs {
     /// (`check-precision` prints it); auto takes the fastest precision that passed.
     #[arg(long, value_enum)]
     pub precision: Option<store::config::Precision>,
+    /// SigLIP 2 NaFlex models: the most patches a frame is cut into, its aspect ratio kept
+    /// (default: `max_num_patches` from the config, else the checkpoint's). Part of the
+    /// index's identity: another budget is another index.
+    #[arg(long, value_name = "N")]
+    pub max_num_patches: Option<u32>,
     /// Index: reuse the last embedded frame's vector for frames whose model input differs from
     /// it by less than LEVELS grey levels (mean absolute difference); other commands: read
     /// such an index (default: `skip_similar` from the config, else off).

@@ -35,7 +35,11 @@ pub fn run(args: &CheckPrecisionArgs) -> CommandResult {
         settings.video_path = video.clone();
     }
     let files = source::resolve(&settings.model).context("cannot find the model")?;
-    let model = LocalClip::load_with(&files.folder, &files.name, ImageRuntime::Onnxruntime)
+    let options = engine::embed::local::LoadOptions {
+        runtime: ImageRuntime::Onnxruntime,
+        max_patches: settings.max_num_patches,
+    };
+    let model = LocalClip::load_with(&files.folder, &files.name, options)
         .context("cannot load the model on ONNX Runtime")?;
     let bar = Bar::in_force()?;
     let (report, _) =

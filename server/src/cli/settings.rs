@@ -78,6 +78,9 @@ impl SettingsArgs for ModelArgs {
         if let Some(precision) = self.precision {
             settings.precision = precision;
         }
+        if let Some(patches) = self.max_num_patches {
+            settings.max_num_patches = Some(patches);
+        }
         if let Some(levels) = self.skip_similar {
             if !(levels.is_finite() && levels >= 0.0) {
                 bail!("--skip-similar must be a number of grey levels >= 0, not {levels}");

@@ -226,3 +226,53 @@ fn heatmaps_are_drawn_over_the_real_patch_grid() {
         assert_eq!(relevance.crop, (0.0, 0.0, w, h), "{file}");
     }
 }
+
+#[test]
+fn the_patch_budget_is_a_setting_and_part_of_the_identity() {
+    let goldens = goldens(NAME);
+    let folder = fixture(NAME);
+    let options = |max_patches| engine::embed::local::LoadOptions {
+        runtime: ImageRuntime::Candle,
+        max_patches,
+    };
+    let checkpoint = LocalClip::load_with(&folder, NAME, options(None)).unwrap();
+    let same = LocalClip::load_with(&folder, NAME, options(Some(64))).unwrap();
+    // The checkpoint's own budget (64) is no override: one identity, one index.
+    assert_eq!(checkpoint.identity(), same.identity());
+    let small = LocalClip::load_with(&folder, NAME, options(Some(16))).unwrap();
+    let revision = small.identity().revision;
+    assert_eq!(revision, format!("{}-p16", checkpoint.identity().revision));
+    // What the app loads lazily (identity first, without the weights) is the same model.
+    let files = engine::embed::source::ModelFiles {
+        folder: folder.clone(),
+        name: NAME.into(),
+    };
+    let lazy = engine::embed::LazyLocal::new(&files, options(Some(16))).unwrap();
+    assert_eq!(lazy.identity(), small.identity());
+    // At 16 patches the 16:9 frame is a 3x5 grid, as transformers cuts it.
+    let case = goldens["preprocess"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == "frames/frame_030.png" && c["max_num_patches"] == 16)
+        .unwrap();
+    let frame = image("frames/frame_030.png");
+    assert_eq!(small.input_size_for(&frame), (24, 40));
+    for model in [&small as &dyn Embedder, &lazy] {
+        let vector = model
+            .embed_images(std::slice::from_ref(&frame))
+            .unwrap()
+            .remove(0);
+        assert!(max_abs_diff(&vector, &floats(&case["embedding_normalized"])) <= 1e-5);
+    }
+    for bad in [0, 1_000_000] {
+        let error = LocalClip::load_with(&folder, NAME, options(Some(bad)))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains(&format!("max_num_patches is {bad}")),
+            "{error}"
+        );
+    }
+}

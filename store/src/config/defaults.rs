@@ -88,6 +88,7 @@ impl Default for Settings {
             batch_size: default_batch_size(),
             image_runtime: ImageRuntime::default(),
             precision: Precision::default(),
+            max_num_patches: None,
             skip_similar: None,
             auth_token: None,
             allowed_hosts: Vec::new(),

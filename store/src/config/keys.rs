@@ -24,6 +24,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     // The old name of `image_runtime`, still accepted.
     "image_engine",
     "precision",
+    "max_num_patches",
     "skip_similar",
     "auth_token",
     "allowed_hosts",

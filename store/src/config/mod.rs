@@ -79,6 +79,11 @@ pub struct Settings {
     /// (stored in `embeddings_dir/precision`); a model that fails the check runs in fp32.
     #[serde(default)]
     pub precision: Precision,
+    /// Local backend, SigLIP 2 NaFlex models: the most patches an image is cut into (its
+    /// aspect ratio kept); absent = the checkpoint's (`max_num_patches` of its
+    /// `preprocessor_config.json`, 256 in Google's). Models of a fixed input size ignore it.
+    #[serde(default)]
+    pub max_num_patches: Option<u32>,
     /// Skip frames whose model input differs from the last embedded frame's by less than this
     /// many grey levels (mean absolute difference), reusing its vector; absent = embed all.
     #[serde(default)]

@@ -27,7 +27,7 @@ use candle_core::Device;
 use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
-pub use config::{identity_of, ModelError};
+pub use config::{identity_of, identity_with, ModelError};
 pub use families::hf::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
 /// open_clip's layout: its config and its weights.
 pub const OPEN_CLIP_FILES: [&str; 2] = [
@@ -67,6 +67,33 @@ pub struct LocalClip {
     precision_note: Option<String>,
 }
 
+/// How a model folder is loaded: where its image tower runs, and (SigLIP 2 NaFlex) the patch
+/// budget that overrides the checkpoint's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub runtime: ImageRuntime,
+    pub max_patches: Option<u32>,
+}
+
+impl From<ImageRuntime> for LoadOptions {
+    fn from(runtime: ImageRuntime) -> Self {
+        Self {
+            runtime,
+            max_patches: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// The settings' `image_runtime` and `max_num_patches`.
+    pub fn of(settings: &store::config::Settings) -> Self {
+        Self {
+            runtime: settings.image_runtime,
+            max_patches: settings.max_num_patches,
+        }
+    }
+}
+
 impl LocalClip {
     /// Loads a model folder in Hugging Face layout, named after the folder.
     pub fn load(folder: &Path) -> Result<Self, ModelError> {
@@ -82,16 +109,20 @@ impl LocalClip {
         Self::load_with(folder, name, ImageRuntime::Auto)
     }
 
-    /// Loads a model folder with the image tower on `runtime`.
-    pub fn load_with(folder: &Path, name: &str, runtime: ImageRuntime) -> Result<Self, ModelError> {
-        Self::load_with_options(folder, name, runtime, GraphOptions::FP32)
+    /// Loads a model folder with the image tower on a runtime (and other options).
+    pub fn load_with(
+        folder: &Path,
+        name: &str,
+        options: impl Into<LoadOptions>,
+    ) -> Result<Self, ModelError> {
+        Self::load_with_options(folder, name, options.into(), GraphOptions::FP32)
     }
 
     /// Loads a model folder with its image tower in int8 on ONNX Runtime, without building the
     /// fp32 tower: for a model whose int8 check has passed (see `use_int8` for the identity).
     pub fn load_int8(folder: &Path, name: &str) -> Result<Self, ModelError> {
-        let mut model =
-            Self::load_with_options(folder, name, ImageRuntime::Onnxruntime, GraphOptions::INT8)?;
+        let options = LoadOptions::from(ImageRuntime::Onnxruntime);
+        let mut model = Self::load_with_options(folder, name, options, GraphOptions::INT8)?;
         model.mark_int8();
         Ok(model)
     }
@@ -99,19 +130,23 @@ impl LocalClip {
     fn load_with_options(
         folder: &Path,
         name: &str,
-        runtime: ImageRuntime,
+        load: LoadOptions,
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
         let family: Arc<dyn Family> = Arc::from(families::read(folder)?);
+        let budget = config::patch_budget(family.as_ref(), load.max_patches, folder)?;
         let tokenizer = family.tokenizer()?;
         let device = Device::Cpu;
         let weights = family.weights(&device)?;
         let text = family
             .text_tower(&weights)
             .map_err(|e| ModelError::weights(family.weights_file(), e))?;
-        let images = ImageTower::load(&family, &weights, runtime, options)?;
+        let mut images = ImageTower::load(&family, &weights, load.runtime, options)?;
+        if let Some(budget) = budget {
+            images.set_patch_budget(budget);
+        }
         let head = family.head(&weights)?;
-        let identity = config::identity(family.as_ref(), name)?;
+        let identity = config::identity(family.as_ref(), name, budget)?;
         Ok(Self {
             text: TextTower::new(text),
             tokenizer,

@@ -14,7 +14,7 @@ use super::family::{Family, ImageModel};
 use super::layers::Pass;
 use super::onnx::{GraphOptions, OrtError, OrtVision};
 use crate::embed::preprocess::{
-    crop_box, normalize, output_size, resize_and_crop, PreprocessConfig, RgbImage,
+    crop_box, normalize, output_size, resize_and_crop, PatchBudget, PreprocessConfig, RgbImage,
 };
 use crate::embed::EmbedError;
 use store::config::ImageRuntime;
@@ -127,6 +127,11 @@ impl ImageTower {
             runtime,
             preprocess,
         })
+    }
+
+    /// Cuts frames into at most `budget.max_patches` patches from now on (NaFlex).
+    pub(super) fn set_patch_budget(&mut self, budget: PatchBudget) {
+        self.preprocess.patch_budget = Some(budget);
     }
 
     /// The model's input for an 8-bit BGR frame: `3 * height * width` floats, channel planes.

@@ -8,7 +8,9 @@
 //!
 //! The models are the real architectures with random weights written by this bench (speed does
 //! not depend on the weights' values): openai/clip-vit-base-patch32's and -patch16's configs,
-//! and google/siglip-base-patch16-224's. The peer column appears when `CLIP_BENCH_PYTHON`
+//! and google/siglip-base-patch16-224's; PE-Core-B-16 in open_clip's layout and SigLIP 2 NaFlex
+//! B/16 at 256 patches (a 720p frame: a 12x21 grid) are written by scripts/make_bench_models.py
+//! with `CLIP_BENCH_PYTHON` (left out where it cannot run). The peer column appears when `CLIP_BENCH_PYTHON`
 //! (default `python3`) imports torch, transformers, onnx and onnxruntime. Environment:
 //! `FAMILIES_BENCH_REPS=5,3` (timed calls at batch 8, 32), `CLIP_BENCH_THREADS` (threads of
 //! every engine, default: all cores), `FAMILIES_BENCH_INDEX=0` to leave out the end-to-end runs.
@@ -58,12 +60,36 @@ fn rate(batch: usize, seconds: &[f64]) -> f64 {
     median(&mut rates)
 }
 
+/// A random-weight model of `kind` written by scripts/make_bench_models.py (with
+/// `CLIP_BENCH_PYTHON`, which needs torch, open_clip and transformers), kept between runs.
+fn python_model(kind: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{kind}-random-v1"));
+    let done = dir.join("written");
+    if done.is_file() {
+        return Some(dir);
+    }
+    let python = std::env::var("CLIP_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make_bench_models.py");
+    let status = Command::new(&python)
+        .arg(&script)
+        .arg(kind)
+        .arg(&dir)
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            std::fs::write(&done, "").ok()?;
+            Some(dir)
+        }
+        _ => None,
+    }
+}
+
 /// Deterministic pseudo-random pixel tensors (the values do not change the speed).
-fn test_images(batch: usize, size: usize) -> Vec<Vec<f32>> {
+fn test_images(batch: usize, (height, width): (usize, usize)) -> Vec<Vec<f32>> {
     let mut seed = 1u64;
     (0..batch)
         .map(|_| {
-            (0..3 * size * size)
+            (0..3 * height * width)
                 .map(|_| {
                     seed = seed
                         .wrapping_mul(6364136223846793005)
@@ -127,25 +153,42 @@ fn main() {
     let reps_text = std::env::var("FAMILIES_BENCH_REPS").unwrap_or_else(|_| "5,3".into());
     let reps: Vec<usize> = reps_text.split(',').map(|r| r.parse().unwrap()).collect();
     let with_index = std::env::var("FAMILIES_BENCH_INDEX").map_or(true, |v| v != "0");
-    let models: [(&str, PathBuf); 3] = [
+    let mut models: Vec<(&str, PathBuf)> = vec![
         ("CLIP ViT-B/32", vit_b32::model_folder()),
         ("CLIP ViT-B/16", vit_b16_folder()),
         ("SigLIP B/16-224", vit_b32::siglip_b16_folder()),
     ];
+    for (name, kind) in [
+        ("PE-Core B/16 (open_clip layout)", "pe-core-b16"),
+        ("SigLIP 2 NaFlex B/16, 256 patches", "naflex-b16"),
+    ] {
+        match python_model(kind) {
+            Some(folder) => models.push((name, folder)),
+            None => eprintln!("{name}: left out (its random-weight folder needs {kind} from scripts/make_bench_models.py)"),
+        }
+    }
     let mut rows = Vec::new();
     for (name, folder) in &models {
         let model = LocalClip::load_with(folder, name, ImageRuntime::Auto).unwrap();
-        let size = model.input_size().unwrap().0;
+        // A 720p frame's input: the fixed size, or (NaFlex) its own patch grid.
+        let frame = opencv::core::Mat::new_rows_cols_with_default(
+            720,
+            1280,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::all(0.0),
+        )
+        .unwrap();
+        let size = model.input_size_for(&frame);
         let ours: Vec<f64> = BATCHES
             .iter()
             .zip(&reps)
             .map(|(&batch, &n)| {
                 let images = test_images(batch, size);
-                model.embed_pixels(&images).unwrap(); // warm-up
+                model.embed_pixels_sized(&images, size).unwrap(); // warm-up
                 let seconds: Vec<f64> = (0..n)
                     .map(|_| {
                         let started = Instant::now();
-                        model.embed_pixels(&images).unwrap();
+                        model.embed_pixels_sized(&images, size).unwrap();
                         started.elapsed().as_secs_f64()
                     })
                     .collect();

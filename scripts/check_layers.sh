@@ -19,6 +19,9 @@
 #   engine:  0 sync   1 video   2 embed labels   3 indexing precision   4 frames search
 #            5 evaluation explain export adapt   6 library
 #   server:  0 web    1 cli
+# Below the top, the modules of every folder must be rankable too: no two sibling modules may
+# name each other, directly or round a longer loop (scripts/module_edges.awk finds the
+# references, `tsort` the loops), in every crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +64,8 @@ if [ "${1:-}" = --self-test ]; then
   plant app/src/player.rs 'use engine::video::Decoder;' 'app/src/player.rs'
   plant store/src/config/mod.rs 'use investigator_core::types::VideoInfo;' 'store/src/config/mod.rs'
   plant server/src/web/mod.rs 'use crate::cli::Cli;' 'web (layer 0) imports crate::cli (layer 1)'
+  # A loop between sub-modules: decode names batches, which names decode.
+  plant engine/src/indexing/job/decode.rs 'use super::batches::Tally;' "a loop among indexing::job's modules: batches decode"
   # Across crates in Cargo.toml: the compiler would accept a dependency the layers forbid.
   plant engine/Cargo.toml 'app = { path = "../app" }' 'the engine crate depends on app' 0
   rm -rf "$copy.plant"
@@ -134,6 +139,19 @@ check_modules() { # CRATE-FOLDER RANK-FUNCTION
 }
 check_modules engine engine_rank
 check_modules server server_rank
+
+# Modules at every level: sibling modules form no loop.
+check_loops() { # CRATE-FOLDER
+  local root=$1/src edges parent loop
+  edges=$(find "$root" -name '*.rs' | sort | awk -v root="$root/" -f scripts/module_edges.awk | sort -u)
+  checked=$((checked + $(grep -c . <<<"$edges" || true)))
+  for parent in $(cut -d' ' -f1 <<<"$edges" | sort -u); do
+    loop=$(awk -v p="$parent" '$1 == p { print $2, $3 }' <<<"$edges" | tsort 2>&1 >/dev/null |
+      grep -v 'input contains a loop' | sed 's/^tsort: //' | sort -u | tr '\n' ' ' || true)
+    [ -z "$loop" ] || fail "check_layers: a loop among $parent's modules: ${loop% } name each other (in $1: make one of them lower, or move what both need below them)"
+  done
+}
+for crate in store core engine app server; do check_loops "$crate"; done
 
 # --- Crates, in the source ------------------------------------------------------------------
 # A path into a crate above (or beside) names it even where the compiler would not yet see it

@@ -316,21 +316,6 @@ pub fn frame_at(mapping: &Mapping, canvas: &HtmlCanvasElement, offset: (f64, f64
     mapping.reverse_translate(pixel).map(|(x, _)| x)
 }
 
-/// Where the plot area of the last draw lies, in CSS pixels from the canvas's left edge, and
-/// the frames it spans (for what is drawn in HTML beside the chart, such as the label track).
-pub fn plot_area(mapping: &Mapping, canvas: &HtmlCanvasElement) -> crate::investigate::PlotArea {
-    use plotters::coord::CoordTranslate;
-    let scale = canvas.width() as f64 / canvas.client_width().max(1) as f64;
-    let (from, to) = (mapping.get_x_range().start, mapping.get_x_range().end);
-    let y = mapping.get_y_range().start;
-    crate::investigate::PlotArea {
-        left: mapping.translate(&(from, y)).0 as f64 / scale,
-        right: mapping.translate(&(to, y)).0 as f64 / scale,
-        from,
-        to,
-    }
-}
-
 /// One model's precision–recall curve as the Evaluate panel draws it.
 pub struct PrLine<'a> {
     pub color: &'static str,

@@ -175,7 +175,7 @@ pub fn AdaptSection(inv: Investigation) -> impl IntoView {
             .map(|l| {
                 let frame = l.frame;
                 #[cfg(feature = "hydrate")]
-                super::evaluate_panel::thumbnail(inv, frame);
+                super::thumbnails::thumbnail(inv, frame);
                 let thumb = move || {
                     inv.thumbs
                         .with(|t| t.get(&frame).cloned())
@@ -202,7 +202,7 @@ pub fn AdaptSection(inv: Investigation) -> impl IntoView {
             .map(|s| {
                 let start = s.start_frame;
                 #[cfg(feature = "hydrate")]
-                super::evaluate_panel::thumbnail(inv, start);
+                super::thumbnails::thumbnail(inv, start);
                 let thumb = move || {
                     inv.thumbs
                         .with(|t| t.get(&start).cloned())

@@ -273,7 +273,7 @@ mod client {
                 "data-draw-ms",
                 &format!("{:.2}", browser::now_ms() - started),
             );
-            let area = drawn.as_ref().map(|m| crate::chart::plot_area(m, &canvas));
+            let area = drawn.as_ref().map(|m| super::plot_area(m, &canvas));
             if inv.plot_area.get_untracked() != area {
                 inv.plot_area.set(area);
             }
@@ -318,5 +318,24 @@ mod client {
             ),
             _ => (Vec::new(), band_color, Vec::new()),
         })
+    }
+}
+
+/// Where the plot area of the last draw lies, in CSS pixels from the canvas's left edge, and
+/// the frames it spans (for what is drawn in HTML beside the chart, such as the label track).
+#[cfg(feature = "hydrate")]
+fn plot_area(
+    mapping: &crate::chart::Mapping,
+    canvas: &web_sys::HtmlCanvasElement,
+) -> super::PlotArea {
+    use plotters::coord::CoordTranslate;
+    let scale = canvas.width() as f64 / canvas.client_width().max(1) as f64;
+    let (from, to) = (mapping.get_x_range().start, mapping.get_x_range().end);
+    let y = mapping.get_y_range().start;
+    super::PlotArea {
+        left: mapping.translate(&(from, y)).0 as f64 / scale,
+        right: mapping.translate(&(to, y)).0 as f64 / scale,
+        from,
+        to,
     }
 }

@@ -214,7 +214,7 @@ pub fn EvaluatePanel(inv: Investigation) -> impl IntoView {
                         s.worst_frame
                     );
                     #[cfg(feature = "hydrate")]
-                    client::thumbnail(inv, s.worst_frame);
+                    super::thumbnails::thumbnail(inv, s.worst_frame);
                     view! {
                         <li class="error-span" data-kind=if s.kind == ErrorKind::FalsePositive { "fp" } else { "fn" }
                             data-start=s.start.to_string() data-end=s.end.to_string()>
@@ -286,9 +286,6 @@ pub fn evaluate_when_ready(inv: Investigation) {
 }
 
 #[cfg(feature = "hydrate")]
-pub(super) use client::thumbnail;
-
-#[cfg(feature = "hydrate")]
 mod client {
     use leptos::prelude::*;
     use leptos::task::spawn_local;
@@ -324,31 +321,6 @@ mod client {
             }
             inv.evaluation.set(Some(answer));
             running.set(false);
-        });
-    }
-
-    /// Loads the thumbnail of `frame` once.
-    pub(in crate::investigate) fn thumbnail(inv: Investigation, frame: u64) {
-        if inv.thumbs.with_untracked(|t| t.contains_key(&frame)) {
-            return;
-        }
-        inv.thumbs.update(|t| {
-            t.insert(frame, String::new());
-        });
-        let (video, version) = inv
-            .player
-            .info
-            .with_untracked(|i| (i.id.clone(), i.version.clone()));
-        thread_local! {
-            static VIEWER: String = browser::random_viewer_id();
-        }
-        let viewer = VIEWER.with(Clone::clone);
-        spawn_local(async move {
-            if let Ok(url) = browser::fetch_thumbnail(&video, &version, &viewer, frame).await {
-                inv.thumbs.update(|t| {
-                    t.insert(frame, url);
-                });
-            }
         });
     }
 

@@ -24,6 +24,8 @@ mod readout;
 mod search;
 mod share;
 mod state;
+#[cfg(feature = "hydrate")]
+mod thumbnails;
 mod view_controls;
 
 use leptos::prelude::*;

@@ -3,17 +3,15 @@
 //!
 //! - `options`: how an index is made (sampling, batches, checkpoints, coarse to fine);
 //! - `plan`: the video to index, the frames it plans, its cache file's header and loading;
-//! - `job`: one run, pass after pass, a checkpoint after each;
-//! - `batches`: a pass's embedding loop (batches into the file, progress, checkpoints);
-//! - `decode`: a pass's decoder thread (detours, frames kept for later passes);
+//! - `job`: one run, pass after pass, a checkpoint after each; its parts `job/batches` (a pass's
+//!   embedding loop: batches into the file, progress, checkpoints) and `job/decode` (a pass's
+//!   decoder thread: detours, frames kept for later passes);
 //! - `passes`, `stash`: coarse-to-fine passes and the viewer's focus; frames kept for later;
 //! - `scene_writer`, `cuts`: scene cuts measured in the same pass;
 //! - `report`: live progress, the report of a run, its errors;
 //! - `service`: the server's background job per (video, model), and the queue.
 
-mod batches;
 pub mod cuts;
-mod decode;
 mod job;
 pub mod options;
 pub mod passes;

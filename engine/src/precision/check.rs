@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use store::config::Precision;
 
+use super::machine::machine;
 use super::sample::Sample;
-use super::stored::machine;
 use super::PrecisionError;
 use crate::embed::local::LocalClip;
 use crate::embed::ort_vision::OrtVision;

@@ -12,10 +12,12 @@
 //! - bf16 is refused with the reason: ONNX Runtime's CPU kernels have no bf16 matrix products
 //!   on x86 (`scripts/bf16_probe.py` shows the error it gives).
 //!
-//! `check` compares the towers, `sample` gathers what it compares them on, `stored` keeps the
-//! result per machine; this file loads a model at the precision that may be used.
+//! `check` compares the towers, `sample` gathers what it compares them on, `machine` says which
+//! machine it ran on, `stored` keeps the result per machine; this file loads a model at the
+//! precision that may be used.
 
 mod check;
+mod machine;
 mod sample;
 mod stored;
 
@@ -25,9 +27,10 @@ use std::sync::Arc;
 use store::config::{BackendKind, ImageRuntime, Precision, Settings};
 
 pub use check::{agreement, check, Agreement, Bar, CheckReport, BAR_VARIABLE};
+pub use machine::{cpu, machine};
 pub use sample::{fixture_images, Sample, VIDEO_SAMPLES};
 use stored::save;
-pub use stored::{cpu, machine, stored, stored_path};
+pub use stored::{stored, stored_path};
 
 use crate::embed::local::{LoadOptions, LocalClip, ModelError};
 use crate::embed::ort_vision::{GraphOptions, OrtVision};

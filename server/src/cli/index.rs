@@ -7,43 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use engine::indexing::{index_video, IndexOptions, Progress, VideoToIndex};
+use engine::indexing::{index_video, Progress, VideoToIndex};
 use serde_json::json;
-use store::config::Settings;
 
 use super::args::IndexArgs;
-use super::settings::resolve;
+use super::settings::{check_sampling, index_options, resolve};
 use super::{progress, CommandResult};
-
-/// The config's indexing options with the command's `--sample-fps` and `--batch-size`.
-pub(super) fn index_options(
-    settings: &Settings,
-    sample_fps: Option<f64>,
-    batch_size: Option<usize>,
-) -> IndexOptions {
-    let options = IndexOptions::from(settings);
-    IndexOptions {
-        sample_fps: sample_fps.or(options.sample_fps),
-        batch_size: batch_size.unwrap_or(options.batch_size),
-        // The CLI indexes straight unless `index --progressive` says otherwise.
-        coarse_interval_s: None,
-        ..options
-    }
-}
-
-pub(super) fn check_sampling(sample_fps: Option<f64>, batch_size: Option<usize>) -> CommandResult {
-    if let Some(fps) = sample_fps {
-        if !(fps.is_finite() && fps > 0.0) {
-            bail!("--sample-fps must be a positive number, not {fps}");
-        }
-    }
-    if let Some(size) = batch_size {
-        if !(1..=256).contains(&size) {
-            bail!("--batch-size must be from 1 to 256, not {size}");
-        }
-    }
-    Ok(())
-}
 
 pub fn run(args: &IndexArgs) -> CommandResult {
     if args.library {

@@ -18,8 +18,7 @@ use store::cache::{EmbeddingFile, ModelKey, TextCache};
 use store::config::Settings;
 
 use super::args::ModelArgs;
-use super::index::{check_sampling, index_options};
-use super::settings::resolve;
+use super::settings::{check_sampling, index_options, resolve};
 
 /// An indexed video with its embeddings and the model that made them.
 pub struct Indexed {

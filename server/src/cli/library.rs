@@ -12,9 +12,8 @@ use investigator_core::types::format_time;
 use serde_json::json;
 
 use super::args::{IndexArgs, SearchArgs};
-use super::index::index_options;
 use super::output::print_json;
-use super::settings::resolve;
+use super::settings::{index_options, resolve};
 use super::CommandResult;
 
 pub fn index(args: &IndexArgs) -> CommandResult {

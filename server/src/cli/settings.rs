@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::bail;
+use engine::indexing::IndexOptions;
 use store::config::Settings;
 
 use super::args::{ConfigOnly, ModelArgs, ServeArgs};
@@ -89,4 +90,37 @@ impl SettingsArgs for ModelArgs {
         }
         Ok(())
     }
+}
+
+/// The config's indexing options with the command's `--sample-fps` and `--batch-size`.
+pub(super) fn index_options(
+    settings: &Settings,
+    sample_fps: Option<f64>,
+    batch_size: Option<usize>,
+) -> IndexOptions {
+    let options = IndexOptions::from(settings);
+    IndexOptions {
+        sample_fps: sample_fps.or(options.sample_fps),
+        batch_size: batch_size.unwrap_or(options.batch_size),
+        // The CLI indexes straight unless `index --progressive` says otherwise.
+        coarse_interval_s: None,
+        ..options
+    }
+}
+
+pub(super) fn check_sampling(
+    sample_fps: Option<f64>,
+    batch_size: Option<usize>,
+) -> super::CommandResult {
+    if let Some(fps) = sample_fps {
+        if !(fps.is_finite() && fps > 0.0) {
+            bail!("--sample-fps must be a positive number, not {fps}");
+        }
+    }
+    if let Some(size) = batch_size {
+        if !(1..=256).contains(&size) {
+            bail!("--batch-size must be from 1 to 256, not {size}");
+        }
+    }
+    Ok(())
 }

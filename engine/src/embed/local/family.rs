@@ -19,9 +19,8 @@ use candle_nn::VarBuilder;
 use super::config::ModelError;
 use super::layers::Pass;
 use super::onnx::GraphOptions;
-use super::tokenize::Tokens;
+use super::tokenize::TextTokenizer;
 use crate::embed::preprocess::PreprocessConfig;
-use crate::embed::EmbedError;
 
 /// A model family read from a folder: its configuration, preprocessing and files.
 pub(crate) trait Family: Send + Sync {
@@ -120,9 +119,4 @@ pub(crate) trait TextModel: Send + Sync {
     /// Whether a row's embedding depends on the positions after its pooled one (no causal
     /// mask): then every batch runs the whole context.
     fn reads_whole_context(&self) -> bool;
-}
-
-/// A family's tokenizer: a prompt's ids padded to the context, and where it is read.
-pub(crate) trait TextTokenizer: Send + Sync {
-    fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError>;
 }

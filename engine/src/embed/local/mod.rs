@@ -13,6 +13,7 @@ mod config;
 pub mod explain;
 pub(crate) mod families;
 mod family;
+mod identity;
 mod layers;
 pub mod onnx;
 mod spiece;
@@ -27,8 +28,12 @@ use candle_core::Device;
 use candle_nn::VarBuilder;
 use opencv::core::Mat;
 
-pub use config::{identity_of, identity_with, ModelError};
-pub use families::hf::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
+pub use config::ModelError;
+pub use identity::{identity_of, identity_with};
+/// Files a model folder in Hugging Face layout must hold.
+pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+/// What may stand in for `tokenizer.json`: SentencePiece's model, all SigLIP checkpoints ship.
+pub const TOKENIZER_ALTERNATIVE: &str = "spiece.model";
 /// open_clip's layout: its config and its weights.
 pub const OPEN_CLIP_FILES: [&str; 2] = [
     families::open_clip::CONFIG_FILE,
@@ -39,10 +44,11 @@ pub use tokenize::{canonicalize, Tokens};
 
 use super::{EmbedError, Embedder, ModelIdentity, PreparedImage, Relevance};
 use explain::ExplainTower;
-use family::{Family, TextTokenizer};
+use family::Family;
 use onnx::{GraphOptions, OrtVision};
 use store::config::{ImageRuntime, Precision};
 use text::TextTower;
+use tokenize::TextTokenizer;
 use vision::ImageTower;
 
 pub struct LocalClip {
@@ -134,7 +140,7 @@ impl LocalClip {
         options: GraphOptions,
     ) -> Result<Self, ModelError> {
         let family: Arc<dyn Family> = Arc::from(families::read(folder)?);
-        let budget = config::patch_budget(family.as_ref(), load.max_patches, folder)?;
+        let budget = identity::patch_budget(family.as_ref(), load.max_patches, folder)?;
         let tokenizer = family.tokenizer()?;
         let device = Device::Cpu;
         let weights = family.weights(&device)?;
@@ -146,7 +152,7 @@ impl LocalClip {
             images.set_patch_budget(budget);
         }
         let head = family.head(&weights)?;
-        let identity = config::identity(family.as_ref(), name, budget)?;
+        let identity = identity::identity(family.as_ref(), name, budget)?;
         Ok(Self {
             text: TextTower::new(text),
             tokenizer,

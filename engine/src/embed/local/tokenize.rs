@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use super::config::ModelError;
-use super::family::TextTokenizer;
 use crate::embed::EmbedError;
 
 /// Token ids of one prompt, padded to the context, and whether it had to be cut.
@@ -15,6 +14,11 @@ pub struct Tokens {
     /// Position of the end token, where CLIP reads the text's embedding.
     pub end: usize,
     pub truncated: bool,
+}
+
+/// A family's tokenizer: a prompt's ids padded to the context, and where it is read.
+pub(crate) trait TextTokenizer: Send + Sync {
+    fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError>;
 }
 
 /// SigLIP's (and SigLIP 2's) tokenizer: `tokenizer.json`, with the text steps its tokenizer

@@ -11,9 +11,9 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use super::decode::{Decoded, Frame};
-use super::job::IndexJob;
-use super::report::IndexError;
+use super::IndexJob;
 use crate::embed::PreparedImage;
+use crate::indexing::report::IndexError;
 use crate::sync::write;
 
 /// Frames done before a pass and planned in all (for the whole index's progress), and the

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use opencv::core::Mat;
 
-use super::job::IndexJob;
-use super::passes::Schedule;
-use super::scene_writer::{frames_to_visit, ScenePass, SceneWriter};
-use super::stash::Stash;
+use super::IndexJob;
 use crate::embed::PreparedImage;
+use crate::indexing::passes::Schedule;
+use crate::indexing::scene_writer::{frames_to_visit, ScenePass, SceneWriter};
+use crate::indexing::stash::Stash;
 use crate::sync::lock;
 use crate::video::{Decoder, VideoError};
 

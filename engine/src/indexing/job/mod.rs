@@ -7,6 +7,12 @@
 //! pass ends with a checkpoint, and a failure saves what was embedded before it is reported;
 //! no more than a few batches are held in memory (a bounded channel between the threads).
 
+mod batches;
+mod decode;
+
+use batches::{Counts, Tally};
+use decode::{Decoded, PassFrames};
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -16,8 +22,6 @@ use std::time::Instant;
 use investigator_core::types::IndexState;
 use store::cache::EmbeddingFile;
 
-use super::batches::{Counts, Tally};
-use super::decode::{Decoded, PassFrames};
 use super::options::IndexOptions;
 use super::passes::{coverage, plan_passes, Focus, Schedule};
 use super::plan::{load_cache, VideoToIndex};

@@ -9,12 +9,8 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::embed::local::config::ModelError;
+use crate::embed::local::{REQUIRED_FILES, TOKENIZER_ALTERNATIVE};
 use crate::embed::preprocess::PreprocessConfig;
-
-/// Files a model folder in Hugging Face layout must hold.
-pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
-/// What may stand in for `tokenizer.json`: SentencePiece's model, all SigLIP checkpoints ship.
-pub const TOKENIZER_ALTERNATIVE: &str = "spiece.model";
 
 /// The required files `folder` lacks (`tokenizer.json` is there if `spiece.model` is).
 pub(crate) fn missing_files(folder: &Path) -> Vec<&'static str> {

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use super::hf;
 use crate::embed::local::config::ModelError;
-use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel, TextTokenizer};
+use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel};
 use crate::embed::local::layers::{Activation, EncoderConfig};
 use crate::embed::local::onnx::GraphOptions;
-use crate::embed::local::tokenize::ClipTokenizer;
+use crate::embed::local::tokenize::{ClipTokenizer, TextTokenizer};
 use crate::embed::preprocess::PreprocessConfig;
 use towers::{ClipConfig, TextConfig, TextTransformer, VisionConfig, VisionTransformer};
 

@@ -20,9 +20,9 @@ use super::hf;
 use super::siglip::siglip_config;
 use super::siglip::towers::{SiglipText, SiglipTextConfig, SiglipVision, SiglipVisionConfig};
 use crate::embed::local::config::ModelError;
-use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel, TextTokenizer};
+use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel};
 use crate::embed::local::onnx::GraphOptions;
-use crate::embed::local::tokenize::SiglipTokenizer;
+use crate::embed::local::tokenize::{SiglipTokenizer, TextTokenizer};
 use crate::embed::preprocess::{Filter, PatchBudget, PreprocessConfig};
 
 /// The largest patch budget accepted: 64x64 patches, far past the checkpoints' 256 to 1024

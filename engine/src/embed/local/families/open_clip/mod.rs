@@ -30,10 +30,10 @@ use serde_json::Value;
 use super::clip::graph::vision_graph;
 use super::clip::towers::{TextConfig, TextTransformer, VisionConfig, VisionTransformer};
 use crate::embed::local::config::ModelError;
-use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel, TextTokenizer};
+use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel};
 use crate::embed::local::layers::Activation;
 use crate::embed::local::onnx::GraphOptions;
-use crate::embed::local::tokenize::ClipTokenizer;
+use crate::embed::local::tokenize::{ClipTokenizer, TextTokenizer};
 use crate::embed::preprocess::PreprocessConfig;
 
 /// The files of open_clip's layout.

@@ -22,9 +22,10 @@ use super::clip::towers::{TextConfig, TextTransformer};
 use super::open_clip::names;
 use super::open_clip::{Config, CONFIG_FILE};
 use crate::embed::local::config::ModelError;
-use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel, TextTokenizer};
+use crate::embed::local::family::{Family, ImageModel, ProbabilityHead, TextModel};
 use crate::embed::local::layers::Activation;
 use crate::embed::local::onnx::GraphOptions;
+use crate::embed::local::tokenize::TextTokenizer;
 use crate::embed::preprocess::PreprocessConfig;
 use towers::{PeVision, PeVisionConfig};
 

@@ -1,6 +1,7 @@
 //! The README and the docs beside it say true things about the repository: every path they
 //! name exists, and every `clip-investigator` command they show names a subcommand and flags
-//! the binary has (checked against the parser itself, as `--help` would list them).
+//! the binary has (checked against the parser itself, as `--help` would list them), and the
+//! status line claims, with a link, every feature a README section describes.
 
 use std::path::{Path, PathBuf};
 
@@ -232,4 +233,135 @@ fn the_checks_catch_what_they_look_for() {
         commands_in("run `clip-investigator index V --json` now")[0],
         ["index", "V", "--json"]
     );
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation but `-` and `_` dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown text's headings.
+fn anchors(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect()
+}
+
+/// README sections that describe no feature of their own (setup, settings, the sample).
+const NOT_FEATURES: &[&str] = &["the-two-commands", "configuration", "tests", "sample-video"];
+
+/// The status line's link targets, in its "Here" part and in its "Still to come" part.
+fn status_links(readme: &str) -> (Vec<String>, Vec<String>) {
+    let start = readme
+        .find("**Status.**")
+        .expect("README has a status line");
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |e| start + e);
+    let status = &readme[start..end];
+    let (here, to_come) = status
+        .split_once("Still to come")
+        .expect("the status line says what is still to come");
+    let targets = |text: &str| -> Vec<String> {
+        text.split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+            .map(str::to_string)
+            .collect()
+    };
+    (targets(here), targets(to_come))
+}
+
+/// What is wrong with the status line of `readme` (other files read by `read`): links to no
+/// section, feature sections it does not claim, things "to come" that the README describes.
+fn status_problems(readme: &str, read: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (here, to_come) = status_links(readme);
+    // Every claim links where it is described, and that place exists.
+    for target in here.iter().chain(&to_come) {
+        let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+        let text = if file.is_empty() {
+            Some(readme.to_string())
+        } else {
+            read(file)
+        };
+        match text {
+            None => problems.push(format!(
+                "the status line links {target}, a file that is not there"
+            )),
+            Some(text)
+                if !fragment.is_empty() && !anchors(&text).contains(&fragment.to_string()) =>
+            {
+                problems.push(format!(
+                    "the status line links {target}, which has no such section"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    // Every README section about a feature is claimed as here: a section that describes
+    // something cannot sit beside a status line that calls it to come (or forgets it).
+    let claimed: Vec<&str> = here.iter().filter_map(|t| t.strip_prefix('#')).collect();
+    for line in readme.lines().filter(|l| l.starts_with("## ")) {
+        let section = anchor(&line[3..]);
+        if !NOT_FEATURES.contains(&section.as_str()) && !claimed.contains(&section.as_str()) {
+            problems.push(format!(
+                "README section {line:?} describes a feature the status line does not claim"
+            ));
+        }
+    }
+    // What is to come links only to measurements (what it would improve), never to a section
+    // of the README, which would describe it as done.
+    for target in to_come.iter().filter(|t| t.starts_with('#')) {
+        problems.push(format!(
+            "the status line calls {target} to come, but the README describes it"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn the_status_line_claims_what_the_docs_describe_and_no_more() {
+    let root = root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let problems = status_problems(&readme, |file| {
+        std::fs::read_to_string(root.join(file)).ok()
+    });
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_status_check_catches_an_unclaimed_section_a_dead_link_and_a_done_thing_to_come() {
+    assert_eq!(
+        anchor("Why this score (heatmaps)"),
+        "why-this-score-heatmaps"
+    );
+    assert_eq!(anchor("Precision: int8"), "precision-int8");
+    let docs = |file: &str| (file == "docs/x.md").then(|| "# X\n\n## B\n".to_string());
+    let good = "**Status.** Here: [a](#a); [b](docs/x.md#b). Still to come: c ([m](docs/x.md#b)).\n\n## A\n\n## Tests\n";
+    assert_eq!(status_problems(good, docs), Vec::<String>::new());
+    let unclaimed = format!("{good}\n## Serving\n");
+    let dead = good.replace("docs/x.md#b)", "docs/x.md#nowhere)");
+    let done = good.replace("c ([m]", "[a](#a) ([m]");
+    for (readme, expected) in [
+        (unclaimed.as_str(), "\"## Serving\" describes a feature"),
+        (
+            dead.as_str(),
+            "docs/x.md#nowhere, which has no such section",
+        ),
+        (done.as_str(), "calls #a to come"),
+    ] {
+        let problems = status_problems(readme, docs);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected}: {problems:#?}"
+        );
+    }
 }

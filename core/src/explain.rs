@@ -106,10 +106,12 @@ impl Explanation {
         Some((raw, self.normalized()[at]))
     }
 
-    /// What the page and the CLI say when the model does not see the whole frame.
-    pub fn unseen_note(&self) -> Option<String> {
+    /// What the page and the CLI say when the model does not see the frame as it is: a part it
+    /// never sees (a centre crop), or all of it squashed to another shape (a square input, or
+    /// NaFlex's whole patches).
+    pub fn view_note(&self) -> Option<String> {
         if self.crop.covers(self.frame_width, self.frame_height) {
-            return None;
+            return self.squash_note();
         }
         let (w, h) = (f64::from(self.frame_width), f64::from(self.frame_height));
         let seen_w = (self.crop.right().min(w) - self.crop.left.max(0.0)).max(0.0);
@@ -128,6 +130,32 @@ impl Explanation {
         };
         Some(format!(
             "the model sees only the middle {:.0}% of this frame (its centre crop): {sides} never count in any score",
+            share * 100.0
+        ))
+    }
+}
+
+impl Explanation {
+    /// The whole frame reaches the model, but at another aspect ratio than on screen (patches
+    /// are square, so the grid's is the input's): said where it differs by more than 3%.
+    fn squash_note(&self) -> Option<String> {
+        if self.rows == 0 || self.cols == 0 || self.crop.height <= 0.0 {
+            return None;
+        }
+        let frame = self.crop.width / self.crop.height;
+        let model = f64::from(self.cols) / f64::from(self.rows);
+        if (frame / model - 1.0).abs() <= 0.03 {
+            return None;
+        }
+        let (axis, share) = if frame > model {
+            ("its width", model / frame)
+        } else {
+            ("its height", frame / model)
+        };
+        Some(format!(
+            "the model sees all of this frame, but squashed from {frame:.2}:1 to {model:.2}:1 ({} x {} patches): {axis} is pressed to {:.0}%, so shapes look other to it than here",
+            self.cols,
+            self.rows,
             share * 100.0
         ))
     }
@@ -188,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_wide_frame_says_which_part_the_model_never_sees() {
-        let note = wide().unseen_note().unwrap();
+        let note = wide().view_note().unwrap();
         assert!(
             note.contains("middle 56%") && note.contains("left and right"),
             "{note}"
@@ -200,9 +228,31 @@ mod tests {
                 width: 1280.0,
                 height: 720.0,
             },
+            rows: 9,
+            cols: 16,
             ..wide()
         };
-        assert_eq!(whole.unseen_note(), None);
+        assert_eq!(whole.view_note(), None);
+        // A square input (SigLIP's box, PE-Core's squash) sees a 16:9 frame pressed together.
+        let squashed = Explanation {
+            rows: 2,
+            cols: 2,
+            ..whole.clone()
+        };
+        let note = squashed.view_note().unwrap();
+        assert!(
+            note.contains("all of this frame")
+                && note.contains("1.78:1 to 1.00:1")
+                && note.contains("its width is pressed to 56%"),
+            "{note}"
+        );
+        // NaFlex's whole patches keep the shape within 3%: a 12x21 grid for 16:9.
+        let naflex = Explanation {
+            rows: 12,
+            cols: 21,
+            ..whole
+        };
+        assert_eq!(naflex.view_note(), None);
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub fn HeatmapControls(inv: Investigation) -> impl IntoView {
                     on:input=on_opacity/>
             </label>
             <span id="heat-status" class="note" data-state=state_name>{status}</span>
-            {move || heat.map.with(|m| m.as_ref().and_then(Explanation::unseen_note)).filter(|_| heat.on.get()).map(|note| view! {
+            {move || heat.map.with(|m| m.as_ref().and_then(Explanation::view_note)).filter(|_| heat.on.get()).map(|note| view! {
                 <p id="heat-note" class="note">{note}</p>
             })}
         </div>

@@ -39,7 +39,7 @@ pub fn run(args: &ExplainArgs) -> CommandResult {
             overlay_png(&image, &explanation, args.opacity).context("cannot paint the heatmap")?;
         write_file(output, &png)?;
     }
-    let note = explanation.unseen_note();
+    let note = explanation.view_note();
     if args.json {
         let e = &explanation;
         return print_json(&json!({

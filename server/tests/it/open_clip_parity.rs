@@ -13,7 +13,15 @@ use store::config::ImageRuntime;
 use crate::clip_parity::{fixture, floats, goldens, load, max_abs_diff, ENGINES};
 
 /// The fixtures in open_clip's layout.
-const FIXTURES: [&str; 2] = ["tiny-open-clip", "tiny-pe-core"];
+const FIXTURES: [&str; 3] = ["tiny-open-clip", "tiny-pe-core", "tiny-open-clip-siglip"];
+
+/// Prompts whose cleaning by open_clip this program does not reproduce: ftfy's repair of
+/// mojibake (UTF-8 read as Latin-1) — the ids differ, and are checked to.
+const UNREPAIRED: &[(&str, &str)] = &[("tiny-open-clip-siglip", "cafÃ© crÃ¨me, ‘single’ quotes")];
+
+fn unrepaired(name: &str, text: &str) -> bool {
+    UNREPAIRED.contains(&(name, text))
+}
 
 fn frame(name: &str, file: &str) -> opencv::core::Mat {
     let path = fixture(name).join(file);
@@ -36,7 +44,14 @@ fn tokens_match_open_clips_tokenizer() {
                 .iter()
                 .map(|v| v.as_u64().unwrap() as u32)
                 .collect();
-            // open_clip pads with 0 as we do: the whole context is equal.
+            if unrepaired(name, text) {
+                assert_ne!(
+                    tokens.ids, expected,
+                    "{name} {text:?} is now cleaned as open_clip does: take it off UNREPAIRED"
+                );
+                continue;
+            }
+            // The padding (CLIP: 0, SigLIP: its end token) is open_clip's: the whole context is equal.
             assert_eq!(tokens.ids, expected, "{name} {text:?}");
             assert_eq!(
                 tokens.end,
@@ -61,12 +76,16 @@ fn embeddings_logits_and_probabilities_match_open_clip() {
                 .collect();
             let text_vectors = model.embed_texts(&texts).unwrap();
             let mut worst = [0f32; 5];
-            for (prompt, vector) in goldens["prompts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .zip(&text_vectors)
-            {
+            let prompts = goldens["prompts"].as_array().unwrap();
+            // The prompts compared: all but those whose cleaning is not reproduced.
+            let kept: Vec<usize> = (0..prompts.len())
+                .filter(|&j| !unrepaired(name, prompts[j]["text"].as_str().unwrap()))
+                .collect();
+            assert!(
+                kept.len() + 1 >= prompts.len(),
+                "{name}: one prompt left out at most"
+            );
+            for (prompt, vector) in kept.iter().map(|&j| (&prompts[j], &text_vectors[j])) {
                 let diff = max_abs_diff(vector, &floats(&prompt["embedding_normalized"]));
                 worst[0] = worst[0].max(diff);
             }
@@ -101,10 +120,16 @@ fn embeddings_logits_and_probabilities_match_open_clip() {
                         logits.iter().map(|l| (l - top).exp() / sum).collect()
                     }
                 };
-                worst[3] = worst[3].max(max_abs_diff(&logits, &floats(&goldens["logits"][i])));
+                let only = |values: &[f32]| kept.iter().map(|&j| values[j]).collect::<Vec<f32>>();
+                let (golden_logits, golden_probabilities) = (
+                    floats(&goldens["logits"][i]),
+                    floats(&goldens["probabilities"][i]),
+                );
+                worst[3] = worst[3].max(max_abs_diff(&only(&logits), &only(&golden_logits)));
+                // A sigmoid is per prompt; a softmax spans them all (no prompt is left out there).
                 worst[4] = worst[4].max(max_abs_diff(
-                    &probabilities,
-                    &floats(&goldens["probabilities"][i]),
+                    &only(&probabilities),
+                    &only(&golden_probabilities),
                 ));
             }
             println!("{name} {engine:?}: text {:e}, pixels {:e}, image {:e}, logits {:e}, probabilities {:e}", worst[0], worst[1], worst[2], worst[3], worst[4]);
@@ -198,6 +223,7 @@ fn the_registry_reads_each_layout_as_its_family() {
         ("tiny-siglip2", "SigLIP"),
         ("tiny-open-clip", "open_clip CLIP"),
         ("tiny-pe-core", "PE-Core"),
+        ("tiny-open-clip-siglip", "open_clip SigLIP"),
     ] {
         assert_eq!(load(name, ImageRuntime::Candle).family(), family, "{name}");
     }
@@ -214,9 +240,9 @@ fn the_app_loads_models_in_open_clips_layout() {
         };
         let model = engine::embed::LazyLocal::new(&files, ImageRuntime::Auto)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(model.identity().dimension, 16, "{name}");
-        let text = model.embed_texts(&["a photo of a cat".into()]).unwrap();
         let golden = floats(&goldens(name)["prompts"][0]["embedding_normalized"]);
+        assert_eq!(model.identity().dimension, golden.len(), "{name}");
+        let text = model.embed_texts(&["a photo of a cat".into()]).unwrap();
         assert!(max_abs_diff(&text[0], &golden) <= 1e-5, "{name}");
     }
 }

@@ -40,6 +40,10 @@ enum TextSteps {
     /// Lowercase only (SigLIP 2's Gemma tokenizer, `do_lower_case`: it was trained so).
     Lowercase,
     Nothing,
+    /// open_clip's `clean="canonicalize"` (its SigLIP checkpoints): HTML entities undone (twice,
+    /// as it does), curly quotes made straight, `_` as a space, then SigLIP's canonicalisation.
+    /// ftfy's repair of mojibake (text decoded with the wrong encoding) is not done.
+    OpenClip,
 }
 
 impl SiglipTokenizer {
@@ -129,6 +133,12 @@ impl SiglipTokenizer {
             context,
         })
     }
+
+    /// The same tokenizer with open_clip's text cleaning in front (its SigLIP checkpoints).
+    pub(crate) fn with_open_clip_cleaning(mut self) -> Self {
+        self.steps = TextSteps::OpenClip;
+        self
+    }
 }
 
 impl TextTokenizer for SiglipTokenizer {
@@ -139,6 +149,10 @@ impl TextTokenizer for SiglipTokenizer {
             TextSteps::Canonicalize => canonicalize(text),
             TextSteps::Lowercase => text.to_lowercase(),
             TextSteps::Nothing => text.to_string(),
+            TextSteps::OpenClip => {
+                let text = unescape_html(&unescape_html(text));
+                canonicalize(&uncurl_quotes(&text).replace('_', " "))
+            }
         };
         let encoding = self
             .tokenizer
@@ -155,6 +169,70 @@ impl TextTokenizer for SiglipTokenizer {
             truncated,
         })
     }
+}
+
+/// HTML character references undone, as Python's `html.unescape` does for the named ones
+/// prompts meet and for every numeric one (`&#39;`, `&#x27;`).
+fn unescape_html(text: &str) -> String {
+    const NAMED: &[(&str, &str)] = &[
+        ("amp", "&"),
+        ("lt", "<"),
+        ("gt", ">"),
+        ("quot", "\""),
+        ("apos", "'"),
+        ("nbsp", "\u{a0}"),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let reference = after.find(';').map(|end| (&after[..end], end));
+        let decoded = reference.and_then(|(name, end)| {
+            let character =
+                if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                    u32::from_str_radix(hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                } else if let Some(decimal) = name.strip_prefix('#') {
+                    decimal
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                } else {
+                    NAMED
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, c)| c.to_string())
+                };
+            character.map(|c| (c, end))
+        });
+        match decoded {
+            Some((character, end)) => {
+                out.push_str(&character);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// ftfy's `uncurl_quotes`: typographic quotes as ASCII ones.
+fn uncurl_quotes(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' => '\'',
+            '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' => '"',
+            other => other,
+        })
+        .collect()
 }
 
 /// big_vision's (and transformers' `SiglipTokenizer`'s) text canonicalisation: lowercase,
@@ -251,5 +329,28 @@ impl TextTokenizer for ClipTokenizer {
             end,
             truncated,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_references_and_curly_quotes_are_undone_as_open_clip_does() {
+        // Twice, as open_clip calls html.unescape twice.
+        assert_eq!(
+            unescape_html(&unescape_html("fish &amp;amp; chips &lt;3")),
+            "fish & chips <3"
+        );
+        assert_eq!(
+            unescape_html("it&#39;s &#x27;x&#X27; &bogus; & done"),
+            "it's 'x' &bogus; & done"
+        );
+        assert_eq!(uncurl_quotes("‘a’ “b”"), "'a' \"b\"");
+        assert_eq!(
+            canonicalize(&uncurl_quotes("snake_case").replace('_', " ")),
+            "snake case"
+        );
     }
 }

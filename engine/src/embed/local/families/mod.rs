@@ -5,6 +5,7 @@ pub(crate) mod clip;
 pub(crate) mod hf;
 pub(crate) mod naflex;
 pub(crate) mod open_clip;
+pub(crate) mod open_clip_siglip;
 pub(crate) mod pe_core;
 pub(crate) mod siglip;
 
@@ -24,6 +25,7 @@ const FAMILIES: &[Reader] = &[
     siglip::read,
     naflex::read,
     pe_core::read,
+    open_clip_siglip::read,
     open_clip::read,
 ];
 

@@ -145,7 +145,7 @@ impl Family for OpenClip {
         names::load(
             &self.weights,
             self.custom_text,
-            names::clip_vision,
+            &names::CLIP,
             "vision_model.embeddings.class_embedding",
             device,
         )
@@ -196,7 +196,7 @@ impl Config<'_> {
             } else if name.starts_with("fastvit") || name.contains("mci") {
                 "a FastViT/MCi hybrid image tower (MobileCLIP)"
             } else if name.contains("siglip") {
-                "a SigLIP image tower built by timm (use the model's Hugging Face transformers checkpoint, e.g. google/siglip-base-patch16-224)"
+                "a SigLIP image tower pooled by averaging (`_gap_`; those with an attention-pooling head load)"
             } else {
                 "a timm image tower"
             };

@@ -14,18 +14,37 @@ use candle_nn::VarBuilder;
 
 use crate::embed::local::config::ModelError;
 
-/// Renames one image-tower tensor (its name after `visual.`) into `out`; `false` where the name
-/// is not the tower's.
-pub(crate) type VisionNames =
+/// Renames one tower's tensor (its name after `visual.`, or after the text prefix) into `out`;
+/// `false` where the name is not the tower's.
+pub(crate) type TowerNames =
     fn(&str, Tensor, &mut HashMap<String, Tensor>) -> candle_core::Result<bool>;
 
+/// How a family's open_clip weights become its towers' names: the image tower's renaming, the
+/// text tower's, and a last step over all of them (tensors that come in parts).
+pub(crate) struct Renaming {
+    pub vision: TowerNames,
+    pub text: TowerNames,
+    pub finish: fn(&mut HashMap<String, Tensor>) -> candle_core::Result<()>,
+}
+
+/// Nothing to put together.
+pub(crate) fn no_finish(_: &mut HashMap<String, Tensor>) -> candle_core::Result<()> {
+    Ok(())
+}
+
+/// OpenAI-style ViT CLIP: both towers as the CLIP family names them.
+pub(crate) const CLIP: Renaming = Renaming {
+    vision: clip_vision,
+    text: clip_text,
+    finish: no_finish,
+};
+
 /// The weights of `file` (open_clip names, text tower under `text.` where `custom_text`) under
-/// the towers' names, in f32: the text tower's as the CLIP family's, the image tower's by
-/// `vision`; `expected` must be among them.
+/// the towers' names as `renaming` gives them, in f32; `expected` must be among them.
 pub(crate) fn load(
     file: &Path,
     custom_text: bool,
-    vision: VisionNames,
+    renaming: &Renaming,
     expected: &str,
     device: &Device,
 ) -> Result<VarBuilder<'static>, ModelError> {
@@ -45,9 +64,9 @@ pub(crate) fn load(
             renamed.insert(name.clone(), tensor);
             Ok(true)
         } else if let Some(rest) = name.strip_prefix("visual.") {
-            vision(rest, tensor, &mut renamed)
+            (renaming.vision)(rest, tensor, &mut renamed)
         } else if let Some(rest) = name.strip_prefix(text_prefix) {
-            text(rest, tensor, &mut renamed)
+            (renaming.text)(rest, tensor, &mut renamed)
         } else {
             Ok(false)
         }
@@ -56,6 +75,7 @@ pub(crate) fn load(
             unknown.push(name);
         }
     }
+    (renaming.finish)(&mut renamed).map_err(|e| error(e.to_string()))?;
     if !unknown.is_empty() {
         unknown.sort();
         return Err(error(format!(
@@ -72,7 +92,7 @@ pub(crate) fn load(
 }
 
 /// Inserts a transformer block's tensor (`resblocks.N.…` relative `rest`) under `prefix`.
-fn block(
+pub(crate) fn block(
     prefix: &str,
     rest: &str,
     tensor: Tensor,
@@ -104,15 +124,26 @@ fn block(
         "attn.in_proj_bias" => "bias",
         _ => return Ok(false),
     };
-    // torch.nn.MultiheadAttention stacks q, k, v along the first dimension.
+    split_qkv(&tensor, &format!("{at}.self_attn"), kind, out)?;
+    Ok(true)
+}
+
+/// q, k and v stacked along the first dimension (torch's `MultiheadAttention`, timm's fused
+/// `qkv`) as `{at}.q_proj.{kind}`, `k_proj`, `v_proj`.
+pub(crate) fn split_qkv(
+    tensor: &Tensor,
+    at: &str,
+    kind: &str,
+    out: &mut HashMap<String, Tensor>,
+) -> candle_core::Result<()> {
     let third = tensor.dim(0)? / 3;
     for (i, name) in ["q_proj", "k_proj", "v_proj"].iter().enumerate() {
         out.insert(
-            format!("{at}.self_attn.{name}.{kind}"),
+            format!("{at}.{name}.{kind}"),
             tensor.narrow(0, i * third, third)?.contiguous()?,
         );
     }
-    Ok(true)
+    Ok(())
 }
 
 pub(crate) fn clip_vision(
@@ -143,7 +174,7 @@ pub(crate) fn clip_vision(
     Ok(true)
 }
 
-fn text(
+pub(crate) fn clip_text(
     rest: &str,
     tensor: Tensor,
     out: &mut HashMap<String, Tensor>,

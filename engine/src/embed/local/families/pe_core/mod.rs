@@ -197,10 +197,15 @@ impl Family for PeCore {
     }
 
     fn weights(&self, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
+        let renaming = names::Renaming {
+            vision: vision_names,
+            text: names::clip_text,
+            finish: names::no_finish,
+        };
         names::load(
             &self.weights,
             true,
-            vision_names,
+            &renaming,
             "vision_model.attn_pool.latent",
             device,
         )

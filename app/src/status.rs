@@ -35,6 +35,20 @@ pub fn IndexStatusLine(
                 Some(Ok(s)) => describe(&s),
                 Some(Err(e)) => format!("Cannot reach the server: {e}"),
             }}</span>
+            {move || match status.get() {
+                Some(Ok(IndexStatus { fast_seeking: Some(fast), .. })) if !compared => view! {
+                    <span id="fast-seeking" class="fast-seeking"
+                        data-frames=fast.frames.to_string() data-of=fast.of.to_string()
+                        title="the share of the video whose display proxy is made: seeks there decode a few small pictures; elsewhere frames come from the video itself, and the part being watched is made first">
+                        {if fast.complete() {
+                            " · fast seeking everywhere".to_string()
+                        } else {
+                            format!(" · fast seeking on {} % of the video", fast.percent())
+                        }}
+                    </span>
+                }.into_any(),
+                _ => ().into_any(),
+            }}
         </div>
     }
 }
@@ -55,8 +69,9 @@ pub fn poll(
         if current.get_untracked() != model {
             return;
         }
-        let finished =
-            matches!(&answer, Ok(s) if matches!(s.state, IndexState::Done | IndexState::Failed));
+        // Until indexing has ended and the display proxy (if any) is complete.
+        let finished = matches!(&answer, Ok(s) if matches!(s.state, IndexState::Done | IndexState::Failed)
+            && s.fast_seeking.is_none_or(|f| f.complete()));
         status.set(Some(answer));
         if !finished {
             set_timeout(

@@ -186,6 +186,28 @@ pub struct IndexStatus {
     /// Frames decoded per frame embedded in the last pass finished (seeks to keyframes keep
     /// sparse passes from decoding the whole video).
     pub decoded_per_embedded: f64,
+    /// How much of the video has fast seeking (its display proxy is made there); `None` where
+    /// no proxy is made (keyframes close enough, or `display_proxy: off`).
+    #[serde(default)]
+    pub fast_seeking: Option<FastSeeking>,
+}
+
+/// Frames of the video whose display proxy is made, of all its frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastSeeking {
+    pub frames: u64,
+    pub of: u64,
+}
+
+impl FastSeeking {
+    pub fn complete(&self) -> bool {
+        self.frames >= self.of
+    }
+
+    /// The share with fast seeking, in whole percent, rounded down (100 only when complete).
+    pub fn percent(&self) -> u64 {
+        (self.frames * 100).checked_div(self.of).unwrap_or(100)
+    }
 }
 
 /// One search result.

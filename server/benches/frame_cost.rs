@@ -2,7 +2,8 @@
 //! keyframe every 250 frames (one run, one core): a random seek in the video and in its display
 //! proxy, the next frame while playing, and the picture-to-JPEG paths (a full-size conversion
 //! then a resize, against one conversion straight to the size sent), at full and at reduced
-//! (load) size and quality.
+//! (load) size and quality; and what making the display proxy costs at the full width and at
+//! the page's 640 px.
 //!
 //!     cargo bench -p server --bench frame_cost
 
@@ -14,7 +15,7 @@ mod timing;
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::video::{encode_jpeg, Decoder, FrameIndex, Proxy, ProxyDecoder};
+use engine::video::{encode_jpeg, segment_of, Decoder, FrameIndex, ProxyDecoder, ProxySegments};
 use timing::percentile;
 
 /// Durations in milliseconds, sorted.
@@ -26,17 +27,44 @@ fn sorted(durations: impl Iterator<Item = std::time::Duration>) -> Vec<f64> {
 
 const SEEKS: usize = 60;
 
+/// Makes every segment of the proxy at `width` in a folder of its own: the segments, the
+/// seconds it took, and its bytes.
+fn make_proxy(
+    path: &std::path::Path,
+    index: &Arc<FrameIndex>,
+    dir: &std::path::Path,
+    width: u32,
+) -> (Arc<ProxySegments>, f64, u64) {
+    let started = Instant::now();
+    let segments = ProxySegments::open(dir, path, Arc::clone(index)).unwrap();
+    let mut decoder = Decoder::with_index(path, Arc::clone(index)).unwrap();
+    let mut bytes = 0;
+    for k in 0..segments.count() {
+        bytes += segments
+            .make(k, width, &mut decoder, &|| true)
+            .unwrap()
+            .unwrap()
+            .bytes;
+    }
+    (segments, started.elapsed().as_secs_f64(), bytes)
+}
+
 fn main() {
     let path = common::video("h264_gop250.mp4");
     let dir = tempfile::tempdir().unwrap();
     let index = FrameIndex::load_or_build(&path, Some(dir.path())).unwrap();
+    let (proxy, proxy_s, proxy_bytes) = make_proxy(&path, &index, dir.path(), 1280);
+    let small_dir = tempfile::tempdir().unwrap();
+    let (_, small_s, small_bytes) = make_proxy(&path, &index, small_dir.path(), 640);
+    // What decoding the source alone takes (the part a shared decode with indexing saves).
     let started = Instant::now();
-    Proxy::build(&path, Arc::clone(&index), dir.path(), 1280, &|| true)
-        .unwrap()
-        .unwrap();
-    let proxy_s = started.elapsed().as_secs_f64();
-    let proxy = Proxy::open(dir.path(), &index, 1280).unwrap();
+    let mut alone = Decoder::with_index(&path, Arc::clone(&index)).unwrap();
+    for n in 0..index.frames() {
+        alone.frame(n).unwrap();
+    }
+    let decode_s = started.elapsed().as_secs_f64();
     let frames = index.frames();
+    let segment = |n: u64| proxy.segment(segment_of(n), 1280).unwrap();
 
     let mut rng = common::Rng::new(17);
     let targets: Vec<u64> = (0..SEEKS).map(|_| rng.below(frames)).collect();
@@ -46,10 +74,11 @@ fn main() {
         source.frame(n).unwrap();
         t.elapsed()
     }));
-    let mut from_proxy = ProxyDecoder::new(Arc::clone(&proxy)).unwrap();
+    let mut from_proxy = ProxyDecoder::new(&proxy).unwrap();
     let proxy_seeks = sorted(targets.iter().map(|&n| {
+        let segment = segment(n);
         let t = Instant::now();
-        from_proxy.frame_at_width(n, 1280).unwrap();
+        from_proxy.frame_at_width(&segment, n, 1280).unwrap();
         t.elapsed()
     }));
     let next_source = sorted((0..60).map(|n| {
@@ -58,19 +87,21 @@ fn main() {
         t.elapsed()
     }));
     let next_proxy = sorted((0..60).map(|n| {
+        let segment = segment(100 + n);
         let t = Instant::now();
-        from_proxy.frame_at_width(100 + n, 1280).unwrap();
+        from_proxy.frame_at_width(&segment, 100 + n, 1280).unwrap();
         t.elapsed()
     }));
 
     // Picture to JPEG at the reduced size: a full-size conversion, then OpenCV's resize and
     // the encoder, against the decoder's planes converted straight to the size sent.
-    let mut decoder = ProxyDecoder::new(Arc::clone(&proxy)).unwrap();
-    decoder.frame_at_width(150, 1280).unwrap();
+    let mut decoder = ProxyDecoder::new(&proxy).unwrap();
+    let at_150 = segment(150);
+    decoder.frame_at_width(&at_150, 150, 1280).unwrap();
     let mut to_jpeg = |convert_at: u32, width: u32, quality: u8| {
         sorted((0..40).map(|_| {
             let t = Instant::now();
-            let picture = decoder.frame_at_width(150, convert_at).unwrap();
+            let picture = decoder.frame_at_width(&at_150, 150, convert_at).unwrap();
             encode_jpeg(&picture, width, quality).unwrap();
             t.elapsed()
         }))
@@ -79,7 +110,18 @@ fn main() {
     let reduced_resize = to_jpeg(1280, 640, 60);
     let reduced_direct = to_jpeg(640, 640, 60);
 
-    println!("1280x720 H.264, {frames} frames, keyframe every 250; display proxy 1280x720, keyframe every 15, made in {proxy_s:.1} s ({} MB)", std::fs::metadata(proxy.path()).map_or(0, |m| m.len()) / 1_000_000);
+    println!("1280x720 H.264, {frames} frames, keyframe every 250; display proxy 1280x720, keyframe every 15, in segments of {} frames", engine::video::SEGMENT_FRAMES);
+    println!();
+    println!("| display proxy | made in (s) | of which decoding the source (s) | MB |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| 1280x720 | {proxy_s:.2} | {decode_s:.2} | {:.2} |",
+        proxy_bytes as f64 / 1e6
+    );
+    println!(
+        "| 640x360 (the page's width) | {small_s:.2} | {decode_s:.2} | {:.2} |",
+        small_bytes as f64 / 1e6
+    );
     println!();
     println!("| step | video | display proxy |");
     println!("| --- | ---: | ---: |");

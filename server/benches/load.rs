@@ -23,6 +23,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/first_minutes.rs"]
+mod first_minutes;
 #[path = "shared/vit_b32.rs"]
 mod vit_b32;
 
@@ -389,9 +391,7 @@ fn run_step(step: &Step, video: &Path, frames: u64, proxy_dir: &Path, model: &Pa
     let embeddings = dir.path().join("embeddings");
     std::fs::create_dir_all(&embeddings).unwrap();
     if step.proxy {
-        for entry in std::fs::read_dir(proxy_dir).unwrap().flatten() {
-            std::fs::copy(entry.path(), embeddings.join(entry.file_name())).unwrap();
-        }
+        copy_tree(proxy_dir, &embeddings);
     }
     let config = dir.path().join("config.yaml");
     let mut text = format!(
@@ -497,6 +497,42 @@ fn bench_video(frames: u32) -> PathBuf {
     path
 }
 
+/// Makes every segment of the video's display proxy at `width` into `dir`: frames, bytes and
+/// the proxy's size.
+fn make_proxy(
+    video: &Path,
+    index: &Arc<engine::video::FrameIndex>,
+    dir: &Path,
+    width: u32,
+) -> (u64, u64, (u32, u32)) {
+    let segments = engine::video::ProxySegments::open(dir, video, Arc::clone(index)).unwrap();
+    let mut decoder = engine::video::Decoder::with_index(video, Arc::clone(index)).unwrap();
+    let (mut frames, mut bytes, mut size) = (0, 0, (0, 0));
+    for k in 0..segments.count() {
+        let report = segments
+            .make(k, width, &mut decoder, &|| true)
+            .unwrap()
+            .unwrap();
+        frames += report.frames;
+        bytes += report.bytes;
+        size = (report.width, report.height);
+    }
+    (frames, bytes, size)
+}
+
+/// Copies the files and folders of `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 fn cpu_flags() -> String {
     let (model, has) = engine::precision::cpu();
     format!(
@@ -515,18 +551,21 @@ fn main() {
                 .filter_map(|n| n.trim().parse::<usize>().ok())
                 .collect()
         })
-        .unwrap_or_else(|| vec![1, 2, 3, 4]);
+        .unwrap_or_default();
     let model = vit_b32::bench_model();
+    first_minutes_table(&model);
+    if steps.is_empty() {
+        return;
+    }
     let video = bench_video(frames);
     let proxy_dir = tempfile::tempdir().unwrap();
 
-    // The proxy, made alone (in the server it is made in the background, giving way to
-    // viewers and sharing the cores with indexing).
+    // The proxy, made alone (in the server it is made in the background, beside the viewers
+    // and indexing).
     let started = Instant::now();
     let index = engine::video::FrameIndex::load_or_build(&video, Some(proxy_dir.path())).unwrap();
-    let report = engine::video::Proxy::build(&video, index, proxy_dir.path(), 1280, &|| true)
-        .unwrap()
-        .expect("a fresh folder has no proxy");
+    let (proxy_frames, proxy_bytes, proxy_size) =
+        make_proxy(&video, &index, proxy_dir.path(), 1280);
     let proxy_s = started.elapsed().as_secs_f64();
 
     let outcomes: Vec<(&Step, Outcome)> = steps
@@ -548,13 +587,11 @@ fn main() {
         cpu_flags()
     );
     println!(
-        "display proxy made in {proxy_s:.1} s alone ({} frames at {}x{}, {}, {:.1} MB = {:.1} MB per minute of video)",
-        report.frames,
-        report.width,
-        report.height,
-        report.codec,
-        report.bytes as f64 / 1e6,
-        report.bytes as f64 / 1e6 / (f64::from(frames) / FPS / 60.0)
+        "display proxy made in {proxy_s:.1} s alone ({proxy_frames} frames at {}x{}, {:.1} MB = {:.1} MB per minute of video)",
+        proxy_size.0,
+        proxy_size.1,
+        proxy_bytes as f64 / 1e6,
+        proxy_bytes as f64 / 1e6 / (f64::from(frames) / FPS / 60.0)
     );
     println!();
     let header: Vec<&str> = outcomes.iter().map(|(s, _)| s.name).collect();
@@ -598,4 +635,231 @@ fn main() {
             println!("error ({}): {e}", step.name);
         }
     }
+}
+
+/// Which of the scenarios from opening run (`CLIP_LOAD_SCENARIOS`, default all): `anonymous`,
+/// `index-alone`, `steady`, `named`, `greedy`, `hour`, `hour-one`.
+fn scenario_wanted(name: &str) -> bool {
+    std::env::var("CLIP_LOAD_SCENARIOS").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
+}
+
+/// The scenarios from the moment the video is opened, side by side in one table.
+fn first_minutes_table(model: &Path) {
+    let clients: usize = env_or("CLIP_LOAD_VIEWERS", 20);
+    let seconds: u64 = env_or("CLIP_LOAD_SECONDS", 60);
+    let minute = bench_video(1800);
+    let work = tempfile::tempdir().unwrap();
+    let config_with = |name: &str, video: &Path, proxy: bool| {
+        let dir = work.path().join(name);
+        let embeddings = dir.join("embeddings");
+        std::fs::create_dir_all(&embeddings).unwrap();
+        let config = dir.join("config.yaml");
+        let mut text = format!(
+            "video_path: {video:?}\nCLIP:\n  - wall\nmodel: {model:?}\nembeddings_dir: {embeddings:?}\ndisplay_proxy: {proxy}\n"
+        );
+        if let Ok(n) = std::env::var("CLIP_LOAD_MAX_DECODERS") {
+            text += &format!("max_decoders: {n}\n");
+        }
+        std::fs::write(&config, text).unwrap();
+        (config, embeddings)
+    };
+    let config_for = |name: &str, video: &Path| config_with(name, video, true);
+    let mut columns: Vec<(String, first_minutes::Run)> = Vec::new();
+    let spell = (2000, 3000);
+    // The baselines: the proxy made alone, and indexing alone (no viewers, no proxy).
+    let alone = tempfile::tempdir().unwrap();
+    let minute_index = engine::video::FrameIndex::load_or_build(&minute, None).unwrap();
+    let started = Instant::now();
+    let (_, proxy_bytes, _) = make_proxy(&minute, &minute_index, alone.path(), 1280);
+    let proxy_alone_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    make_proxy(&minute, &minute_index, &alone.path().join("640"), 640);
+    let proxy_640_s = started.elapsed().as_secs_f64();
+    if scenario_wanted("index-alone") {
+        let (config, _) = config_with("index-alone", &minute, false);
+        let run = first_minutes::run(
+            &config, &minute, 1800, 1800, 0, false, false, spell, seconds,
+        );
+        columns.push(("indexing alone (no viewers, no proxy)".into(), run));
+    }
+    if scenario_wanted("anonymous") {
+        let (config, _) = config_for("anonymous", &minute);
+        let run = first_minutes::run(
+            &config, &minute, 1800, 1800, clients, false, false, spell, seconds,
+        );
+        columns.push(("20 anonymous, from opening".into(), run));
+    }
+    if scenario_wanted("steady") {
+        // The same clients once the proxy is made (beforehand, at the width they ask; the
+        // index is not).
+        let (steady, steady_embeddings) = config_for("steady", &minute);
+        let index = engine::video::FrameIndex::load_or_build(&minute, None).unwrap();
+        make_proxy(&minute, &index, &steady_embeddings, 1280);
+        let run = first_minutes::run(
+            &steady, &minute, 1800, 1800, clients, false, false, spell, 30,
+        );
+        columns.push(("20 anonymous, proxy made (steady state)".into(), run));
+    }
+    if scenario_wanted("named") {
+        let (config, _) = config_for("named", &minute);
+        let run = first_minutes::run(
+            &config, &minute, 1800, 1800, clients, true, false, spell, seconds,
+        );
+        columns.push(("20 named, from opening".into(), run));
+    }
+    if scenario_wanted("greedy") {
+        let (config, _) = config_for("greedy", &minute);
+        let run = first_minutes::run(
+            &config,
+            &minute,
+            1800,
+            1800,
+            clients - 1,
+            false,
+            true,
+            spell,
+            seconds,
+        );
+        columns.push(("19 anonymous + 1 greedy, from opening".into(), run));
+    }
+    if scenario_wanted("hour") {
+        let (hour, period) = first_minutes::hour_video(Path::new(env!("CARGO_TARGET_TMPDIR")));
+        let frames = engine::video::FrameIndex::load_or_build(&hour, None)
+            .unwrap()
+            .frames();
+        let (config, _) = config_for("hour", &hour);
+        // Each client plays 15 s from a random place, then seeks elsewhere.
+        let run = first_minutes::run(
+            &config,
+            &hour,
+            frames,
+            period,
+            clients,
+            false,
+            false,
+            (15_000, 1),
+            seconds,
+        );
+        columns.push(("1-hour video, 20 anonymous, 15 s per place".into(), run));
+    }
+    if scenario_wanted("hour-one") {
+        let (hour, period) = first_minutes::hour_video(Path::new(env!("CARGO_TARGET_TMPDIR")));
+        let frames = engine::video::FrameIndex::load_or_build(&hour, None)
+            .unwrap()
+            .frames();
+        let (config, _) = config_for("hour-one", &hour);
+        // One researcher exploring: 15 s at a random place, then another.
+        let run = first_minutes::run(
+            &config,
+            &hour,
+            frames,
+            period,
+            1,
+            false,
+            false,
+            (15_000, 1),
+            seconds,
+        );
+        columns.push(("1-hour video, 1 viewer, 15 s per place".into(), run));
+    }
+    let server = std::env::var("CLIP_LOAD_SERVER").unwrap_or_else(|_| "this build".into());
+    println!(
+        "From the moment the video is opened: {clients} plain clients at {FPS} fps by GET /frame/ID/N.jpg (one request at a time, late frames skipped), a seek every 2–5 s; 1280x720 H.264, keyframe every 250, B-frames; ViT-B/32 (random weights) indexing; {seconds} s per run (steady state 30 s); server: {server}; {}",
+        cpu_flags()
+    );
+    println!(
+        "display proxy of the 1-minute video made alone: {proxy_alone_s:.1} s at 1280x720 ({:.1} MB), {proxy_640_s:.1} s at 640x360",
+        proxy_bytes as f64 / 1e6
+    );
+    println!();
+    let header: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    println!("| figure | {} |", header.join(" | "));
+    println!("| --- |{}", " ---: |".repeat(columns.len()));
+    let row = |name: &str, cell: &dyn Fn(&first_minutes::Run) -> String| {
+        let cells: Vec<String> = columns.iter().map(|(_, r)| cell(r)).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    let spans = [
+        (0.0, 5.0, "0–5 s"),
+        (5.0, 20.0, "5–20 s"),
+        (5.0, f64::INFINITY, "from 5 s"),
+    ];
+    for (from, until, label) in spans {
+        let fig = move |r: &first_minutes::Run| {
+            let reports: Vec<&first_minutes::ClientReport> = r.clients.iter().collect();
+            first_minutes::figures(&reports, from, until.min(r.seconds))
+        };
+        row(&format!("{label}: frames/s per client, mean (min)"), &|r| {
+            let f = fig(r);
+            format!("{:.1} ({:.1})", f.per_client_mean, f.per_client_min)
+        });
+        row(&format!("{label}: frames/s, all clients"), &|r| {
+            format!("{:.0}", fig(r).all_per_s)
+        });
+        row(&format!("{label}: latency p50 / p95 / p99 (ms)"), &|r| {
+            let f = fig(r);
+            format!(
+                "{:.0} / {:.0} / {:.0}",
+                f.latency[0], f.latency[1], f.latency[2]
+            )
+        });
+        row(&format!("{label}: seek latency p50 / p95 (ms)"), &|r| {
+            let f = fig(r);
+            format!("{:.0} / {:.0}", f.seeks[0], f.seeks[1])
+        });
+    }
+    row("greedy client: frames/s", &|r| match &r.greedy {
+        Some(g) => format!("{:.1}", g.requests.len() as f64 / r.seconds),
+        None => "–".into(),
+    });
+    row("fast seeking on 25 / 50 / 75 / 100 % at (s)", &|r| {
+        r.coverage
+            .reached_s
+            .iter()
+            .map(|t| t.map_or("–".into(), |t| format!("{t:.0}")))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    });
+    row("fast seeking at the end (frames)", &|r| {
+        format!("{} of {}", r.coverage.last.0, r.coverage.last.1)
+    });
+    row("seek to first proxy frame p50 / p95 (s)", &|r| {
+        let reports: Vec<&first_minutes::ClientReport> = r.clients.iter().collect();
+        let (to_proxy, _) = first_minutes::after_seeks(&reports);
+        format!(
+            "{:.1} / {:.1}",
+            first_minutes::percentile(&to_proxy, 0.5),
+            first_minutes::percentile(&to_proxy, 0.95)
+        )
+    });
+    row("latency ≥ 10 s after a seek p50 / p95 (ms)", &|r| {
+        let reports: Vec<&first_minutes::ClientReport> = r.clients.iter().collect();
+        let (_, settled) = first_minutes::after_seeks(&reports);
+        format!(
+            "{:.0} / {:.0}",
+            first_minutes::percentile(&settled, 0.5),
+            first_minutes::percentile(&settled, 0.95)
+        )
+    });
+    row("frames indexed meanwhile", &|r| {
+        r.coverage.indexed.to_string()
+    });
+    row("errors (HTTP, wrong frames)", &|r| {
+        let greedy = r.greedy.as_ref().map_or(0, |g| g.errors.len());
+        (r.clients.iter().map(|c| c.errors.len()).sum::<usize>() + greedy).to_string()
+    });
+    row("JPEGs decoded and checked", &|r| {
+        let greedy = r.greedy.as_ref().map_or(0, |g| g.checked);
+        (r.clients.iter().map(|c| c.checked).sum::<u64>() + greedy).to_string()
+    });
+    row("server RSS min–max (MB)", &|r| {
+        format!("{:.0}–{:.0}", r.rss.0, r.rss.1)
+    });
+    row("server still running", &|r| r.alive.to_string());
+    for (name, r) in &columns {
+        for e in r.clients.iter().flat_map(|c| c.errors.iter()).take(5) {
+            println!("error ({name}): {e}");
+        }
+    }
+    println!();
 }

@@ -1,39 +1,48 @@
-//! Frames for the browser: one open video, decoders per viewer (tab) so that playheads never
-//! disturb each other, one cache of encoded frames for every viewer ([`cache`]), the order in
-//! which viewers' work gets the cores (`sync::gate`), and the display proxy that makes seeks cheap.
+//! Frames for the browser: one open video, its decoders shared by position ([`pool`]), one
+//! cache of encoded frames for every viewer ([`cache`]), the order in which viewers' work gets
+//! the cores (`sync::gate`), and the display proxy that makes seeks cheap, made in segments
+//! where viewers look first ([`builder`], [`plan`]).
 //!
 //! Invariants:
-//! - the JPEG of frame n is a picture of frame n (the proxy's packet n is source frame n, see
-//!   `video::proxy`); the model never sees the proxy;
+//! - the JPEG of frame n is a picture of frame n (a proxy segment's packet i is source frame
+//!   `first + i`, see `video::proxy`); the model never sees the proxy;
+//! - a frame whose segment is not made yet (or made narrower than asked) comes exactly from
+//!   the source, and its segment is made next;
 //! - a frame wanted by several viewers at once is decoded once;
 //! - a request whose viewer has since asked for another frame by a click or seek is dropped
 //!   when its turn comes, not decoded.
 //!
 //! Decoding and encoding run on tokio's blocking pool, never on the async workers.
 
+mod builder;
 pub mod cache;
 mod open_video;
+pub mod plan;
+pub mod pool;
 
+pub use builder::{serves, BuildCounts, ProxyBuilder};
 pub use open_video::OpenVideo;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use store::config::DisplayProxy;
 use store::config::Settings;
 
 pub use crate::sync::gate::Priority;
-use crate::sync::gate::{gate, BACKGROUND_MAX_WAIT};
+use crate::sync::gate::{gate, Cost};
 use crate::sync::lock;
-use crate::video::{self, Decoder, Proxy, ProxyDecoder, VideoError};
+use crate::video::{self, Decoder, ProxyDecoder, ProxySegments, VideoError};
 use cache::{FrameCache, FrameKey};
+use pool::Pool;
 
 /// Frames a read may skip that are still encoded for the cache (see `frame_jpeg_blocking`).
 const OVERTAKEN_FRAMES: u64 = 2;
 
-/// A viewer's decoder is closed after this long without a request.
+/// A decoder is closed after this long without a request.
 const IDLE_DECODER: Duration = Duration::from_secs(120);
 
 /// How frames are encoded for the browser.
@@ -46,7 +55,7 @@ pub struct FrameSettings {
     pub frame_cache: usize,
     /// Encoded frames kept, at most (megabytes).
     pub frame_cache_mb: usize,
-    pub display_proxy: bool,
+    pub display_proxy: DisplayProxy,
 }
 
 impl FrameSettings {
@@ -72,59 +81,6 @@ impl From<&Settings> for FrameSettings {
     }
 }
 
-/// A viewer's decoders: the source's, and the proxy's once there is one.
-#[derive(Default)]
-struct ViewerDecoders {
-    source: Option<Decoder>,
-    proxy: Option<ProxyDecoder>,
-}
-
-impl ViewerDecoders {
-    /// The viewer's decoder of the video itself, opened on first use.
-    fn source(&mut self, video: &OpenVideo) -> Result<&mut Decoder, VideoError> {
-        if self.source.is_none() {
-            let decoder = Decoder::with_index(video.path(), Arc::clone(video.frame_index()))?;
-            self.source = Some(decoder);
-        }
-        Ok(self.source.as_mut().expect("set above"))
-    }
-
-    /// The viewer's decoder of `proxy`; the video's own decoder is no longer needed and closed.
-    fn proxy(&mut self, proxy: &Arc<Proxy>) -> Result<&mut ProxyDecoder, VideoError> {
-        self.source = None;
-        if !self.proxy.as_ref().is_some_and(|d| d.reads(proxy)) {
-            self.proxy = Some(ProxyDecoder::new(Arc::clone(proxy))?);
-        }
-        Ok(self.proxy.as_mut().expect("set above"))
-    }
-}
-
-struct ViewerSlot {
-    decoders: Arc<Mutex<ViewerDecoders>>,
-    last_used: Instant,
-}
-
-fn close_idle(viewers: &mut HashMap<String, ViewerSlot>, now: Instant) {
-    viewers.retain(|_, slot| now.duration_since(slot.last_used) < IDLE_DECODER);
-}
-
-fn close_oldest(viewers: &mut HashMap<String, ViewerSlot>) {
-    let oldest = viewers
-        .iter()
-        .min_by_key(|(_, s)| s.last_used)
-        .map(|(k, _)| k.clone());
-    if let Some(oldest) = oldest {
-        viewers.remove(&oldest);
-    }
-}
-
-/// The display proxy of a video: absent, being made, or ready.
-#[derive(Default)]
-struct ProxyState {
-    ready: Option<Arc<Proxy>>,
-    started: bool,
-}
-
 /// Why a frame was not answered.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -133,16 +89,25 @@ pub enum FrameError {
     /// The viewer asked for another frame by a click or seek before this one's turn came.
     #[error("this viewer has since asked for another frame")]
     Superseded,
+    /// More work waits than the cores can do soon (in all, or for this viewer): ask again in a
+    /// moment.
+    #[error("the server is busy with other viewers' frames; ask again in a moment")]
+    Busy,
 }
 
 /// One request for a frame.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameRequest<'a> {
+    /// Who asks (a tab's id); empty for an anonymous client (a plain URL), each of whose
+    /// requests is a client of its own for the fair share of the cores.
     pub viewer: &'a str,
     pub frame: u64,
     /// Width the viewer displays it at (`None`: the configured display width).
     pub width: Option<u32>,
     pub priority: Priority,
+    /// A thumbnail (search hits, moments): its width does not choose the proxy's, and it does
+    /// not ask for its segment to be made.
+    pub thumbnail: bool,
     /// The viewer has moved on: its earlier requests still waiting for their turn are dropped
     /// (a click or seek of the page; not requests that may overlap, such as thumbnails).
     pub supersedes: bool,
@@ -156,6 +121,8 @@ pub struct FrameAnswer {
     pub quality: u8,
     /// Sent smaller or coarser than asked because the server is loaded (playback only).
     pub reduced: bool,
+    /// Where it came from: `cache`, `proxy` or `video`.
+    pub source: &'static str,
 }
 
 /// Figures for the bench and the tests.
@@ -163,7 +130,22 @@ pub struct FrameAnswer {
 pub struct FrameCounts {
     /// Pictures decoded for viewers, source and proxy together.
     pub pictures_decoded: u64,
-    pub proxy_ready: bool,
+    /// Frames with fast seeking (display proxy segments made at its width), and in all.
+    pub proxy_frames: u64,
+    pub frames: u64,
+    /// What the proxy builder did.
+    pub proxy: BuildCounts,
+}
+
+/// The gate's key for a viewer's fair share (0: anonymous).
+fn client_key(viewer: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    if viewer.is_empty() {
+        return 0;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    viewer.hash(&mut hasher);
+    hasher.finish().max(1)
 }
 
 /// Display proxy decoders that weigh as much as one decoder of the video.
@@ -176,28 +158,46 @@ const MIN_WIDTH: u32 = 64;
 const REDUCED_WIDTH: (u32, u32) = (1, 2);
 const REDUCED_QUALITY: u8 = 60;
 
+/// The display proxy of a video: not started yet (lazy), none (not wanted or not useful), or
+/// being made (or made).
+enum ProxyState {
+    NotStarted,
+    None,
+    Started(Arc<ProxyBuilder>),
+}
+
 /// Serves frames of one video to many viewers.
 pub struct FrameServer {
     /// The video, or why it could not be opened (shown in the page; the server keeps running).
     video: Result<Arc<OpenVideo>, Arc<VideoError>>,
     settings: FrameSettings,
-    viewers: Mutex<HashMap<String, ViewerSlot>>,
     cache: Arc<FrameCache>,
     /// Where the frame index (and the proxy) are kept; `None`: no proxy.
     index_dir: Option<PathBuf>,
-    proxy: Arc<Mutex<ProxyState>>,
-    /// Set when the server is dropped: a proxy being made stops.
-    closed: Arc<AtomicBool>,
+    /// The video's decoders, and the proxy's (display-sized, single-threaded: several weigh
+    /// one).
+    sources: Pool<Decoder>,
+    proxies: Pool<ProxyDecoder>,
+    proxy: Mutex<ProxyState>,
     /// Requests numbered as they arrive, and each viewer's last click or seek.
     arrivals: AtomicU64,
     last_seek: Mutex<HashMap<String, u64>>,
     decoded: Arc<AtomicU64>,
+    /// The file's size and modification time when it was opened.
+    stamp: Option<(u64, std::time::SystemTime)>,
 }
 
 impl Drop for FrameServer {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
+        if let ProxyState::Started(builder) = &*lock(&self.proxy) {
+            builder.close();
+        }
     }
+}
+
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 impl FrameServer {
@@ -207,19 +207,28 @@ impl FrameServer {
         Self::sharing(video_path, settings, index_dir, settings.new_cache())
     }
 
-    /// As [`new`](Self::new), with a cache shared with other videos' servers.
+    /// As [`new`](Self::new), with a cache shared with other videos' servers. With
+    /// `display_proxy: eager`, making the display proxy starts now.
     pub fn sharing(
         video_path: &Path,
         settings: FrameSettings,
         index_dir: Option<&Path>,
         cache: Arc<FrameCache>,
     ) -> Self {
+        let stamp = file_stamp(video_path);
         let video = OpenVideo::open(video_path, index_dir).inspect_err(|error| {
             tracing::error!("{error}");
         });
         let mut server = Self::with_video(video, settings);
         server.cache = cache;
         server.index_dir = index_dir.map(Path::to_path_buf);
+        server.stamp = stamp;
+        if settings.display_proxy == DisplayProxy::Eager {
+            if let Ok(video) = &server.video {
+                let video = Arc::clone(video);
+                server.proxy_builder(&video);
+            }
+        }
         server
     }
 
@@ -228,14 +237,27 @@ impl FrameServer {
         Self {
             video,
             settings,
-            viewers: Mutex::new(HashMap::new()),
             cache: settings.new_cache(),
             index_dir: None,
-            proxy: Arc::new(Mutex::new(ProxyState::default())),
-            closed: Arc::new(AtomicBool::new(false)),
+            sources: Pool::new(settings.max_decoders),
+            proxies: Pool::new(
+                settings
+                    .max_decoders
+                    .saturating_mul(PROXY_DECODERS_PER_SLOT),
+            ),
+            proxy: Mutex::new(ProxyState::NotStarted),
             arrivals: AtomicU64::new(0),
             last_seek: Mutex::new(HashMap::new()),
             decoded: Arc::new(AtomicU64::new(0)),
+            stamp: None,
+        }
+    }
+
+    /// Whether the file on disk is still the one opened (same size and modification time).
+    pub fn file_unchanged(&self) -> bool {
+        match (&self.video, self.stamp) {
+            (Ok(video), Some(stamp)) => file_stamp(video.path()) == Some(stamp),
+            _ => true,
         }
     }
 
@@ -249,71 +271,97 @@ impl FrameServer {
     }
 
     pub fn counts(&self) -> FrameCounts {
+        let builder = self.started_builder();
+        let (proxy_frames, frames) = builder.as_ref().map_or_else(
+            || (0, self.video.as_ref().map_or(0, |v| v.metadata().frames)),
+            |b| b.coverage(),
+        );
         FrameCounts {
             pictures_decoded: self.decoded.load(Ordering::Relaxed),
-            proxy_ready: lock(&self.proxy).ready.is_some(),
+            proxy_frames,
+            frames,
+            proxy: builder.map(|b| b.counts()).unwrap_or_default(),
         }
     }
 
-    /// How many viewers may hold decoders of this video at once: `max_decoders`, or four
-    /// times that once the display proxy serves them (a proxy decoder is display-sized and
-    /// single-threaded; the viewer's video decoder is closed when it moves to the proxy).
-    fn decoder_slots(&self) -> usize {
-        if lock(&self.proxy).ready.is_some() {
-            self.settings
-                .max_decoders
-                .saturating_mul(PROXY_DECODERS_PER_SLOT)
-        } else {
-            self.settings.max_decoders
+    /// What takes the frames this video's index job decodes: the display proxy's builder,
+    /// where one is made (`display_proxy: eager`).
+    pub fn frame_tap(&self) -> Option<crate::indexing::Tap> {
+        self.started_builder()
+            .map(|b| crate::indexing::Tap(b as Arc<dyn crate::indexing::FrameTap>))
+    }
+
+    /// Frames with fast seeking and in all, where a display proxy is made for this video.
+    pub fn fast_seeking(&self) -> Option<(u64, u64)> {
+        self.started_builder().map(|b| b.coverage())
+    }
+
+    fn started_builder(&self) -> Option<Arc<ProxyBuilder>> {
+        match &*lock(&self.proxy) {
+            ProxyState::Started(builder) => Some(Arc::clone(builder)),
+            _ => None,
         }
     }
 
-    /// The decoder slot of `viewer`, created on first use; closes idle and excess decoders.
-    fn viewer_decoders(&self, viewer: &str) -> Arc<Mutex<ViewerDecoders>> {
-        let slots = self.decoder_slots();
-        let mut viewers = lock(&self.viewers);
-        let now = Instant::now();
-        close_idle(&mut viewers, now);
-        if !viewers.contains_key(viewer) && viewers.len() >= slots {
-            close_oldest(&mut viewers);
+    /// The proxy's builder, started on first use where a proxy helps and is allowed.
+    fn proxy_builder(&self, video: &Arc<OpenVideo>) -> Option<Arc<ProxyBuilder>> {
+        let mut state = lock(&self.proxy);
+        match &*state {
+            ProxyState::Started(builder) => return Some(Arc::clone(builder)),
+            ProxyState::None => return None,
+            ProxyState::NotStarted => {}
         }
-        let slot = viewers
-            .entry(viewer.to_string())
-            .or_insert_with(|| ViewerSlot {
-                decoders: Arc::new(Mutex::new(ViewerDecoders::default())),
-                last_used: now,
-            });
-        slot.last_used = now;
-        Arc::clone(&slot.decoders)
+        *state = ProxyState::None;
+        let dir = self.index_dir.as_ref()?;
+        if self.settings.display_proxy == DisplayProxy::Off
+            || !video::proxy_helps(video.frame_index())
+        {
+            return None;
+        }
+        let segments = match ProxySegments::open(dir, video.path(), Arc::clone(video.frame_index()))
+        {
+            Ok(segments) => segments,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot keep a display proxy in {}: {e}; frames come from the video itself",
+                    dir.display()
+                );
+                return None;
+            }
+        };
+        let full = video.frame_index().facts.display_size().0;
+        let max_width = match self.settings.display_width {
+            0 => full,
+            w => w.min(full),
+        };
+        let builder = ProxyBuilder::start(segments, video.path().to_path_buf(), max_width);
+        *state = ProxyState::Started(Arc::clone(&builder));
+        Some(builder)
     }
 
-    /// Number of viewers currently holding a decoder slot.
+    /// Decoders open now (the video's and the proxy's).
     pub fn open_decoders(&self) -> usize {
-        lock(&self.viewers).len()
+        self.sources.open() + self.proxies.open()
     }
 
     /// What this video's decoders weigh in the library's `max_decoders` budget: one per
-    /// viewer, a quarter once they read the display proxy.
+    /// decoder of the video, a quarter per decoder of the display proxy.
     pub fn decoder_weight(&self) -> usize {
-        let open = self.open_decoders();
-        if lock(&self.proxy).ready.is_some() {
-            open.div_ceil(PROXY_DECODERS_PER_SLOT)
-        } else {
-            open
-        }
+        self.sources.open() + self.proxies.open().div_ceil(PROXY_DECODERS_PER_SLOT)
     }
 
-    /// Closes decoders idle for longer than [`IDLE_DECODER`]; returns when the least recently
-    /// used of the others was last used.
+    /// Closes decoders idle for longer than [`IDLE_DECODER`]; returns when the longest idle
+    /// of the others was last used.
     pub fn close_idle_decoders(&self) -> Option<Instant> {
-        let mut viewers = lock(&self.viewers);
-        close_idle(&mut viewers, Instant::now());
-        viewers.values().map(|s| s.last_used).min()
+        let a = self.sources.close_idle(IDLE_DECODER);
+        let b = self.proxies.close_idle(IDLE_DECODER);
+        a.into_iter().chain(b).min()
     }
 
-    /// Closes the least recently used decoder (the library keeps a budget across videos).
+    /// Closes the least recently used idle decoder of the video (the library keeps a budget
+    /// across videos).
     pub fn close_oldest_decoder(&self) {
-        close_oldest(&mut lock(&self.viewers));
+        self.sources.close_oldest();
     }
 
     /// JPEG of exactly `frame` for `viewer` at the display width, as for a seek. Blocking.
@@ -327,14 +375,15 @@ impl FrameServer {
             frame,
             width: None,
             priority: Priority::Seek,
+            thumbnail: false,
             supersedes: false,
         };
         match self.frame(request) {
             Ok(answer) => Ok(answer.jpeg),
             Err(FrameError::Video(e)) => Err(e),
-            Err(FrameError::Superseded) => Err(VideoError::Unavailable(
-                "this viewer has since asked for another frame".into(),
-            )),
+            Err(e @ (FrameError::Superseded | FrameError::Busy)) => {
+                Err(VideoError::Unavailable(e.to_string()))
+            }
         }
     }
 
@@ -368,6 +417,10 @@ impl FrameServer {
         }
         let mut width = self.width_for(request.width)?;
         let mut quality = self.settings.jpeg_quality;
+        let builder = self.proxy_builder(video);
+        if let (Some(builder), false) = (&builder, request.thumbnail) {
+            builder.note(request.frame, width);
+        }
         let full_key = self.key(video, request.frame, width, quality);
         // The frame at full quality is as good as any: take it where it is cached.
         if let Some(jpeg) = self.cache.get(&full_key) {
@@ -376,6 +429,7 @@ impl FrameServer {
                 width,
                 quality,
                 reduced: false,
+                source: "cache",
             });
         }
         let reduced = request.priority != Priority::Seek && gate().loaded();
@@ -383,21 +437,43 @@ impl FrameServer {
             width = (width * REDUCED_WIDTH.0 / REDUCED_WIDTH.1).max(MIN_WIDTH.min(width));
             quality = quality.min(REDUCED_QUALITY);
         }
-        self.start_proxy(video);
         let key = self.key(video, request.frame, width, quality);
+        let client = client_key(request.viewer);
+        if self.cache.get(&key).is_none() && gate().saturated(client) {
+            return Err(FrameError::Busy);
+        }
+        let cost = self.cost_of(builder.as_ref(), request.frame, width);
+        let source = std::cell::Cell::new("cache");
         let jpeg = self.cache.get_or_make(key, || {
-            let _turn = gate().enter(request.priority);
+            let _turn = gate().enter_as(request.priority, cost, client);
             if self.superseded(request.viewer, arrival) {
                 return Err(FrameError::Superseded);
             }
-            self.decode_and_encode(video, request.viewer, request.frame, width, quality)
+            let (jpeg, from) =
+                self.decode_and_encode(video, builder.as_ref(), request.frame, width, quality)?;
+            source.set(from);
+            Ok(jpeg)
         })?;
         Ok(FrameAnswer {
             jpeg,
             width,
             quality,
             reduced,
+            source: source.get(),
         })
+    }
+
+    /// What decoding `frame` is expected to cost: cheap from a proxy segment, or from a
+    /// decoder that decodes on to it; else a seek in the video.
+    fn cost_of(&self, builder: Option<&Arc<ProxyBuilder>>, frame: u64, width: u32) -> Cost {
+        let segment = video::segment_of(frame);
+        if builder.is_some_and(|b| serves(b.segments().width_of(segment), width))
+            || self.sources.any_idle(|d| d.in_reach(frame))
+        {
+            Cost::Cheap
+        } else {
+            Cost::Costly
+        }
     }
 
     fn key(&self, video: &OpenVideo, frame: u64, width: u32, quality: u8) -> FrameKey {
@@ -415,140 +491,83 @@ impl FrameServer {
             .is_some_and(|&seek| seek > arrival)
     }
 
-    /// Decodes `frame` (from the proxy when it is ready) and encodes it. A read that passes
-    /// over a few frames (a player's request overtaken by the next) encodes those too, so the
-    /// late request finds its frame in the cache instead of costing a backward seek.
+    /// Decodes `frame` (from its proxy segment where one serves the width) and encodes it. A
+    /// read from the video that passes over a few frames (a player's request overtaken by the
+    /// next) encodes those too, so the late request finds its frame in the cache instead of
+    /// costing a backward seek.
     fn decode_and_encode(
         &self,
         video: &OpenVideo,
-        viewer: &str,
+        builder: Option<&Arc<ProxyBuilder>>,
         frame: u64,
         width: u32,
         quality: u8,
-    ) -> Result<Vec<u8>, FrameError> {
-        let slot = self.viewer_decoders(viewer);
-        let mut decoders = lock(&slot);
-        let proxy = lock(&self.proxy).ready.clone();
+    ) -> Result<(Vec<u8>, &'static str), FrameError> {
         let encode = |image: &opencv::core::Mat| {
             video::encode_jpeg(image, width, quality).map_err(|source| VideoError::OpenCv {
                 path: video.path().to_path_buf(),
                 source,
             })
         };
-        let read = |decoders: &mut ViewerDecoders, n: u64| {
-            let (image, decoded) = match &proxy {
-                Some(proxy) => {
-                    let decoder = decoders.proxy(proxy)?;
-                    let before = decoder.pictures_decoded();
-                    // Straight from the decoder's planes to the size sent.
-                    let image = decoder.frame_at_width(n, width);
-                    (image, decoder.pictures_decoded() - before)
-                }
-                None => {
-                    let decoder = decoders.source(video)?;
-                    let before = decoder.pictures_decoded();
-                    let image = decoder.frame(n);
-                    (image, decoder.pictures_decoded() - before)
-                }
-            };
-            self.decoded.fetch_add(decoded, Ordering::Relaxed);
+        let segment = builder.and_then(|b| {
+            let segment = b.segments().segment(video::segment_of(frame), width)?;
+            Some((b, segment))
+        });
+        if let Some((builder, segment)) = segment {
+            let mut decoder = self.proxies.take(
+                |d| d.reach(&segment, frame),
+                || ProxyDecoder::new(builder.segments()),
+            )?;
+            let before = decoder.pictures_decoded();
+            // Straight from the decoder's planes to the size sent.
+            let image = decoder.frame_at_width(&segment, frame, width);
+            self.decoded
+                .fetch_add(decoder.pictures_decoded() - before, Ordering::Relaxed);
+            return Ok((encode(&image?)?, "proxy"));
+        }
+        let mut decoder = self.source_decoder(video, frame)?;
+        let read = |decoder: &mut Decoder, n: u64| {
+            let before = decoder.pictures_decoded();
+            let image = decoder.frame(n);
+            self.decoded
+                .fetch_add(decoder.pictures_decoded() - before, Ordering::Relaxed);
             image
         };
-        let position = match (&proxy, &decoders.source) {
-            (None, Some(source)) => Some(source.position()),
-            _ => None,
-        };
-        if let Some(position) = position {
-            if position < frame && frame - position <= OVERTAKEN_FRAMES {
-                for skipped in position..frame {
-                    let key = self.key(video, skipped, width, quality);
-                    if self.cache.get(&key).is_none() {
-                        let jpeg = encode(&read(&mut decoders, skipped)?)?;
-                        self.cache.put(key, jpeg);
-                    }
+        let position = decoder.position();
+        if position < frame && frame - position <= OVERTAKEN_FRAMES {
+            for skipped in position..frame {
+                let key = self.key(video, skipped, width, quality);
+                if self.cache.get(&key).is_none() {
+                    let jpeg = encode(&read(&mut decoder, skipped)?)?;
+                    self.cache.put(key, jpeg);
                 }
             }
         }
-        let image = read(&mut decoders, frame)?;
-        Ok(encode(&image)?)
+        let image = read(&mut decoder, frame)?;
+        Ok((encode(&image)?, "video"))
     }
 
-    /// Starts making the display proxy on first use, where it helps and is allowed: in the
-    /// background, one at a time, giving way to viewers.
-    fn start_proxy(&self, video: &Arc<OpenVideo>) {
-        let Some(dir) = &self.index_dir else { return };
-        if !self.settings.display_proxy {
-            return;
-        }
-        {
-            let mut state = lock(&self.proxy);
-            if state.started {
-                return;
-            }
-            state.started = true;
-        }
-        if !video::proxy_helps(video.frame_index()) {
-            return;
-        }
-        if let Some(ready) = Proxy::open(dir, video.frame_index(), self.settings.display_width) {
-            lock(&self.proxy).ready = Some(ready);
-            return;
-        }
-        let (dir, video, width) = (dir.clone(), Arc::clone(video), self.settings.display_width);
-        let (state, closed) = (Arc::clone(&self.proxy), Arc::clone(&self.closed));
-        let spawned = std::thread::Builder::new()
-            .name("display-proxy".into())
-            .spawn(move || {
-                // One proxy at a time: each takes a core while nobody watches.
-                static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-                let _one = lock(&ONE_AT_A_TIME);
-                let started = Instant::now();
-                let turn = || {
-                    gate().background_turn(BACKGROUND_MAX_WAIT);
-                    !closed.load(Ordering::Relaxed)
-                };
-                match Proxy::build(
-                    video.path(),
-                    Arc::clone(video.frame_index()),
-                    &dir,
-                    width,
-                    &turn,
-                ) {
-                    Ok(report) => {
-                        if let Some(r) = report {
-                            tracing::info!(
-                                "display proxy of {}: {} frames at {}x{} ({}), {:.1} MB in {:.1} s",
-                                video.name,
-                                r.frames,
-                                r.width,
-                                r.height,
-                                r.codec,
-                                r.bytes as f64 / 1e6,
-                                started.elapsed().as_secs_f64()
-                            );
-                        }
-                        lock(&state).ready = Proxy::open(&dir, video.frame_index(), width);
-                    }
-                    Err(e) => tracing::warn!("{}; frames come from the video itself", e.public()),
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!("cannot start making the display proxy: {e}");
-        }
+    /// A decoder of the video for `frame`, from the pool: the one that decodes on to it.
+    fn source_decoder(
+        &self,
+        video: &OpenVideo,
+        frame: u64,
+    ) -> Result<pool::Lease<'_, Decoder>, VideoError> {
+        self.sources.take(
+            |d| d.in_reach(frame).then(|| frame - d.position()),
+            || Decoder::single_threaded(video.path(), Arc::clone(video.frame_index())),
+        )
     }
 
-    /// Exactly `frame`, upright BGR at full size, from `viewer`'s decoder (a name of the
-    /// engine's own, such as "explanations", keeps a viewer's playback decoder where it is).
-    /// Always the source, never the proxy. Blocking.
+    /// Exactly `frame`, upright BGR at full size, from a decoder of the video (never the
+    /// proxy). Blocking.
     pub fn frame_image_blocking(
         &self,
-        viewer: &str,
+        _viewer: &str,
         frame: u64,
     ) -> Result<opencv::core::Mat, VideoError> {
         let video = self.checked(frame)?;
-        let slot = self.viewer_decoders(viewer);
-        let mut decoders = lock(&slot);
-        decoders.source(video)?.frame(frame)
+        self.source_decoder(video, frame)?.frame(frame)
     }
 
     /// The open video, if `frame` is one of its frames.

@@ -24,6 +24,6 @@ pub mod stash;
 pub use job::{index_video, IndexJob};
 pub use options::{IndexOptions, KEEP_FOR_LATER_PASSES};
 pub use passes::Focus;
-pub use plan::{load_cache, OpenError, VideoToIndex};
+pub use plan::{load_cache, FrameTap, OpenError, Tap, VideoToIndex};
 pub use report::{IndexError, IndexReport, PassReport, Progress};
 pub use service::{IndexQueue, IndexService};

@@ -42,6 +42,26 @@ pub struct VideoToIndex {
     pub meta: Metadata,
     pub fingerprint: VideoFingerprint,
     pub frames: Option<Arc<FrameIndex>>,
+    /// Who else takes the frames the job decodes (the display proxy's builder).
+    pub tap: Option<Tap>,
+}
+
+/// Takes the frames an index job decodes anyway, in the order it decodes them: one decode, two
+/// consumers (the display proxy encodes them instead of decoding the video again).
+pub trait FrameTap: Send + Sync {
+    /// Frame `n`, upright BGR at full size. Called on the job's decoder thread: cheap when
+    /// the frame is not wanted.
+    fn offer(&self, n: u64, frame: &opencv::core::Mat);
+}
+
+/// A [`FrameTap`] as a [`VideoToIndex`] holds it.
+#[derive(Clone)]
+pub struct Tap(pub Arc<dyn FrameTap>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
 }
 
 impl VideoToIndex {
@@ -113,6 +133,7 @@ impl VideoToIndex {
             meta,
             fingerprint,
             frames: None,
+            tap: None,
         })
     }
 

@@ -19,7 +19,7 @@ use crate::video::{FrameIndex, VideoError};
 use super::job::IndexJob;
 use super::options::IndexOptions;
 use super::passes::Focus;
-use super::plan::{load_cache, VideoToIndex};
+use super::plan::{load_cache, Tap, VideoToIndex};
 use super::report::Progress;
 
 /// Why a background job did not index. Its message is the page's: it names a video's file,
@@ -147,13 +147,15 @@ impl IndexService {
     /// Starts loading the model and then indexing `video` (its file and frame index, or why it
     /// cannot be opened) on a background thread. `load_model` runs on that thread (it may read
     /// hundreds of MB or download).
+    /// `tap`, where given, takes the frames the job decodes (the display proxy's builder).
     pub fn start(
         video: Result<(PathBuf, Arc<FrameIndex>), Arc<VideoError>>,
         options: IndexOptions,
         queue: Arc<IndexQueue>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, LoadError> + Send + 'static,
+        tap: Option<Tap>,
     ) -> Arc<Self> {
-        Self::start_with(video, options, queue, load_model, false)
+        Self::start_with(video, options, queue, load_model, false, tap)
     }
 
     /// [`start`](Self::start) for a job that waits behind every other (`background`): the
@@ -164,6 +166,7 @@ impl IndexService {
         queue: Arc<IndexQueue>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, LoadError> + Send + 'static,
         background: bool,
+        tap: Option<Tap>,
     ) -> Arc<Self> {
         let indexer = Arc::new(Self {
             options,
@@ -185,7 +188,7 @@ impl IndexService {
         let spawned = std::thread::Builder::new()
             .name("clip-index".into())
             .spawn(move || {
-                let result = worker.run(video, load_model);
+                let result = worker.run(video, load_model, tap);
                 worker
                     .finished
                     .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -210,6 +213,7 @@ impl IndexService {
         &self,
         video: Result<(PathBuf, Arc<FrameIndex>), Arc<VideoError>>,
         load_model: impl FnOnce() -> Result<Arc<dyn Embedder>, LoadError>,
+        tap: Option<Tap>,
     ) -> Result<(), JobError> {
         self.progress
             .update(|s| s.message = Some("loading the CLIP model…".into()));
@@ -231,7 +235,8 @@ impl IndexService {
         });
         let (path, frame_index) = video.map_err(JobError::Video)?;
         let meta = frame_index.metadata();
-        let to_index = VideoToIndex::with_index(&path, frame_index)?;
+        let mut to_index = VideoToIndex::with_index(&path, frame_index)?;
+        to_index.tap = tap;
         let _ = self
             .fill_radius
             .set(fill_radius(meta.fps, self.options.sample_fps));

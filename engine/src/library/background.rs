@@ -182,6 +182,7 @@ impl Library {
             Arc::clone(&self.queue),
             move || model.get(),
             true,
+            None,
         );
         *lock(&self.background) = Some(BackgroundJob {
             path: path.to_path_buf(),

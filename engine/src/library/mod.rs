@@ -229,6 +229,7 @@ impl Library {
             self.index_options.clone(),
             Arc::clone(&self.queue),
             move || model.get(),
+            frames.frame_tap(),
         )
     }
 
@@ -249,10 +250,12 @@ impl Library {
     pub fn session(&self, id: &str) -> Result<Arc<Session>, LibraryError> {
         let mut sessions = lock(&self.sessions);
         if let Some(session) = sessions.get(id) {
-            if id == self.default_id || session.path.is_file() {
+            let present = id == self.default_id || session.path.is_file();
+            if present && session.frames.file_unchanged() {
                 return Ok(Arc::clone(session));
             }
-            // Deleted while open: forget it (its jobs save what they have and stop).
+            // Deleted or replaced while open: forget it (its jobs save what they have and
+            // stop; its display proxy stops, and is removed when the new content's is made).
             let gone = sessions.remove(id);
             if let Some(gone) = gone {
                 let indexes = gone.indexes();

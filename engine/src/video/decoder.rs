@@ -74,6 +74,8 @@ pub struct Decoder {
     skip_passed: bool,
     /// Whether the codec is set to skip unreferenced pictures now.
     skipping: bool,
+    /// Decodes on one thread (see [`single_threaded`](Self::single_threaded)).
+    one_thread: bool,
 }
 
 /// What the decoder showed next.
@@ -104,7 +106,7 @@ impl Decoder {
 
     pub fn with_index(path: &Path, frame_index: Arc<FrameIndex>) -> Result<Self, VideoError> {
         let source = Source::open(path)?;
-        let codec = source.decoder().map_err(|e| VideoError::Codec {
+        let codec = source.decoder(false).map_err(|e| VideoError::Codec {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
@@ -129,7 +131,24 @@ impl Decoder {
             decoded: 0,
             heading_for: None,
             skipping: false,
+            one_thread: false,
         })
+    }
+
+    /// As [`with_index`](Self::with_index), decoding on one thread: for viewers' frames and
+    /// the display proxy, whose work is already spread over the cores one piece per core (and
+    /// a frame-threaded decoder holds a picture per thread, and its latency, for each frame).
+    pub fn single_threaded(path: &Path, frame_index: Arc<FrameIndex>) -> Result<Self, VideoError> {
+        let mut decoder = Self::with_index(path, frame_index)?;
+        decoder.one_thread = true;
+        decoder.codec = decoder
+            .source
+            .decoder(true)
+            .map_err(|e| VideoError::Codec {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(decoder)
     }
 
     pub fn frame_index(&self) -> &Arc<FrameIndex> {
@@ -198,6 +217,18 @@ impl Decoder {
             self.ahead = None;
         }
         image
+    }
+
+    /// Exactly frame `n` as the decoder gives it: its own pixel format and size, as stored (not
+    /// turned upright). For consumers that convert it themselves (the display proxy's encoder:
+    /// one conversion instead of two).
+    pub fn picture(&mut self, n: u64) -> Result<&ffmpeg::frame::Video, VideoError> {
+        self.seek_and_decode(n)?;
+        if matches!(&self.ahead, Some((m, _)) if *m == n) {
+            let (_, picture) = self.ahead.take().expect("matched above");
+            self.picture = picture;
+        }
+        Ok(&self.picture)
     }
 
     /// Leaves frame `n`'s picture in `self.picture` (or in `self.ahead`).
@@ -491,10 +522,13 @@ impl Decoder {
     /// Opens the file again: decoding from its top always works.
     fn reopen(&mut self) -> Result<(), VideoError> {
         self.source = Source::open(&self.path)?;
-        self.codec = self.source.decoder().map_err(|e| VideoError::Codec {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        self.codec = self
+            .source
+            .decoder(self.one_thread)
+            .map_err(|e| VideoError::Codec {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
         self.holding = false;
         self.skipping = false;
         self.packet_pos = Some(0);

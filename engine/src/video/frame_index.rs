@@ -458,7 +458,7 @@ fn decode_packets(
     mut frame: impl FnMut(Option<i64>, usize),
 ) -> Result<(), VideoError> {
     let mut source = Source::open(path)?;
-    let mut decoder = source.decoder().map_err(|e| VideoError::Codec {
+    let mut decoder = source.decoder(false).map_err(|e| VideoError::Codec {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;

@@ -9,7 +9,8 @@
 //! - [`probe`] builds the frame index and says what the video is.
 //! - [`Decoder`] returns exactly frame `n`; it stays positioned after the last frame it read,
 //!   so playing forward and small forward jumps decode on instead of seeking.
-//! - [`Proxy`] is the video again at display size with dense keyframes, for the eyes only.
+//! - [`ProxySegments`] is the video again at display size with dense keyframes, in segments
+//!   made where viewers look first; for the eyes only.
 //! - [`encode_jpeg`] scales and encodes a frame for the browser.
 
 mod convert;
@@ -26,7 +27,10 @@ use opencv::{imgcodecs, imgproc};
 
 pub use decoder::Decoder;
 pub use frame_index::{DecodeStart, FrameIndex, IndexMethod, INDEX_VERSION};
-pub use proxy::{proxy_helps, proxy_size, Proxy, ProxyDecoder, ProxyReport, PROXY_GOP};
+pub use proxy::{
+    proxy_helps, proxy_size, segment_count, segment_frames, segment_of, ProxyDecoder,
+    ProxySegments, Segment, SegmentRecorder, SegmentReport, PROXY_GOP, SEGMENT_FRAMES,
+};
 pub use source::{AudioFacts, StreamFacts};
 
 #[derive(Debug, thiserror::Error)]

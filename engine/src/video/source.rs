@@ -185,8 +185,9 @@ impl Source {
         }
     }
 
-    /// A decoder for the video stream, threaded as FFmpeg's command line threads it.
-    pub fn decoder(&self) -> Result<ffmpeg::decoder::Video, ffmpeg::Error> {
+    /// A decoder for the video stream, threaded as FFmpeg's command line threads it (or on one
+    /// thread: see [`Decoder::single_threaded`](super::Decoder::single_threaded)).
+    pub fn decoder(&self, one_thread: bool) -> Result<ffmpeg::decoder::Video, ffmpeg::Error> {
         let stream = self
             .input
             .stream(self.facts.stream)
@@ -195,7 +196,7 @@ impl Source {
         unsafe {
             let raw = context.as_mut_ptr();
             // 0 = as many threads as cores; frame and slice threading, like `ffmpeg -threads auto`.
-            (*raw).thread_count = 0;
+            (*raw).thread_count = if one_thread { 1 } else { 0 };
             (*raw).thread_type = ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE;
             (*raw).pkt_timebase = (*stream.as_ptr()).time_base;
         }

@@ -31,8 +31,16 @@ pub fn run(args: &CacheArgs) -> CommandResult {
                 println!("{}: no cache files", dir.display());
             }
             for path in &files {
-                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if path.is_dir() {
+                    let (count, size) = folder_size(path);
+                    println!(
+                        "{name}  {:.1} MB  display proxy: {count} segments (frames for the page)",
+                        size as f64 / 1e6
+                    );
+                    continue;
+                }
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 let what = match EmbeddingFile::peek(path) {
                     _ if is_proxy_file(&name) => "display proxy (frames for the page)".into(),
                     Ok(file) => format!(
@@ -63,8 +71,12 @@ pub fn run(args: &CacheArgs) -> CommandResult {
         }
         CacheAction::Clear => {
             for path in &files {
-                std::fs::remove_file(path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                }
+                .with_context(|| format!("cannot remove {}", path.display()))?;
             }
             println!(
                 "removed {} cache files (display proxies included) from {}",
@@ -76,7 +88,25 @@ pub fn run(args: &CacheArgs) -> CommandResult {
     }
 }
 
-/// A display proxy's packets or table (`engine::video::Proxy`).
+/// A display proxy: a folder of segments (`engine::video::ProxySegments`), or the packets or
+/// table of a proxy made in one piece by an earlier version.
 fn is_proxy_file(name: &str) -> bool {
-    !name.starts_with('.') && (name.ends_with(".proxy") || name.ends_with(".proxy-table"))
+    !name.starts_with('.')
+        && (name.starts_with("proxy-")
+            || name.ends_with(".proxy")
+            || name.ends_with(".proxy-table"))
+}
+
+/// Files in a folder, and their bytes.
+fn folder_size(path: &std::path::Path) -> (usize, u64) {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".segment"))
+                .fold((0, 0), |(n, bytes), e| {
+                    (n + 1, bytes + e.metadata().map(|m| m.len()).unwrap_or(0))
+                })
+        })
+        .unwrap_or((0, 0))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use app::backend::{BoxFuture, VideoBackend};
 use app::error::ApiError;
 use investigator_core::types::{
-    FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
+    FastSeeking, FrameJpeg, IndexStatus, ModelChoice, ScoreSeries, SearchHit, VideoInfo,
 };
 
 use engine::evaluation::{evaluate_services, prompts_to_evaluate, EvaluationError};
@@ -203,7 +203,14 @@ impl VideoBackend for LibraryBackend {
             video,
             model,
             "reading the index status",
-            |_, index| Ok(index.status()),
+            |session, index| {
+                let mut status = index.status();
+                status.fast_seeking = session
+                    .frames
+                    .fast_seeking()
+                    .map(|(frames, of)| FastSeeking { frames, of });
+                Ok(status)
+            },
         )
     }
 

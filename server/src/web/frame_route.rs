@@ -60,6 +60,13 @@ fn library_refusal(error: LibraryError) -> Response {
 fn frame_refusal(error: FrameError) -> Response {
     match error {
         FrameError::Superseded => text(StatusCode::CONFLICT, error.to_string()),
+        FrameError::Busy => {
+            let mut response = text(StatusCode::TOO_MANY_REQUESTS, error.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         FrameError::Video(e @ VideoError::OutOfRange { .. }) => {
             text(StatusCode::NOT_FOUND, e.public())
         }
@@ -70,10 +77,11 @@ fn frame_refusal(error: FrameError) -> Response {
     }
 }
 
-/// The viewer named in the query, or one for anonymous requests; `None` if the name is not one.
+/// The viewer named in the query, or none (empty) for anonymous requests; `None` if the name
+/// is not one.
 fn viewer_of(viewer: Option<String>) -> Option<String> {
     match viewer {
-        None => Some("url-viewer".to_string()),
+        None => Some(String::new()),
         Some(v) if is_valid_viewer_id(&v) => Some(v),
         Some(_) => None,
     }
@@ -140,7 +148,6 @@ pub async fn frame(
         Ok(f) => f,
         Err(refusal) => return refusal,
     };
-    let frames_for_source = Arc::clone(&frames);
     let library = Arc::clone(&library);
     let answer = tokio::task::spawn_blocking(move || {
         let open = frames
@@ -168,6 +175,7 @@ pub async fn frame(
             frame,
             width: query.w,
             priority,
+            thumbnail: query.p.as_deref() == Some("thumb"),
             supersedes: priority == Priority::Seek && named_viewer,
         };
         let answer = frames.frame(request);
@@ -189,6 +197,9 @@ pub async fn frame(
     } else {
         "private, no-cache"
     };
+    // Where the frame came from (the cache, the display proxy or the video): for tests and
+    // benches.
+    let source = answer.as_ref().map(|a| a.source);
     let mut response = match answer {
         None => StatusCode::NOT_MODIFIED.into_response(),
         Some(answer) => (
@@ -203,13 +214,9 @@ pub async fn frame(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(keep));
     h.insert("x-frame", HeaderValue::from(frame));
-    // Where frames come from now (the display proxy once it is made): for tests and benches.
-    let source = if frames_for_source.counts().proxy_ready {
-        "proxy"
-    } else {
-        "video"
-    };
-    h.insert("x-frame-source", HeaderValue::from_static(source));
+    if let Some(source) = source {
+        h.insert("x-frame-source", HeaderValue::from_static(source));
+    }
     response
 }
 
@@ -273,6 +280,7 @@ pub async fn stream(
                 frame: n,
                 width: query.w,
                 priority,
+                thumbnail: false,
                 supersedes: false,
             };
             // A superseded or failed frame ends the stream: the page asks again.

@@ -190,40 +190,124 @@ fn a_frame_url_needs_the_token_where_one_is_set() {
 fn the_display_proxy_is_made_in_the_background_and_serves_the_same_frames() {
     let served = Served::start(&config(""), &[]);
     let id = id_of(&video("h264_gop250.mp4"));
-    // The first frame comes from the video itself and starts the proxy.
     let first = get(&served, &format!("/frame/{id}/250.jpg"), &[]);
     assert_eq!(pattern(&first.body), 250);
+    // The page is told how much of the video has fast seeking, until all of it has.
     let started = Instant::now();
-    let mut width = 300;
+    let mut seen = Vec::new();
     loop {
-        // A width not asked for before, so the answer is decoded now.
-        width += 2;
-        let answer = get(&served, &format!("/frame/{id}/0.jpg?w={width}"), &[]);
-        if header(&answer, "x-frame-source") == Some("proxy") {
+        let status = served.post(
+            "/api/index_status",
+            "application/x-www-form-urlencoded",
+            format!("video={id}").as_bytes(),
+        );
+        let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        let fast = &status["fast_seeking"];
+        let (frames, of) = (
+            fast["frames"].as_u64().unwrap(),
+            fast["of"].as_u64().unwrap(),
+        );
+        assert_eq!(of, FRAMES);
+        assert!(frames <= of && seen.last().is_none_or(|&last| frames >= last));
+        seen.push(frames);
+        if frames == of {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "no proxy after 2 minutes"
+            "no whole proxy after 2 minutes: {seen:?}"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let names: Vec<String> = std::fs::read_dir(served.dir.path().join("embeddings"))
+    let folders: Vec<std::path::PathBuf> = std::fs::read_dir(served.dir.path().join("embeddings"))
         .unwrap()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("proxy-")
+        })
         .collect();
-    assert!(names.iter().any(|n| n.ends_with(".proxy")), "{names:?}");
-    assert!(
-        names.iter().any(|n| n.ends_with(".proxy-table")),
-        "{names:?}"
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let segments = std::fs::read_dir(&folders[0])
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".segment"))
+        .count();
+    assert_eq!(
+        segments as u64,
+        FRAMES.div_ceil(engine::video::SEGMENT_FRAMES)
     );
-    // Random frames from the proxy: exact.
+    // Random frames from the proxy (or the cache, for a frame asked twice): exact.
     let mut rng = crate::common::Rng::new(29);
     for _ in 0..40 {
         let n = rng.below(FRAMES);
         let answer = get(&served, &format!("/frame/{id}/{n}.jpg?w=640"), &[]);
-        assert_eq!(header(&answer, "x-frame-source"), Some("proxy"));
+        assert_ne!(
+            header(&answer, "x-frame-source"),
+            Some("video"),
+            "frame {n}"
+        );
         assert_eq!(pattern(&answer.body), n);
     }
+}
+
+/// 20 anonymous clients right after the video is opened (no display proxy yet, indexing
+/// starting), each playing by plain GETs from its own place on a video with a keyframe every
+/// 250 frames: every answer is the exact frame, none fails, and none takes longer than a bound
+/// far above the goal (the goal itself is measured by `cargo bench -p server --bench load`).
+/// Meanwhile clients that hang up mid-request leave the server serving.
+#[test]
+fn twenty_anonymous_clients_right_after_opening_get_exact_frames() {
+    let served = Served::start(&config(""), &[]);
+    let id = id_of(&video("h264_gop250.mp4"));
+    let addr = served.addr;
+    let clients: Vec<_> = (0..20u64)
+        .map(|c| {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let start = (c * 37) % (FRAMES - 120);
+                let clock = Instant::now();
+                let mut slowest = Duration::ZERO;
+                let mut got = 0;
+                while clock.elapsed() < Duration::from_secs(4) {
+                    let n = (start + (clock.elapsed().as_secs_f64() * 30.0) as u64).min(FRAMES - 1);
+                    let asked = Instant::now();
+                    let answer = crate::common::http(
+                        addr,
+                        "GET",
+                        &format!("/frame/{id}/{n}.jpg"),
+                        "text/plain",
+                        b"",
+                    );
+                    slowest = slowest.max(asked.elapsed());
+                    assert_eq!(answer.status, 200, "frame {n}: {}", answer.text());
+                    assert_eq!(pattern(&answer.body), n, "client {c}");
+                    got += 1;
+                }
+                (got, slowest)
+            })
+        })
+        .collect();
+    // Clients that ask for a frame far away and hang up at once.
+    for n in 0..10u64 {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let _ = write!(
+            stream,
+            "GET /frame/{id}/{}.jpg HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+            (n * 53) % FRAMES
+        );
+        drop(stream);
+    }
+    for client in clients {
+        let (got, slowest) = client.join().unwrap();
+        assert!(got >= 1);
+        assert!(slowest < Duration::from_secs(30), "{slowest:?}");
+    }
+    // Still serving, exactly.
+    let answer = get(&served, &format!("/frame/{id}/123.jpg"), &[]);
+    assert_eq!(pattern(&answer.body), 123);
 }

@@ -1,10 +1,11 @@
-//! The frame server that serves frames to viewers: independent playheads, bounded decoders, exact
-//! counts established in the background, and errors that leave it serving.
+//! The frame server that serves frames to viewers: decoders shared by position (playheads never
+//! disturb each other), bounded decoders, exact counts established in the background, and errors
+//! that leave it serving.
 
 use std::sync::Arc;
 
 use crate::common::{video, FRAMES};
-use engine::frames::{FrameRequest, FrameServer, FrameSettings, OpenVideo, Priority};
+use engine::frames::{DisplayProxy, FrameRequest, FrameServer, FrameSettings, OpenVideo, Priority};
 use testvideo::read_pattern;
 
 fn settings(max_decoders: usize) -> FrameSettings {
@@ -14,7 +15,7 @@ fn settings(max_decoders: usize) -> FrameSettings {
         max_decoders,
         frame_cache: 0,
         frame_cache_mb: 64,
-        display_proxy: false,
+        display_proxy: DisplayProxy::Off,
     }
 }
 
@@ -24,14 +25,19 @@ fn shown(engine: &FrameServer, viewer: &str, frame: u64) -> u64 {
 }
 
 #[test]
-fn viewers_have_independent_playheads() {
+fn playheads_in_different_places_keep_their_decoders_named_or_not() {
     let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(4), None);
     for n in 10..20 {
         assert_eq!(shown(&engine, "viewer-aaaa", n), n);
-        // Another tab far away in between must not move the first one's decoder.
-        assert_eq!(shown(&engine, "viewer-bbbb", 280 - n), 280 - n);
+        // Another playhead far away in between (another GOP) must not move the first one's
+        // decoder: each request takes the decoder that decodes on to its frame.
+        assert_eq!(shown(&engine, "", 260 + n), 260 + n);
     }
     assert_eq!(engine.open_decoders(), 2);
+    // Pictures decoded: two seeks (to 10 and to 270 from their keyframes, unreferenced ones
+    // skipped) and one picture per frame after them, not a seek per request.
+    let decoded = engine.counts().pictures_decoded;
+    assert!(decoded <= 10 + 11 + 2 * 9 + 2 * 10, "{decoded}");
 }
 
 #[test]
@@ -148,6 +154,7 @@ fn many_viewers_asking_for_one_frame_cost_one_decode() {
                     frame: 200,
                     width: None,
                     priority: Priority::Seek,
+                    thumbnail: false,
                     supersedes: false,
                 };
                 let answer = engine.frame(request).unwrap();
@@ -184,6 +191,7 @@ fn a_width_asked_for_is_clamped_and_keyed_apart() {
                 frame: 5,
                 width,
                 priority: Priority::Seek,
+                thumbnail: false,
                 supersedes: false,
             })
             .unwrap();
@@ -219,6 +227,7 @@ fn a_request_overtaken_by_the_viewers_next_seek_is_dropped_not_decoded() {
                     frame,
                     width: None,
                     priority: Priority::Seek,
+                    thumbnail: false,
                     supersedes: true,
                 })
                 .map(|answer| answer.jpeg)
@@ -240,4 +249,66 @@ fn a_request_overtaken_by_the_viewers_next_seek_is_dropped_not_decoded() {
         200
     );
     assert_eq!(engine.cache().counts().made, 1, "frame 100 was never made");
+}
+
+#[test]
+fn requests_past_the_end_open_no_decoder() {
+    let engine = FrameServer::new(&video("h264_gop250.mp4"), settings(4), None);
+    for n in 0..1000 {
+        assert!(engine.frame_jpeg_blocking("", FRAMES + n).is_err());
+    }
+    assert_eq!(engine.open_decoders(), 0);
+    assert_eq!(engine.counts().pictures_decoded, 0);
+}
+
+#[test]
+fn a_viewer_with_too_many_frames_waiting_is_told_to_come_back_and_others_are_not() {
+    use engine::frames::FrameError;
+    use engine::sync::gate::MAX_WAITING_PER_CLIENT;
+    use std::time::Duration;
+    let engine = Arc::new(FrameServer::new(
+        &video("h264_gop250.mp4"),
+        settings(4),
+        None,
+    ));
+    let ask = |viewer: &'static str, frame: u64| {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            engine
+                .frame(FrameRequest {
+                    viewer,
+                    frame,
+                    width: None,
+                    priority: Priority::Seek,
+                    thumbnail: false,
+                    supersedes: false,
+                })
+                .map(|answer| answer.jpeg)
+        })
+    };
+    // Every core busy: requests wait for their turn.
+    let gate = engine::sync::gate::gate();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let busy: Vec<_> = (0..cores).map(|_| gate.enter(Priority::Seek)).collect();
+    let waiting: Vec<_> = (0..MAX_WAITING_PER_CLIENT as u64)
+        .map(|i| ask("viewer-greedy", 10 + i))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = ask("viewer-greedy", 99).join().unwrap();
+    assert!(matches!(refused, Err(FrameError::Busy)), "{refused:?}");
+    let other = ask("viewer-other", 50);
+    std::thread::sleep(Duration::from_millis(100));
+    drop(busy);
+    for (i, t) in waiting.into_iter().enumerate() {
+        let jpeg = t.join().unwrap().unwrap();
+        assert_eq!(
+            read_pattern(&engine::video::decode_image(&jpeg).unwrap()).unwrap(),
+            10 + i as u64
+        );
+    }
+    let jpeg = other.join().unwrap().unwrap();
+    assert_eq!(
+        read_pattern(&engine::video::decode_image(&jpeg).unwrap()).unwrap(),
+        50
+    );
 }

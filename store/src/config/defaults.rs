@@ -45,7 +45,7 @@ pub(super) fn default_display_width() -> u32 {
     1280
 }
 pub(super) fn default_max_decoders() -> usize {
-    8
+    24
 }
 pub(super) fn default_frame_cache() -> usize {
     4096
@@ -78,7 +78,7 @@ impl Default for Settings {
             max_decoders: default_max_decoders(),
             frame_cache: default_frame_cache(),
             frame_cache_mb: default_frame_cache_mb(),
-            display_proxy: true,
+            display_proxy: super::DisplayProxy::Eager,
             backend: BackendKind::default(),
             model: default_model(),
             models: vec![default_model()],
@@ -103,8 +103,4 @@ impl Default for Settings {
             index_library: false,
         }
     }
-}
-
-pub(super) fn default_true() -> bool {
-    true
 }

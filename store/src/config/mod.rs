@@ -45,9 +45,11 @@ pub struct Settings {
     #[serde(default = "default_frame_cache_mb")]
     pub frame_cache_mb: usize,
     /// Make a display proxy (display size, a keyframe every 15 frames) of a video with sparse
-    /// keyframes, so seeks decode a few small pictures instead of a whole GOP.
-    #[serde(default = "default_true")]
-    pub display_proxy: bool,
+    /// keyframes, so seeks decode a few small pictures instead of a whole GOP: `eager` (when
+    /// the video is opened), `lazy` (at its first frame request) or `off` (`true` and `false`
+    /// are read as `eager` and `off`).
+    #[serde(default)]
+    pub display_proxy: DisplayProxy,
     /// Where CLIP runs: in this process (`local`) or on a Roboflow inference server.
     #[serde(default)]
     pub backend: BackendKind,
@@ -168,6 +170,41 @@ impl Precision {
             Self::Int8 => "int8",
             Self::Bf16 => "bf16",
             Self::Auto => "auto",
+        }
+    }
+}
+
+/// When a video's display proxy is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DisplayProxy {
+    /// As soon as the video is opened, where viewers look first.
+    #[default]
+    Eager,
+    /// Once a frame of the video is first asked for.
+    Lazy,
+    /// Never: frames come from the video itself.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for DisplayProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Word(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Flag(true) => Ok(Self::Eager),
+            Written::Flag(false) => Ok(Self::Off),
+            Written::Word(word) => match word.as_str() {
+                "eager" => Ok(Self::Eager),
+                "lazy" => Ok(Self::Lazy),
+                "off" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "display_proxy must be eager, lazy or off (or true/false), not {other:?}"
+                ))),
+            },
         }
     }
 }
@@ -370,8 +407,21 @@ mod tests {
         assert_eq!(settings.address.port(), 4000);
         assert_eq!(settings.jpeg_quality, 90);
         assert_eq!(settings.display_width, 0);
-        assert_eq!(settings.max_decoders, 8);
+        assert_eq!(settings.max_decoders, 24);
         assert_eq!(parse("").unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn the_display_proxy_is_eager_lazy_or_off_and_the_old_flags_still_read() {
+        let read = |text: &str| parse(text).map(|s| s.display_proxy);
+        assert_eq!(read("").unwrap(), DisplayProxy::Eager);
+        assert_eq!(read("display_proxy: eager\n").unwrap(), DisplayProxy::Eager);
+        assert_eq!(read("display_proxy: lazy\n").unwrap(), DisplayProxy::Lazy);
+        assert_eq!(read("display_proxy: off\n").unwrap(), DisplayProxy::Off);
+        assert_eq!(read("display_proxy: true\n").unwrap(), DisplayProxy::Eager);
+        assert_eq!(read("display_proxy: false\n").unwrap(), DisplayProxy::Off);
+        let error = read("display_proxy: sometimes\n").unwrap_err().to_string();
+        assert!(error.contains("eager, lazy or off"), "{error}");
     }
 
     #[test]

@@ -202,6 +202,9 @@ impl IndexJob<'_> {
             };
             if let Ok(frame) = &decoded {
                 measures.measure(n, frame);
+                if let Some(tap) = &self.video.tap {
+                    tap.0.offer(n, frame);
+                }
             }
             if !embed {
                 if let Err(e) = decoded {

@@ -58,6 +58,13 @@ test("a click on the chart of a GOP-250 video paints the exact frame (50 random 
   // The display proxy is made in the background when the video is first watched: wait for it
   // (unless the server runs without proxies, to measure clicks on the video itself).
   const withProxy = process.env.E2E_DISPLAY_PROXY !== "false";
+  // The status line says how much of the video has fast seeking, until all of it has.
+  if (withProxy) {
+    const fast = page.locator("#fast-seeking");
+    await expect(fast).toHaveAttribute("data-of", "2400", { timeout: 60_000 });
+    await expect(fast).toHaveAttribute("data-frames", "2400", { timeout: 180_000 });
+    await expect(fast).toContainText("fast seeking everywhere");
+  }
   let width = 200;
   if (withProxy) await expect
     .poll(

@@ -23,27 +23,29 @@ pub fn IndexStatusLine(
         None => "unknown".into(),
     };
     view! {
-        <div id=id class="index-status" role="status" data-state=state>
-            {move || match status.get() {
-                Some(Ok(s)) if s.state == IndexState::Running => view! {
-                    <progress max=s.total as f64 value=s.done as f64></progress>
-                }.into_any(),
-                _ => ().into_any(),
-            }}
-            <span>{move || match status.get() {
-                None => "Checking the CLIP index…".to_string(),
-                Some(Ok(s)) => describe(&s),
-                Some(Err(e)) => format!("Cannot reach the server: {e}"),
-            }}</span>
+        <div class="index-status-line">
+            <div id=id class="index-status" role="status" data-state=state>
+                {move || match status.get() {
+                    Some(Ok(s)) if s.state == IndexState::Running => view! {
+                        <progress max=s.total as f64 value=s.done as f64></progress>
+                    }.into_any(),
+                    _ => ().into_any(),
+                }}
+                <span>{move || match status.get() {
+                    None => "Checking the CLIP index…".to_string(),
+                    Some(Ok(s)) => describe(&s),
+                    Some(Err(e)) => format!("Cannot reach the server: {e}"),
+                }}</span>
+            </div>
             {move || match status.get() {
                 Some(Ok(IndexStatus { fast_seeking: Some(fast), .. })) if !compared => view! {
-                    <span id="fast-seeking" class="fast-seeking"
+                    <span id="fast-seeking" class="fast-seeking" role="status"
                         data-frames=fast.frames.to_string() data-of=fast.of.to_string()
                         title="the share of the video whose display proxy is made: seeks there decode a few small pictures; elsewhere frames come from the video itself, and the part being watched is made first">
                         {if fast.complete() {
-                            " · fast seeking everywhere".to_string()
+                            "Fast seeking everywhere".to_string()
                         } else {
-                            format!(" · fast seeking on {} % of the video", fast.percent())
+                            format!("Fast seeking on {} % of the video", fast.percent())
                         }}
                     </span>
                 }.into_any(),

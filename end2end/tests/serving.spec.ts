@@ -63,7 +63,7 @@ test("a click on the chart of a GOP-250 video paints the exact frame (50 random 
     const fast = page.locator("#fast-seeking");
     await expect(fast).toHaveAttribute("data-of", "2400", { timeout: 60_000 });
     await expect(fast).toHaveAttribute("data-frames", "2400", { timeout: 180_000 });
-    await expect(fast).toContainText("fast seeking everywhere");
+    await expect(fast).toContainText("Fast seeking everywhere");
   }
   let width = 200;
   if (withProxy) await expect

@@ -89,8 +89,7 @@ pub enum FrameError {
     /// The viewer asked for another frame by a click or seek before this one's turn came.
     #[error("this viewer has since asked for another frame")]
     Superseded,
-    /// More work waits than the cores can do soon (in all, or for this viewer): ask again in a
-    /// moment.
+    /// More work waits than the cores can do soon: ask again in a moment.
     #[error("the server is busy with other viewers' frames; ask again in a moment")]
     Busy,
 }
@@ -439,7 +438,7 @@ impl FrameServer {
         }
         let key = self.key(video, request.frame, width, quality);
         let client = client_key(request.viewer);
-        if self.cache.get(&key).is_none() && gate().saturated(client) {
+        if self.cache.get(&key).is_none() && gate().saturated() {
             return Err(FrameError::Busy);
         }
         let cost = self.cost_of(builder.as_ref(), request.frame, width);

@@ -2,10 +2,10 @@
 //!
 //! Invariants:
 //! - the builder's workers (two per open video) do not wait for viewers to pause: a segment a
-//!   viewer looks at is made with a core kept from viewers' work (`sync::gate`), the rest (the
-//!   sweep in order, by the first worker only) beside their work as one more thread, so it is
-//!   never starved; at most one segment per core is made at a time across videos, and no
-//!   segment by two workers;
+//!   viewer looks at is made with a core kept from viewers' work (`sync::gate`); the rest (the
+//!   sweep in order, by the first worker only) waits for a quiet moment before each segment, a
+//!   second at most, so it is never starved either; at most one segment per core is made at a
+//!   time across videos, and no segment by two workers;
 //! - a segment that fails (a full disk, a broken stretch of the source) is not tried again for
 //!   [`RETRY_AFTER`]; its frames come from the source meanwhile, and the log says so;
 //! - the thread ends when the video is closed (its server dropped), between two frames.
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::plan::{SegmentPlan, WidthVotes};
 use crate::indexing::FrameTap;
-use crate::sync::gate::gate;
+use crate::sync::gate::{gate, BACKGROUND_MAX_WAIT};
 use crate::sync::lock;
 use crate::video::{self, Decoder, ProxySegments, SegmentRecorder, SEGMENT_FRAMES};
 
@@ -268,6 +268,12 @@ impl ProxyBuilder {
                 }
             };
             reported = false;
+            if !wished {
+                // The sweep gives way to viewers' work for a moment (a second at most) before
+                // each segment: many open videos' sweeps must not crowd the viewers out, and
+                // each still makes a segment every second or so.
+                gate().background_turn(BACKGROUND_MAX_WAIT);
+            }
             let made = self.make(k, width, wished, &mut decoder);
             lock(&self.state).making.remove(&k);
             self.wake.notify_all();

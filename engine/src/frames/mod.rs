@@ -357,10 +357,28 @@ impl FrameServer {
         a.into_iter().chain(b).min()
     }
 
-    /// Closes the least recently used idle decoder of the video (the library keeps a budget
-    /// across videos).
-    pub fn close_oldest_decoder(&self) {
-        self.sources.close_oldest();
+    /// When the least recently used idle decoder (of the video or its proxy) came back.
+    pub fn oldest_idle_decoder(&self) -> Option<Instant> {
+        self.sources
+            .oldest_idle()
+            .into_iter()
+            .chain(self.proxies.oldest_idle())
+            .min()
+    }
+
+    /// Closes the least recently used idle decoder, of the video or of its proxy (the library
+    /// keeps a budget across videos); `false` when none is idle.
+    pub fn close_oldest_decoder(&self) -> bool {
+        let proxy_older = match (self.sources.oldest_idle(), self.proxies.oldest_idle()) {
+            (Some(source), Some(proxy)) => proxy < source,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if proxy_older {
+            self.proxies.close_oldest()
+        } else {
+            self.sources.close_oldest()
+        }
     }
 
     /// JPEG of exactly `frame` for `viewer` at the display width, as for a seek. Blocking.

@@ -202,17 +202,27 @@ impl<D> Pool<D> {
         state.idle.iter().map(|i| i.since).min()
     }
 
-    /// Closes the least recently used idle decoder.
-    pub fn close_oldest(&self) {
+    /// When the least recently used idle decoder came back (`None`: none is idle).
+    pub fn oldest_idle(&self) -> Option<Instant> {
+        self.idle_state().idle.iter().map(|i| i.since).min()
+    }
+
+    /// Closes the least recently used idle decoder; `false` when none is idle (those in use
+    /// are never closed).
+    pub fn close_oldest(&self) -> bool {
         let mut state = self.idle_state();
-        if let Some(i) = state
+        let oldest = state
             .idle
             .iter()
             .enumerate()
             .min_by_key(|(_, i)| i.last_used)
-            .map(|(i, _)| i)
-        {
-            state.idle.swap_remove(i);
+            .map(|(i, _)| i);
+        match oldest {
+            Some(i) => {
+                state.idle.swap_remove(i);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -277,10 +287,13 @@ mod tests {
         }
         assert_eq!(opened.load(Ordering::SeqCst), 3);
         assert_eq!(pool.open(), 3);
-        pool.close_oldest();
+        assert!(pool.oldest_idle().is_some());
+        assert!(pool.close_oldest());
         assert_eq!(pool.open(), 2);
         assert!(pool.close_idle(Duration::ZERO).is_none());
         assert_eq!(pool.open(), 0);
+        assert!(!pool.close_oldest(), "nothing idle, nothing closed");
+        assert!(pool.oldest_idle().is_none());
     }
 
     #[test]

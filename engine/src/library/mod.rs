@@ -320,6 +320,8 @@ impl Library {
         for session in &sessions {
             session.frames.close_idle_decoders();
         }
+        // Each turn closes an idle decoder or stops: decoders in use are never closed, so the
+        // budget may stay exceeded until they come back.
         loop {
             let open: usize = sessions.iter().map(|s| s.frames.decoder_weight()).sum();
             if open <= self.frames.max_decoders {
@@ -327,11 +329,11 @@ impl Library {
             }
             let oldest = sessions
                 .iter()
-                .filter_map(|s| s.frames.close_idle_decoders().map(|t| (t, s)))
+                .filter_map(|s| s.frames.oldest_idle_decoder().map(|t| (t, s)))
                 .min_by_key(|(t, _)| *t);
             match oldest {
-                Some((_, session)) => session.frames.close_oldest_decoder(),
-                None => break,
+                Some((_, session)) if session.frames.close_oldest_decoder() => {}
+                _ => break,
             }
         }
     }

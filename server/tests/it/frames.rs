@@ -330,3 +330,40 @@ fn a_saturated_server_tells_new_requests_to_come_back_and_serves_those_waiting()
         FRAMES - 1
     );
 }
+
+/// The library keeps every video's decoders within `max_decoders` by closing the least
+/// recently used idle one; that may be a display proxy's decoder (a budget loop that could
+/// close only the video's own spun forever on two cores once the oldest idle was a proxy's).
+#[test]
+fn the_oldest_idle_decoder_is_closed_whether_the_videos_or_its_proxys() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FrameServer::sharing(
+        &video("h264_gop250.mp4"),
+        FrameSettings {
+            display_proxy: DisplayProxy::Eager,
+            ..settings(4)
+        },
+        Some(dir.path()),
+        settings(4).new_cache(),
+    );
+    let started = Instant::now();
+    while engine.fast_seeking() != Some((FRAMES, FRAMES)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no whole proxy after 2 minutes: {:?}",
+            engine.fast_seeking()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(shown(&engine, "", 77), 77);
+    assert_eq!(engine.open_decoders(), 1, "one proxy decoder, idle");
+    assert!(engine.oldest_idle_decoder().is_some());
+    assert!(engine.close_oldest_decoder());
+    assert_eq!(engine.open_decoders(), 0);
+    assert!(
+        !engine.close_oldest_decoder(),
+        "nothing idle is left to close"
+    );
+    assert!(engine.oldest_idle_decoder().is_none());
+}

@@ -63,6 +63,14 @@ pub enum VideoError {
     },
     #[error("{path}: FFmpeg cannot decode its video ({reason}).")]
     Codec { path: PathBuf, reason: String },
+    /// A display proxy segment could not be made or written (a full disk, an encoder missing):
+    /// its frames come from the video itself.
+    #[error("display proxy segment {segment} in {path} cannot be made: {reason}")]
+    ProxySegment {
+        path: PathBuf,
+        segment: u64,
+        reason: String,
+    },
     /// The configured video could not be opened at start-up; the message says why.
     #[error("{0}")]
     Unavailable(String),
@@ -82,6 +90,7 @@ impl VideoError {
             Self::Truncated { path, .. }
             | Self::Decode { path, .. }
             | Self::Codec { path, .. }
+            | Self::ProxySegment { path, .. }
             | Self::OpenCv { path, .. } => Some(path),
             Self::OutOfRange { .. } | Self::Unavailable(_) => None,
         }

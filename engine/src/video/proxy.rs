@@ -411,9 +411,10 @@ impl ProxySegments {
     }
 
     fn failed(&self, k: u64, reason: String) -> VideoError {
-        VideoError::Codec {
+        VideoError::ProxySegment {
             path: self.folder.clone(),
-            reason: format!("cannot make display proxy segment {k}: {reason}"),
+            segment: k,
+            reason,
         }
     }
 }
@@ -449,9 +450,10 @@ impl SegmentRecorder {
     }
 
     fn failed(&self, reason: String) -> VideoError {
-        VideoError::Codec {
+        VideoError::ProxySegment {
             path: self.folder.clone(),
-            reason: format!("cannot make display proxy segment {}: {reason}", self.k),
+            segment: self.k,
+            reason,
         }
     }
 

@@ -451,6 +451,18 @@ pub fn spawn_serve(
     env: &[(&str, &str)],
     log: ServerLog,
 ) -> std::process::Child {
+    spawn_serve_through(&[], config, addr, env, log)
+}
+
+/// [`spawn_serve`] through `wrapper` (a command line the server's own is appended to, such as a
+/// shell that limits the size of the files it may write); none when empty.
+pub fn spawn_serve_through(
+    wrapper: &[&str],
+    config: &std::path::Path,
+    addr: SocketAddr,
+    env: &[(&str, &str)],
+    log: ServerLog,
+) -> std::process::Child {
     use std::process::Stdio;
     let (stdout, stderr) = match log {
         ServerLog::Discard => (Stdio::null(), Stdio::null()),
@@ -460,7 +472,16 @@ pub fn spawn_serve(
             (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
         }
     };
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_clip-investigator"))
+    let binary = env!("CARGO_BIN_EXE_clip-investigator");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = std::process::Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => std::process::Command::new(binary),
+    };
+    let child = command
         .args([
             "serve",
             "--config",
@@ -499,6 +520,16 @@ impl Served {
 
     /// [`start`](Self::start) in a folder prepared by the caller.
     pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_through(&[], dir, config, env)
+    }
+
+    /// [`start_in`](Self::start_in) through `wrapper` (see [`spawn_serve_through`]).
+    pub fn start_through(
+        wrapper: &[&str],
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config_path = dir.path().join("config.yaml");
         std::fs::write(
             &config_path,
@@ -507,7 +538,7 @@ impl Served {
         .unwrap();
         let addr = free_addr();
         let log = dir.path().join("server.log");
-        let child = spawn_serve(&config_path, addr, env, ServerLog::File(&log));
+        let child = spawn_serve_through(wrapper, &config_path, addr, env, ServerLog::File(&log));
         Self {
             child,
             addr,

@@ -311,3 +311,60 @@ fn twenty_anonymous_clients_right_after_opening_get_exact_frames() {
     let answer = get(&served, &format!("/frame/{id}/123.jpg"), &[]);
     assert_eq!(pattern(&answer.body), 123);
 }
+
+/// A disk too full for the display proxy's segments (here: a limit on the size of the files
+/// the server may write, which fails those writes as a full disk does, and leaves the small
+/// frame index and embeddings alone): every frame still comes exactly from the video, the log
+/// says why, and the server keeps serving.
+#[test]
+fn a_disk_too_full_for_the_display_proxy_leaves_frames_served_from_the_video() {
+    // `ulimit -f` counts 1024-byte blocks in bash; the ignored SIGXFSZ turns an oversized
+    // write into an error (EFBIG) instead of killing the process.
+    let wrapper = [
+        "bash",
+        "-c",
+        "trap '' XFSZ; ulimit -f 256; exec \"$@\"",
+        "limited",
+    ];
+    let served = Served::start_through(&wrapper, tempfile::tempdir().unwrap(), &config(""), &[]);
+    let id = id_of(&video("h264_gop250.mp4"));
+    let started = Instant::now();
+    loop {
+        // Frames far apart, each the exact frame whatever the proxy's state.
+        for n in [7, FRAMES / 2 + 3, FRAMES - 2] {
+            let answer = get(&served, &format!("/frame/{id}/{n}.jpg?w=640"), &[]);
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            assert_eq!(pattern(&answer.body), n);
+            assert_ne!(
+                header(&answer, "x-frame-source"),
+                Some("proxy"),
+                "frame {n}"
+            );
+        }
+        let log = served.log();
+        if log.contains("come from the video itself") {
+            assert!(
+                log.contains("display proxy segment") && log.contains("File too large"),
+                "the log says which segment and why: {log}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no segment failed in a minute: {}",
+            served.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = served.form("/api/index_status", &format!("video={id}"));
+    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(status["fast_seeking"]["frames"], 0, "{status}");
+    // A frame not asked before, after the failures: still exact, from the video.
+    let answer = get(
+        &served,
+        &format!("/frame/{id}/{}.jpg?w=320", FRAMES / 3),
+        &[],
+    );
+    assert_eq!(pattern(&answer.body), FRAMES / 3);
+    assert_eq!(header(&answer, "x-frame-source"), Some("video"));
+}

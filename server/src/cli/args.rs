@@ -38,6 +38,9 @@ pub enum Command {
     Export(ExportArgs),
     /// The spans of an indexed video where prompts hold (and others do not).
     Moments(MomentsArgs),
+    /// A public moment-retrieval benchmark (QVHighlights, Charades-STA, Lighthouse's files)
+    /// scored per model with its official evaluator's metrics.
+    Benchmark(BenchmarkArgs),
     /// The scene cuts found while indexing a video.
     Cuts(CutsArgs),
     /// Write frames FROM..=TO of a video as an MP4 (H.264, with the source's audio), frame-exact.
@@ -420,6 +423,31 @@ pub struct MomentsArgs {
     pub model: ModelArgs,
     #[arg(long)]
     pub sample_fps: Option<f64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchmarkArgs {
+    /// The benchmark's annotations: QVHighlights / Lighthouse JSON Lines, or Charades-STA's
+    /// `VID START END##SENTENCE` lines.
+    #[arg(long)]
+    pub annotations: PathBuf,
+    /// qvhighlights (JSON Lines) or charades.
+    #[arg(long, default_value = "qvhighlights")]
+    pub format: investigator_core::benchmark::annotations::Format,
+    /// The folder of the videos, each named after its `vid` (VID.mp4, .mkv, …).
+    #[arg(long, default_value = ".")]
+    pub videos: PathBuf,
+    /// A file of `vid,file` lines, where file names are not the vids.
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// Write the predictions in the official layout (its eval.py reads them unchanged).
+    #[arg(long)]
+    pub predictions_out: Option<PathBuf>,
+    /// Print JSON: per model, "metrics" keyed as the official evaluator's brief block.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Args, Debug, Clone)]

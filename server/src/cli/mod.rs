@@ -8,6 +8,7 @@
 
 mod adapt;
 pub mod args;
+mod benchmark;
 mod cache;
 mod check_precision;
 mod cuts;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Search(args)) => search::run(&args),
         Some(Command::Export(args)) => export::run(&args),
         Some(Command::Moments(args)) => moments::run(&args),
+        Some(Command::Benchmark(args)) => benchmark::run(&args),
         Some(Command::Cuts(args)) => cuts::run(&args),
         Some(Command::Clip(args)) => excerpt::run(&args),
         Some(Command::Cache(args)) => cache::run(&args),

@@ -11,6 +11,7 @@ mod common;
 
 mod adapt;
 mod bad_inputs;
+mod benchmark;
 mod cli_and_web;
 mod clip_parity;
 mod corpus;

@@ -23,6 +23,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::highlights::level_scores;
+use super::numeric::{numpy_argmax, numpy_mean, numpy_sum, percent};
+
 /// One query of a benchmark, as its annotation file gives it (seconds).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroundTruth {
@@ -219,46 +222,6 @@ fn check_same_queries(
     Ok(())
 }
 
-/// `float(f"{100 * v:.2f}")`: Rust and Python both round the exact binary value half to even.
-fn percent(value: f64) -> f64 {
-    format!("{:.2}", 100.0 * value).parse().unwrap_or(f64::NAN)
-}
-
-/// NumPy's `add.reduce` over a contiguous float64 array: pairwise, eight partial sums per
-/// block of at most 128 (the last digits of a mean depend on it).
-pub fn numpy_sum(values: &[f64]) -> f64 {
-    const BLOCK: usize = 128;
-    let n = values.len();
-    if n < 8 {
-        // NumPy starts from -0.0 here, so a lone -0.0 stays -0.0; the value is the same.
-        return values.iter().fold(-0.0, |sum, v| sum + v);
-    }
-    if n <= BLOCK {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&values[..8]);
-        let whole = n - n % 8;
-        let mut i = 8;
-        while i < whole {
-            for (j, rj) in r.iter_mut().enumerate() {
-                *rj += values[i + j];
-            }
-            i += 8;
-        }
-        let mut sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for v in &values[whole..] {
-            sum += v;
-        }
-        return sum;
-    }
-    let mut half = n / 2;
-    half -= half % 8;
-    numpy_sum(&values[..half]) + numpy_sum(&values[half..])
-}
-
-fn numpy_mean(values: &[f64]) -> f64 {
-    numpy_sum(values) / values.len() as f64
-}
-
 /// The queries with a ground-truth window whose length is in (`above`, `at_most`], those
 /// windows only, and their predictions (the evaluator's `get_data_by_range`; the full range
 /// is everything).
@@ -390,20 +353,6 @@ fn iou_hull(a: [f64; 2], b: [f64; 2]) -> f64 {
     } else {
         0.0
     }
-}
-
-/// `np.argmax`: the first largest, or the first NaN.
-fn numpy_argmax(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v.is_nan() {
-            return i;
-        }
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Indices of `values` from the largest down, as `values.argsort()[::-1]` orders them for the
@@ -544,83 +493,20 @@ fn highlight_scores(
             order.push(p.qid.as_str());
         }
     }
+    let queries: Vec<(&[[u8; 3]], &[f64])> = order
+        .iter()
+        .map(|qid| (clips[qid].as_slice(), latest[qid].saliency.as_slice()))
+        .collect();
     let mut levels = Vec::new();
     for (level, least) in SALIENCY_LEVELS {
-        let mut hits = Vec::with_capacity(order.len());
-        let mut aps = Vec::with_capacity(order.len() * 3);
-        for qid in &order {
-            let prediction = latest[qid];
-            let gt = &clips[qid];
-            let relevant = |clip: &[u8; 3], a: usize| f64::from(u8::from(clip[a] >= least));
-            let top = numpy_argmax(&prediction.saliency);
-            let hit = gt
-                .get(top)
-                .map_or(0.0, |c| (0..3).map(|a| relevant(c, a)).fold(0.0, f64::max));
-            hits.push(hit);
-            for a in 0..3 {
-                let truth: Vec<f64> = gt.iter().map(|c| relevant(c, a)).collect();
-                // The scores cut or padded with zeros to the clips' number.
-                let mut scores = prediction.saliency.clone();
-                scores.resize(truth.len(), 0.0);
-                aps.push(clip_average_precision(&truth, &scores));
-            }
-        }
+        let (map, hit1) = level_scores(&queries, least);
         levels.push(HighlightScores {
             level,
-            map: percent(numpy_mean(&aps)),
-            hit1: percent(numpy_mean(&hits)),
+            map: percent(map),
+            hit1: percent(hit1),
         });
     }
     Ok(levels)
-}
-
-/// The evaluator's `get_ap` (interpolated, every recalled sample) over scikit-learn's
-/// `precision_recall_curve`; all-negative is 0 and all-positive is 1.
-fn clip_average_precision(truth: &[f64], scores: &[f64]) -> f64 {
-    if truth.iter().all(|&t| t == truth[0]) {
-        return if truth[0] == 0.0 { 0.0 } else { 1.0 };
-    }
-    // `_binary_clf_curve`: scores from the highest down (a stable sort, reversed: equal
-    // scores from the last down), cut where the score changes.
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| {
-        scores[a]
-            .partial_cmp(&scores[b])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    order.reverse();
-    let mut tps = Vec::new();
-    let mut fps = Vec::new();
-    let mut cumulative = 0.0;
-    for (k, &i) in order.iter().enumerate() {
-        cumulative += truth[i];
-        let last = k + 1 == order.len();
-        if last || scores[order[k + 1]] != scores[i] {
-            tps.push(cumulative);
-            fps.push((k + 1) as f64 - cumulative);
-        }
-    }
-    let total = *tps.last().unwrap_or(&0.0);
-    // Lowest threshold first, as `precision_recall_curve` returns them, then (1, 0).
-    let mut precision: Vec<f64> = tps
-        .iter()
-        .zip(&fps)
-        .rev()
-        .map(|(&tp, &fp)| if tp + fp != 0.0 { tp / (tp + fp) } else { 0.0 })
-        .collect();
-    precision.push(1.0);
-    let mut recall: Vec<f32> = tps.iter().rev().map(|&tp| (tp / total) as f32).collect();
-    recall.push(0.0);
-    for i in 1..precision.len() {
-        if precision[i - 1] > precision[i] {
-            precision[i] = precision[i - 1];
-        }
-    }
-    let picked: Vec<f64> = (0..recall.len() - 1)
-        .filter(|&i| recall[i + 1] - recall[i] != 0.0)
-        .map(|i| precision[i])
-        .collect();
-    numpy_mean(&picked)
 }
 
 #[cfg(test)]
